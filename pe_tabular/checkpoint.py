@@ -1,0 +1,112 @@
+"""Per-iteration checkpoints: atomic, no pickle (Parquet / npy / npz + JSON).
+
+Layout of a checkpoint directory:
+  config.json              the run's settings (resuming with other settings is refused)
+  pop_{t}.*, meta_{t}.parquet, state_{t}.json
+                           population voted on at iteration t and the non-private RNG state then
+  release_{key}.npz        every noisy release, saved the moment it is made, with its ledger entry
+  ledger.json              convenience copy of the ledger
+
+Resuming reuses saved releases instead of voting again, so no iteration is ever paid for twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .io_utils import atomic_write, atomic_write_json
+from .population import Population
+from .privacy.ledger import Ledger, Release
+
+
+def _save_array_or_frame(path_stem: Path, x: Any) -> None:
+    if isinstance(x, pd.DataFrame):
+        atomic_write(path_stem.with_suffix(".parquet"), lambda t: x.to_parquet(t, index=False))
+    else:
+        def w(t: str) -> None:
+            with open(t, "wb") as f:
+                np.save(f, np.asarray(x), allow_pickle=False)
+        atomic_write(path_stem.with_suffix(".npy"), w)
+
+
+def _load_array_or_frame(path_stem: Path) -> Any:
+    pq = path_stem.with_suffix(".parquet")
+    if pq.exists():
+        return pd.read_parquet(pq)
+    npy = path_stem.with_suffix(".npy")
+    if npy.exists():
+        return np.load(npy, allow_pickle=False)
+    return None
+
+
+class Checkpointer:
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    # -- config -------------------------------------------------------------------------------
+    def check_config(self, config: dict[str, Any], resume: bool) -> None:
+        path = self.dir / "config.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if not resume:
+                raise FileExistsError(f"checkpoint directory {self.dir} already holds a run; "
+                                      "pass --resume to continue it or choose another --checkpoint")
+            if saved != json.loads(json.dumps(config, default=str)):
+                diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+                raise ValueError(f"--resume with different settings than the checkpoint in {self.dir}: {diff}")
+        atomic_write_json(path, json.loads(json.dumps(config, default=str)))
+
+    # -- populations --------------------------------------------------------------------------
+    def save_population(self, t: int, pop: Population, rng: np.random.Generator) -> None:
+        stem = self.dir / f"pop_{t:03d}"
+        _save_array_or_frame(stem, pop.samples)
+        if pop.genome is not None:
+            _save_array_or_frame(self.dir / f"genome_{t:03d}", pop.genome)
+        meta = pd.DataFrame({"source": pop.source.astype(str), "parent": pop.parent})
+        if pop.label is not None:
+            meta["label"] = pop.label
+        atomic_write(self.dir / f"meta_{t:03d}.parquet", lambda p: meta.to_parquet(p, index=False))
+        # state last: its presence marks the population as complete
+        atomic_write_json(self.dir / f"state_{t:03d}.json", {"iteration": t, "rng": rng.bit_generator.state})
+
+    def latest_population(self) -> tuple[int, Population, dict[str, Any]] | None:
+        states = sorted(self.dir.glob("state_*.json"))
+        if not states:
+            return None
+        st = json.loads(states[-1].read_text())
+        t = int(st["iteration"])
+        samples = _load_array_or_frame(self.dir / f"pop_{t:03d}")
+        genome = _load_array_or_frame(self.dir / f"genome_{t:03d}")
+        meta = pd.read_parquet(self.dir / f"meta_{t:03d}.parquet")
+        label = meta["label"].to_numpy() if "label" in meta else None
+        pop = Population(samples, meta["source"].to_numpy(dtype=object), meta["parent"].to_numpy(np.int64),
+                         genome, label)
+        return t, pop, st["rng"]
+
+    # -- releases -----------------------------------------------------------------------------
+    def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger) -> None:
+        rec = json.dumps(release.__dict__)
+
+        def w(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, values=np.asarray(values, dtype=np.float64), release=np.array(rec))
+        atomic_write(self.dir / f"release_{key}.npz", w)
+        ledger.save(self.dir / "ledger.json")
+
+    def load_release(self, key: str) -> tuple[np.ndarray, Release] | None:
+        path = self.dir / f"release_{key}.npz"
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            return z["values"].copy(), Release(**json.loads(str(z["release"])))
+
+    def release_keys(self) -> list[str]:
+        return sorted(m.group(1) for p in self.dir.glob("release_*.npz")
+                      if (m := re.fullmatch(r"release_(.+)\.npz", p.name)))

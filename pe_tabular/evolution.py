@@ -1,0 +1,299 @@
+"""The Private Evolution loop (Lin et al., ICLR 2024, Alg. 1; Xie et al., ICML 2024 for the
+variation/selection schedule): candidates from ``random``, private rows vote for their nearest
+candidates, the vote histogram is released with Gaussian noise, candidates are resampled by noisy
+count and varied, repeat. The only thing that touches private data is ``_vote``, and its only output
+that leaves this module is the *noisy* histogram, charged to the ledger before it is drawn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .backends.base import Backend
+from .checkpoint import Checkpointer
+from .distance.base import Encoder, L2Metric
+from .population import Population
+from .privacy.ledger import Ledger
+from .privacy.noise import NoiseSource
+from .voting.histogram import clip_counts, select, vote_histogram
+from .voting.registry import class_conditional_nearest, get_voter
+
+log = logging.getLogger(__name__)
+Event = dict[str, Any]
+
+
+class ConfigError(ValueError):
+    """Invalid run settings, reported before any private data is touched."""
+
+
+def _expand(name: str, value: float | Sequence[float], length: int, cast: Callable = float) -> tuple:
+    if isinstance(value, int | float | np.integer | np.floating):
+        return tuple(cast(value) for _ in range(length))
+    vals = tuple(cast(v) for v in value)
+    if len(vals) != length:
+        raise ConfigError(f"{name} schedule has {len(vals)} entries but needs {length} "
+                          f"(one per {'variation step' if name == 'degree' else 'iteration'})")
+    return vals
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """Settings of one PE run. ``population[t]`` is the size voted on at iteration t+1;
+    ``degrees[t]`` the variation degree between votes t+1 and t+2 (so T−1 entries)."""
+
+    iterations: int
+    population: tuple[int, ...]
+    degrees: tuple[float, ...]
+    k: int = 1
+    threshold: float = 0.0
+    selection: str = "sample"
+    keep_selected: float = 0.0
+    lookahead: int = 0
+    voter: str = "auto"
+
+    @classmethod
+    def build(cls, iterations: int, population: int | Sequence[int], degree: float | Sequence[float] = 0.5,
+              **kw: Any) -> EvolutionConfig:
+        if not isinstance(iterations, int | np.integer) or iterations < 1:
+            raise ConfigError(f"--iterations must be a positive integer, got {iterations!r}")
+        cfg = cls(int(iterations), _expand("population", population, iterations, int),
+                  _expand("degree", degree, iterations - 1), **kw)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if any(n < 2 for n in self.population):
+            raise ConfigError(f"--population sizes must be >= 2, got {list(self.population)}")
+        if any(not 0.0 <= d <= 1.0 for d in self.degrees):
+            raise ConfigError(f"variation degrees must lie in [0, 1], got {list(self.degrees)}")
+        if self.k < 1 or self.k > min(self.population):
+            raise ConfigError(f"--k must be between 1 and the smallest population ({min(self.population)})")
+        if self.selection not in ("sample", "rank"):
+            raise ConfigError(f"--selection must be 'sample' or 'rank', got {self.selection!r}")
+        if not 0.0 <= self.keep_selected < 1.0:
+            raise ConfigError(f"keep_selected must be in [0, 1), got {self.keep_selected}")
+        if self.lookahead < 0:
+            raise ConfigError(f"--lookahead must be >= 0, got {self.lookahead}")
+        if self.threshold < 0:
+            raise ConfigError(f"--threshold must be >= 0, got {self.threshold}")
+
+
+class BudgetPolicy(Protocol):
+    """Chooses σ for each vote from what was already released (None = stop early)."""
+
+    def next_sigma(self, t: int, ledger: Ledger, history: list[dict[str, Any]]) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class FixedSigmas:
+    """A schedule fixed before the run (uniform or weighted)."""
+
+    sigmas: tuple[float, ...]
+
+    def next_sigma(self, t: int, ledger: Ledger, history: list[dict[str, Any]]) -> float | None:
+        return self.sigmas[t - 1]
+
+
+@dataclass
+class EvolutionResult:
+    population: Population
+    weights: np.ndarray  # clipped noisy counts of the final vote (post-processing of a release)
+    ledger: Ledger
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Indices of n samples drawn ∝ final noisy counts (uniform if none survived)."""
+        return select(self.weights, n, rng, threshold=0.0).index
+
+
+def allocate(n: int, shares: dict[Any, float]) -> dict[Any, int]:
+    """Split n over classes ∝ shares (largest remainder), at least 2 per class."""
+    labels = list(shares)
+    s = np.clip(np.array([shares[c] for c in labels], dtype=float), 0, None)
+    s = s / s.sum() if s.sum() > 0 else np.full(len(s), 1 / len(s))
+    raw = s * n
+    base = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - base), kind="stable")[: n - base.sum()]:
+        base[i] += 1
+    return {c: max(int(b), 2) for c, b in zip(labels, base)}
+
+
+def release_histogram(
+    counts: np.ndarray, sigma: float, key: str, iteration: int, ledger: Ledger, noise: NoiseSource,
+    checkpoint: Checkpointer | None, what: str, release_key: tuple[int, ...], sensitivity: float = 1.0,
+) -> np.ndarray:
+    """Charge, then add Gaussian noise, then persist: the one way a histogram leaves private hands."""
+    rel = ledger.record(iteration, sigma, sensitivity, what, counts.size)
+    noisy = counts + noise.gaussian(counts.shape, sigma, release_key)
+    if checkpoint is not None:
+        checkpoint.save_release(key, noisy, rel, ledger)
+    return noisy
+
+
+def estimate_label_shares(
+    private_labels: np.ndarray, classes: Sequence[Any], sigma: float, ledger: Ledger, noise: NoiseSource,
+    checkpoint: Checkpointer | None = None,
+) -> dict[Any, float]:
+    """DP label shares from a noisy label histogram (Δ = 1: one row changes one count by 1)."""
+    if checkpoint is not None and (saved := checkpoint.load_release("label_shares")) is not None:
+        noisy = saved[0]
+    else:
+        idx = {c: i for i, c in enumerate(classes)}
+        unknown = set(np.unique(private_labels).tolist()) - set(idx)
+        if unknown:
+            raise ValueError(f"label values {sorted(map(str, unknown))[:5]} are not among the declared classes")
+        counts = np.bincount([idx[v] for v in private_labels.tolist()], minlength=len(classes)).astype(float)
+        noisy = release_histogram(counts, sigma, "label_shares", 0, ledger, noise, checkpoint,
+                                  "label histogram", (0, 1))
+    pos = np.maximum(noisy, 0.0) + 1e-9
+    return {c: float(p / pos.sum()) for c, p in zip(classes, pos)}
+
+
+class Evolution:
+    """Runs PE with one backend and one encoder over pre-encoded private codes."""
+
+    def __init__(self, backend: Backend, encoder: Encoder, config: EvolutionConfig, policy: BudgetPolicy,
+                 ledger: Ledger, noise: NoiseSource, rng: np.random.Generator,
+                 on_event: Callable[[Event], None] | None = None):
+        self.backend, self.encoder, self.cfg, self.policy = backend, encoder, config, policy
+        self.ledger, self.noise, self.rng = ledger, noise, rng
+        self.on_event = on_event or (lambda e: None)
+        self.nearest = get_voter(config.voter)
+        if config.lookahead and not isinstance(encoder.metric, L2Metric):
+            raise ConfigError("--lookahead needs a vector (L2) encoder: the mean of mixed-type codes is undefined")
+
+    # -- building blocks ------------------------------------------------------------------------
+    def _random(self, n: int, shares: dict[Any, float] | None) -> Population:
+        if shares is None:
+            return self.backend.random(n, rng=self.rng)
+        return Population.concat([self.backend.random(m, label=c, rng=self.rng)
+                                  for c, m in allocate(n, shares).items()])
+
+    def _vary(self, parents: Population, degree: float) -> Population:
+        out = self.backend.vary(parents, degree, self.rng)
+        if len(out) != len(parents):
+            raise RuntimeError(f"backend {self.backend.name} returned {len(out)} variations for {len(parents)}")
+        return Population(out.samples, out.source, parents.parent, out.genome, parents.label)
+
+    def _candidate_codes(self, pop: Population, t: int) -> np.ndarray:
+        if not self.cfg.lookahead or t >= self.cfg.iterations:
+            return self.encoder.encode(pop.samples)
+        deg = self.cfg.degrees[t - 1]
+        acc = np.zeros_like(self.encoder.encode(pop.samples), dtype=np.float64)
+        for _ in range(self.cfg.lookahead):
+            acc += self.encoder.encode(self._vary(pop, deg).samples)
+        return (acc / self.cfg.lookahead).astype(np.float32)
+
+    def _vote(self, private: np.ndarray, pop: Population, t: int, labels: np.ndarray | None,
+              groups: np.ndarray | None) -> np.ndarray:
+        cand = self._candidate_codes(pop, t)
+        done = [0]
+
+        def progress(n: int) -> None:
+            done[0] += n
+            self.on_event({"type": "vote_progress", "iteration": t, "done": done[0], "total": len(private)})
+
+        nn = class_conditional_nearest(self.nearest, private, cand, self.encoder.metric, self.cfg.k,
+                                       labels, pop.label, progress=progress)
+        return vote_histogram(nn, len(pop), groups)
+
+    def _next_population(self, pop: Population, noisy: np.ndarray, t: int,
+                         shares: dict[Any, float] | None) -> tuple[Population, bool]:
+        n_next = self.cfg.population[t]
+        if pop.label is None:
+            sel = select(noisy, n_next, self.rng, self.cfg.threshold, self.cfg.selection)
+            idx, fallback = sel.index, sel.fallback
+        else:
+            parts, fallback = [], False
+            for c, m in allocate(n_next, shares or {}).items():
+                cidx = np.flatnonzero(pop.label == c)
+                sel = select(noisy[cidx], m, self.rng, self.cfg.threshold, self.cfg.selection)
+                parts.append(cidx[sel.index])
+                fallback |= sel.fallback
+            idx = np.concatenate(parts)
+        parents = pop.take(idx).with_parents(idx)
+        n_keep = int(round(self.cfg.keep_selected * len(parents)))
+        varied = self._vary(parents.take(np.arange(n_keep, len(parents))), self.cfg.degrees[t - 1])
+        return Population.concat([parents.take(np.arange(n_keep)), varied]), fallback
+
+    def _stats(self, t: int, noisy: np.ndarray, pop: Population, sigma: float, fallback: bool) -> Event:
+        w = clip_counts(noisy, self.cfg.threshold)
+        tot = w.sum()
+        top = np.sort(w)[::-1][: max(1, len(w) // 10)].sum() / tot if tot > 0 else 0.0
+        share = {}
+        for s in np.unique(pop.source):
+            share[str(s)] = float(w[pop.source == s].sum() / tot) if tot > 0 else 0.0
+        return {"type": "iteration", "iteration": t, "sigma": sigma, "population": len(pop),
+                "above_threshold": float(np.mean(noisy >= max(self.cfg.threshold, 1e-12))),
+                "top10_share": float(top), "ess": float(tot**2 / (w**2).sum()) if tot > 0 else 0.0,
+                "source_share": share, "fallback": bool(fallback),
+                "epsilon_so_far": self.ledger.epsilon}
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, private: np.ndarray, *, private_labels: np.ndarray | None = None,
+            label_shares: dict[Any, float] | None = None, groups: np.ndarray | None = None,
+            checkpoint: Checkpointer | None = None, resume: bool = False) -> EvolutionResult:
+        if private_labels is not None and label_shares is None:
+            raise ConfigError("class-conditional runs need label shares (public, or DP-estimated first)")
+        if len(private) == 0:
+            raise ConfigError("the private data has no rows")
+        if checkpoint is not None:
+            checkpoint.check_config({**asdict(self.cfg), "backend": self.backend.name,
+                                     "labels": sorted(map(str, label_shares)) if label_shares else None},
+                                    resume)
+        saved = checkpoint.latest_population() if (checkpoint is not None and resume) else None
+        if saved is not None:
+            t0, pop, rng_state = saved
+            self.rng.bit_generator.state = rng_state
+            log.info("resuming at iteration %d from %s", t0, checkpoint.dir)
+        else:
+            t0, pop = 1, self._random(self.cfg.population[0], label_shares)
+            if checkpoint is not None:
+                checkpoint.save_population(1, pop, self.rng)
+
+        history: list[Event] = []
+        voted: tuple[Population, np.ndarray] | None = None
+        for t in range(t0, self.cfg.iterations + 1):
+            self.on_event({"type": "iteration_start", "iteration": t, "total": self.cfg.iterations})
+            key = f"vote_{t:03d}"
+            saved_rel = checkpoint.load_release(key) if checkpoint is not None else None
+            if saved_rel is not None:  # released before an interruption: reuse it, never vote again
+                noisy, rel = saved_rel
+                sigma = rel.sigma
+            else:
+                sigma = self.policy.next_sigma(t, self.ledger, history)
+                if sigma is None:
+                    log.info("budget policy stops after %d iterations", t - 1)
+                    break
+                if not self.ledger.can_afford(sigma):
+                    raise RuntimeError(f"iteration {t}: sigma={sigma:g} exceeds the remaining budget")
+                counts = self._vote(private, pop, t, private_labels, groups)
+                noisy = release_histogram(counts, sigma, key, t, self.ledger, self.noise, checkpoint,
+                                          f"vote histogram, iteration {t}", (t, 0))
+                del counts
+            voted = (pop, noisy)
+            fallback = False
+            if t < self.cfg.iterations:
+                nxt, fallback = self._next_population(pop, noisy, t, label_shares)
+            ev = self._stats(t, noisy, pop, sigma, fallback)
+            history.append(ev)
+            self.on_event(ev)
+            if t < self.cfg.iterations:
+                pop = nxt
+                if checkpoint is not None:
+                    checkpoint.save_population(t + 1, pop, self.rng)
+        if voted is None:
+            raise RuntimeError("the budget policy allowed no vote at all; raise --epsilon")
+        return EvolutionResult(voted[0], clip_counts(voted[1], self.cfg.threshold), self.ledger, history)
+
+
+def uniform_policy(mu: float, iterations: int, weights: Sequence[float] | None = None) -> FixedSigmas:
+    from .privacy.accountant import schedule_sigmas
+
+    return FixedSigmas(tuple(schedule_sigmas(mu, iterations, weights)))
+
