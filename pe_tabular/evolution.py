@@ -231,6 +231,7 @@ class Evolution:
         return {"type": "iteration", "iteration": t, "sigma": sigma, "population": len(pop),
                 "above_threshold": float(np.mean(noisy >= max(self.cfg.threshold, 1e-12))),
                 "top10_share": float(top), "ess": float(tot**2 / (w**2).sum()) if tot > 0 else 0.0,
+                "clipped_mass": float(tot),
                 "source_share": share, "fallback": bool(fallback),
                 "epsilon_so_far": self.ledger.epsilon}
 
