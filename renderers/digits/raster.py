@@ -163,36 +163,51 @@ def render_outlines(genome: np.ndarray, edges: np.ndarray, nedge: np.ndarray, ce
         _shape(pts, 2 * ne + 1, g, ew, ep)
         bold_units = g[C_WIDTH] / NOMINAL
         sc, x0, y0 = _placement(pts, 2 * ne, max(bold_units, 0.0), g, mnist, pts[2 * ne, 0], pts[2 * ne, 1])
-        xmin, xmax, ymin, ymax = 1e9, -1e9, 1e9, -1e9
         for p in range(2 * ne):
             pts[p, 0] = (pts[p, 0] - x0) * sc + 0.5 * w
             pts[p, 1] = (pts[p, 1] - y0) * sc + 0.5 * h
-            xmin, xmax = min(xmin, pts[p, 0]), max(xmax, pts[p, 0])
-            ymin, ymax = min(ymin, pts[p, 1]), max(ymax, pts[p, 1])
         b, s = bold_units * sc, g[C_SOFT]
-        reach = max(b, 0.0) + 0.5 * s + 0.5
-        c0 = max(int(np.floor(xmin - reach)), 0)
-        c1 = min(int(np.ceil(xmax + reach)), w - 1)
-        r0 = max(int(np.floor(ymin - reach)), 0)
-        r1 = min(int(np.ceil(ymax + reach)), h - 1)
-        out[i] = 0
-        for py in range(r0, r1 + 1):
+        reach = abs(b) + 0.5 * s + 0.5
+        # unsigned distance to the outline, stamped edge by edge over each edge's bounding box
+        d2 = np.full(h * w, 1e9, dtype=np.float32)
+        for k in range(ne):
+            xa, ya, xb, yb = pts[2 * k, 0], pts[2 * k, 1], pts[2 * k + 1, 0], pts[2 * k + 1, 1]
+            dx, dy = xb - xa, yb - ya
+            l2 = dx * dx + dy * dy
+            inv = 1.0 / l2 if l2 > 1e-12 else 0.0
+            c0 = max(int(np.floor(min(xa, xb) - reach)), 0)
+            c1 = min(int(np.ceil(max(xa, xb) + reach)), w - 1)
+            r0 = max(int(np.floor(min(ya, yb) - reach)), 0)
+            r1 = min(int(np.ceil(max(ya, yb) + reach)), h - 1)
+            for py in range(r0, r1 + 1):
+                cy = py + 0.5
+                for px in range(c0, c1 + 1):
+                    v = _seg_d2(px + 0.5, cy, xa, ya, dx, dy, inv)
+                    if v < d2[py * w + px]:
+                        d2[py * w + px] = v
+        # inside test by even-odd scanline parity: toggle where an edge crosses the row's centre line
+        flip = np.zeros(w + 1, dtype=np.uint8)
+        lim = reach * reach
+        for py in range(h):
             cy = py + 0.5
-            for px in range(c0, c1 + 1):
-                cx = px + 0.5
-                best = 1e9
-                inside = False
-                for k in range(ne):
-                    xa, ya, xb, yb = pts[2 * k, 0], pts[2 * k, 1], pts[2 * k + 1, 0], pts[2 * k + 1, 1]
-                    if (ya > cy) != (yb > cy):
-                        if xa + (cy - ya) * (xb - xa) / (yb - ya) > cx:
-                            inside = not inside
-                    dx, dy = xb - xa, yb - ya
-                    l2 = dx * dx + dy * dy
-                    v = _seg_d2(cx, cy, xa, ya, dx, dy, 1.0 / l2 if l2 > 1e-12 else 0.0)
-                    best = min(best, v)
-                sd = -np.sqrt(best) if inside else np.sqrt(best)
-                out[i, py, px] = np.uint8(_profile(b - sd, s) * 255.0 + 0.5)
+            flip[:] = 0
+            for k in range(ne):
+                ya, yb = pts[2 * k, 1], pts[2 * k + 1, 1]
+                if (ya > cy) != (yb > cy):
+                    xa, xb = pts[2 * k, 0], pts[2 * k + 1, 0]
+                    xc = xa + (cy - ya) * (xb - xa) / (yb - ya)
+                    j = min(max(int(np.floor(xc + 0.5)), 0), w)
+                    flip[j] ^= 1
+            inside = False
+            for px in range(w):
+                if flip[px]:
+                    inside = not inside
+                dd = d2[py * w + px]
+                if dd >= lim:
+                    out[i, py, px] = 255 if inside else 0
+                else:
+                    sd = -np.sqrt(dd) if inside else np.sqrt(dd)
+                    out[i, py, px] = np.uint8(_profile(b - sd, s) * 255.0 + 0.5)
 
 
 def centre_of_mass(images: np.ndarray) -> np.ndarray:
