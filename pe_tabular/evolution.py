@@ -135,21 +135,34 @@ def release_histogram(
     return noisy
 
 
+def release_once(
+    key: str, counts: Callable[[], np.ndarray], sigma: float, iteration: int, ledger: Ledger, noise: NoiseSource,
+    checkpoint: Checkpointer | None, what: str, release_key: tuple[int, ...], sensitivity: float = 1.0,
+) -> tuple[np.ndarray, float]:
+    """A release that survives interruption: if the checkpoint already holds it, restore it into the
+    ledger and return it *without* touching private data again (resuming never spends twice)."""
+    if checkpoint is not None and (saved := checkpoint.load_release(key)) is not None:
+        values, rel = saved
+        ledger.releases.append(rel)
+        return values, rel.sigma
+    return release_histogram(counts(), sigma, key, iteration, ledger, noise, checkpoint, what, release_key,
+                             sensitivity), sigma
+
+
 def estimate_label_shares(
     private_labels: np.ndarray, classes: Sequence[Any], sigma: float, ledger: Ledger, noise: NoiseSource,
     checkpoint: Checkpointer | None = None,
 ) -> dict[Any, float]:
     """DP label shares from a noisy label histogram (Δ = 1: one row changes one count by 1)."""
-    if checkpoint is not None and (saved := checkpoint.load_release("label_shares")) is not None:
-        noisy = saved[0]
-    else:
-        idx = {c: i for i, c in enumerate(classes)}
-        unknown = set(np.unique(private_labels).tolist()) - set(idx)
-        if unknown:
-            raise ValueError(f"label values {sorted(map(str, unknown))[:5]} are not among the declared classes")
-        counts = np.bincount([idx[v] for v in private_labels.tolist()], minlength=len(classes)).astype(float)
-        noisy = release_histogram(counts, sigma, "label_shares", 0, ledger, noise, checkpoint,
-                                  "label histogram", (0, 1))
+    idx = {c: i for i, c in enumerate(classes)}
+    unknown = set(np.unique(private_labels).tolist()) - set(idx)
+    if unknown:
+        raise ValueError(f"label values {sorted(map(str, unknown))[:5]} are not among the declared classes")
+
+    def counts() -> np.ndarray:
+        return np.bincount([idx[v] for v in private_labels.tolist()], minlength=len(classes)).astype(float)
+
+    noisy, _ = release_once("label_shares", counts, sigma, 0, ledger, noise, checkpoint, "label histogram", (0, 1))
     pos = np.maximum(noisy, 0.0) + 1e-9
     return {c: float(p / pos.sum()) for c, p in zip(classes, pos)}
 
@@ -262,21 +275,16 @@ class Evolution:
         for t in range(t0, self.cfg.iterations + 1):
             self.on_event({"type": "iteration_start", "iteration": t, "total": self.cfg.iterations})
             key = f"vote_{t:03d}"
-            saved_rel = checkpoint.load_release(key) if checkpoint is not None else None
-            if saved_rel is not None:  # released before an interruption: reuse it, never vote again
-                noisy, rel = saved_rel
-                sigma = rel.sigma
+            if checkpoint is not None and checkpoint.load_release(key) is not None:
+                sigma = 0.0  # restored below, with its recorded sigma
             else:
                 sigma = self.policy.next_sigma(t, self.ledger, history)
                 if sigma is None:
                     log.info("budget policy stops after %d iterations", t - 1)
                     break
-                if not self.ledger.can_afford(sigma):
-                    raise RuntimeError(f"iteration {t}: sigma={sigma:g} exceeds the remaining budget")
-                counts = self._vote(private, pop, t, private_labels, groups)
-                noisy = release_histogram(counts, sigma, key, t, self.ledger, self.noise, checkpoint,
-                                          f"vote histogram, iteration {t}", (t, 0))
-                del counts
+            noisy, sigma = release_once(
+                key, lambda p=pop, i=t: self._vote(private, p, i, private_labels, groups), sigma, t, self.ledger,
+                self.noise, checkpoint, f"vote histogram, iteration {t}", (t, 0))
             voted = (pop, noisy)
             fallback = False
             if t < self.cfg.iterations:

@@ -1,0 +1,1 @@
+"""Built-in demo data (see ATTRIBUTION.md)."""

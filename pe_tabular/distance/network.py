@@ -1,0 +1,299 @@
+"""Encoders for network-trace fields: flow and packet records -> MixedMetric integer codes.
+
+Each ``encode_*`` function takes a plain numpy array (or anything ``np.asarray`` accepts) and returns
+``(codes, kind)``: int64 codes plus the MixedMetric distance kind the voting kernels apply to them.
+Distances then mean something for traffic:
+
+* IPv4 (kind IPV4 on the uint32 address): 32 − longest common prefix, so two hosts of one /24 are
+  closer than two hosts of one /16 — the hierarchy routing and address allocation follow.
+* ports (kind PORT): equal < same service class (well-known / registered / ephemeral) < other class,
+  so a client's ephemeral port 51234 vs 60001 barely matters while 80 vs 51234 does.
+* protocol, TCP flags, ToS (kind CAT): nominal.
+* packet/byte counts and durations (kind ABS on a log grid): heavy-tailed, so relative size matters —
+  1 vs 2 packets is as far apart as 1000 vs 2000.
+* timestamps (kind ABS on a grid over the PUBLIC time window): never bounds read from private data.
+
+Every bound (size range, time window, grid resolution) is a public input; nothing here looks at the
+data to choose it. ``FlowEncoder`` and ``PacketEncoder`` bundle the fields of NetFlow (UGR'16 /
+NetShare schema) and packet-header records with weights that set how much each field counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .base import ABS, CAT, IPV4, PORT, MixedMetric
+
+# IANA protocol numbers for the names NetFlow exports use (public registry).
+PROTO_NUMBERS: dict[str, int] = {
+    "ICMP": 1, "IGMP": 2, "IPIP": 4, "TCP": 6, "UDP": 17, "IPv6": 41, "GRE": 47, "ESP": 50, "AH": 51,
+    "ICMPv6": 58, "SCTP": 132,
+}
+PROTO_NAMES: dict[int, str] = {v: k for k, v in PROTO_NUMBERS.items()}
+TCP, UDP, ICMP = 6, 17, 1
+# nfdump flag string positions "UAPRSF"; TCP header bit of position i is 0x20 >> i.
+FLAG_LETTERS = "UAPRSF"
+URG, ACK, PSH, RST, SYN, FIN = 0x20, 0x10, 0x08, 0x04, 0x02, 0x01
+MIN_IP_HEADER = 20  # bytes; the floor every IPv4 packet pays
+
+
+# ---------------------------------------------------------------------------------------------
+# value conversions
+# ---------------------------------------------------------------------------------------------
+def ip_to_uint32(x: Any, column: str = "ip") -> np.ndarray:
+    """IPv4 addresses (uint32 numbers or dotted quads) as int64 values in [0, 2³²)."""
+    s = pd.Series(np.asarray(x)) if not isinstance(x, pd.Series) else x.reset_index(drop=True)
+    if pd.api.types.is_numeric_dtype(s):
+        v = s.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(v) | (v < 0) | (v > 0xFFFFFFFF) | (np.floor(v) != v)
+        out = np.where(bad, 0, v).astype(np.int64)
+    else:
+        parts = s.astype(str).str.strip().str.split(".", expand=True)
+        if parts.shape[1] != 4:
+            # numbers stored as text, e.g. "3232235777"
+            num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
+            bad = ~np.isfinite(num) | (num < 0) | (num > 0xFFFFFFFF)
+            out = np.where(bad, 0, num).astype(np.int64)
+        else:
+            octs = parts.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+            bad = np.any(~np.isfinite(octs) | (octs < 0) | (octs > 255), axis=1)
+            octs = np.where(np.isfinite(octs), octs, 0).astype(np.int64)
+            out = (octs[:, 0] << 24) | (octs[:, 1] << 16) | (octs[:, 2] << 8) | octs[:, 3]
+    if np.any(bad):
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"column {column!r}, row {row}: {s.iloc[row]!r} is not an IPv4 address "
+                         "(use a dotted quad like 10.0.0.1 or its uint32 value)")
+    return out
+
+
+def uint32_to_ip(x: np.ndarray) -> np.ndarray:
+    """Dotted-quad strings for uint32 addresses."""
+    v = np.asarray(x, dtype=np.int64)
+    o = [(v >> s) & 255 for s in (24, 16, 8, 0)]
+    return np.array([f"{a}.{b}.{c}.{d}" for a, b, c, d in zip(*(q.tolist() for q in o))], dtype=object)
+
+
+def proto_to_number(x: Any, column: str = "proto") -> np.ndarray:
+    """IANA protocol numbers from names (TCP, UDP, ...) or numbers."""
+    s = pd.Series(np.asarray(x, dtype=object))
+    num = pd.to_numeric(s, errors="coerce")
+    named = s.astype(str).str.strip().map(lambda t: PROTO_NUMBERS.get(t, PROTO_NUMBERS.get(t.upper(), -1)))
+    out = np.where(num.notna(), num.fillna(-1), named).astype(np.int64)
+    bad = (out < 0) | (out > 255)
+    if np.any(bad):
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"column {column!r}, row {row}: unknown protocol {s.iloc[row]!r}; use an IANA name "
+                         f"({', '.join(PROTO_NUMBERS)}) or number 0-255")
+    return out
+
+
+def number_to_proto(x: np.ndarray) -> np.ndarray:
+    """Protocol names as NetFlow exports write them (numbers where IANA has no short name here)."""
+    return np.array([PROTO_NAMES.get(int(p), str(int(p))) for p in np.asarray(x).tolist()], dtype=object)
+
+
+def flags_to_mask(x: Any, column: str = "flags") -> np.ndarray:
+    """TCP flag bitmask from nfdump strings ('.AP.SF') or integers."""
+    s = pd.Series(np.asarray(x, dtype=object))
+    num = pd.to_numeric(s, errors="coerce")
+    if num.notna().all():
+        out = num.to_numpy(dtype=np.int64)
+        if np.any((out < 0) | (out > 255)):
+            raise ValueError(f"column {column!r}: TCP flag masks must be 0-255")
+        return out
+    txt = s.astype(str).str.strip()
+    out = np.zeros(len(s), dtype=np.int64)
+    ok = txt.str.len().to_numpy() == 6
+    for i, letter in enumerate(FLAG_LETTERS):
+        ch = txt.str[i]
+        out |= np.where(ch == letter, 0x20 >> i, 0)
+        ok &= ((ch == letter) | (ch == ".")).to_numpy()
+    if not ok.all():
+        row = int(np.flatnonzero(~ok)[0])
+        raise ValueError(f"column {column!r}, row {row}: {s.iloc[row]!r} is not an nfdump flag string "
+                         "(6 characters, '.' or the letter of 'UAPRSF' at each position)")
+    return out
+
+
+def mask_to_flags(mask: np.ndarray) -> np.ndarray:
+    """nfdump flag strings for bitmasks (lower 6 bits)."""
+    m = np.asarray(mask, dtype=np.int64)
+    cols = [np.where(m & (0x20 >> i), letter, ".") for i, letter in enumerate(FLAG_LETTERS)]
+    out = cols[0].astype(object)
+    for c in cols[1:]:
+        out = out + c.astype(object)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# field encoders: (codes, kind)
+# ---------------------------------------------------------------------------------------------
+def encode_ipv4(x: Any) -> tuple[np.ndarray, int]:
+    """uint32 address; distance 32 − common prefix length."""
+    return ip_to_uint32(x), IPV4
+
+
+def encode_port(x: Any, column: str = "port") -> tuple[np.ndarray, int]:
+    """Port number; distance by service class then value (see distance.base.port_class)."""
+    v = np.asarray(x, dtype=np.float64)
+    bad = ~np.isfinite(v) | (v < 0) | (v > 65535) | (np.floor(v) != v)
+    if np.any(bad):
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"column {column!r}, row {row}: port {v[row]!r} is not an integer in 0..65535")
+    return v.astype(np.int64), PORT
+
+
+def encode_protocol(x: Any) -> tuple[np.ndarray, int]:
+    return proto_to_number(x), CAT
+
+
+def encode_tcp_flags(x: Any) -> tuple[np.ndarray, int]:
+    return flags_to_mask(x), CAT
+
+
+def encode_category(x: Any) -> tuple[np.ndarray, int]:
+    """Small-integer nominal fields (ToS byte, ICMP type)."""
+    return np.asarray(x, dtype=np.int64), CAT
+
+
+def encode_log_size(x: Any, lo: float = 1.0, hi: float = 2.0**40, q: int = 2) -> tuple[np.ndarray, int]:
+    """Counts (packets, bytes, lengths) on a log₂ grid with ``q`` steps per doubling, clipped to [lo, hi]."""
+    v = np.clip(np.asarray(x, dtype=np.float64), lo, hi)
+    return np.rint(q * np.log2(v / lo)).astype(np.int64), ABS
+
+
+def encode_duration(x: Any, unit: float = 1e-3, hi: float = 86400.0, q: int = 1) -> tuple[np.ndarray, int]:
+    """Durations (seconds) on log₂(1 + x/unit) with ``q`` steps per doubling: 0 stays 0, ``unit`` is the
+    resolution below which durations count as equal (NetFlow exports milliseconds)."""
+    v = np.clip(np.asarray(x, dtype=np.float64), 0.0, hi)
+    return np.rint(q * np.log2(1.0 + v / unit)).astype(np.int64), ABS
+
+
+def encode_timestamp(x: Any, t0: float, t1: float, bins: int = 64) -> tuple[np.ndarray, int]:
+    """Times (same unit as t0, t1) on ``bins`` equal cells of the public window [t0, t1]; outside clips."""
+    if not t1 > t0:
+        raise ValueError(f"time window end {t1} must be after its start {t0}")
+    v = np.asarray(x, dtype=np.float64)
+    return np.clip(np.floor((v - t0) / (t1 - t0) * bins), 0, bins - 1).astype(np.int64), ABS
+
+
+def encode_linear(x: Any, step: float, lo: float = 0.0, hi: float = np.inf) -> tuple[np.ndarray, int]:
+    """Bounded numbers (TTL) on a linear grid of public step."""
+    v = np.clip(np.asarray(x, dtype=np.float64), lo, hi)
+    return np.floor((v - lo) / step).astype(np.int64), ABS
+
+
+# ---------------------------------------------------------------------------------------------
+# record encoders
+# ---------------------------------------------------------------------------------------------
+FLOW_WEIGHTS: dict[str, int] = {
+    "srcip": 2, "dstip": 2, "srcport": 6, "dstport": 6, "proto": 24, "ts": 1, "td": 2, "pkt": 3,
+    "byt": 2, "flags": 10, "tos": 4,
+}
+PACKET_WEIGHTS: dict[str, int] = {
+    "srcip": 2, "dstip": 2, "srcport": 6, "dstport": 6, "proto": 24, "ts": 1, "length": 3, "ttl": 2,
+    "flags": 10, "tos": 4,
+}
+
+
+def _window_seconds(time_window: tuple[float, float]) -> tuple[float, float]:
+    t0, t1 = (float(t) for t in time_window)
+    if not t1 > t0:
+        raise ValueError(f"--time-window end {t1} must be after its start {t0}")
+    return t0, t1
+
+
+@dataclass(frozen=True)
+class FlowEncoder:
+    """NetFlow records (UGR'16/NetShare columns; ``ts`` in µs, ``td`` in s) -> MixedMetric codes.
+
+    ``time_window`` is (start, end) in epoch seconds and must be public (declared, not read from the
+    private file). ``weights`` maps field -> integer weight; a field with weight 0 is ignored, and a
+    field missing from ``weights`` keeps its default."""
+
+    time_window: tuple[float, float]
+    ts_bins: int = 32
+    size_q: int = 2
+    duration_q: int = 1
+    weights: Mapping[str, int] = field(default_factory=dict)
+
+    fields = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt", "flags", "tos")
+
+    def _weights(self) -> dict[str, int]:
+        unknown = set(self.weights) - set(self.fields)
+        if unknown:
+            raise ValueError(f"unknown flow fields in weights: {sorted(unknown)}; known: {list(self.fields)}")
+        return {**FLOW_WEIGHTS, **{k: int(v) for k, v in self.weights.items()}}
+
+    @property
+    def metric(self) -> MixedMetric:
+        kinds = {"srcip": IPV4, "dstip": IPV4, "srcport": PORT, "dstport": PORT, "proto": CAT, "ts": ABS,
+                 "td": ABS, "pkt": ABS, "byt": ABS, "flags": CAT, "tos": CAT}
+        w = self._weights()
+        return MixedMetric(np.array([kinds[f] for f in self.fields], dtype=np.int8),
+                           np.array([w[f] for f in self.fields], dtype=np.int64))
+
+    def encode(self, samples: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.fields if c not in samples.columns and c not in ("flags", "tos")]
+        if missing:
+            raise ValueError(f"flow records lack columns {missing}; expected {list(self.fields)}")
+        n = len(samples)
+        t0, t1 = _window_seconds(self.time_window)
+        cols = [
+            encode_ipv4(samples["srcip"])[0], encode_ipv4(samples["dstip"])[0],
+            encode_port(samples["srcport"], "srcport")[0], encode_port(samples["dstport"], "dstport")[0],
+            encode_protocol(samples["proto"])[0],
+            encode_timestamp(samples["ts"].to_numpy(np.float64) / 1e6, t0, t1, self.ts_bins)[0],
+            encode_duration(samples["td"], q=self.duration_q)[0],
+            encode_log_size(samples["pkt"], q=self.size_q)[0],
+            encode_log_size(samples["byt"], lo=float(MIN_IP_HEADER), q=self.size_q)[0],
+            encode_tcp_flags(samples["flags"])[0] if "flags" in samples else np.zeros(n, np.int64),
+            encode_category(samples["tos"])[0] if "tos" in samples else np.zeros(n, np.int64),
+        ]
+        return np.stack(cols, axis=1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PacketEncoder:
+    """Packet-header records (``ts`` in µs, ``length`` = IP total length) -> MixedMetric codes."""
+
+    time_window: tuple[float, float]
+    ts_bins: int = 64
+    length_q: int = 4
+    ttl_step: float = 4.0
+    weights: Mapping[str, int] = field(default_factory=dict)
+
+    fields = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "length", "ttl", "flags", "tos")
+
+    @property
+    def metric(self) -> MixedMetric:
+        kinds = {"srcip": IPV4, "dstip": IPV4, "srcport": PORT, "dstport": PORT, "proto": CAT, "ts": ABS,
+                 "length": ABS, "ttl": ABS, "flags": CAT, "tos": CAT}
+        unknown = set(self.weights) - set(self.fields)
+        if unknown:
+            raise ValueError(f"unknown packet fields in weights: {sorted(unknown)}; known: {list(self.fields)}")
+        w = {**PACKET_WEIGHTS, **{k: int(v) for k, v in self.weights.items()}}
+        return MixedMetric(np.array([kinds[f] for f in self.fields], dtype=np.int8),
+                           np.array([w[f] for f in self.fields], dtype=np.int64))
+
+    def encode(self, samples: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.fields if c not in samples.columns]
+        if missing:
+            raise ValueError(f"packet records lack columns {missing}; expected {list(self.fields)}")
+        t0, t1 = _window_seconds(self.time_window)
+        cols = [
+            encode_ipv4(samples["srcip"])[0], encode_ipv4(samples["dstip"])[0],
+            encode_port(samples["srcport"], "srcport")[0], encode_port(samples["dstport"], "dstport")[0],
+            encode_protocol(samples["proto"])[0],
+            encode_timestamp(samples["ts"].to_numpy(np.float64) / 1e6, t0, t1, self.ts_bins)[0],
+            encode_log_size(samples["length"], lo=float(MIN_IP_HEADER), hi=65535.0, q=self.length_q)[0],
+            encode_linear(samples["ttl"], self.ttl_step, 0.0, 255.0)[0],
+            encode_tcp_flags(samples["flags"])[0],
+            encode_category(samples["tos"])[0],
+        ]
+        return np.stack(cols, axis=1).astype(np.int64)

@@ -1,0 +1,255 @@
+"""``PESynthesizer``: the fit/sample facade analysts know from scikit-learn and SDV.
+
+    syn = PESynthesizer(schema, epsilon=1.0, delta=1e-5).fit(private_df)
+    synthetic = syn.sample(32_000)
+    syn.privacy_report()
+
+``fit`` validates the private frame against the public schema (nothing is spent on invalid input),
+plans the budget (optional DP label shares, then the votes), and runs Private Evolution. ``sample``
+is post-processing: rows are drawn ∝ the final noisy vote counts; asking for more rows than the
+final population draws duplicates and, optionally, light variations of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .backends.base import Backend
+from .backends.statistical import StatisticalBackend
+from .checkpoint import Checkpointer
+from .distance.tabular import TableEncoder
+from .evolution import (
+    ConfigError,
+    Evolution,
+    EvolutionConfig,
+    EvolutionResult,
+    estimate_label_shares,
+    release_once,
+)
+from .io_utils import atomic_write, atomic_write_json
+from .marginals import histograms, rake, to_distribution
+from .population import Population
+from .privacy.accountant import gdp_mu, schedule_sigmas
+from .privacy.ledger import Ledger, Release
+from .privacy.noise import noise_source
+from .schema import Schema, validate
+
+log = logging.getLogger(__name__)
+
+
+def _to_pandas(df: Any) -> pd.DataFrame:
+    if isinstance(df, pd.DataFrame):
+        return df
+    if type(df).__module__.startswith("polars"):
+        return df.to_pandas()
+    raise TypeError(f"fit() takes a pandas or polars DataFrame, got {type(df).__name__}")
+
+
+def degree_schedule(iterations: int, start: float, end: float) -> list[float]:
+    """Geometric decay of the variation degree over the T−1 variation steps."""
+    if iterations <= 1:
+        return []
+    return [float(d) for d in np.geomspace(start, end, iterations - 1)]
+
+
+class PESynthesizer:
+    """Differentially private tabular synthesizer by Private Evolution (no model training)."""
+
+    def __init__(
+        self, schema: Schema, epsilon: float = 1.0, delta: float = 1e-5, *,
+        backend: Backend | str = "statistical", iterations: int = 5, population: int | Sequence[int] = 2000,
+        k: int = 4, degree: float | Sequence[float] | None = None, threshold: float = 0.0,
+        budget: str = "uniform", label: str | None | bool = True, label_shares: Mapping[str, float] | None = None,
+        label_budget_share: float = 0.02, calibrate: float = 0.3, keep_selected: float = 0.0, voter: str = "auto",
+        weights: Mapping[str, float] | None = None, on_invalid: str = "error", seed: int | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ):
+        self.schema = schema
+        self.epsilon, self.delta = float(epsilon), float(delta)
+        self.mu = gdp_mu(self.epsilon, self.delta)  # validates ε, δ before any data is read
+        self.label = schema.label if label is True else (label or None)
+        if self.label is not None and self.label not in schema.names:
+            raise ConfigError(f"--label {self.label!r} is not a schema column")
+        deg = degree if degree is not None else degree_schedule(iterations, 0.6, 0.15)
+        self.config = EvolutionConfig.build(iterations, population, deg, k=k, threshold=threshold,
+                                            keep_selected=keep_selected, voter=voter)
+        self.backend_spec, self.budget, self.weights = backend, budget, weights
+        self.label_shares = dict(label_shares) if label_shares else (schema.label_shares if self.label else None)
+        if not 0 < label_budget_share < 1:
+            raise ConfigError("label_budget_share must be in (0, 1)")
+        self.label_budget_share = label_budget_share
+        if not 0 <= calibrate < 1:
+            raise ConfigError("calibrate (budget share of the one-way marginals) must be in [0, 1)")
+        self.calibrate = calibrate
+        self.marginals_: dict[str, np.ndarray] = {}
+        self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
+        self.result: EvolutionResult | None = None
+        self.ledger: Ledger | None = None
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _backend(self) -> Backend:
+        if not isinstance(self.backend_spec, str):
+            return self.backend_spec
+        if self.backend_spec == "statistical":
+            return StatisticalBackend(self.schema, marginals=self.marginals_)
+        from .backends.factory import make_backend  # optional backends (llm, sdv, mix)
+
+        return make_backend(self.backend_spec, self.schema)
+
+    def _policy(self, mu_left: float, weights: Sequence[float] | None = None):
+        if self.budget == "uniform":
+            from .evolution import FixedSigmas
+
+            return FixedSigmas(tuple(schedule_sigmas(mu_left, self.config.iterations, weights)))
+        from .privacy.schedules import make_policy
+
+        return make_policy(self.budget, mu_left, self.config.iterations)
+
+    def _start_ledger(self) -> Ledger:
+        led = Ledger(self.delta, mu_budget=self.mu, noise_mode=noise_source().mode)
+        led.public_inputs = {"schema": "public (categories, bounds, rounding, special values)",
+                             "label_shares": "public" if self.label_shares else None}
+        if self.schema.dp_cost:  # a DP-estimated schema is charged to this run's budget
+            for r in self.schema.dp_cost.get("releases", []):
+                led.record(**{**r, "iteration": -1})
+            led.public_inputs["schema"] = f"DP-estimated, {len(self.schema.dp_cost['releases'])} releases charged"
+        return led
+
+    # -- API ------------------------------------------------------------------------------------
+    def fit(self, data: Any, *, checkpoint: str | Path | None = None, resume: bool = False) -> PESynthesizer:
+        df = validate(_to_pandas(data), self.schema, self.on_invalid)
+        rng = np.random.default_rng(self.seed)
+        noise = noise_source()
+        ckpt = Checkpointer(checkpoint) if checkpoint else None
+        ledger = self._start_ledger()
+        labels = None
+        if self.label is not None:
+            labels = df[self.label].astype(str).to_numpy()
+            classes = [str(c) for c in self.schema[self.label].categories]
+            if self.label_shares is None:
+                mu_lab = self.mu * math.sqrt(self.label_budget_share)
+                shares = estimate_label_shares(labels, classes, 1.0 / mu_lab, ledger, noise, ckpt)
+                ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
+            else:
+                shares = {str(k): float(v) for k, v in self.label_shares.items()}
+                missing = set(classes) - set(shares)
+                if missing:
+                    raise ConfigError(f"public label shares lack classes {sorted(missing)}")
+            self.shares_ = shares
+        if self.calibrate > 0:
+            self.marginals_ = self._measure_marginals(df, ledger, noise, ckpt)
+        mu_left = math.sqrt(ledger.remaining_rho()) if math.isfinite(self.mu) else math.inf
+        backend = self._backend()
+        encoder = TableEncoder(self.schema, self.weights)
+        private_codes = encoder.encode(df)
+        evo = Evolution(backend, encoder, self.config, self._policy(mu_left), ledger, noise, rng, self.on_event)
+        self.result = evo.run(private_codes, private_labels=labels, label_shares=self.shares_ if labels is not None
+                              else None, checkpoint=ckpt, resume=resume)
+        if self.marginals_:
+            targets = dict(self.marginals_)
+            if labels is not None:
+                cats = [str(c) for c in self.schema[self.label].categories]
+                targets[self.label] = np.array([self.shares_[c] for c in cats] + [0.0])
+            self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema, targets)
+        self.ledger = ledger
+        self._rng = rng
+        return self
+
+    def _measure_marginals(self, df: pd.DataFrame, ledger: Ledger, noise: Any,
+                           ckpt: Checkpointer | None) -> dict[str, np.ndarray]:
+        """Noisy one-way marginals on public bins with ``calibrate`` of μ² (Δ = 1 per column)."""
+        cols = [c.name for c in self.schema.columns if c.name != self.label]
+        if not math.isfinite(self.mu):
+            sigma = 0.0
+        else:
+            sigma = math.sqrt(len(cols)) / (self.mu * math.sqrt(self.calibrate))
+        clean = histograms(df, self.schema)
+        out = {}
+        for j, name in enumerate(cols):
+            noisy, _ = release_once(f"marginal_{j:03d}", lambda name=name: clean[name], sigma, 0, ledger, noise, ckpt,
+                                    f"one-way marginal of {name!r} on public bins", (0, 100 + j))
+            out[name] = to_distribution(noisy)
+        return out
+
+    def _need_fit(self) -> EvolutionResult:
+        if self.result is None:
+            raise RuntimeError("call fit() (or load()) before sample()")
+        return self.result
+
+    def sample(self, n: int, *, seed: int | None = None, vary_degree: float = 0.0) -> pd.DataFrame:
+        """n synthetic rows ∝ final noisy counts (post-processing; no privacy cost)."""
+        res = self._need_fit()
+        if n < 1:
+            raise ValueError(f"--samples must be >= 1, got {n}")
+        rng = np.random.default_rng(seed if seed is not None else self.seed)
+        idx = res.draw(n, rng)
+        pop = res.population.take(idx)
+        if vary_degree > 0:
+            dup = pd.Series(idx).duplicated().to_numpy()
+            if dup.any():
+                varied = self._backend().vary(pop.take(np.flatnonzero(dup)), vary_degree, rng)
+                keep = pop.take(np.flatnonzero(~dup))
+                pop = Population.concat([keep, Population(varied.samples, varied.source, varied.parent, None,
+                                                           pop.label[dup] if pop.label is not None else None)])
+        return to_external(pop.samples, self.schema)
+
+    def privacy_report(self) -> dict[str, Any]:
+        if self.ledger is None:
+            raise RuntimeError("no privacy report before fit()")
+        return self.ledger.to_dict()
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """A directory with the schema, the final population and weights, the ledger and settings."""
+        res = self._need_fit()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.schema.save(d / "schema.json")
+        atomic_write(d / "population.parquet", lambda t: res.population.samples.to_parquet(t, index=False))
+        meta = pd.DataFrame({"source": res.population.source.astype(str), "weight": res.weights})
+        if res.population.label is not None:
+            meta["label"] = res.population.label.astype(str)
+        atomic_write(d / "meta.parquet", lambda t: meta.to_parquet(t, index=False))
+        res.ledger.save(d / "ledger.json")
+        atomic_write_json(d / "settings.json", {"epsilon": self.epsilon, "delta": self.delta, "seed": self.seed,
+                                                "iterations": self.config.iterations, "history": res.history})
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PESynthesizer:
+        d = Path(directory)
+        schema = Schema.load(d / "schema.json")
+        st = json.loads((d / "settings.json").read_text())
+        syn = cls(schema, st["epsilon"], st["delta"], iterations=st["iterations"], seed=st["seed"])
+        meta = pd.read_parquet(d / "meta.parquet")
+        pop = Population(pd.read_parquet(d / "population.parquet"), meta["source"].to_numpy(object),
+                         np.full(len(meta), -1, np.int64), None,
+                         meta["label"].to_numpy(object) if "label" in meta else None)
+        led = Ledger.load(d / "ledger.json")
+        syn.result = EvolutionResult(pop, meta["weight"].to_numpy(float), led, st.get("history", []))
+        syn.ledger = led
+        return syn
+
+
+def to_external(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Internal representation → user-facing values (integers as ints, datetimes as timestamps)."""
+    out = df.copy()
+    for c in schema.columns:
+        if c.is_categorical:
+            continue
+        if c.type == "datetime":
+            out[c.name] = pd.to_datetime(out[c.name], unit="s")
+        elif c.rounding == 1.0:
+            out[c.name] = pd.to_numeric(out[c.name]).round().astype("Int64")
+    return out[schema.names]
+
+
+__all__ = ["PESynthesizer", "Release", "to_external"]
