@@ -127,7 +127,8 @@ def noise_share(stats: dict[str, Any], threshold: float = 0.0) -> float | None:
     h = max(threshold, 1e-12) / sigma
     p0 = float(norm.sf(h))
     m0 = m * min(max((1.0 - above) / max(1.0 - p0, 1e-12), 0.0), 1.0)
-    return float(min(m0 * sigma * norm.pdf(h) / mass, 1.0))
+    noise_mass = m0 * sigma * float(norm.pdf(h))
+    return 1.0 if noise_mass >= mass else noise_mass / mass
 
 
 @dataclass(frozen=True)
