@@ -264,6 +264,9 @@ class Evolution:
         if saved is not None:
             t0, pop, rng_state = saved
             self.rng.bit_generator.state = rng_state
+            for s in range(1, t0):  # votes released before the interruption belong to this run's ledger too
+                if (old := checkpoint.load_release(f"vote_{s:03d}")) is not None:
+                    self.ledger.releases.append(old[1])
             log.info("resuming at iteration %d from %s", t0, checkpoint.dir)
         else:
             t0, pop = 1, self._random(self.cfg.population[0], label_shares)

@@ -28,14 +28,21 @@ class Binning:
 
     column: Column
     n_bins: int
+    numeric_bins: int = NUMERIC_BINS
+    max_integer_bins: int = MAX_INTEGER_BINS
 
     @classmethod
-    def of(cls, c: Column) -> Binning:
+    def of(cls, c: Column, numeric_bins: int = NUMERIC_BINS, max_integer_bins: int = MAX_INTEGER_BINS) -> Binning:
         if c.is_categorical:
-            return cls(c, len(c.categories) + 1)
-        if c.rounding and (c.upper - c.lower) / c.rounding + 1 <= MAX_INTEGER_BINS:
-            return cls(c, int(round((c.upper - c.lower) / c.rounding)) + 2)
-        return cls(c, NUMERIC_BINS + 1)
+            return cls(c, len(c.categories) + 1, numeric_bins, max_integer_bins)
+        if c.rounding and (c.upper - c.lower) / c.rounding + 1 <= max_integer_bins:
+            return cls(c, int(round((c.upper - c.lower) / c.rounding)) + 2, numeric_bins, max_integer_bins)
+        return cls(c, numeric_bins + 1, numeric_bins, max_integer_bins)
+
+    @property
+    def per_value(self) -> bool:
+        c = self.column
+        return bool(c.rounding) and (c.upper - c.lower) / c.rounding + 1 <= self.max_integer_bins
 
     def index(self, s: pd.Series) -> np.ndarray:
         c = self.column
@@ -44,10 +51,10 @@ class Binning:
             return s.astype(str).map(lut).fillna(len(lut)).to_numpy(np.int64)
         x = pd.to_numeric(s, errors="coerce").to_numpy(float)
         null = np.isnan(x)
-        if c.rounding and (c.upper - c.lower) / c.rounding + 1 <= MAX_INTEGER_BINS:
+        if self.per_value:
             b = np.rint((np.where(null, c.lower, x) - c.lower) / c.rounding)
         else:
-            b = np.floor(to_unit(c, np.where(null, c.lower, x)) * NUMERIC_BINS)
+            b = np.floor(to_unit(c, np.where(null, c.lower, x)) * self.numeric_bins)
         b = np.clip(b, 0, self.n_bins - 2).astype(np.int64)
         return np.where(null, self.n_bins - 1, b)
 
@@ -60,10 +67,10 @@ class Binning:
             cats = np.empty(len(c.categories), dtype=object)
             cats[:] = list(c.categories)
             out[~null] = cats[bins[~null]]
-        elif c.rounding and (c.upper - c.lower) / c.rounding + 1 <= MAX_INTEGER_BINS:
+        elif self.per_value:
             out[~null] = c.lower + bins[~null] * c.rounding
         else:
-            u = (bins[~null] + rng.random((~null).sum())) / NUMERIC_BINS
+            u = (bins[~null] + rng.random((~null).sum())) / self.numeric_bins
             from .backends.statistical import snap
 
             out[~null] = snap(c, from_unit(c, u))

@@ -70,7 +70,7 @@ class PESynthesizer:
         budget: str = "uniform", label: str | None | bool = True, label_shares: Mapping[str, float] | None = None,
         label_budget_share: float = 0.02, calibrate: float = 0.3, keep_selected: float = 0.0, voter: str = "auto",
         weights: Mapping[str, float] | None = None, on_invalid: str = "error", seed: int | None = None,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None, vote_fn: Any = None,
     ):
         self.schema = schema
         self.epsilon, self.delta = float(epsilon), float(delta)
@@ -91,6 +91,7 @@ class PESynthesizer:
         self.calibrate = calibrate
         self.marginals_: dict[str, np.ndarray] = {}
         self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
+        self.vote_fn = vote_fn  # e.g. Dask-sharded voting (pe_tabular.voting.sharded.make_vote_fn)
         self.result: EvolutionResult | None = None
         self.ledger: Ledger | None = None
 
@@ -114,7 +115,9 @@ class PESynthesizer:
         return make_policy(self.budget, mu_left, self.config.iterations)
 
     def _start_ledger(self) -> Ledger:
-        led = Ledger(self.delta, mu_budget=self.mu, noise_mode=noise_source().mode)
+        extra = sum(r.get("extra_delta", 0.0) for r in (self.schema.dp_cost or {}).get("releases", []))
+        mu = self.mu if extra == 0 else gdp_mu(self.epsilon, self.delta - extra)
+        led = Ledger(self.delta, mu_budget=mu, noise_mode=noise_source().mode)
         led.public_inputs = {"schema": "public (categories, bounds, rounding, special values)",
                              "label_shares": "public" if self.label_shares else None}
         if self.schema.dp_cost:  # a DP-estimated schema is charged to this run's budget
@@ -135,8 +138,9 @@ class PESynthesizer:
             labels = df[self.label].astype(str).to_numpy()
             classes = [str(c) for c in self.schema[self.label].categories]
             if self.label_shares is None:
-                mu_lab = self.mu * math.sqrt(self.label_budget_share)
-                shares = estimate_label_shares(labels, classes, 1.0 / mu_lab, ledger, noise, ckpt)
+                mu_lab = math.sqrt(ledger.remaining_rho() * self.label_budget_share)
+                shares = estimate_label_shares(labels, classes, 0.0 if math.isinf(mu_lab) else 1.0 / mu_lab,
+                                               ledger, noise, ckpt)
                 ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
             else:
                 shares = {str(k): float(v) for k, v in self.label_shares.items()}
@@ -146,11 +150,13 @@ class PESynthesizer:
             self.shares_ = shares
         if self.calibrate > 0:
             self.marginals_ = self._measure_marginals(df, ledger, noise, ckpt)
-        mu_left = math.sqrt(ledger.remaining_rho()) if math.isfinite(self.mu) else math.inf
+        mu_left = math.sqrt(ledger.remaining_rho()) if math.isfinite(ledger.mu_budget) else math.inf
         backend = self._backend()
         encoder = TableEncoder(self.schema, self.weights)
         private_codes = encoder.encode(df)
-        evo = Evolution(backend, encoder, self.config, self._policy(mu_left), ledger, noise, rng, self.on_event)
+        extra = {"vote_fn": self.vote_fn} if self.vote_fn is not None else {}
+        evo = Evolution(backend, encoder, self.config, self._policy(mu_left), ledger, noise, rng, self.on_event,
+                        **extra)
         self.result = evo.run(private_codes, private_labels=labels, label_shares=self.shares_ if labels is not None
                               else None, checkpoint=ckpt, resume=resume)
         if self.marginals_:
@@ -167,10 +173,8 @@ class PESynthesizer:
                            ckpt: Checkpointer | None) -> dict[str, np.ndarray]:
         """Noisy one-way marginals on public bins with ``calibrate`` of μ² (Δ = 1 per column)."""
         cols = [c.name for c in self.schema.columns if c.name != self.label]
-        if not math.isfinite(self.mu):
-            sigma = 0.0
-        else:
-            sigma = math.sqrt(len(cols)) / (self.mu * math.sqrt(self.calibrate))
+        mu = math.sqrt(ledger.remaining_rho())
+        sigma = 0.0 if not math.isfinite(mu) else math.sqrt(len(cols)) / (mu * math.sqrt(self.calibrate))
         clean = histograms(df, self.schema)
         out = {}
         for j, name in enumerate(cols):

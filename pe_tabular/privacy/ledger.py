@@ -34,6 +34,7 @@ class Release:
     sensitivity: float
     what: str
     size: int
+    extra_delta: float = 0.0  # δ paid outside the GDP curve (e.g. thresholding an unknown domain)
 
     @property
     def rho(self) -> float:
@@ -62,8 +63,17 @@ class Ledger:
         return math.sqrt(self.rho_spent)
 
     @property
+    def extra_delta(self) -> float:
+        return float(sum(r.extra_delta for r in self.releases))
+
+    @property
     def epsilon(self) -> float:
-        return gdp_epsilon(self.mu, self.delta)
+        """ε at the run's δ, after setting aside the δ that thresholded releases already used."""
+        left = self.delta - self.extra_delta
+        if left <= 0:
+            raise AccountingError(f"thresholded releases used delta {self.extra_delta:g} >= the run's --delta "
+                                  f"{self.delta:g}; raise --delta")
+        return gdp_epsilon(self.mu, left)
 
     def remaining_rho(self) -> float:
         if self.mu_budget is None or math.isinf(self.mu_budget):
@@ -74,7 +84,8 @@ class Ledger:
         cost = Release(0, sigma, sensitivity, "", 0).rho
         return cost <= self.remaining_rho() * (1 + _TOL) + _TOL
 
-    def record(self, iteration: int, sigma: float, sensitivity: float, what: str, size: int) -> Release:
+    def record(self, iteration: int, sigma: float, sensitivity: float, what: str, size: int,
+               extra_delta: float = 0.0) -> Release:
         """Charge one release; raises BudgetExceeded *before* anything is released if it does not fit."""
         if sigma < 0 or sensitivity < 0:
             raise AccountingError("sigma and sensitivity must be >= 0")
@@ -83,7 +94,7 @@ class Ledger:
                 f"release '{what}' (sigma={sigma:g}, sensitivity={sensitivity:g}) exceeds the remaining "
                 f"budget (mu^2 left {self.remaining_rho():.4g}); raise --epsilon or lower --iterations"
             )
-        rel = Release(int(iteration), float(sigma), float(sensitivity), what, int(size))
+        rel = Release(int(iteration), float(sigma), float(sensitivity), what, int(size), float(extra_delta))
         self.releases.append(rel)
         return rel
 

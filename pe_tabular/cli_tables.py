@@ -1,0 +1,348 @@
+"""Table commands of ``pe-tabular``: synth, schema infer, evaluate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .cli import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
+from .io_utils import atomic_write, atomic_write_json
+from .privacy.accountant import gdp_mu
+from .schema import Schema
+
+BACKENDS = ("statistical", "llm", "sdv", "mix")
+
+
+def read_table(path: str, flag: str = "DATA") -> pd.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{flag} {p} does not exist")
+    try:
+        if p.suffix == ".parquet":
+            return pd.read_parquet(p)
+        return pd.read_csv(p, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{flag} {p} is empty; it needs a header row and at least one data row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UsageError(f"{flag} {p} is not a readable CSV/Parquet file: {e}") from None
+
+
+def write_table(df: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".parquet":
+        return atomic_write(path, lambda t: df.to_parquet(t, index=False))
+    return atomic_write(path, lambda t: df.to_csv(t, index=False))
+
+
+def check_out(path: str, flag: str = "--out") -> Path:
+    """Fail before any work if the output cannot be written (nothing partial is ever left)."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {p}: directory {parent} does not exist; create it first")
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {p}: directory {parent} is not writable")
+    if p.suffix not in (".csv", ".parquet"):
+        raise UsageError(f"{flag} {p}: use a .csv or .parquet file name")
+    return p
+
+
+def _epsilon(s: str) -> float:
+    if s.lower() in ("inf", "infinity"):
+        return math.inf
+    return positive_float("--epsilon")(s)
+
+
+def _delta(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--delta must be a number, got {s!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"--delta must be in (0, 1), e.g. 1e-5, got {s!r}")
+    return v
+
+
+def _int_list(s: str) -> int | list[int]:
+    try:
+        vals = [int(v) for v in s.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--population takes an integer or a comma list, got {s!r}") from None
+    return vals[0] if len(vals) == 1 else vals
+
+
+def add_privacy_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epsilon", type=_epsilon, default=1.0, help="total privacy budget ('inf' = no noise)")
+    p.add_argument("--delta", type=_delta, default=1e-5)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--iterations", type=int, default=None, help="PE iterations (votes)")
+    p.add_argument("--population", type=_int_list, default=None, help="candidates per iteration (int or list)")
+    p.add_argument("--k", type=int, default=None, help="nearest candidates each private row votes for")
+    p.add_argument("--seed", type=int, default=None, help="fixes every random choice except the privacy noise")
+    p.add_argument("--checkpoint", help="directory for per-iteration checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
+    p.add_argument("--voter", choices=["numpy", "numba", "jax", "auto"], default="auto")
+    p.add_argument("--budget", choices=["uniform", "geometric", "adaptive"], default="uniform")
+
+
+# ------------------------------------------------------------------------------------------------
+def synth_defaults(n_private: int) -> dict[str, Any]:
+    """Defaults chosen by measurement on Adult (benchmarks/RESULTS.md, 'Tables: settings')."""
+    return {"iterations": 4, "population": [2000, 4000, 8000, 16000], "k": 16}
+
+
+def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet: bool) -> tuple[Any, pd.DataFrame]:
+    from .progress import ProgressBars
+    from .synthesizer import PESynthesizer
+
+    d = synth_defaults(len(df))
+    iterations = args.iterations or d["iterations"]
+    population = args.population or (d["population"] if iterations == d["iterations"] else 8000)
+    bars = ProgressBars(enabled=not quiet)
+    label: Any = True
+    if getattr(args, "label", None):
+        label = args.label
+    if getattr(args, "no_label", False):
+        label = None
+    backend: Any = args.backend
+    if args.backend == "mix":
+        backend = f"mix:{args.mix}" if getattr(args, "mix", None) else "mix"
+    syn = PESynthesizer(schema, args.epsilon, args.delta, backend=backend, iterations=iterations,
+                        population=population, k=args.k or d["k"], budget=args.budget, label=label,
+                        voter=args.voter, on_invalid=args.on_invalid, seed=args.seed, on_event=bars,
+                        vote_fn=_vote_fn(args))
+    try:
+        syn.fit(df, checkpoint=args.checkpoint, resume=args.resume)
+    finally:
+        bars.close()
+    n = args.samples or len(df)
+    return syn, syn.sample(n)
+
+
+def _vote_fn(args: argparse.Namespace) -> Any:
+    if getattr(args, "dask_scheduler", None) or getattr(args, "dask_local", None):
+        from .voting.sharded import make_vote_fn
+
+        return make_vote_fn(scheduler_address=args.dask_scheduler, local_workers=args.dask_local)
+    return None
+
+
+def _synth(args: argparse.Namespace) -> int:
+    out = check_out(args.out)
+    if args.resume and not args.checkpoint:
+        raise UsageError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
+    schema = Schema.load(args.schema)
+    df = read_table(args.data)
+    t0 = time.time()
+    syn, synth = run_synth(df, schema, args, args.quiet or args.json)
+    write_table(synth, out)
+    privacy_path = out.with_suffix(".privacy.json")
+    report = syn.privacy_report()
+    report["wall_seconds"] = time.time() - t0
+    atomic_write_json(privacy_path, report)
+    if args.report:
+        from .evaluation.report import write_report
+
+        write_report(df, synth, schema, Path(f"{out.with_suffix('')}.report.html"), ledger=report,
+                     history=syn.result.history if syn.result else None)
+    eps = report["epsilon"]
+    emit(args, {"out": str(out), "privacy": str(privacy_path), "rows": len(synth), "epsilon": eps,
+                "delta": report["delta"], "mu": report["mu"], "wall_seconds": report["wall_seconds"]},
+         f"wrote {len(synth)} rows to {out}\n(epsilon, delta) = ({eps if isinstance(eps, str) else f'{eps:.4g}'}, "
+         f"{report['delta']:g}) for the whole run; ledger in {privacy_path}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+def _parse_types(s: str | None, columns: list[str]) -> dict[str, str]:
+    if not s:
+        raise UsageError("schema infer --dp-epsilon needs --types NAME=TYPE,...: column types are public "
+                         "input and are never read from private data")
+    out = {}
+    for item in s.split(","):
+        if "=" not in item:
+            raise UsageError(f"--types entry {item!r} must look like NAME=TYPE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    unknown = set(out) - set(columns)
+    if unknown:
+        raise UsageError(f"--types names columns {sorted(unknown)} that the file does not have")
+    return out
+
+
+def _schema_infer(args: argparse.Namespace) -> int:
+    df = read_table(args.data)
+    if args.dp_epsilon is not None:
+        from .privacy.noise import noise_source
+        from .schema_dp import infer_dp
+
+        gdp_mu(args.dp_epsilon, args.delta)
+        schema = infer_dp(df, _parse_types(args.types, list(df.columns)), args.dp_epsilon, args.delta,
+                          noise_source(), label=args.label)
+        print(f"pe-tabular: schema estimated with ({args.dp_epsilon:g}, {args.delta:g})-DP; the cost is recorded "
+              "in 'dp_cost' and charged again to any synth run that uses this schema", file=sys.stderr)
+    else:
+        from .schema import infer_public
+
+        print("pe-tabular: WARNING: `schema infer` without --dp-epsilon reads categories and bounds straight from "
+              "the file. Run it on PUBLIC data only; on private data the schema itself leaks. Use --dp-epsilon for "
+              "private data.", file=sys.stderr)
+        schema = infer_public(df, label=args.label)
+    if args.out:
+        schema.save(args.out)
+    else:
+        sys.stdout.write(schema.to_json())
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.tabular import evaluate
+    from .progress import bar
+    from .schema import validate
+
+    schema = Schema.load(args.schema)
+    real = validate(read_table(args.real, "REAL"), schema, "drop")
+    synth = validate(read_table(args.synth, "SYNTH"), schema, "drop")
+    test = validate(read_table(args.test, "--test"), schema, "drop") if args.test else None
+    target = args.target or schema.label
+    if test is not None and target is None:
+        raise UsageError("--test needs --target COLUMN (or a schema with a label)")
+    import itertools
+
+    n = len(schema.columns)
+    total = sum(len(list(itertools.combinations(range(n), k))) for k in (1, 2, 3))
+    with bar(total, "evaluating marginals", not (args.quiet or args.json)) as b:
+        res = evaluate(real, synth, schema, test, target, progress=b.update)
+    emit(args, res, format_evaluation(res))
+    return EXIT_OK
+
+
+def format_evaluation(res: dict[str, Any]) -> str:
+    lines = [f"rows: real {res['n_real']}, synthetic {res['n_synth']}",
+             "TVD      mean    max"]
+    for k in (1, 2, 3):
+        if f"tvd{k}_mean" in res:
+            lines.append(f"{k}-way   {res[f'tvd{k}_mean']:.4f}  {res[f'tvd{k}_max']:.4f}")
+    if "tstr" in res:
+        t, r = res["tstr"], res["trtr"]
+        lines.append("ML efficacy (HistGradientBoosting, tested on the real test split)")
+        lines.append(f"  train on synthetic: acc {t['accuracy']:.4f}  macro-F1 {t['f1']:.4f}  AUC {t['auc']:.4f}")
+        lines.append(f"  train on real:      acc {r['accuracy']:.4f}  macro-F1 {r['f1']:.4f}  AUC {r['auc']:.4f}")
+    if "dcr" in res:
+        d = res["dcr"]
+        lines.append(f"DCR median: synthetic {d['synth_median']:.0f} vs holdout {d['holdout_median']:.0f} (exact "
+                     f"copies: synthetic {d['synth_exact_copies']:.2%}, holdout {d['holdout_exact_copies']:.2%})")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+def _demo(args: argparse.Namespace) -> int:
+    from .datasets import adult_schema, load_adult
+    from .evaluation.tabular import evaluate
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    schema = adult_schema()
+    train, test = load_adult("train"), load_adult("test")
+    quiet = args.quiet or args.json
+    if not quiet:
+        print(f"demo: UCI Adult (CC BY 4.0), {len(train)} private rows, epsilon={args.epsilon}, delta={args.delta}",
+              file=sys.stderr)
+    ns = argparse.Namespace(epsilon=args.epsilon, delta=args.delta, iterations=None, population=None, k=None,
+                            samples=None, seed=args.seed, checkpoint=None, resume=False, voter="auto",
+                            budget="uniform", on_invalid="error", backend="statistical", label=None, no_label=False)
+    t0 = time.time()
+    syn, synth = run_synth(train, schema, ns, quiet)
+    wall = time.time() - t0
+    out = out_dir / "adult_synth.csv"
+    write_table(synth, out)
+    report = syn.privacy_report()
+    report["wall_seconds"] = wall
+    atomic_write_json(out_dir / "adult_synth.privacy.json", report)
+    res = evaluate(train, synth, schema, test, "income")
+    res["wall_seconds"] = wall
+    atomic_write_json(out_dir / "evaluation.json", res)
+    if not args.no_report:
+        from .evaluation.report import write_report
+
+        write_report(train, synth, schema, out_dir / "report.html", ledger=report, history=syn.result.history,
+                     evaluation=res, test=test, target="income")
+    emit(args, {"out": str(out), "wall_seconds": wall, "privacy": report, "evaluation": res},
+         f"wrote {out} in {wall:.0f} s; (epsilon, delta) = ({report['epsilon']:.4g}, {report['delta']:g})\n"
+         + format_evaluation(res))
+    return EXIT_OK
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("synth", formatter_class=Formatter, help="synthesize a private table",
+                       epilog="examples:\n  pe-tabular synth adult.csv --schema s.json --epsilon 1 --out synth.csv\n"
+                              "  pe-tabular synth data.parquet --schema s.json --checkpoint ck --out s.parquet\n"
+                              "  pe-tabular synth data.csv --schema s.json --checkpoint ck --resume --out s.csv")
+    p.add_argument("data", help="private table (.csv or .parquet)")
+    p.add_argument("--schema", required=True, help="public schema (JSON/YAML; see `pe-tabular schema infer`)")
+    p.add_argument("--out", required=True, help="synthetic table (.csv or .parquet); OUT.privacy.json beside it")
+    add_privacy_flags(p)
+    add_run_flags(p)
+    p.add_argument("--samples", type=int, default=None, help="rows to write (default: as many as the input)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--label", help="class column for class-conditional PE (default: the schema's label)")
+    g.add_argument("--no-label", action="store_true", help="ignore the schema's label")
+    p.add_argument("--backend", choices=BACKENDS, default="statistical")
+    p.add_argument("--mix", help="for --backend mix: statistical,llm:URL:MODEL,sdv:PUBLIC.csv")
+    p.add_argument("--on-invalid", choices=["error", "drop", "clip"], default="error")
+    p.add_argument("--report", action="store_true", help="also write OUT.report.html")
+    p.add_argument("--dask-scheduler", help="vote on a Dask cluster at this address")
+    p.add_argument("--dask-local", type=int, help="vote on a local Dask cluster of N worker processes")
+    add_common(p)
+    p.set_defaults(func=_synth)
+
+    s = sub.add_parser("schema", formatter_class=Formatter, help="schema tools",
+                       epilog="examples:\n  pe-tabular schema infer public.csv > schema.json\n"
+                              "  pe-tabular schema infer private.csv --dp-epsilon 0.1 --types age=integer,sex=cat..."
+                       )
+    ss = s.add_subparsers(dest="schema_command", required=True)
+    i = ss.add_parser("infer", formatter_class=Formatter, help="write a schema from a PUBLIC table (or DP)",
+                      epilog="examples:\n  pe-tabular schema infer public.csv --label income --out schema.json\n"
+                             "  pe-tabular schema infer private.csv --dp-epsilon 0.1 --types a=integer,b=categorical")
+    i.add_argument("data")
+    i.add_argument("--out", help="write here instead of stdout")
+    i.add_argument("--label")
+    i.add_argument("--dp-epsilon", type=positive_float("--dp-epsilon"), help="estimate from PRIVATE data with DP")
+    i.add_argument("--delta", type=_delta, default=1e-5)
+    i.add_argument("--types", help="NAME=TYPE,... (required with --dp-epsilon)")
+    add_common(i)
+    i.set_defaults(func=_schema_infer)
+
+    e = sub.add_parser("evaluate", formatter_class=Formatter, help="fidelity/utility of a synthetic table",
+                       epilog="examples:\n  pe-tabular evaluate real.csv synth.csv --schema s.json\n"
+                              "  pe-tabular evaluate real.csv synth.csv --schema s.json --test t.csv --target y --json")
+    e.add_argument("real")
+    e.add_argument("synth")
+    e.add_argument("--schema", required=True)
+    e.add_argument("--test")
+    e.add_argument("--target")
+    add_common(e)
+    e.set_defaults(func=_evaluate)
+
+    d = sub.add_parser("demo", formatter_class=Formatter, help="synthesize the built-in UCI Adult at epsilon=1",
+                       epilog="examples:\n  pe-tabular demo --out demo-out\n  pe-tabular demo --epsilon 3 --json")
+    d.add_argument("--out", default="demo-out")
+    add_privacy_flags(d)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--no-report", action="store_true")
+    add_common(d)
+    d.set_defaults(func=_demo)
+
+
+__all__ = ["add_parser", "json"]

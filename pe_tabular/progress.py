@@ -1,0 +1,47 @@
+"""Progress bars (with ETA) driven by the evolution's events; silent under --quiet / --json."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from tqdm.auto import tqdm
+
+
+class ProgressBars:
+    """Outer bar over iterations, inner bar over private rows voting in the current iteration."""
+
+    def __init__(self, enabled: bool = True, desc: str = "PE"):
+        self.enabled = enabled and sys.stderr is not None
+        self.desc = desc
+        self.outer: tqdm | None = None
+        self.inner: tqdm | None = None
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        kind = ev.get("type")
+        if kind == "iteration_start":
+            if self.outer is None:
+                self.outer = tqdm(total=ev["total"], desc=f"{self.desc} iterations", unit="it", position=0,
+                                  initial=ev["iteration"] - 1, file=sys.stderr)
+        elif kind == "vote_progress":
+            if self.inner is None or self.inner.total != ev["total"] or ev["done"] <= self.inner.n:
+                if self.inner is not None:
+                    self.inner.close()
+                self.inner = tqdm(total=ev["total"], desc=f"voting (iteration {ev['iteration']})", unit="rows",
+                                  position=1, leave=False, file=sys.stderr)
+            self.inner.update(ev["done"] - self.inner.n)
+        elif kind == "iteration" and self.outer is not None:
+            self.outer.set_postfix(eps=f"{ev['epsilon_so_far']:.3g}", ess=f"{ev['ess']:.0f}")
+            self.outer.update(1)
+
+    def close(self) -> None:
+        for bar in (self.inner, self.outer):
+            if bar is not None:
+                bar.close()
+        self.inner = self.outer = None
+
+
+def bar(total: int, desc: str, enabled: bool = True) -> tqdm:
+    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr)
