@@ -99,6 +99,7 @@ def load_mnist(directory: str | Path, split: str = "train") -> tuple[np.ndarray,
 def write_mnist(directory: str | Path, images: np.ndarray, labels: np.ndarray, split: str = "train") -> list[Path]:
     """Write images/labels as MNIST-named gzipped IDX files (uint8) in ``directory``."""
     d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
     pre = {"train": "train", "test": "t10k"}[split]
     return [write_idx(d / f"{pre}-images-idx3-ubyte.gz", to_uint8(images)),
             write_idx(d / f"{pre}-labels-idx1-ubyte.gz", np.asarray(labels).astype(np.uint8))]
