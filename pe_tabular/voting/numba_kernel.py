@@ -25,34 +25,46 @@ element only when it can improve the list, which makes the top-k pass nearly fre
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
+from threadpoolctl import threadpool_limits
 
-from ..distance.base import ABS, CAT, IPV4, PORT, SQ, L2Metric, Metric, MixedMetric
-from .reference import _block_rows
+from ..distance.base import L2Metric, Metric, MixedMetric
+from .prepare import l2_operands, prepare_mixed
 
-_I64_MAX = np.iinfo(np.int64).max
-_CHUNK = 256  # candidates per distance buffer / min-reduction chunk (fits L1 with room to spare)
-_L2_BLOCK_ELEMS = 1 << 21  # float32 GEMM output per block: 8 MB, stays near the caches
-_KNOWN_KINDS = (CAT, ABS, SQ, IPV4, PORT)
+_CHUNK = 512  # candidates per distance buffer / reduction chunk: c × 512 codes stay in L1
+_L2_BLOCK_ELEMS = 1 << 22  # float32 GEMM output per block of the prange driver (16 MB)
+_L2_TILE = 2048  # candidates per GEMM tile: a 256 × 2048 float32 tile (2 MB) stays near the caches
+_L2_ROWS = 256  # private rows per L2 task
+_MIXED_TASK_PAIRS = 1 << 22  # private × candidate pairs per mixed-metric task (sets rows per task)
 
 
 @intrinsic
-def _clz(typingctx, x):
-    """Count leading zeros (LLVM ctlz; defined for 0 as the bit width)."""
+def _bitlen32(typingctx, x):
+    """Bit length of the low 32 bits of x (0 for 0): 32 − ctlz(trunc₃₂ x). Numba widens
+    int32 ^ int32 to int64 with sign extension; truncating first makes the count right for the
+    int32 codes (bit 31 flipped on both sides) and the int64 codes (< 2**32) alike."""
     if not isinstance(x, types.Integer):
         return None
 
     def codegen(context, builder, signature, args):
-        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+        i32 = ir.IntType(32)
+        v = args[0]
+        if v.type.width > 32:
+            v = builder.trunc(v, i32)
+        elif v.type.width < 32:
+            v = builder.zext(v, i32)
+        n = builder.sub(ir.Constant(i32, 32), builder.ctlz(v, ir.Constant(ir.IntType(1), 0)))
+        return builder.zext(n, ir.IntType(64))
 
-    return x(x), codegen
+    return types.int64(x), codegen
 
 
 @njit(inline="always")
@@ -77,20 +89,23 @@ def _chunk_min(buf, L):
     return mn
 
 
-@njit(parallel=True, cache=True)
-def _mixed_knn(P, Ct, kinds, weights, k, big, wbits, out):  # pragma: no cover - compiled
-    """Kinds here are the prepared ones: 0 CAT, 1 ABS, 2 SQ, 3 IPV4, 4 PORT, 5 ABS with the weight
-    already folded into the codes (no multiply)."""
+@njit(nogil=True, cache=True)
+def _mixed_rows(P, Ct, kinds, weights, k, big, out):  # pragma: no cover - compiled
+    """Serial kernel over a block of private rows (releases the GIL, so blocks run in threads).
+
+    Loop order: candidate chunk outermost, so a chunk's codes (c × 512) stay in L1 while every
+    row of the block is scored against it. Kinds are the prepared ones: 0 CAT, 1 ABS, 2 SQ,
+    3 IPV4, 4 PORT, 5 ABS with the weight already folded into the codes (no multiply)."""
     n, c = P.shape
     m = Ct.shape[1]
-    for i in prange(n):
-        buf = np.empty(_CHUNK, dtype=P.dtype)
-        best_d = np.full(k, big, dtype=P.dtype)
-        best_i = np.full(k, -1, dtype=np.int64)
-        prow = P[i]
-        for j0 in range(0, m, _CHUNK):
-            L = min(_CHUNK, m - j0)
-            b = buf[:L]
+    buf = np.empty(_CHUNK, dtype=P.dtype)
+    best_d = np.full((n, k), big, dtype=P.dtype)
+    best_i = np.full((n, k), -1, dtype=np.int64)
+    for j0 in range(0, m, _CHUNK):
+        L = min(_CHUNK, m - j0)
+        b = buf[:L]
+        for i in range(n):
+            prow = P[i]
             b[:] = 0
             for col in range(c):
                 w = weights[col]
@@ -116,7 +131,7 @@ def _mixed_knn(P, Ct, kinds, weights, k, big, wbits, out):  # pragma: no cover -
                         b[t] += w * (x * x)
                 elif kind == 3:  # IPV4: 32 - common prefix = bit length of a XOR b
                     for t in range(L):
-                        b[t] += w * (wbits - _clz(row[t] ^ a))
+                        b[t] += w * _bitlen32(row[t] ^ a)
                 else:  # PORT: 0 equal, w same service class, 3w otherwise
                     ca = (a >= 1024) + (a >= 49152)
                     w3 = 3 * w
@@ -125,123 +140,66 @@ def _mixed_knn(P, Ct, kinds, weights, k, big, wbits, out):  # pragma: no cover -
                         cx = (x >= 1024) + (x >= 49152)
                         v = w if cx == ca else w3
                         b[t] += v if x != a else 0
+            bd = best_d[i]
+            bi = best_i[i]
             mn = _chunk_min(b, L)
-            if mn < best_d[k - 1]:
+            if mn < bd[k - 1]:
                 if k == 1:
                     for t in range(L):
                         if b[t] == mn:
-                            best_d[0] = mn
-                            best_i[0] = j0 + t
+                            bd[0] = mn
+                            bi[0] = j0 + t
                             break
                 else:
                     for t in range(L):
-                        if b[t] < best_d[k - 1]:
-                            _insert(best_d, best_i, b[t], j0 + t)
-        for q in range(k):
-            out[i, q] = best_i[q]
+                        if b[t] < bd[k - 1]:
+                            _insert(bd, bi, b[t], j0 + t)
+    out[:, :] = best_i
 
 
 @njit(parallel=True, cache=True)
-def _l2_merge(G, p_sq, c_sq, best_d, best_i, j_off):  # pragma: no cover - compiled
-    """Fold one GEMM tile G = P_blk · C_tileᵀ into each row's running top-k. ``c_sq`` is the
-    tile's slice of candidate norms; distances are formed in float64 exactly as the reference does."""
+def _mixed_prange(P, Ct, kinds, weights, k, big, out, rows_per_task):  # pragma: no cover
+    """The same kernel as one numba-parallel region (prange over row blocks): the ``prange``
+    driver, kept for comparison in benchmarks/voting.py (see ``nearest(..., driver=)``)."""
+    n = P.shape[0]
+    n_tasks = (n + rows_per_task - 1) // rows_per_task
+    for q in prange(n_tasks):
+        s = q * rows_per_task
+        e = min(n, s + rows_per_task)
+        _mixed_rows(P[s:e], Ct, kinds, weights, k, big, out[s:e])
+
+
+@njit(nogil=True, cache=True)
+def _l2_merge(G, best_d, best_i, j_off):  # pragma: no cover - compiled
+    """Fold one tile of keys G[r, t] = ‖c‖² − 2 p·c (from the augmented GEMM) into each row's
+    running top-k. A chunk is scanned element by element only if it holds a key below the
+    current k-th best, which a vectorised any() decides."""
     B, L = G.shape
     k = best_d.shape[1]
-    for r in prange(B):
-        kb = np.empty(_CHUNK, dtype=np.float64)
-        ps = p_sq[r]
+    for r in range(B):
         bd = best_d[r]
         bi = best_i[r]
         for t0 in range(0, L, _CHUNK):
             n = min(_CHUNK, L - t0)
             g = G[r, t0:t0 + n]
-            cs = c_sq[t0:t0 + n]
-            kv = kb[:n]
-            for t in range(n):
-                kv[t] = (ps + cs[t]) - 2.0 * np.float64(g[t])
             worst = bd[k - 1]
             hit = False
             for t in range(n):
-                hit |= kv[t] < worst
+                hit |= g[t] < worst
             if hit:
                 for t in range(n):
-                    if kv[t] < bd[k - 1]:
-                        _insert(bd, bi, kv[t], j_off + t0 + t)
+                    if g[t] < bd[k - 1]:
+                        _insert(bd, bi, g[t], j_off + t0 + t)
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """Codes ready for ``_mixed_knn``: private (n, c), candidates transposed (c, m), prepared kinds
-    and weights, the empty-slot sentinel and the bit width for the IPv4 bit-length."""
-
-    p: np.ndarray
-    ct: np.ndarray
-    kinds: np.ndarray
-    weights: np.ndarray
-    big: np.integer
-    wbits: int
-
-
-def _prepare(p: np.ndarray, c: np.ndarray, metric: MixedMetric) -> _Prepared:
-    """Pick the narrowest exact integer type (int16, int32, else int64) for these codes.
-
-    A narrow type is used only when every shifted code fits and the largest possible total
-    distance is below the type's maximum (which is the "empty slot" sentinel, so no real distance
-    can equal it). In narrow types ABS weights are folded into the codes (w·|a−b| = |wa − wb|),
-    saving a multiply per element. int64 keeps the raw codes and the reference's exact formulas."""
-    kinds = metric.kinds.astype(np.int64)
-    weights = metric.weights.astype(np.int64)
-    for j, kind in enumerate(kinds.tolist()):
-        if kind not in _KNOWN_KINDS:
-            raise ValueError(f"unknown distance kind {kind} in column {j}")
-    if p.shape[0] and c.shape[0]:
-        lo = np.minimum(p.min(axis=0), c.min(axis=0))
-        hi = np.maximum(p.max(axis=0), c.max(axis=0))
-    else:
-        lo = hi = np.zeros(len(kinds), np.int64)
-    active = weights > 0
-    for j in np.flatnonzero((kinds == IPV4) & active).tolist():
-        if lo[j] < 0 or hi[j] >= 1 << 32:
-            raise ValueError(f"column {j} is an IPv4 column but holds codes outside [0, 2**32) "
-                             f"(min {lo[j]}, max {hi[j]}); encode addresses as unsigned 32-bit integers")
-    for dtype in (np.int16, np.int32):
-        info = np.iinfo(dtype)
-        if (kinds[active] == IPV4).any() and dtype is np.int16:
-            continue
-        bound, fits = 0, True
-        for j in np.flatnonzero(active).tolist():
-            kind, w, span = int(kinds[j]), int(weights[j]), int(hi[j]) - int(lo[j])
-            if kind == CAT:
-                fits &= span <= info.max
-                bound += w
-            elif kind == ABS:
-                fits &= w * span <= info.max
-                bound += w * span
-            elif kind == SQ:
-                fits &= span <= info.max
-                bound += w * span * span
-            elif kind == IPV4:
-                bound += 32 * w
-            else:  # PORT codes stay unshifted (service classes depend on the value)
-                fits &= info.min <= int(lo[j]) and int(hi[j]) <= info.max
-                bound += 3 * w
-        if not (fits and bound < info.max):
-            continue
-        shift = np.where(np.isin(kinds, (CAT, ABS, SQ)) & active, lo, 0)
-        scale = np.where((kinds == ABS) & active, weights, 1)
-        flip = np.where((kinds == IPV4) & active, np.int64(1 << 31), 0)
-        zero = ~active
-
-        def narrow(x: np.ndarray, shift=shift, scale=scale, flip=flip, zero=zero, dtype=dtype) -> np.ndarray:
-            y = ((x - shift) * scale) ^ flip
-            y[:, zero] = 0
-            return y.astype(dtype)
-
-        pk = np.where((kinds == ABS) & active, 5, kinds)
-        wt = np.where((kinds == ABS) & active, 1, weights)
-        return _Prepared(narrow(p), np.ascontiguousarray(narrow(c).T), pk, wt.astype(dtype),
-                         dtype(info.max), 8 * np.dtype(dtype).itemsize)
-    return _Prepared(p, np.ascontiguousarray(c.T), kinds, weights, np.int64(_I64_MAX), 64)
+@njit(parallel=True, cache=True)
+def _l2_merge_prange(G, best_d, best_i, j_off, rows_per_task):  # pragma: no cover
+    n = G.shape[0]
+    n_tasks = (n + rows_per_task - 1) // rows_per_task
+    for q in prange(n_tasks):
+        s = q * rows_per_task
+        e = min(n, s + rows_per_task)
+        _l2_merge(G[s:e], best_d[s:e], best_i[s:e], j_off)
 
 
 def _check(private: np.ndarray, candidates: np.ndarray, k: int) -> None:
@@ -252,63 +210,112 @@ def _check(private: np.ndarray, candidates: np.ndarray, k: int) -> None:
         raise ValueError(f"private codes {private.shape} and candidate codes {candidates.shape} do not match")
 
 
-def _nearest_mixed(private, candidates, metric, k, block_rows, progress) -> np.ndarray:
+def _run_blocks(task: Callable[[int, int], None], n: int, rows: int, threads: int,
+                progress: Callable[[int], None] | None) -> None:
+    """Run ``task(start, stop)`` over row blocks on a pool of threads (the kernels release the
+    GIL). Progress is reported from the calling thread, in completion order."""
+    starts = range(0, n, rows)
+    if threads <= 1 or len(starts) <= 1:
+        for s in starts:
+            task(s, min(s + rows, n))
+            if progress:
+                progress(min(rows, n - s))
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pe-vote") as ex:
+        futs = {ex.submit(task, s, min(s + rows, n)): min(rows, n - s) for s in starts}
+        for f in as_completed(futs):
+            f.result()
+            if progress:
+                progress(futs[f])
+
+
+def _nearest_mixed(private, candidates, metric, k, block_rows, progress, threads, driver) -> np.ndarray:
     pi = np.ascontiguousarray(private, dtype=np.int64)
     ci = np.ascontiguousarray(candidates, dtype=np.int64)
     if len(metric.kinds) != pi.shape[1]:
         raise ValueError(f"the MixedMetric has {len(metric.kinds)} columns but the codes have {pi.shape[1]}")
-    pr = _prepare(pi, ci, metric)
-    out = np.empty((pi.shape[0], k), dtype=np.int64)
-    # memory inside the kernel is O(threads × chunk); blocks only pace the progress callback
-    b = block_rows or max(1024, _block_rows(ci.shape[0]))
-    for s in range(0, pi.shape[0], b):
-        _mixed_knn(pr.p[s:s + b], pr.ct, pr.kinds, pr.weights, k, pr.big, pr.wbits, out[s:s + b])
+    pr = prepare_mixed(pi, ci, metric)
+    n = pi.shape[0]
+    out = np.empty((n, k), dtype=np.int64)
+    # kernel memory is one chunk buffer per thread; blocks set the task size and progress pace
+    rows = block_rows or int(np.clip(_MIXED_TASK_PAIRS // max(ci.shape[0], 1), 8, 4096))
+    if driver == "prange":
+        _mixed_prange(pr.p, pr.ct, pr.kinds, pr.weights, k, pr.big, out, rows)
         if progress:
-            progress(min(b, pi.shape[0] - s))
+            progress(n)
+        return out
+
+    def task(s: int, e: int) -> None:
+        _mixed_rows(pr.p[s:e], pr.ct, pr.kinds, pr.weights, k, pr.big, out[s:e])
+
+    _run_blocks(task, n, rows, threads, progress)
     return out
 
 
-def _nearest_l2(private, candidates, k, block_rows, progress) -> np.ndarray:
-    p = np.ascontiguousarray(private, dtype=np.float32)
-    c = np.ascontiguousarray(candidates, dtype=np.float32)
+def _nearest_l2(private, candidates, k, block_rows, progress, threads, driver) -> np.ndarray:
+    p = np.asarray(private)
+    c = np.asarray(candidates)
     if not (np.isfinite(p).all() and np.isfinite(c).all()):
         raise ValueError("L2 codes contain NaN or infinite values; check the encoder's output")
+    pa, ca = l2_operands(p, c)
     n, m = p.shape[0], c.shape[0]
-    p64, c64 = p.astype(np.float64), c.astype(np.float64)
-    p_sq = np.einsum("ij,ij->i", p64, p64)  # the reference's norms, bit for bit
-    c_sq = np.einsum("ij,ij->i", c64, c64)
-    del p64, c64
-    ct = np.ascontiguousarray(c.T)
-    tile = min(m, 8192)
-    b = block_rows or max(16, min(512, _L2_BLOCK_ELEMS // tile))
+    tile = min(m, _L2_TILE)
+    rows = block_rows or _L2_ROWS
     out = np.empty((n, k), dtype=np.int64)
-    g = np.empty((b, tile), dtype=np.float32)
-    for s in range(0, n, b):
-        e = min(s + b, n)
-        best_d = np.full((e - s, k), np.inf)
+    local = threading.local()
+
+    def task(s: int, e: int) -> None:
+        g = getattr(local, "g", None)
+        if g is None or g.shape[0] < e - s:
+            g = local.g = np.empty((e - s, tile), dtype=pa.dtype)
+        best_d = np.full((e - s, k), np.inf, dtype=pa.dtype)
         best_i = np.full((e - s, k), -1, dtype=np.int64)
         for j0 in range(0, m, tile):
             j1 = min(j0 + tile, m)
             gv = g[: e - s, : j1 - j0]
-            np.matmul(p[s:e], ct[:, j0:j1], out=gv)
-            _l2_merge(gv, p_sq[s:e], c_sq[j0:j1], best_d, best_i, j0)
+            np.matmul(pa[s:e], ca[:, j0:j1], out=gv)
+            _l2_merge(gv, best_d, best_i, j0)
         out[s:e] = best_i
-        if progress:
-            progress(e - s)
+
+    if driver == "prange":  # BLAS threads for the GEMM, a numba-parallel region for the top-k pass
+        big = max(rows, _L2_BLOCK_ELEMS // max(tile, 1))
+        for s in range(0, n, big):
+            e = min(s + big, n)
+            best_d = np.full((e - s, k), np.inf, dtype=pa.dtype)
+            best_i = np.full((e - s, k), -1, dtype=np.int64)
+            for j0 in range(0, m, tile):
+                j1 = min(j0 + tile, m)
+                _l2_merge_prange(pa[s:e] @ ca[:, j0:j1], best_d, best_i, j0, rows)
+            out[s:e] = best_i
+            if progress:
+                progress(e - s)
+        return out
+    with threadpool_limits(limits=1, user_api="blas"):  # one BLAS thread per voting thread
+        _run_blocks(task, n, rows, threads, progress)
     return out
 
 
 def nearest(
     private: np.ndarray, candidates: np.ndarray, metric: Metric, k: int = 1,
     block_rows: int | None = None, progress: Callable[[int], None] | None = None,
+    *, threads: int | None = None, driver: str = "threads",
 ) -> np.ndarray:
     """Indices (n_private, k) of each private row's k nearest candidates, nearest first; ties go to
-    the smallest candidate index. Same contract as ``reference.nearest``."""
+    the smallest candidate index. Same contract and results as ``reference.nearest``.
+
+    ``threads`` defaults to ``numba.get_num_threads()`` (so ``numba.set_num_threads`` and
+    ``NUMBA_NUM_THREADS`` apply). ``driver="threads"`` runs GIL-free serial kernels on row blocks in
+    a thread pool; ``driver="prange"`` runs one numba-parallel (OpenMP) region instead. Both give
+    identical results; the pool is the default because OpenMP's spin-waiting barriers collapsed on
+    shared, oversubscribed CPUs in our measurements (benchmarks/RESULTS.md, "Voting kernels")."""
     _check(private, candidates, k)
+    if driver not in ("threads", "prange"):
+        raise ValueError(f"driver must be 'threads' or 'prange', got {driver!r}")
+    t = max(1, int(threads or numba.get_num_threads()))
     if isinstance(metric, MixedMetric):
-        return _nearest_mixed(private, candidates, metric, k, block_rows, progress)
+        return _nearest_mixed(private, candidates, metric, k, block_rows, progress, t, driver)
     if isinstance(metric, L2Metric):
-        return _nearest_l2(private, candidates, k, block_rows, progress)
+        return _nearest_l2(private, candidates, k, block_rows, progress, t, driver)
     raise TypeError(f"unsupported metric {metric!r}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -27,19 +28,45 @@ def _load(name: str) -> NearestFn:
     raise ValueError(f"unknown --voter {name!r}; choose one of {', '.join(VOTER_NAMES)}")
 
 
+_JAX_ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm7_plugin", "jax_rocm60_plugin",
+                            "libtpu")
+
+
+def _jax_accelerator() -> str | None:
+    """The JAX backend name when an accelerator plugin is installed *and* JAX sees its device.
+
+    JAX is imported only when such a plugin is installed: importing it costs about a second."""
+    if not any(importlib.util.find_spec(m) is not None for m in _JAX_ACCELERATOR_PLUGINS):
+        return None
+    try:
+        import jax  # noqa: PLC0415
+
+        backend = jax.default_backend()
+    except Exception as e:  # noqa: BLE001 - a broken plugin must not break voting
+        log.info("JAX accelerator plugin present but unusable (%s)", e)
+        return None
+    return None if backend == "cpu" else backend
+
+
 def get_voter(name: str = "auto") -> NearestFn:
-    """The kernel for ``--voter``. ``auto`` prefers numba, then jax, then numpy, and logs its pick."""
+    """The kernel for ``--voter``; ``auto`` picks the fastest available and logs its pick.
+
+    The rule (from benchmarks/RESULTS.md, "Voting kernels"): JAX when it has an accelerator (GPU/TPU),
+    else numba (fastest on CPU for both metrics), else JAX on CPU, else the numpy reference."""
     if name != "auto":
         return _load(name)
-    for cand in ("numba", "jax"):
+    accel = _jax_accelerator()
+    order = ("jax", "numba") if accel else ("numba", "jax")
+    for cand in order:
         try:
             f = _load(cand)
         except ImportError as e:
             log.info("voter %s unavailable (%s)", cand, e)
             continue
-        log.info("voter auto -> %s", cand)
+        why = f"JAX sees a {accel} device" if (cand == "jax" and accel) else "fastest available on CPU"
+        log.info("voter auto -> %s (%s)", cand, why)
         return f
-    log.info("voter auto -> numpy")
+    log.info("voter auto -> numpy (neither numba nor jax could be imported)")
     return numpy_nearest
 
 

@@ -1,0 +1,174 @@
+"""The JAX nearest-neighbour kernel: same contract and same answers as ``reference.nearest``.
+
+Runs wherever JAX runs (CPU here, a GPU unchanged). Work is a grid of fixed-shape blocks — a
+block of private rows against a block of candidates — compiled once per (block shape, columns,
+kinds, k, dtype): the last blocks are padded (padded candidates get a distance no real candidate
+can have, padded rows are dropped), so varying population sizes never trigger a recompile.
+Memory is O(block_rows × block_cands), never O(n_private × n_candidates).
+
+Exactness. Mixed-type distances are integer arithmetic in the narrowest exact type chosen by
+``prepare.prepare_mixed`` (int16/int32 need no 64-bit mode; the int64 fallback runs inside a
+*local* ``jax.enable_x64`` context, so the process-wide JAX setting is never changed). L2 uses
+the augmented GEMM of ``prepare.l2_operands`` with ``Precision.HIGHEST`` (true float32, never
+TF32 on a GPU): exact for integer-valued inputs, float rounding otherwise.
+
+Ties. ``lax.top_k`` puts the lower index first among equal values; each block's top-k is merged
+with the running top-k placed *before* it, so among equal distances the earlier (smaller)
+candidate index always wins, as in the reference's stable sort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..distance.base import L2Metric, Metric, MixedMetric
+from .prepare import ABS_FOLDED, l2_operands, prepare_mixed
+
+_BLOCK_ELEMS = 1 << 21  # distances per (rows × candidates) block: 8 MB of int32 / float32
+_MAX_CANDS = 4096
+_MIN_BLOCK = 64  # small inputs share one padded shape (and one compile)
+_FEATURE_PAD = 8  # L2 feature dimension padded to a multiple of this (zeros leave dot products unchanged)
+
+
+def _bucket(n: int, cap: int) -> int:
+    """Next power of two ≥ n (at least _MIN_BLOCK), capped: few distinct shapes, few compiles."""
+    return int(min(cap, max(_MIN_BLOCK, 1 << max(0, int(n - 1).bit_length()))))
+
+
+def _merge(d: jax.Array, j_off: jax.Array, best_d: jax.Array, best_i: jax.Array, k: int):
+    """Running top-k (nearest first) after one block of distances d (rows × cands)."""
+    cb = d.shape[1]
+    if k == 1:
+        bj = jnp.argmin(d, axis=1)  # first minimum = smallest index
+        bd = jnp.take_along_axis(d, bj[:, None], axis=1)
+        better = bd < best_d  # strict: an equal distance keeps the earlier candidate
+        return jnp.where(better, bd, best_d), jnp.where(better, (bj + j_off)[:, None].astype(best_i.dtype), best_i)
+    kk = min(k, cb)
+    neg, bj = lax.top_k(-d, kk)
+    cat_d = jnp.concatenate([best_d, -neg], axis=1)
+    cat_i = jnp.concatenate([best_i, (bj + j_off).astype(best_i.dtype)], axis=1)
+    neg2, sel = lax.top_k(-cat_d, k)
+    return -neg2, jnp.take_along_axis(cat_i, sel, axis=1)
+
+
+@partial(jax.jit, static_argnames=("kinds", "k", "wbits"))
+def _mixed_step(p, ct, weights, j_off, m, best_d, best_i, big, *, kinds, k, wbits):
+    """One block: p (rows, c) against ct (c, cands) starting at candidate j_off."""
+    d = jnp.zeros((p.shape[0], ct.shape[1]), dtype=p.dtype)
+    for col, kind in enumerate(kinds):
+        a, x, w = p[:, col, None], ct[col][None, :], weights[col]
+        if kind == 0:  # CAT
+            term = w * (x != a).astype(d.dtype)
+        elif kind == ABS_FOLDED:
+            term = jnp.maximum(x, a) - jnp.minimum(x, a)
+        elif kind == 1:  # ABS
+            term = w * (jnp.maximum(x, a) - jnp.minimum(x, a))
+        elif kind == 2:  # SQ
+            term = w * (x - a) * (x - a)
+        elif kind == 3:  # IPV4: bit length of a XOR b
+            term = w * (wbits - lax.clz(x ^ a)).astype(d.dtype)
+        else:  # PORT
+            wide_t = jnp.promote_types(d.dtype, jnp.int32)  # 49152 does not fit int16
+            a32, x32 = a.astype(wide_t), x.astype(wide_t)
+            cls_a = (a32 >= 1024).astype(jnp.int8) + (a32 >= 49152).astype(jnp.int8)
+            cls_x = (x32 >= 1024).astype(jnp.int8) + (x32 >= 49152).astype(jnp.int8)
+            term = jnp.where(x == a, 0, jnp.where(cls_x == cls_a, w, 3 * w)).astype(d.dtype)
+        d = d + term
+    j = j_off + jnp.arange(ct.shape[1])
+    d = jnp.where((j < m)[None, :], d, big)
+    return _merge(d, j_off, best_d, best_i, k)
+
+
+@partial(jax.jit, static_argnames=("k",))
+def _l2_step(pa, ca, j_off, m, best_d, best_i, *, k):
+    g = jnp.dot(pa, ca, precision=lax.Precision.HIGHEST, preferred_element_type=pa.dtype)
+    j = j_off + jnp.arange(ca.shape[1])
+    g = jnp.where((j < m)[None, :], g, jnp.inf)
+    return _merge(g, j_off, best_d, best_i, k)
+
+
+def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
+    if x.shape[0] == rows:
+        return x
+    out = np.zeros((rows, *x.shape[1:]), dtype=x.dtype)
+    out[: x.shape[0]] = x
+    return out
+
+
+def _run(private: np.ndarray, cand_t: np.ndarray, k: int, block_rows: int | None,
+         progress: Callable[[int], None] | None, step: Callable, init_d) -> np.ndarray:
+    """Drive ``step`` over the block grid. ``cand_t`` is (features, m); ``init_d`` the empty-slot value."""
+    n, m = private.shape[0], cand_t.shape[1]
+    cb = max(_bucket(m, _MAX_CANDS), _bucket(k, 1 << 30))
+    rb = block_rows or _bucket(n, max(_MIN_BLOCK, _BLOCK_ELEMS // cb))
+    n_cb = -(-m // cb)
+    ct_pad = np.zeros((cand_t.shape[0], n_cb * cb), dtype=cand_t.dtype)
+    ct_pad[:, :m] = cand_t
+    blocks = [jnp.asarray(ct_pad[:, b * cb:(b + 1) * cb]) for b in range(n_cb)]
+    m_dev = jnp.asarray(m, dtype=jnp.int32)
+    offs = [jnp.asarray(b * cb, dtype=jnp.int32) for b in range(n_cb)]
+    out = np.empty((n, k), dtype=np.int64)
+    for s in range(0, n, rb):
+        e = min(s + rb, n)
+        p = jnp.asarray(_pad_rows(private[s:e], rb))
+        best_d = jnp.full((rb, k), init_d, dtype=private.dtype)
+        best_i = jnp.full((rb, k), -1, dtype=jnp.int32)
+        for b in range(n_cb):
+            best_d, best_i = step(p, blocks[b], offs[b], m_dev, best_d, best_i)
+        out[s:e] = np.asarray(best_i)[: e - s]
+        if progress:
+            progress(e - s)
+    return out
+
+
+def nearest(
+    private: np.ndarray, candidates: np.ndarray, metric: Metric, k: int = 1,
+    block_rows: int | None = None, progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Indices (n_private, k) of each private row's k nearest candidates, nearest first; ties go to
+    the smallest candidate index. Same contract and results as ``reference.nearest``."""
+    m = candidates.shape[0]
+    if not 1 <= k <= m:
+        raise ValueError(f"k={k} must be between 1 and the number of candidates ({m})")
+    if private.ndim != 2 or candidates.ndim != 2 or private.shape[1] != candidates.shape[1]:
+        raise ValueError(f"private codes {private.shape} and candidate codes {candidates.shape} do not match")
+    if m >= 2**31:
+        raise ValueError(f"{m} candidates exceed the int32 indices of the JAX kernel; use --voter numba")
+    if isinstance(metric, MixedMetric):
+        pi = np.ascontiguousarray(private, dtype=np.int64)
+        ci = np.ascontiguousarray(candidates, dtype=np.int64)
+        if len(metric.kinds) != pi.shape[1]:
+            raise ValueError(f"the MixedMetric has {len(metric.kinds)} columns but the codes have {pi.shape[1]}")
+        pr = prepare_mixed(pi, ci, metric)
+        wide = pr.p.dtype == np.int64
+        with jax.enable_x64(True) if wide else nullcontext():
+            big = jnp.asarray(pr.big, dtype=pr.p.dtype)
+            weights = jnp.asarray(pr.weights)
+            kinds = tuple(int(x) for x in pr.kinds)
+
+            def step(p, ct, j_off, m_dev, best_d, best_i):
+                return _mixed_step(p, ct, weights, j_off, m_dev, best_d, best_i, big,
+                                   kinds=kinds, k=k, wbits=pr.wbits)
+
+            return _run(pr.p, pr.ct, k, block_rows, progress, step, pr.big)
+    if isinstance(metric, L2Metric):
+        p, c = np.asarray(private), np.asarray(candidates)
+        if not (np.isfinite(p).all() and np.isfinite(c).all()):
+            raise ValueError("L2 codes contain NaN or infinite values; check the encoder's output")
+        pa, ca = l2_operands(p, c)
+        f = -(-pa.shape[1] // _FEATURE_PAD) * _FEATURE_PAD
+        pa = np.pad(pa, ((0, 0), (0, f - pa.shape[1])))
+        ca = np.pad(ca, ((0, f - ca.shape[0]), (0, 0)))
+        with jax.enable_x64(True) if pa.dtype == np.float64 else nullcontext():
+            def step(p_, ct, j_off, m_dev, best_d, best_i):
+                return _l2_step(p_, ct, j_off, m_dev, best_d, best_i, k=k)
+
+            return _run(pa, ca, k, block_rows, progress, step, np.inf)
+    raise TypeError(f"unsupported metric {metric!r}")
