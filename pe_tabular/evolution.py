@@ -21,7 +21,7 @@ from .population import Population
 from .privacy.ledger import Ledger
 from .privacy.noise import NoiseSource
 from .voting.histogram import clip_counts, select, vote_histogram
-from .voting.registry import class_conditional_nearest, get_voter
+from .voting.registry import VoteFn, class_conditional_nearest, get_voter
 
 log = logging.getLogger(__name__)
 Event = dict[str, Any]
@@ -172,11 +172,12 @@ class Evolution:
 
     def __init__(self, backend: Backend, encoder: Encoder, config: EvolutionConfig, policy: BudgetPolicy,
                  ledger: Ledger, noise: NoiseSource, rng: np.random.Generator,
-                 on_event: Callable[[Event], None] | None = None):
+                 on_event: Callable[[Event], None] | None = None, vote_fn: VoteFn | None = None):
         self.backend, self.encoder, self.cfg, self.policy = backend, encoder, config, policy
         self.ledger, self.noise, self.rng = ledger, noise, rng
         self.on_event = on_event or (lambda e: None)
         self.nearest = get_voter(config.voter)
+        self.vote_fn = vote_fn  # None: vote in this process; else e.g. a ShardedVoter (its contract: Δ ≤ 1)
         if config.lookahead and not isinstance(encoder.metric, L2Metric):
             raise ConfigError("--lookahead needs a vector (L2) encoder: the mean of mixed-type codes is undefined")
 
@@ -211,6 +212,12 @@ class Evolution:
             done[0] += n
             self.on_event({"type": "vote_progress", "iteration": t, "done": done[0], "total": len(private)})
 
+        if self.vote_fn is not None:
+            counts = np.asarray(self.vote_fn(private, cand, self.encoder.metric, self.cfg.k, labels, pop.label,
+                                             groups, progress), dtype=np.float64)
+            if counts.shape != (len(pop),):
+                raise RuntimeError(f"vote_fn returned counts of shape {counts.shape} for {len(pop)} candidates")
+            return counts
         nn = class_conditional_nearest(self.nearest, private, cand, self.encoder.metric, self.cfg.k,
                                        labels, pop.label, progress=progress)
         return vote_histogram(nn, len(pop), groups)

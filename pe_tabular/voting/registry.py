@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -13,6 +13,18 @@ from .reference import nearest as numpy_nearest
 
 log = logging.getLogger(__name__)
 NearestFn = Callable[..., np.ndarray]
+
+
+class VoteFn(Protocol):
+    """Computes one iteration's *clean* vote histogram somewhere else (Dask workers, federated
+    clients) for ``Evolution(vote_fn=...)``. The evolution adds the noise, once, with L2 sensitivity
+    1, so an implementation must guarantee that one private unit (row, group or client) moves the
+    returned vector by at most 1 in L2 norm. ``private`` is whatever was passed to ``Evolution.run``
+    (for remote data, a handle with ``__len__``)."""
+
+    def __call__(self, private: Any, candidates: np.ndarray, metric: Any, k: int,
+                 private_labels: np.ndarray | None, candidate_labels: np.ndarray | None,
+                 groups: np.ndarray | None, progress: Callable[[int], None] | None) -> np.ndarray: ...
 VOTER_NAMES = ("numpy", "numba", "jax", "auto")
 
 

@@ -1,0 +1,237 @@
+"""Voting on private data sharded over Dask workers (extra ``dask``).
+
+Each partition of the private data is loaded (or received once) by one worker, encoded there, and
+stays there: every iteration the coordinator broadcasts the candidate codes, each worker votes its
+rows against them and sends back only its *partial clean histogram* (float counts, one per
+candidate, from ``vote_histogram``), and the coordinator sums them. Noise is not added here: the
+evolution adds it once, to the sum, with the same L2 sensitivity 1 as a single-process vote (each
+row, or each group, lives in exactly one partition, so it still moves the sum by at most 1).
+
+The coordinator, like the single-process curator, sees clean counts before noise: it is trusted.
+What sharding adds is that private *rows* never travel: with a Parquet dataset each worker reads its
+own files, and with in-memory frames each frame is sent once, to the one worker that keeps it.
+
+Usage (what ``pe-tabular synth --dask-scheduler ADDRESS`` / ``--dask-local N`` wire up)::
+
+    voter = make_vote_fn(local_workers=2, partitions="private.parquet/", encoder=encoder)
+    result = Evolution(..., vote_fn=voter).run(voter.private, label_shares=shares)
+    voter.close()
+
+With ``group_column`` (user/flow-level DP) every group must sit in a single partition, e.g. Parquet
+files written partitioned by the group column; a group split over partitions would be normalised
+per part and could move the sum by up to √(parts) instead of 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .histogram import vote_histogram
+from .registry import class_conditional_nearest, get_voter
+
+log = logging.getLogger(__name__)
+Partitions = Sequence[pd.DataFrame] | str | os.PathLike
+
+
+@dataclass(frozen=True)
+class RemotePrivate:
+    """Stands for private rows that live on the workers: ``Evolution.run`` only needs their count."""
+
+    n_rows: int
+    n_partitions: int
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+
+@dataclass
+class _Shard:
+    """One partition's codes, as kept in a worker's memory (never sent back)."""
+
+    codes: np.ndarray
+    labels: np.ndarray | None
+    groups: np.ndarray | None
+
+
+# -- functions that run on the workers --------------------------------------------------------------
+def _encode(frame: pd.DataFrame, encoder: Any, label_column: str | None, group_column: str | None) -> _Shard:
+    labels = frame[label_column].to_numpy() if label_column else None
+    groups = frame[group_column].to_numpy() if group_column else None
+    features = frame.drop(columns=[c for c in (label_column, group_column) if c])
+    return _Shard(np.asarray(encoder.encode(features)), labels, groups)
+
+
+def _read_and_encode(path: str, encoder: Any, label_column: str | None, group_column: str | None) -> _Shard:
+    return _encode(pd.read_parquet(path), encoder, label_column, group_column)
+
+
+def _n_rows(shard: _Shard) -> int:
+    return int(shard.codes.shape[0])
+
+
+def _label_counts(shard: _Shard, classes: list[Any]) -> np.ndarray:
+    idx = {c: i for i, c in enumerate(classes)}
+    unknown = set(np.unique(shard.labels).tolist()) - set(idx)
+    if unknown:
+        raise ValueError(f"label values {sorted(map(str, unknown))[:5]} are not among the declared classes")
+    return np.bincount([idx[v] for v in shard.labels.tolist()], minlength=len(classes)).astype(np.float64)
+
+
+def _vote(shard: _Shard, candidates: np.ndarray, metric: Any, k: int, candidate_labels: np.ndarray | None,
+          voter: str, threads: int | None) -> np.ndarray:
+    if threads is not None and voter in ("numba", "auto"):
+        import numba  # noqa: PLC0415 - only where numba votes
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    if shard.codes.shape[0] == 0:
+        return np.zeros(candidates.shape[0])
+    labels = shard.labels if candidate_labels is not None else None  # unlabelled candidates: plain vote
+    nn = class_conditional_nearest(get_voter(voter), shard.codes, candidates, metric, k, labels, candidate_labels)
+    return vote_histogram(nn, candidates.shape[0], shard.groups)
+
+
+# -- the coordinator side ---------------------------------------------------------------------------
+def _parquet_files(path: str | os.PathLike) -> list[str]:
+    p = Path(path)
+    if p.is_file():
+        return [str(p)]
+    files = sorted(str(f) for f in p.rglob("*.parquet"))
+    if not files:
+        raise ValueError(f"--private {path}: no .parquet files found (a Parquet dataset is a file or a folder of them)")
+    return files
+
+
+class ShardedVoter:
+    """A ``VoteFn`` (see ``registry.VoteFn``) whose private rows live on Dask workers.
+
+    ``partitions`` is a list of DataFrames (each sent once to one worker) or a Parquet file/folder
+    (each file read by one worker; the coordinator never opens it). ``encoder`` must be picklable:
+    it is shipped to the workers, which encode their rows once, at construction. Label and group
+    columns are split off before encoding."""
+
+    def __init__(self, client: Any, partitions: Partitions, encoder: Any, *, voter: str = "auto",
+                 label_column: str | None = None, group_column: str | None = None,
+                 threads_per_task: int | None = None, owns: tuple[Any, ...] = ()):
+        self.client, self.voter, self.threads = client, voter, threads_per_task
+        self.label_column, self.group_column = label_column, group_column
+        self._owns = owns  # (client, cluster) made by make_vote_fn, closed by close()
+        self._token = uuid.uuid4().hex[:8]
+        workers = sorted(client.scheduler_info()["workers"])
+        if not workers:
+            raise RuntimeError("the Dask cluster has no workers; start some or use --dask-local N")
+        if isinstance(partitions, str | os.PathLike):
+            sources: list[Any] = _parquet_files(partitions)
+            load: Callable = _read_and_encode
+        else:
+            sources = list(partitions)
+            if not sources:
+                raise ValueError("no private partitions given")
+            load = _encode
+        self._workers: list[str] = [workers[i % len(workers)] for i in range(len(sources))]
+        self._shards = []
+        for i, (src, w) in enumerate(zip(sources, self._workers)):
+            if load is _encode:  # an in-memory frame travels once, to the worker that keeps it
+                src = client.scatter(src, workers=[w], hash=False)
+            self._shards.append(client.submit(load, src, encoder, label_column, group_column, workers=[w],
+                                              allow_other_workers=False, pure=False,
+                                              key=f"pe-private-shard-{self._token}-{i}"))
+            del src
+        sizes = self._fetch([client.submit(_n_rows, s, workers=[w], allow_other_workers=False, pure=False)
+                             for s, w in zip(self._shards, self._workers)])
+        self.sizes = [int(x) for x in sizes]
+        self.private = RemotePrivate(sum(self.sizes), len(self.sizes))
+        log.info("private data: %d rows in %d partitions on %d workers", self.private.n_rows, len(self.sizes),
+                 len(set(self._workers)))
+
+    def _fetch(self, futures: list[Any]) -> list[Any]:
+        """The only way results reach the coordinator (tests watch ``Client.gather``)."""
+        return self.client.gather(futures)
+
+    def _submit_all(self, fn: Callable, *args: Any) -> list[Any]:
+        return [self.client.submit(fn, s, *args, workers=[w], allow_other_workers=False, pure=False)
+                for s, w in zip(self._shards, self._workers)]
+
+    def __call__(self, private: Any, candidates: np.ndarray, metric: Any, k: int,
+                 private_labels: np.ndarray | None, candidate_labels: np.ndarray | None,
+                 groups: np.ndarray | None, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        if private_labels is not None or groups is not None:
+            raise ValueError("with sharded voting the private labels/groups live on the workers: pass "
+                             "label_column/group_column to the ShardedVoter, not arrays to Evolution.run")
+        if candidate_labels is not None and self.label_column is None:
+            raise ValueError("the candidates are labelled but the ShardedVoter has no label_column")
+        from distributed import as_completed  # noqa: PLC0415 - extra 'dask'
+
+        cand = self.client.scatter(np.ascontiguousarray(candidates), broadcast=True, hash=False)
+        cl = None if candidate_labels is None else self.client.scatter(candidate_labels, broadcast=True, hash=False)
+        futs = self._submit_all(_vote, cand, metric, k, cl if self.label_column else None, self.voter, self.threads)
+        order = {f.key: i for i, f in enumerate(futs)}
+        parts: list[np.ndarray | None] = [None] * len(futs)
+        for fut in as_completed(futs):
+            i = order[fut.key]
+            parts[i] = self._fetch([fut])[0]
+            if progress:
+                progress(self.sizes[i])
+        # sum in partition order, so repeated runs give bit-identical counts
+        return np.sum(np.stack(parts), axis=0) if parts else np.zeros(candidates.shape[0])
+
+    def label_counts(self, classes: Sequence[Any]) -> np.ndarray:
+        """Clean per-class counts summed over workers, for a DP label-share release on the coordinator
+        (``evolution.release_once``, Δ = 1): only the per-class totals leave the workers."""
+        if self.label_column is None:
+            raise ValueError("label_counts needs the ShardedVoter's label_column")
+        return np.sum(np.stack(self._fetch(self._submit_all(_label_counts, list(classes)))), axis=0)
+
+    def close(self) -> None:
+        """Drop the shards from worker memory; close the client/cluster if ``make_vote_fn`` made them."""
+        for f in self._shards:
+            f.release()
+        self._shards = []
+        for obj in self._owns:
+            obj.close()
+
+    def __enter__(self) -> ShardedVoter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def make_vote_fn(scheduler_address: str | None = None, local_workers: int | None = None, *,
+                 partitions: Partitions, encoder: Any, voter: str = "auto", label_column: str | None = None,
+                 group_column: str | None = None) -> ShardedVoter:
+    """A ``ShardedVoter`` on an existing scheduler (``--dask-scheduler ADDRESS``) or on a new local
+    cluster of ``local_workers`` processes with one thread each (``--dask-local N``).
+
+    On a local cluster each worker's kernel gets ``cpu_count // N`` threads, so N workers never
+    oversubscribe the machine. The returned voter owns what it created: call ``close()``."""
+    if (scheduler_address is None) == (local_workers is None):
+        raise ValueError("give exactly one of --dask-scheduler ADDRESS or --dask-local N")
+    from distributed import Client, LocalCluster  # noqa: PLC0415 - extra 'dask'
+
+    if local_workers is not None:
+        if local_workers < 1:
+            raise ValueError(f"--dask-local must be >= 1, got {local_workers}")
+        cluster = LocalCluster(n_workers=local_workers, processes=True, threads_per_worker=1,
+                               dashboard_address=None)
+        client = Client(cluster)
+        threads = max(1, (os.cpu_count() or 1) // local_workers)
+        owns: tuple[Any, ...] = (client, cluster)
+    else:
+        client = Client(scheduler_address)
+        threads, owns = None, (client,)
+    try:
+        return ShardedVoter(client, partitions, encoder, voter=voter, label_column=label_column,
+                            group_column=group_column, threads_per_task=threads, owns=owns)
+    except BaseException:
+        for obj in owns:
+            obj.close()
+        raise

@@ -1,0 +1,167 @@
+"""Sharded voting on a 2-process Dask LocalCluster: same counts as one process, and the private rows
+stay on their workers (only per-candidate float histograms come back)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+
+import tests.toy as toy  # noqa: E402
+from pe_tabular.distance.tabular import TableEncoder  # noqa: E402
+from pe_tabular.evolution import Evolution, EvolutionConfig, uniform_policy  # noqa: E402
+from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu  # noqa: E402
+from pe_tabular.schema import Column, Schema  # noqa: E402
+from pe_tabular.voting import numba_kernel  # noqa: E402
+from pe_tabular.voting.histogram import vote_histogram  # noqa: E402
+from pe_tabular.voting.registry import class_conditional_nearest  # noqa: E402
+from pe_tabular.voting.sharded import ShardedVoter, make_vote_fn  # noqa: E402
+
+cloudpickle.register_pickle_by_value(toy)  # the workers cannot import the tests package
+
+SCHEMA = Schema((
+    Column("age", "integer", lower=17, upper=90),
+    Column("hours", "integer", lower=1, upper=99),
+    Column("job", "categorical", categories=("a", "b", "c", "d")),
+    Column("income", "categorical", categories=("<=50K", ">50K")),
+), label="income")
+
+
+def table(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "age": rng.integers(17, 91, n), "hours": rng.choice([20, 40, 40, 40, 60], n),
+        "job": rng.choice(list("abcd"), n), "income": rng.choice(["<=50K", ">50K"], n),
+        "user": rng.integers(0, 10**6, n),
+    })
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as lc:
+        with distributed.Client(lc) as c:
+            yield c
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    parts = [table(rng, n) for n in (120, 75, 0, 133)]  # an empty partition too
+    for i, p in enumerate(parts):  # user ids never span partitions (group-level DP needs that)
+        p["user"] = i * 1000 + p["user"] % 40
+    cand = table(rng, 60).drop(columns=["user"])
+    return parts, cand
+
+
+def single_process(parts, cand, encoder, k, labels=False, groups=False):
+    full = pd.concat(parts, ignore_index=True)
+    codes = encoder.encode(full.drop(columns=["user"]))
+    cl = cand["income"].to_numpy() if labels else None
+    nn = class_conditional_nearest(numba_kernel.nearest, codes, encoder.encode(cand), encoder.metric, k,
+                                   full["income"].to_numpy() if labels else None, cl)
+    return vote_histogram(nn, len(cand), full["user"].to_numpy() if groups else None)
+
+
+@pytest.mark.parametrize("k, labels, groups", [(1, False, False), (3, False, False), (2, True, True)])
+def test_counts_match_a_single_process(client, data, k, labels, groups):
+    parts, cand = data
+    enc = TableEncoder(SCHEMA, exclude=("income",))
+    # TableEncoder encodes its schema's columns only; label and group columns are split off first anyway
+    with ShardedVoter(client, parts, enc, voter="numba", label_column="income",
+                      group_column="user" if groups else None) as voter:
+        assert len(voter.private) == sum(map(len, parts))
+        got = voter(voter.private, enc.encode(cand), enc.metric, k, None,
+                    cand["income"].to_numpy() if labels else None, None, None)
+    want = single_process(parts, cand, enc, k, labels, groups)
+    if k == 1:
+        np.testing.assert_array_equal(got, want)  # integer counts: bit-identical
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-12)  # 1/sqrt(k) weights summed in another order
+    assert got.sum() == pytest.approx(want.sum())
+
+
+def test_only_histograms_reach_the_coordinator(client, data, monkeypatch):
+    parts, cand = data
+    enc = TableEncoder(SCHEMA, exclude=("income",))
+    received: list[object] = []
+    real_gather = distributed.Client.gather
+
+    def spy(self, futures, *a, **kw):
+        out = real_gather(self, futures, *a, **kw)
+        received.extend(out if isinstance(out, list) else [out])
+        return out
+
+    monkeypatch.setattr(distributed.Client, "gather", spy)
+    frames = [p.drop(columns=["user"]) for p in parts]
+    voter = ShardedVoter(client, frames, enc, voter="numba", label_column="income")
+    assert all(isinstance(x, int) for x in received) and sum(received) == len(voter.private)  # row counts
+    received.clear()
+    m = len(cand)
+    progress: list[int] = []
+    voter(voter.private, enc.encode(cand), enc.metric, 1, None, None, None, progress.append)
+    assert len(received) == len(parts)
+    for x in received:
+        assert isinstance(x, np.ndarray) and x.dtype == np.float64 and x.shape == (m,)
+    assert sorted(progress) == sorted(map(len, parts))
+    # each encoded shard lives on exactly one worker and never moved between workers
+    shard_keys = {f.key for f in voter._shards}
+    who = client.who_has(voter._shards)
+    assert all(len(who[key]) == 1 for key in shard_keys)
+    moved = client.run(lambda dask_worker: [str(key) for e in dask_worker.transfer_outgoing_log
+                                            for key in e.get("keys", ())])
+    assert not any(key in shard_keys for keys in moved.values() for key in keys)
+    voter.close()
+
+
+def test_parquet_partitions_are_read_by_the_workers_only(client, data, tmp_path, monkeypatch):
+    parts, cand = data
+    for i, p in enumerate(parts):
+        p.drop(columns=["user"]).to_parquet(tmp_path / f"part-{i}.parquet")
+
+    def forbidden(*a, **kw):
+        raise AssertionError("the coordinator opened a private Parquet file")
+
+    monkeypatch.setattr(pd, "read_parquet", forbidden)  # the workers are other processes: unaffected
+    enc = TableEncoder(SCHEMA, exclude=("income",))
+    with ShardedVoter(client, str(tmp_path), enc, voter="numba", label_column="income") as voter:
+        assert voter.private.n_partitions == len(parts)
+        got = voter(voter.private, enc.encode(cand), enc.metric, 1, None, None, None, None)
+        np.testing.assert_array_equal(voter.label_counts(["<=50K", ">50K"]),
+                                      pd.concat(parts)["income"].value_counts().reindex(["<=50K", ">50K"]).to_numpy())
+    np.testing.assert_array_equal(got, single_process(parts, cand, enc, 1))
+
+
+def test_evolution_with_sharded_votes_equals_the_local_run(client):
+    """The vote_fn hook: same seeds and (test-only) noise seed give the same run, sharded or not."""
+    rng = np.random.default_rng(5)
+    private = toy.two_clusters(rng, 600)
+    frames = [pd.DataFrame(private[s:s + 200], columns=["x", "y"]) for s in range(0, 600, 200)]
+
+    def run(vote_fn=None):
+        mu = gdp_mu(4.0, 1e-5)
+        cfg = EvolutionConfig.build(3, 100, [0.4, 0.2], voter="numba")
+        evo = Evolution(toy.PointBackend(), toy.PointEncoder(), cfg, uniform_policy(mu, 3), Ledger(1e-5, mu),
+                        NoiseSource(test_seed=11), np.random.default_rng(3), vote_fn=vote_fn)
+        return evo.run(vote_fn.private if vote_fn else private)
+
+    local = run()
+    with make_vote_fn(client.scheduler_info()["address"], partitions=frames, encoder=toy.PointEncoder(),
+                      voter="numba") as voter:
+        sharded = run(voter)
+    np.testing.assert_array_equal(sharded.population.samples, local.population.samples)
+    np.testing.assert_array_equal(sharded.weights, local.weights)
+    assert sharded.ledger.epsilon == pytest.approx(local.ledger.epsilon)
+
+
+def test_bad_settings_are_named(client, data):
+    with pytest.raises(ValueError, match="exactly one of --dask-scheduler"):
+        make_vote_fn(partitions=[], encoder=None)
+    with pytest.raises(ValueError, match="no .parquet files"):
+        ShardedVoter(client, "/nonexistent-folder", None)
+    parts, cand = data
+    enc = TableEncoder(SCHEMA, exclude=("income",))
+    with ShardedVoter(client, [parts[0].drop(columns=["user"])], enc, voter="numba") as voter:
+        with pytest.raises(ValueError, match="pass label_column/group_column to the ShardedVoter"):
+            voter(voter.private, enc.encode(cand), enc.metric, 1, np.zeros(1), None, None, None)
