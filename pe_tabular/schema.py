@@ -74,7 +74,9 @@ class Column:
         return self.type in CATEGORICAL_TYPES
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if v not in (None, (), "", False) or k == "name"}
+        # identity tests, not `in (None, (), "", False)`: 0.0 == False would drop a lower bound of 0
+        d = {k: v for k, v in asdict(self).items()
+             if k == "name" or not (v is None or v is False or (isinstance(v, (str, tuple)) and not v))}
         if self.weight == 1.0:
             d.pop("weight", None)
         if self.scale == "linear":

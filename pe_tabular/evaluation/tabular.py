@@ -117,11 +117,13 @@ def dcr(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, schema:
     s = enc.encode(synth.iloc[rng.choice(len(synth), min(n, len(synth)), replace=False)])
     h = enc.encode(holdout.iloc[rng.choice(len(holdout), min(n, len(holdout)), replace=False)])
     ds, dh = _min_distances(s, tr, enc.metric), _min_distances(h, tr, enc.metric)
+    edges = np.histogram_bin_edges(np.concatenate([ds, dh]), bins=30)  # shared, so the two histograms compare
     return {"synth_median": float(np.median(ds)), "holdout_median": float(np.median(dh)),
             "synth_exact_copies": float(np.mean(ds == 0)), "holdout_exact_copies": float(np.mean(dh == 0)),
             "share_synth_closer_than_holdout_median": float(np.mean(ds < np.median(dh))),
-            "synth_hist": np.histogram(ds, bins=30)[0].tolist(), "holdout_hist": np.histogram(dh, bins=30)[0].tolist(),
-            "hist_edges": np.histogram_bin_edges(np.concatenate([ds, dh]), bins=30).tolist()}
+            "synth_hist": np.histogram(ds, bins=edges)[0].tolist(),
+            "holdout_hist": np.histogram(dh, bins=edges)[0].tolist(),
+            "hist_edges": edges.tolist()}
 
 
 def evaluate(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, test: pd.DataFrame | None = None,
