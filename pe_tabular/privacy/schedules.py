@@ -37,10 +37,8 @@ conversion of μ.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,18 +236,3 @@ def make_policy(name: str, mu: float, iterations: int, **kw: Any) -> Scheduled |
         keys = ("start", "final_share", "growth", "max_noise", "threshold")
         return adaptive(mu, iterations, sensitivity=sens, **{k: kw[k] for k in keys if k in kw and kw[k] is not None})
     raise ValueError(f"unknown --budget {name!r}; choose one of {', '.join(BUDGET_NAMES)}")
-
-
-def add_budget_arguments(parser: argparse.ArgumentParser, default: str = "uniform") -> None:
-    """Adds ``--budget`` and ``--budget-ratio`` to a domain command's parser."""
-    parser.add_argument("--budget", choices=BUDGET_NAMES, default=default,
-                        help="how the privacy budget is split over the votes: equal σ (uniform), precision growing "
-                             "by --budget-ratio per iteration (geometric), or chosen from the released histograms "
-                             "with early stopping under a GDP privacy filter (adaptive)")
-    parser.add_argument("--budget-ratio", type=float, default=1.5,
-                        help="per-iteration precision growth of --budget geometric")
-
-
-def spent_rho(sigmas: Sequence[float], sensitivity: float = 1.0) -> float:
-    """Σ (Δ/σ_t)² of a sequence of σ_t (σ = 0 costs ∞)."""
-    return float(sum(math.inf if s == 0 else (sensitivity / s) ** 2 for s in sigmas))
