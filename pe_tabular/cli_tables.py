@@ -115,8 +115,11 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
     if getattr(args, "no_label", False):
         label = None
     backend: Any = args.backend
-    if args.backend == "mix":
-        backend = f"mix:{args.mix}" if getattr(args, "mix", None) else "mix"
+    if args.backend != "statistical":
+        from .backends.factory import spec_from_flags
+
+        backend = spec_from_flags(args.backend, getattr(args, "mix", None), getattr(args, "llm_base_url", None),
+                                  getattr(args, "llm_model", None), getattr(args, "public_data", None))
     syn = PESynthesizer(schema, args.epsilon, args.delta, backend=backend, iterations=iterations,
                         population=population, k=args.k or d["k"], budget=args.budget, label=label,
                         voter=args.voter, on_invalid=args.on_invalid, seed=args.seed, on_event=bars,
@@ -300,6 +303,10 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--no-label", action="store_true", help="ignore the schema's label")
     p.add_argument("--backend", choices=BACKENDS, default="statistical")
     p.add_argument("--mix", help="for --backend mix: statistical,llm:URL:MODEL,sdv:PUBLIC.csv")
+    p.add_argument("--llm-base-url", help="OpenAI-compatible endpoint for llm (default $OPENAI_BASE_URL); "
+                   "key from $OPENAI_API_KEY (see docs/llm.md)")
+    p.add_argument("--llm-model", help="model name the endpoint serves, for llm")
+    p.add_argument("--public-data", help="PUBLIC table (.csv/.parquet) the sdv backend is fitted on")
     p.add_argument("--on-invalid", choices=["error", "drop", "clip"], default="error")
     p.add_argument("--report", action="store_true", help="also write OUT.report.html")
     p.add_argument("--dask-scheduler", help="vote on a Dask cluster at this address")

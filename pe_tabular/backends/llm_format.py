@@ -1,0 +1,397 @@
+"""The wire format between the LLM backend and a chat model: prompts, JSON parsing, row repair.
+
+Shared by the LLM backend (``llm.py``) and the loopback stand-in server (``loopback.py``), so both
+agree on one machine-readable block. A prompt carries
+
+* a human-readable task and column list (what a real model reads), and
+* ``<pe_tabular_spec>{json}</pe_tabular_spec>``: the same task and public schema as JSON, and for
+  ``vary`` the synthetic parent rows in ``<rows>[...]</rows>``.
+
+Only *public* schema fields (types, categories, bounds, rounding, special values, descriptions) and
+*synthetic* rows are ever written into a prompt; the functions here never take private data.
+
+Models misbehave, so parsing is forgiving (code fences, prose around the JSON, a truncated tail:
+every complete row object before the cut is kept) and every value is checked against the public
+schema: near misses are repaired (case/whitespace of categories, numbers clipped into bounds and
+snapped to the public rounding grid, a wrong label restored) and the rest dropped, with counts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..schema import Column, Schema
+from .statistical import snap
+
+SPEC_TAG = "pe_tabular_spec"
+ROWS_TAG = "rows"
+SYSTEM_PROMPT = ("You are a careful generator of realistic synthetic tabular data. You never invent columns or "
+                 "values outside the allowed ones, and you answer with JSON only.")
+
+
+# ------------------------------------------------------------------------------------------------
+# values <-> JSON
+
+
+def _py(v: Any) -> Any:
+    """numpy scalars -> plain Python (JSON-serialisable)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def to_json_value(col: Column, v: Any) -> Any:
+    """An internal value as a model should see it (integers as ints, datetimes ISO, IPv4 dotted)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return None
+    if col.is_categorical:
+        return _py(v)
+    x = float(v)
+    if col.type == "datetime":
+        return pd.Timestamp(x, unit="s").isoformat()
+    if col.type == "ipv4":
+        return str(ipaddress.IPv4Address(int(round(x)) % 2**32))
+    if col.rounding is not None and float(col.rounding).is_integer() and float(col.lower).is_integer():
+        return int(round(x))
+    return float(f"{x:.6g}")
+
+
+def rows_to_json(df: pd.DataFrame, schema: Schema, ids: bool = True) -> list[dict[str, Any]]:
+    """Synthetic rows as JSON objects (with an ``id`` per row for matching variations back)."""
+    cols = {c.name: df[c.name].to_numpy(dtype=object) for c in schema.columns}
+    out = []
+    for i in range(len(df)):
+        row: dict[str, Any] = {"id": i} if ids else {}
+        for c in schema.columns:
+            row[c.name] = to_json_value(c, cols[c.name][i])
+        out.append(row)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# prompts
+
+
+def column_line(col: Column) -> str:
+    """One human-readable line per column: type, allowed values or range, public hints."""
+    if col.is_categorical:
+        vals = ", ".join(json.dumps(_py(v)) for v in col.categories)
+        s = f"{col.name} — one of: {vals}"
+    else:
+        lo, hi = to_json_value(col, col.lower), to_json_value(col, col.upper)
+        kind = {"datetime": "ISO 8601 timestamp", "ipv4": "IPv4 address (dotted quad)"}.get(
+            col.type, "integer" if isinstance(lo, int) else "number")
+        s = f"{col.name} — {kind} in [{lo}, {hi}]"
+        if col.rounding and col.type not in ("datetime", "ipv4") and col.rounding != 1:
+            s += f", a multiple of {col.rounding:g} from {col.lower:g}"
+        if col.special_values:
+            s += "; common exact values: " + ", ".join(str(to_json_value(col, v)) for v in col.special_values)
+        if col.scale == "log":
+            s += " (heavy-tailed: most values small, a few very large)"
+    if col.nullable:
+        s += "; may be null"
+    if col.description:
+        s += f". {col.description}"
+    return s
+
+
+def spec_block(obj: dict[str, Any]) -> str:
+    return f"<{SPEC_TAG}>\n{json.dumps(obj, sort_keys=True, default=_py)}\n</{SPEC_TAG}>"
+
+
+def _spec_columns(schema: Schema) -> list[dict[str, Any]]:
+    """Public column fields for the machine-readable block. (Not ``Column.to_dict``: it drops a lower
+    bound of 0, because ``0.0 in (None, (), "", False)`` is true.)"""
+    out = []
+    for c in schema.columns:
+        d = {k: (list(map(_py, v)) if isinstance(v, tuple) else _py(v)) for k, v in asdict(c).items()
+             if v is not None and not (isinstance(v, tuple | str) and len(v) == 0)}
+        out.append(d)
+    return out
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Chat messages plus the number of rows asked for (and, for vary, the parents' order)."""
+
+    messages: tuple[dict[str, str], ...]
+    n_rows: int
+    task: str
+
+
+def random_prompt(schema: Schema, n: int, fixed: dict[str, Any] | None = None,
+                  dataset_description: str = "") -> Prompt:
+    """Ask for n fresh rows; ``fixed`` pins columns (the class label of a class-conditional draw)."""
+    fixed = {k: _py(v) for k, v in (fixed or {}).items()}
+    desc = dataset_description or schema.description
+    lines = [f"Generate {n} rows of realistic, diverse synthetic data for the table described below. Each row "
+             "must look like a plausible record of this dataset (realistic combinations of values across columns), "
+             "rows must differ from each other, and every value must be one of the allowed values or in range."]
+    if desc:
+        lines += ["", f"Dataset: {desc}"]
+    lines += ["", "Columns:"] + [f"{i + 1}. {column_line(c)}" for i, c in enumerate(schema.columns)]
+    if fixed:
+        lines += ["", "In every row: " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in fixed.items()) + "."]
+    lines += ["", f'Return a JSON object {{"rows": [...]}} holding exactly {n} objects with the keys '
+              + ", ".join(json.dumps(c.name) for c in schema.columns) + ". No prose, no comments.",
+              "", "A machine-readable copy of this task follows.",
+              spec_block({"task": "random", "n": n, "fixed": fixed, "columns": _spec_columns(schema)})]
+    return Prompt(({"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}),
+                  n, "random")
+
+
+def vary_plan(schema: Schema, degree: float, fixed_cols: list[str]) -> tuple[int, float]:
+    """How big a variation of this degree is: fields to change and the largest numeric step (share of range)."""
+    free = len([c for c in schema.columns if c.name not in fixed_cols])
+    n_change = max(1, min(free, int(round(degree * free))))
+    step = float(np.clip(0.5 * degree, 0.01, 0.5))
+    return n_change, step
+
+
+def vary_prompt(schema: Schema, rows: list[dict[str, Any]], degree: float, fixed_cols: list[str],
+                dataset_description: str = "") -> Prompt:
+    """Ask for one variation of each SYNTHETIC row; its size follows ``degree`` in [0, 1]."""
+    n_change, step = vary_plan(schema, degree, fixed_cols)
+    free = len(schema.columns) - len(fixed_cols)
+    desc = dataset_description or schema.description
+    lines = [f"Below are {len(rows)} synthetic rows (machine-generated, not real records). For EACH row write ONE "
+             f"variation: change about {n_change} of its {free} changeable fields, chosen at random; move numbers "
+             f"by at most about {100 * step:.0f}% of the column's range; choose new categories that stay "
+             "plausible with the rest of the row."]
+    if fixed_cols:
+        lines.append("Never change " + ", ".join(json.dumps(c) for c in fixed_cols) + ".")
+    lines.append('Copy the "id" of the row you varied into its variation.')
+    if desc:
+        lines += ["", f"Dataset: {desc}"]
+    lines += ["", "Columns:"] + [f"{i + 1}. {column_line(c)}" for i, c in enumerate(schema.columns)]
+    lines += ["", f"<{ROWS_TAG}>", json.dumps(rows, default=_py), f"</{ROWS_TAG}>", "",
+              f'Return a JSON object {{"rows": [...]}} holding exactly {len(rows)} objects with the keys "id", '
+              + ", ".join(json.dumps(c.name) for c in schema.columns) + ". No prose, no comments.",
+              "", "A machine-readable copy of this task follows (the rows are the ones above).",
+              spec_block({"task": "vary", "n": len(rows), "degree": round(float(degree), 4), "n_change": n_change,
+                          "step": round(step, 4), "fixed_columns": list(fixed_cols),
+                          "columns": _spec_columns(schema)})]
+    return Prompt(({"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}),
+                  len(rows), "vary")
+
+
+def response_json_schema(schema: Schema, with_id: bool) -> dict[str, Any]:
+    """OpenAI structured-output schema (strict mode: every key required, no extra keys)."""
+    props: dict[str, Any] = {"id": {"type": "integer"}} if with_id else {}
+    for c in schema.columns:
+        if c.is_categorical:
+            p: dict[str, Any] = {"enum": [_py(v) for v in c.categories] + ([None] if c.nullable else [])}
+        else:
+            t = "string" if c.type in ("datetime", "ipv4") else (
+                "integer" if isinstance(to_json_value(c, c.lower), int) else "number")
+            p = {"type": [t, "null"] if c.nullable else t}
+        props[c.name] = p
+    row = {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+    return {"name": "synthetic_rows", "strict": True,
+            "schema": {"type": "object", "properties": {"rows": {"type": "array", "items": row}},
+                       "required": ["rows"], "additionalProperties": False}}
+
+
+def parse_spec(text: str) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """The machine-readable block (and vary rows) of a prompt; used by the loopback stand-in."""
+    m = re.search(rf"<{SPEC_TAG}>\s*(.*?)\s*</{SPEC_TAG}>", text, re.S)
+    if not m:
+        raise ValueError(f"the prompt has no <{SPEC_TAG}> block")
+    spec = json.loads(m.group(1))
+    r = re.search(rf"<{ROWS_TAG}>\s*(.*?)\s*</{ROWS_TAG}>", text, re.S)
+    return spec, (json.loads(r.group(1)) if r else None)
+
+
+# ------------------------------------------------------------------------------------------------
+# parsing model output
+
+
+@dataclass
+class Parsed:
+    records: list[Any]
+    truncated: bool = False  # the JSON was cut off; the complete records before the cut are kept
+    malformed: bool = False  # no JSON array of rows could be found at all
+
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)(?:```|$)", re.S)
+
+
+def parse_rows(text: str | None) -> Parsed:
+    """Row objects from a model reply: plain JSON, ``{"rows": [...]}``, fenced or wrapped in prose, or
+    truncated (every complete object before the cut is kept)."""
+    if not text:
+        return Parsed([], malformed=True)
+    fence = _FENCE.search(text)
+    body = fence.group(1) if fence else text
+    body = body.strip()
+    try:
+        obj = json.loads(body)
+        if isinstance(obj, dict):
+            obj = obj.get("rows", obj.get("data", [obj] if obj else []))
+        if isinstance(obj, list):
+            return Parsed(obj)
+    except json.JSONDecodeError:
+        pass
+    return _salvage(body)
+
+
+def _salvage(body: str) -> Parsed:
+    """Walk the first array of objects element by element with a raw JSON decoder."""
+    m = re.search(r'"rows"\s*:\s*\[', body)
+    start = m.end() if m else body.find("[") + 1
+    if start <= 0:
+        return Parsed([], malformed=True)
+    dec = json.JSONDecoder()
+    out: list[Any] = []
+    i, n = start, len(body)
+    while i < n:
+        while i < n and body[i] in " \t\r\n,":
+            i += 1
+        if i >= n:
+            return Parsed(out, truncated=True, malformed=not out)
+        if body[i] == "]":
+            return Parsed(out)
+        try:
+            obj, i = dec.raw_decode(body, i)
+        except json.JSONDecodeError:
+            return Parsed(out, truncated=True, malformed=not out)
+        out.append(obj)
+    return Parsed(out, truncated=True, malformed=not out)
+
+
+# ------------------------------------------------------------------------------------------------
+# validation and repair
+
+
+@dataclass
+class RepairStats:
+    """What happened to the rows a model returned."""
+
+    received: int = 0
+    valid: int = 0  # accepted as returned
+    repaired: int = 0  # accepted after a fix (clip/snap/case/label)
+    dropped: int = 0
+    reasons: Counter = field(default_factory=Counter)  # "column: reason" -> rows
+
+    def add(self, other: RepairStats) -> None:
+        self.received += other.received
+        self.valid += other.valid
+        self.repaired += other.repaired
+        self.dropped += other.dropped
+        self.reasons.update(other.reasons)
+
+
+_NULLS = {"", "null", "none", "nan", "na", "n/a"}
+
+
+class RowChecker:
+    """Checks model rows against the public schema: repair what is near, drop what is not."""
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+        self._exact = {c.name: {str(v): v for v in c.categories} for c in schema.columns if c.is_categorical}
+        self._fold = {c.name: {str(v).strip().casefold(): v for v in c.categories}
+                      for c in schema.columns if c.is_categorical}
+
+    def value(self, col: Column, v: Any) -> tuple[Any, str]:
+        """(internal value, 'ok' | 'repaired' | reason for dropping)."""
+        if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v.strip().lower()
+                                                                      in _NULLS):
+            return (None, "ok") if col.nullable else (None, "missing")
+        if col.is_categorical:
+            key = str(v)
+            if key in self._exact[col.name]:
+                return self._exact[col.name][key], "ok"
+            folded = key.strip().casefold()
+            if folded in self._fold[col.name]:
+                return self._fold[col.name][folded], "repaired"
+            return None, "unknown category"
+        x = self._number(col, v)
+        if x is None:
+            return None, "not a number"
+        y = float(snap(col, np.array([x]))[0])
+        tol = 1e-9 * max(1.0, abs(col.upper - col.lower))
+        return y, ("ok" if abs(y - x) <= tol else "repaired")
+
+    @staticmethod
+    def _number(col: Column, v: Any) -> float | None:
+        if isinstance(v, bool):
+            return None
+        if isinstance(v, int | float):
+            x = float(v)
+        elif isinstance(v, str):
+            s = v.strip()
+            try:
+                if col.type == "datetime":
+                    x = pd.Timestamp(s).value / 1e9
+                elif col.type == "ipv4":
+                    x = float(int(ipaddress.IPv4Address(s)))
+                else:
+                    x = float(s.replace(",", "").replace("$", "").replace("%", ""))
+            except (ValueError, ipaddress.AddressValueError):
+                return None
+        else:
+            return None
+        return x if math.isfinite(x) else None
+
+    def check(self, records: list[Any], fixed: dict[str, Any] | None = None
+              ) -> tuple[list[dict[str, Any] | None], RepairStats]:
+        """One entry per record: the repaired row (internal values) or None if dropped."""
+        st = RepairStats(received=len(records))
+        fixed = fixed or {}
+        out: list[dict[str, Any] | None] = []
+        for rec in records:
+            if not isinstance(rec, dict):
+                st.dropped += 1
+                st.reasons["row: not a JSON object"] += 1
+                out.append(None)
+                continue
+            row: dict[str, Any] = {}
+            repaired, reason = False, None
+            for c in self.schema.columns:
+                if c.name in fixed:
+                    want = fixed[c.name]
+                    got, status = self.value(c, rec.get(c.name))
+                    if status not in ("ok", "repaired") or str(got) != str(want):
+                        repaired = True
+                    row[c.name] = want
+                    continue
+                v, status = self.value(c, rec.get(c.name))
+                if status == "repaired":
+                    repaired = True
+                elif status != "ok":
+                    reason = f"{c.name}: {status}"
+                    break
+                row[c.name] = v
+            if reason is not None:
+                st.dropped += 1
+                st.reasons[reason] += 1
+                out.append(None)
+                continue
+            if repaired:
+                st.repaired += 1
+            else:
+                st.valid += 1
+            if "id" in rec:
+                row["__id__"] = rec["id"]
+            out.append(row)
+        return out, st
+
+
+def frame(rows: list[dict[str, Any]], schema: Schema) -> pd.DataFrame:
+    """Internal frame: categorical columns hold the schema's category objects, numbers are floats."""
+    data = {c.name: [r[c.name] for r in rows] for c in schema.columns}
+    df = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in data.items()}, columns=schema.names)
+    for c in schema.columns:
+        if not c.is_categorical:
+            df[c.name] = pd.to_numeric(df[c.name], errors="coerce").astype(float)
+    return df
