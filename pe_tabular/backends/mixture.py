@@ -1,0 +1,183 @@
+"""Several generators in one evolution: one population whose samples carry their source.
+
+``random`` splits the draw equally over the sources. ``vary`` routes every parent to the backend
+that made it. Parents reach ``vary`` already resampled in proportion to their noisy votes, so each
+source's share of the parents *is* the vote share it won in the last iteration: candidates are
+allocated across sources by noisy vote share as pure post-processing of the released histogram —
+no extra privacy budget and no extra bookkeeping.
+
+A source that loses every vote would vanish for good, and with it the chance to recover when the
+population moves into a region it models well. So ``vary`` enforces a floor: every source keeps at
+least ``floor·n`` of the n new candidates, by replacing randomly chosen variations of the sources
+above their floor (never pushing one below it) with fresh ``random`` draws of the starving source,
+of the same class as the rows they replace. This is the "exploration floor" of bandit-style
+allocations; it costs those sources ``(k−1)·floor`` of the population at most.
+
+Per-iteration vote shares per source are in the evolution's ``history[t]["source_share"]``;
+:func:`plot_source_shares` draws them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..population import Population
+from .base import Backend
+
+
+def _unique_tags(names: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for nm in names:
+        tag, i = nm, 2
+        while tag in out:
+            tag, i = f"{nm}#{i}", i + 1
+        out.append(tag)
+    return out
+
+
+class Mixture:
+    """``Mixture([backend, ...], floor=0.05)``: a Backend over several backends (see the module docstring)."""
+
+    def __init__(self, backends: Sequence[Backend], floor: float = 0.05, names: Sequence[str] | None = None):
+        if len(backends) < 1:
+            raise ValueError("a mixture needs at least one backend (--mix statistical,llm:URL:MODEL,...)")
+        self.backends = list(backends)
+        self.tags = _unique_tags(list(names) if names is not None else [b.name for b in self.backends])
+        if len(self.tags) != len(self.backends):
+            raise ValueError("give one name per backend")
+        if not 0.0 <= floor * len(self.backends) <= 1.0:
+            raise ValueError(f"the mixture floor {floor} times {len(self.backends)} sources exceeds 1; "
+                             f"use floor <= {1 / len(self.backends):.3g}")
+        self.floor = float(floor)
+        self.name = "mix(" + "+".join(self.tags) + ")"
+        self._by_tag = dict(zip(self.tags, self.backends))
+        self.floor_log: list[dict[str, Any]] = []  # per vary call: counts per source before/after the floor
+
+    # -- Backend protocol --------------------------------------------------------------------------
+    def random(self, n: int, *, label: Any = None, rng: np.random.Generator) -> Population:
+        k = len(self.backends)
+        sizes = np.full(k, n // k)
+        sizes[rng.permutation(k)[: n - sizes.sum()]] += 1  # the remainder goes to random sources
+        return Population.concat([self._draw(t, int(m), label, rng) for t, m in zip(self.tags, sizes) if m > 0]
+                                 or [self._draw(self.tags[0], 0, label, rng)])
+
+    def vary(self, pop: Population, degree: float, rng: np.random.Generator) -> Population:
+        src = np.asarray(pop.source).astype(str)
+        unknown = sorted(set(src.tolist()) - set(self.tags))
+        if unknown:
+            raise ValueError(f"samples from sources {unknown} are not in this mixture ({self.tags}); "
+                             "a resumed run must use the same --mix")
+        parts, order = [], []
+        for t in self.tags:
+            idx = np.flatnonzero(src == t)
+            if idx.size == 0:
+                continue
+            out = self._by_tag[t].vary(pop.take(idx), degree, rng)
+            if len(out) != idx.size:
+                raise RuntimeError(f"mixture source {t} returned {len(out)} variations for {idx.size}")
+            parts.append(_retag(out, t, pop.take(idx)))
+            order.append(idx)
+        if not parts:
+            return pop
+        merged = Population.concat(parts)
+        res = merged.take(np.argsort(np.concatenate(order), kind="stable"))
+        return self._enforce_floor(res, rng)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _draw(self, tag: str, m: int, label: Any, rng: np.random.Generator) -> Population:
+        out = self._by_tag[tag].random(m, label=label, rng=rng)
+        if len(out) != m:
+            raise RuntimeError(f"mixture source {tag} returned {len(out)} rows for random({m})")
+        return Population(out.samples, np.full(m, tag, dtype=object), out.parent, out.genome, out.label)
+
+    def floor_count(self, n: int) -> int:
+        return min(int(math.ceil(self.floor * n)), n // len(self.tags))
+
+    def _enforce_floor(self, pop: Population, rng: np.random.Generator) -> Population:
+        n = len(pop)
+        m = self.floor_count(n)
+        src = np.asarray(pop.source).astype(str)
+        before = {t: int(np.sum(src == t)) for t in self.tags}
+        deficit = {t: m - c for t, c in before.items() if c < m}
+        log = {"n": n, "floor": m, "before": before, "replaced": {}}
+        if not deficit:
+            self.floor_log.append(log)
+            return pop
+        surplus = np.array([max(before[t] - m, 0) for t in self.tags], dtype=float)
+        need = sum(deficit.values())
+        take = _largest_remainder(need, surplus)  # donors give ∝ their surplus, never below the floor
+        victims = np.concatenate([rng.choice(np.flatnonzero(src == t), size=int(c), replace=False)
+                                  for t, c in zip(self.tags, take) if c > 0])
+        victims = victims[rng.permutation(victims.size)]
+        new_parts, slots, pos = [], [], 0
+        for t, d in deficit.items():
+            rows = victims[pos:pos + d]
+            pos += d
+            labels = None if pop.label is None else pop.label[rows]
+            if labels is None:
+                new_parts.append(self._draw(t, d, None, rng))
+                slots.append(rows)
+            else:  # keep each replaced row's class, so class shares stay as allocated
+                for lab in pd.unique(labels):
+                    r = rows[labels == lab]
+                    new_parts.append(self._draw(t, r.size, lab, rng))
+                    slots.append(r)
+            log["replaced"][t] = d
+        self.floor_log.append(log)
+        fresh = Population.concat(new_parts)
+        slot = np.concatenate(slots)
+        keep = np.setdiff1d(np.arange(n), slot)
+        merged = Population.concat([pop.take(keep), Population(fresh.samples, fresh.source, pop.parent[slot],
+                                                               fresh.genome, None if pop.label is None
+                                                               else pop.label[slot])])
+        return merged.take(np.argsort(np.concatenate([keep, slot]), kind="stable"))
+
+
+def _retag(out: Population, tag: str, parents: Population) -> Population:
+    return Population(out.samples, np.full(len(out), tag, dtype=object), parents.parent, out.genome, parents.label)
+
+
+def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
+    if total <= 0 or weights.sum() <= 0:
+        return np.zeros(weights.size, dtype=np.int64)
+    raw = weights / weights.sum() * total
+    base = np.floor(raw).astype(np.int64)
+    for i in np.argsort(-(raw - base), kind="stable")[: total - base.sum()]:
+        base[i] += 1
+    return np.minimum(base, weights.astype(np.int64))
+
+
+def source_shares(history: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Noisy vote share per source (columns) and iteration (rows) from an evolution's history."""
+    rows = {int(h["iteration"]): h.get("source_share", {}) for h in history if h.get("type", "iteration") ==
+            "iteration"}
+    return pd.DataFrame.from_dict(rows, orient="index").fillna(0.0).sort_index()
+
+
+def plot_source_shares(history: Sequence[dict[str, Any]], path: str | Path | None = None,
+                       title: str = "Noisy vote share per source") -> Any:
+    """Stacked area of each source's noisy vote share by iteration; saved to ``path`` when given."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    df = source_shares(history)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.stackplot(df.index, df.T.to_numpy(), labels=list(df.columns))
+    ax.set(xlabel="iteration", ylabel="share of noisy votes", ylim=(0, 1), title=title)
+    ax.set_xticks(list(df.index))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        from ..io_utils import atomic_write
+
+        atomic_write(path, lambda t: fig.savefig(t, format=Path(path).suffix.lstrip(".") or "png", dpi=120))
+        plt.close(fig)
+    return fig

@@ -1,0 +1,112 @@
+"""Mixture of generators: routing of vary to each sample's source, the floor, provenance tags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pe_tabular.backends.mixture import Mixture, plot_source_shares, source_shares
+from pe_tabular.evolution import Evolution, EvolutionConfig, uniform_policy
+from pe_tabular.population import Population
+from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu
+from tests.toy import PointBackend, PointEncoder, two_clusters
+
+
+class Tagged:
+    """Rows carry an id; random rows get x = marker, varied rows x = marker + 0.5."""
+
+    def __init__(self, name: str, marker: float):
+        self.name, self.marker = name, marker
+        self.varied: list[np.ndarray] = []
+        self.drawn: list[tuple[int, object]] = []
+
+    def random(self, n, *, label=None, rng):
+        self.drawn.append((n, label))
+        df = pd.DataFrame({"id": -1 - np.arange(n), "x": np.full(n, self.marker)})
+        return Population.fresh(df, self.name, label=label)
+
+    def vary(self, pop, degree, rng):
+        self.varied.append(pop.samples["id"].to_numpy().copy())
+        df = pop.samples.copy()
+        df["x"] = self.marker + 0.5
+        return Population(df, np.full(len(pop), self.name, object), pop.parent, None, pop.label)
+
+
+def _pop(sources, labels=None) -> Population:
+    n = len(sources)
+    df = pd.DataFrame({"id": np.arange(n), "x": np.zeros(n)})
+    return Population(df, np.array(sources, dtype=object), np.arange(n) * 10, None,
+                      None if labels is None else np.array(labels, dtype=object))
+
+
+def test_vary_routes_each_sample_to_its_own_source_and_keeps_order():
+    a, b, c = Tagged("a", 1.0), Tagged("b", 2.0), Tagged("c", 3.0)
+    mix = Mixture([a, b, c], floor=0.0)
+    src = np.random.default_rng(0).choice(["a", "b", "c"], 30)
+    out = mix.vary(_pop(src), 0.5, np.random.default_rng(1))
+    for be in (a, b, c):
+        assert len(be.varied) == 1 and be.varied[0].tolist() == np.flatnonzero(src == be.name).tolist()
+    assert out.samples["id"].tolist() == list(range(30))  # row i is the variation of parent i
+    assert out.source.tolist() == src.tolist()
+    assert out.samples["x"].tolist() == [{"a": 1.5, "b": 2.5, "c": 3.5}[s] for s in src]
+    assert out.parent.tolist() == (np.arange(30) * 10).tolist()
+
+
+def test_floor_replaces_variations_of_rich_sources_with_fresh_draws_of_starving_ones():
+    a, b, c = Tagged("a", 1.0), Tagged("b", 2.0), Tagged("c", 3.0)
+    mix = Mixture([a, b, c], floor=0.1)
+    labels = ["p", "q"] * 50
+    src = ["a"] * 85 + ["b"] * 12 + ["c"] * 3
+    out = mix.vary(_pop(src, labels), 0.5, np.random.default_rng(2))
+    counts = pd.Series(out.source).value_counts().to_dict()
+    assert counts == {"a": 78, "b": 12, "c": 10}  # c topped up to the floor, b (above it) untouched
+    fresh = out.samples["id"].to_numpy() < 0
+    assert fresh.sum() == 7 and set(out.source[fresh]) == {"c"} and (out.samples["x"][fresh] == 3.0).all()
+    assert out.label.tolist() == labels  # replaced rows keep their slot's class
+    assert sorted(lab for n, lab in c.drawn for _ in range(n)) == sorted(np.array(labels)[fresh].tolist())
+    assert mix.floor_log[-1]["replaced"] == {"c": 7}
+
+
+def test_floor_never_pushes_a_donor_below_it():
+    mix = Mixture([Tagged("a", 1), Tagged("b", 2), Tagged("c", 3)], floor=0.3)
+    out = mix.vary(_pop(["a"] * 40 + ["b"] * 31 + ["c"] * 29), 0.5, np.random.default_rng(3))
+    assert pd.Series(out.source).value_counts().min() >= 30
+
+
+def test_random_splits_equally_and_tags_provenance():
+    a, b = Tagged("llm", 1), Tagged("llm", 2)
+    mix = Mixture([a, b, Tagged("statistical", 3)])
+    assert mix.tags == ["llm", "llm#2", "statistical"] and mix.name == "mix(llm+llm#2+statistical)"
+    pop = mix.random(10, label="p", rng=np.random.default_rng(0))
+    counts = pd.Series(pop.source).value_counts()
+    assert sorted(counts.tolist()) == [3, 3, 4] and set(pop.label) == {"p"} and (pop.parent == -1).all()
+    out = mix.vary(pop, 0.3, np.random.default_rng(1))  # "llm#2" rows go to the second backend
+    assert b.varied[0].size == counts["llm#2"] and a.varied[0].size == counts["llm"]
+    with pytest.raises(ValueError, match="not in this mixture"):
+        mix.vary(_pop(["gpt"] * 3), 0.3, np.random.default_rng(1))
+    with pytest.raises(ValueError, match="floor"):
+        Mixture([a, b, Tagged("s", 3)], floor=0.4)
+    assert len(out) == 10
+
+
+def test_in_an_evolution_votes_pick_the_good_source_and_the_floor_keeps_the_other_alive(tmp_path):
+    rng = np.random.default_rng(4)
+    private = two_clusters(rng, 1000)
+
+    class Far(PointBackend):  # random points in a corner no private point is near
+        def random(self, n, *, label=None, rng):
+            return Population.fresh(rng.uniform(95, 100, (n, 2)).astype(np.float32), self.name, label=label)
+
+    good, far = PointBackend("good"), Far("far")
+    mix = Mixture([good, far], floor=0.1)
+    mu = gdp_mu(4.0, 1e-5)
+    cfg = EvolutionConfig.build(4, 200, [0.5, 0.3, 0.2])
+    evo = Evolution(mix, PointEncoder(), cfg, uniform_policy(mu, 4), Ledger(1e-5, mu), NoiseSource(test_seed=1), rng)
+    res = evo.run(private)
+    shares = source_shares(res.history)
+    assert list(shares.columns) == ["far", "good"] and len(shares) == 4
+    assert shares["good"].iloc[-1] > 0.9  # noisy votes go to the source whose samples are near the data
+    assert (pd.Series(res.population.source).value_counts()["far"]) == 20  # exactly the floor
+    fig = plot_source_shares(res.history, tmp_path / "shares.png")
+    assert fig is not None and (tmp_path / "shares.png").stat().st_size > 1000
