@@ -304,7 +304,7 @@ def evolution_section(history: Sequence[Mapping[str, Any]]) -> Section | None:
               ("epsilon_so_far", "epsilon spent after the iteration", "epsilon")]
     for ax, (key, title, ylab) in zip(axes, panels):
         y = col(key)
-        ax.plot(it, y, "o-", color=REAL_COLOR)
+        ax.plot(it, y, "o-", color=REAL_COLOR, label=key)
         if key == "ess" and any("population" in h for h in hist):
             ax.plot(it, col("population"), "s--", color="#999", label="population")
             ax.legend(fontsize=8)
