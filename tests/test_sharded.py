@@ -11,6 +11,7 @@ distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 import tests.toy as toy  # noqa: E402
+from pe_tabular.distance.base import ABS, CAT, MixedMetric  # noqa: E402
 from pe_tabular.distance.tabular import TableEncoder  # noqa: E402
 from pe_tabular.evolution import Evolution, EvolutionConfig, uniform_policy  # noqa: E402
 from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu  # noqa: E402
@@ -133,35 +134,65 @@ def test_parquet_partitions_are_read_by_the_workers_only(client, data, tmp_path,
     np.testing.assert_array_equal(got, single_process(parts, cand, enc, 1))
 
 
-def test_evolution_with_sharded_votes_equals_the_local_run(client):
-    """The vote_fn hook: same seeds and (test-only) noise seed give the same run, sharded or not."""
+@pytest.mark.parametrize("mode", ["partitions", "codes"])
+def test_evolution_with_sharded_votes_equals_the_local_run(client, mode):
+    """The vote_fn hook, class-conditional: same seeds and (test-only) noise seed give the same run,
+    whether the rows vote locally, as partitions encoded on the workers, or as codes sent once."""
     rng = np.random.default_rng(5)
     private = toy.two_clusters(rng, 600)
-    frames = [pd.DataFrame(private[s:s + 200], columns=["x", "y"]) for s in range(0, 600, 200)]
+    labels = (private[:, 0] > 50).astype(int)
+    shares = {0: 0.5, 1: 0.5}
 
-    def run(vote_fn=None):
+    def run(vote_fn=None, data=private, lab=labels):
         mu = gdp_mu(4.0, 1e-5)
         cfg = EvolutionConfig.build(3, 100, [0.4, 0.2], voter="numba")
         evo = Evolution(toy.PointBackend(), toy.PointEncoder(), cfg, uniform_policy(mu, 3), Ledger(1e-5, mu),
                         NoiseSource(test_seed=11), np.random.default_rng(3), vote_fn=vote_fn)
-        return evo.run(vote_fn.private if vote_fn else private)
+        return evo.run(data, private_labels=lab, label_shares=shares)
 
     local = run()
-    with make_vote_fn(client.scheduler_info()["address"], partitions=frames, encoder=toy.PointEncoder(),
-                      voter="numba") as voter:
-        sharded = run(voter)
+    address = client.scheduler_info()["address"]
+    if mode == "partitions":
+        frame = pd.DataFrame(private, columns=["x", "y"]).assign(label=labels)
+        frames = [frame.iloc[s:s + 200] for s in range(0, 600, 200)]
+        with make_vote_fn(address, partitions=frames, encoder=toy.PointEncoder(), voter="numba",
+                          label_column="label") as voter:
+            sharded = run(voter, voter.private, None)
+    else:
+        with make_vote_fn(address, voter="numba") as voter:
+            sharded = run(voter)
+            assert sorted(voter.sizes) == [300, 300]  # one partition per worker, sent once
     np.testing.assert_array_equal(sharded.population.samples, local.population.samples)
     np.testing.assert_array_equal(sharded.weights, local.weights)
     assert sharded.ledger.epsilon == pytest.approx(local.ledger.epsilon)
 
 
+def test_codes_mode_keeps_each_group_on_one_worker(client):
+    """Group-level DP needs each group's votes normalised together: interleaved group ids would be
+    split by a contiguous row split, and the normalised counts would then differ."""
+    rng = np.random.default_rng(8)
+    codes = rng.integers(0, 6, size=(500, 3))
+    cand = rng.integers(0, 6, size=(40, 3))
+    groups = np.arange(500) % 37
+    metric = MixedMetric(np.array([CAT, CAT, ABS], np.int8), np.array([2, 2, 1], np.int64))
+    with ShardedVoter(client, voter="numba") as voter:
+        got = voter(codes, cand, metric, 2, None, None, groups, None)
+    want = vote_histogram(numba_kernel.nearest(codes, cand, metric, k=2), 40, groups)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    nn = numba_kernel.nearest(codes, cand, metric, k=2)
+    split = sum(vote_histogram(nn[s:s + 250], 40, groups[s:s + 250]) for s in (0, 250))
+    assert np.abs(split - want).max() > 0.1  # what a contiguous split would have released instead
+
+
 def test_bad_settings_are_named(client, data):
     with pytest.raises(ValueError, match="exactly one of --dask-scheduler"):
         make_vote_fn(partitions=[], encoder=None)
-    with pytest.raises(ValueError, match="no .parquet files"):
-        ShardedVoter(client, "/nonexistent-folder", None)
     parts, cand = data
     enc = TableEncoder(SCHEMA, exclude=("income",))
+    with pytest.raises(ValueError, match="no .parquet files"):
+        ShardedVoter(client, "/nonexistent-folder", enc)
+    with pytest.raises(ValueError, match="partitions need an encoder"):
+        ShardedVoter(client, parts)
     with ShardedVoter(client, [parts[0].drop(columns=["user"])], enc, voter="numba") as voter:
-        with pytest.raises(ValueError, match="pass label_column/group_column to the ShardedVoter"):
+        with pytest.raises(ValueError, match="labels/groups live on the workers"):
             voter(voter.private, enc.encode(cand), enc.metric, 1, np.zeros(1), None, None, None)

@@ -13,8 +13,14 @@ own files, and with in-memory frames each frame is sent once, to the one worker 
 
 Usage (what ``pe-tabular synth --dask-scheduler ADDRESS`` / ``--dask-local N`` wire up)::
 
+    # rows stay where they are read: each worker reads and encodes its own Parquet files
     voter = make_vote_fn(local_workers=2, partitions="private.parquet/", encoder=encoder)
     result = Evolution(..., vote_fn=voter).run(voter.private, label_shares=shares)
+    voter.close()
+
+    # or: the coordinator already holds the codes; they are split over the workers once
+    voter = make_vote_fn(scheduler_address="tcp://host:8786")
+    result = Evolution(..., vote_fn=voter).run(codes, private_labels=labels, label_shares=shares)
     voter.close()
 
 With ``group_column`` (user/flow-level DP) every group must sit in a single partition, e.g. Parquet
@@ -113,21 +119,42 @@ def _parquet_files(path: str | os.PathLike) -> list[str]:
 class ShardedVoter:
     """A ``VoteFn`` (see ``registry.VoteFn``) whose private rows live on Dask workers.
 
-    ``partitions`` is a list of DataFrames (each sent once to one worker) or a Parquet file/folder
-    (each file read by one worker; the coordinator never opens it). ``encoder`` must be picklable:
-    it is shipped to the workers, which encode their rows once, at construction. Label and group
-    columns are split off before encoding."""
+    Two ways to give it the private data:
 
-    def __init__(self, client: Any, partitions: Partitions, encoder: Any, *, voter: str = "auto",
-                 label_column: str | None = None, group_column: str | None = None,
+    * ``partitions``: a list of DataFrames (each sent once to one worker) or a Parquet file/folder
+      (each file read by one worker; the coordinator never opens it), with a picklable ``encoder``
+      that the workers apply to their rows once, at construction. Label and group columns are
+      split off before encoding. Run the evolution on ``voter.private``.
+    * nothing: the evolution is run on codes the coordinator already holds
+      (``Evolution.run(codes, private_labels=..., groups=...)``); on the first vote they are split
+      into one partition per worker (whole groups together) and sent once; later votes reuse them.
+    """
+
+    def __init__(self, client: Any, partitions: Partitions | None = None, encoder: Any = None, *,
+                 voter: str = "auto", label_column: str | None = None, group_column: str | None = None,
                  threads_per_task: int | None = None, owns: tuple[Any, ...] = ()):
         self.client, self.voter, self.threads = client, voter, threads_per_task
         self.label_column, self.group_column = label_column, group_column
         self._owns = owns  # (client, cluster) made by make_vote_fn, closed by close()
         self._token = uuid.uuid4().hex[:8]
-        workers = sorted(client.scheduler_info()["workers"])
-        if not workers:
+        self._all_workers = sorted(client.scheduler_info()["workers"])
+        if not self._all_workers:
             raise RuntimeError("the Dask cluster has no workers; start some or use --dask-local N")
+        self._shards: list[Any] = []
+        self._workers: list[str] = []
+        self.sizes: list[int] = []
+        self._codes_key: tuple | None = None  # the coordinator-held arrays now on the workers
+        self.private: RemotePrivate | None = None
+        if partitions is not None:
+            if encoder is None:
+                raise ValueError("partitions need an encoder (picklable) that the workers apply to their rows")
+            self._load_partitions(partitions, encoder)
+
+    # -- placing the data on the workers ------------------------------------------------------------
+    def _place(self, n_parts: int) -> list[str]:
+        return [self._all_workers[i % len(self._all_workers)] for i in range(n_parts)]
+
+    def _load_partitions(self, partitions: Partitions, encoder: Any) -> None:
         if isinstance(partitions, str | os.PathLike):
             sources: list[Any] = _parquet_files(partitions)
             load: Callable = _read_and_encode
@@ -136,22 +163,47 @@ class ShardedVoter:
             if not sources:
                 raise ValueError("no private partitions given")
             load = _encode
-        self._workers: list[str] = [workers[i % len(workers)] for i in range(len(sources))]
-        self._shards = []
+        self._workers = self._place(len(sources))
         for i, (src, w) in enumerate(zip(sources, self._workers)):
             if load is _encode:  # an in-memory frame travels once, to the worker that keeps it
-                src = client.scatter(src, workers=[w], hash=False)
-            self._shards.append(client.submit(load, src, encoder, label_column, group_column, workers=[w],
-                                              allow_other_workers=False, pure=False,
-                                              key=f"pe-private-shard-{self._token}-{i}"))
-            del src
-        sizes = self._fetch([client.submit(_n_rows, s, workers=[w], allow_other_workers=False, pure=False)
-                             for s, w in zip(self._shards, self._workers)])
-        self.sizes = [int(x) for x in sizes]
+                src = self.client.scatter(src, workers=[w], hash=False)
+            self._shards.append(self.client.submit(load, src, encoder, self.label_column, self.group_column,
+                                                   workers=[w], allow_other_workers=False, pure=False,
+                                                   key=f"pe-private-shard-{self._token}-{i}"))
+        self.sizes = [int(x) for x in self._fetch(self._submit_all(_n_rows))]
         self.private = RemotePrivate(sum(self.sizes), len(self.sizes))
         log.info("private data: %d rows in %d partitions on %d workers", self.private.n_rows, len(self.sizes),
                  len(set(self._workers)))
 
+    def _ensure_codes(self, codes: np.ndarray, labels: np.ndarray | None, groups: np.ndarray | None) -> None:
+        """Send coordinator-held codes to the workers once (again only if other arrays are passed)."""
+        key = (codes, labels, groups)  # held, so a later array cannot reuse these ids
+        if self._codes_key is not None and all(a is b for a, b in zip(key, self._codes_key)):
+            return
+        self._release()
+        n_parts = len(self._all_workers)
+        n = len(codes)
+        if groups is not None:  # whole groups per partition: each group is normalised where it lives
+            part = np.unique(np.asarray(groups), return_inverse=True)[1] % n_parts
+        else:
+            part = np.arange(n) * n_parts // max(n, 1)
+        self._workers = self._place(n_parts)
+        for i, w in enumerate(self._workers):
+            rows = np.flatnonzero(part == i)
+            shard = _Shard(np.ascontiguousarray(np.asarray(codes)[rows]),
+                           None if labels is None else np.asarray(labels)[rows],
+                           None if groups is None else np.asarray(groups)[rows])
+            self._shards.append(self.client.scatter(shard, workers=[w], hash=False))
+            self.sizes.append(int(rows.size))
+        self._codes_key = key
+        log.info("private codes: %d rows sent once to %d workers", n, n_parts)
+
+    def _release(self) -> None:
+        for f in self._shards:
+            f.release()
+        self._shards, self._workers, self.sizes, self._codes_key = [], [], [], None
+
+    # -- voting -------------------------------------------------------------------------------------
     def _fetch(self, futures: list[Any]) -> list[Any]:
         """The only way results reach the coordinator (tests watch ``Client.gather``)."""
         return self.client.gather(futures)
@@ -163,16 +215,19 @@ class ShardedVoter:
     def __call__(self, private: Any, candidates: np.ndarray, metric: Any, k: int,
                  private_labels: np.ndarray | None, candidate_labels: np.ndarray | None,
                  groups: np.ndarray | None, progress: Callable[[int], None] | None = None) -> np.ndarray:
-        if private_labels is not None or groups is not None:
-            raise ValueError("with sharded voting the private labels/groups live on the workers: pass "
-                             "label_column/group_column to the ShardedVoter, not arrays to Evolution.run")
-        if candidate_labels is not None and self.label_column is None:
-            raise ValueError("the candidates are labelled but the ShardedVoter has no label_column")
+        if isinstance(private, RemotePrivate):
+            if private_labels is not None or groups is not None:
+                raise ValueError("with partitioned private data the labels/groups live on the workers: pass "
+                                 "label_column/group_column to the ShardedVoter, not arrays to Evolution.run")
+            if candidate_labels is not None and self.label_column is None:
+                raise ValueError("the candidates are labelled but the ShardedVoter has no label_column")
+        else:
+            self._ensure_codes(private, private_labels, groups)
         from distributed import as_completed  # noqa: PLC0415 - extra 'dask'
 
         cand = self.client.scatter(np.ascontiguousarray(candidates), broadcast=True, hash=False)
         cl = None if candidate_labels is None else self.client.scatter(candidate_labels, broadcast=True, hash=False)
-        futs = self._submit_all(_vote, cand, metric, k, cl if self.label_column else None, self.voter, self.threads)
+        futs = self._submit_all(_vote, cand, metric, k, cl, self.voter, self.threads)
         order = {f.key: i for i, f in enumerate(futs)}
         parts: list[np.ndarray | None] = [None] * len(futs)
         for fut in as_completed(futs):
@@ -192,11 +247,10 @@ class ShardedVoter:
 
     def close(self) -> None:
         """Drop the shards from worker memory; close the client/cluster if ``make_vote_fn`` made them."""
-        for f in self._shards:
-            f.release()
-        self._shards = []
+        self._release()
         for obj in self._owns:
             obj.close()
+        self._owns = ()
 
     def __enter__(self) -> ShardedVoter:
         return self
@@ -206,10 +260,11 @@ class ShardedVoter:
 
 
 def make_vote_fn(scheduler_address: str | None = None, local_workers: int | None = None, *,
-                 partitions: Partitions, encoder: Any, voter: str = "auto", label_column: str | None = None,
-                 group_column: str | None = None) -> ShardedVoter:
+                 partitions: Partitions | None = None, encoder: Any = None, voter: str = "auto",
+                 label_column: str | None = None, group_column: str | None = None) -> ShardedVoter:
     """A ``ShardedVoter`` on an existing scheduler (``--dask-scheduler ADDRESS``) or on a new local
-    cluster of ``local_workers`` processes with one thread each (``--dask-local N``).
+    cluster of ``local_workers`` processes with one thread each (``--dask-local N``). Without
+    ``partitions`` it shards the codes that ``Evolution.run`` is given (see ``ShardedVoter``).
 
     On a local cluster each worker's kernel gets ``cpu_count // N`` threads, so N workers never
     oversubscribe the machine. The returned voter owns what it created: call ``close()``."""
