@@ -27,11 +27,24 @@ def read_table(path: str, flag: str = "DATA") -> pd.DataFrame:
     try:
         if p.suffix == ".parquet":
             return pd.read_parquet(p)
+        _check_header(p, flag)
         return pd.read_csv(p, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise UsageError(f"{flag} {p} is empty; it needs a header row and at least one data row") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise UsageError(f"{flag} {p} is not a readable CSV/Parquet file: {e}") from None
+
+
+def _check_header(p: Path, flag: str) -> None:
+    """pandas renames a repeated header to 'name.1' and would silently use the first copy; refuse instead."""
+    import csv
+
+    with open(p, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    names = [h.strip() for h in header]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise UsageError(f"{flag} {p}: duplicate column names {dups} in the header; rename or drop the copies")
 
 
 def write_table(df: pd.DataFrame, path: Path) -> Path:
@@ -76,7 +89,22 @@ def _int_list(s: str) -> int | list[int]:
         vals = [int(v) for v in s.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--population takes an integer or a comma list, got {s!r}") from None
+    if min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"--population sizes must be >= 1, got {s!r}")
     return vals[0] if len(vals) == 1 else vals
+
+
+def _pos_int(flag: str):
+    """An int >= 1 (0 would otherwise silently mean 'use the default')."""
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number, got {s!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be >= 1, got {s!r}")
+        return v
+    return parse
 
 
 def add_privacy_flags(p: argparse.ArgumentParser) -> None:
@@ -85,9 +113,9 @@ def add_privacy_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--iterations", type=int, default=None, help="PE iterations (votes)")
+    p.add_argument("--iterations", type=_pos_int("--iterations"), default=None, help="PE iterations (votes)")
     p.add_argument("--population", type=_int_list, default=None, help="candidates per iteration (int or list)")
-    p.add_argument("--k", type=int, default=None, help="nearest candidates each private row votes for")
+    p.add_argument("--k", type=_pos_int("--k"), default=None, help="nearest candidates each private row votes for")
     p.add_argument("--seed", type=int, default=None, help="fixes every random choice except the privacy noise")
     p.add_argument("--checkpoint", help="directory for per-iteration checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
@@ -98,7 +126,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------------
 def synth_defaults(n_private: int) -> dict[str, Any]:
     """Defaults chosen by measurement on Adult (benchmarks/RESULTS.md, 'Tables: settings')."""
-    return {"iterations": 4, "population": [2000, 4000, 8000, 16000], "k": 16}
+    return {"iterations": 2, "population": 16000, "k": 16}
 
 
 def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet: bool) -> tuple[Any, pd.DataFrame]:
@@ -107,11 +135,12 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
 
     d = synth_defaults(len(df))
     iterations = args.iterations or d["iterations"]
-    population = args.population or (d["population"] if iterations == d["iterations"] else 8000)
+    population = args.population or d["population"]
     bars = ProgressBars(enabled=not quiet)
     label: Any = True
     if getattr(args, "label", None):
         label = args.label
+        schema = schema.with_label(label)  # backends condition on schema.label; names a bad --label
     if getattr(args, "no_label", False):
         label = None
     backend: Any = args.backend
@@ -297,7 +326,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="synthetic table (.csv or .parquet); OUT.privacy.json beside it")
     add_privacy_flags(p)
     add_run_flags(p)
-    p.add_argument("--samples", type=int, default=None, help="rows to write (default: as many as the input)")
+    p.add_argument("--samples", type=_pos_int("--samples"), default=None,
+                   help="rows to write (default: as many as the input)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--label", help="class column for class-conditional PE (default: the schema's label)")
     g.add_argument("--no-label", action="store_true", help="ignore the schema's label")

@@ -78,32 +78,86 @@ class Binning:
         return out
 
 
+PAIR_BINS = 16  # coarser bins for two-way marginals: fewer cells, more signal per cell
+
+Key = tuple[str, ...]
+
+
+def codes(df: pd.DataFrame, schema: Schema, key: Key) -> tuple[np.ndarray, int]:
+    """Cell index of every row in the public (one- or two-way) marginal ``key``, and the cell count."""
+    if len(key) == 1:
+        b = Binning.of(schema[key[0]])
+        return b.index(df[key[0]]), b.n_bins
+    bins = [Binning.of(schema[k], PAIR_BINS, PAIR_BINS) for k in key]
+    idx = [b.index(df[k]) for b, k in zip(bins, key)]
+    dims = tuple(b.n_bins for b in bins)
+    return np.ravel_multi_index(idx, dims), int(np.prod(dims))
+
+
+def histogram(df: pd.DataFrame, schema: Schema, key: Key, weights: np.ndarray | None = None) -> np.ndarray:
+    """Clean counts of marginal ``key`` (private input: only ever released with noise)."""
+    c, size = codes(df, schema, key)
+    return np.bincount(c, weights=weights, minlength=size).astype(float)
+
+
 def histograms(df: pd.DataFrame, schema: Schema) -> dict[str, np.ndarray]:
-    """Clean per-column bin counts (private input: only ever released with noise)."""
-    out = {}
-    for c in schema.columns:
-        b = Binning.of(c)
-        out[c.name] = np.bincount(b.index(df[c.name]), minlength=b.n_bins).astype(float)
-    return out
+    return {c.name: histogram(df, schema, (c.name,)) for c in schema.columns}
 
 
 def to_distribution(noisy: np.ndarray) -> np.ndarray:
-    p = np.maximum(noisy, 0.0)
-    return p / p.sum() if p.sum() > 0 else np.full(p.size, 1.0 / p.size)
+    """Noisy counts → distribution by Euclidean projection onto {p ≥ 0, Σp = noisy total}.
+
+    Clipping negatives and renormalising adds roughly 0.4σ of spurious mass to every empty cell, which
+    swamps sparse two-way marginals; the projection subtracts a common offset first (the
+    least-squares estimate consistent with non-negativity), keeping empty cells empty."""
+    y = np.asarray(noisy, dtype=float)
+    total = y.sum()
+    if not np.isfinite(total) or total <= 0:
+        return np.full(y.size, 1.0 / y.size)
+    u = np.sort(y)[::-1]
+    css = np.cumsum(u) - total
+    rho = np.nonzero(u - css / np.arange(1, y.size + 1) > 0)[0][-1]
+    p = np.maximum(y - css[rho] / (rho + 1.0), 0.0)
+    return p / p.sum()
 
 
-def rake(df: pd.DataFrame, weights: np.ndarray, schema: Schema, targets: dict[str, np.ndarray],
-         iterations: int = 30, max_ratio: float = 20.0) -> np.ndarray:
-    """Reweight rows so each column's weighted marginal matches ``targets`` (distributions)."""
+def chow_liu_pairs(df: pd.DataFrame, weights: np.ndarray, schema: Schema, names: list[str]) -> list[Key]:
+    """Edges of a maximum-mutual-information spanning tree (Chow & Liu 1968) of the *synthetic*
+    weighted population: free structure learning, since the population is already DP."""
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum() if w.sum() > 0 else np.full(len(df), 1.0 / len(df))
+    nbins = {n: Binning.of(schema[n], PAIR_BINS, PAIR_BINS).n_bins for n in names}
+    mi = np.zeros((len(names), len(names)))
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            b = names[j]
+            pj = histogram(df, schema, (a, b), w).reshape(nbins[a], nbins[b])
+            indep = pj.sum(1, keepdims=True) @ pj.sum(0, keepdims=True)
+            nz = pj > 0
+            mi[i, j] = mi[j, i] = float(np.sum(pj[nz] * np.log(pj[nz] / indep[nz])))
+    # Prim's algorithm on -MI
+    in_tree, edges = {0}, []
+    while len(in_tree) < len(names):
+        best = max((mi[i, j], i, j) for i in in_tree for j in range(len(names)) if j not in in_tree)
+        edges.append((names[best[1]], names[best[2]]))
+        in_tree.add(best[2])
+    return edges
+
+
+def rake(df: pd.DataFrame, weights: np.ndarray, schema: Schema, targets: dict, iterations: int = 30,
+         max_ratio: float = 20.0) -> np.ndarray:
+    """Reweight rows so each marginal (key: column name or tuple of names) matches its target."""
     w = np.asarray(weights, dtype=float).copy()
     if w.sum() <= 0:
         w[:] = 1.0
-    idx = {name: Binning.of(schema[name]).index(df[name]) for name in targets}
+    w /= w.sum()
+    keys = {k: (k,) if isinstance(k, str) else tuple(k) for k in targets}
+    idx = {k: codes(df, schema, key)[0] for k, key in keys.items()}
     for _ in range(iterations):
-        for name, t in targets.items():
-            cur = np.bincount(idx[name], weights=w, minlength=t.size)
+        for k, t in targets.items():
+            cur = np.bincount(idx[k], weights=w, minlength=t.size)
             cur = cur / cur.sum()
             ratio = np.where(cur > 0, t / np.maximum(cur, 1e-300), 1.0)
-            w *= np.clip(ratio, 1.0 / max_ratio, max_ratio)[idx[name]]
+            w *= np.clip(ratio, 1.0 / max_ratio, max_ratio)[idx[k]]
             w /= w.sum()
     return w

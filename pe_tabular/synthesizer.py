@@ -24,6 +24,7 @@ import pandas as pd
 
 from .backends.base import Backend
 from .backends.statistical import StatisticalBackend
+from .backends.tree import TreeBackend
 from .checkpoint import Checkpointer
 from .distance.tabular import TableEncoder
 from .evolution import (
@@ -31,11 +32,12 @@ from .evolution import (
     Evolution,
     EvolutionConfig,
     EvolutionResult,
+    FixedSigmas,
     estimate_label_shares,
     release_once,
 )
 from .io_utils import atomic_write, atomic_write_json
-from .marginals import histograms, rake, to_distribution
+from .marginals import chow_liu_pairs, histogram, rake, to_distribution
 from .population import Population
 from .privacy.accountant import gdp_mu, schedule_sigmas
 from .privacy.ledger import Ledger, Release
@@ -65,10 +67,12 @@ class PESynthesizer:
 
     def __init__(
         self, schema: Schema, epsilon: float = 1.0, delta: float = 1e-5, *,
-        backend: Backend | str = "statistical", iterations: int = 5, population: int | Sequence[int] = 2000,
-        k: int = 4, degree: float | Sequence[float] | None = None, threshold: float = 0.0,
+        backend: Backend | str = "statistical", iterations: int = 2, population: int | Sequence[int] = 16000,
+        k: int = 16, degree: float | Sequence[float] | None = None, threshold: float = 0.0,
         budget: str = "uniform", label: str | None | bool = True, label_shares: Mapping[str, float] | None = None,
-        label_budget_share: float = 0.02, calibrate: float = 0.3, keep_selected: float = 0.0, voter: str = "auto",
+        label_budget_share: float = 0.02, calibrate: float = 0.18, pair_share: float = 0.4, pilot_share: float = 0.1,
+        pilot_population: int = 4000, keep_selected: float = 0.0,
+        voter: str = "auto",
         weights: Mapping[str, float] | None = None, on_invalid: str = "error", seed: int | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None, vote_fn: Any = None,
     ):
@@ -78,7 +82,7 @@ class PESynthesizer:
         self.label = schema.label if label is True else (label or None)
         if self.label is not None and self.label not in schema.names:
             raise ConfigError(f"--label {self.label!r} is not a schema column")
-        deg = degree if degree is not None else degree_schedule(iterations, 0.6, 0.15)
+        deg = degree if degree is not None else degree_schedule(iterations, 0.2, 0.1)
         self.config = EvolutionConfig.build(iterations, population, deg, k=k, threshold=threshold,
                                             keep_selected=keep_selected, voter=voter)
         self.backend_spec, self.budget, self.weights = backend, budget, weights
@@ -89,6 +93,9 @@ class PESynthesizer:
         if not 0 <= calibrate < 1:
             raise ConfigError("calibrate (budget share of the one-way marginals) must be in [0, 1)")
         self.calibrate = calibrate
+        if not 0 <= pair_share < 1 or label_budget_share + calibrate + pair_share + pilot_share >= 1:
+            raise ConfigError("pair_share must be in [0, 1) and leave budget for the votes")
+        self.pair_share, self.pilot_share, self.pilot_population = pair_share, pilot_share, pilot_population
         self.marginals_: dict[str, np.ndarray] = {}
         self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
         self.vote_fn = vote_fn  # e.g. Dask-sharded voting (pe_tabular.voting.sharded.make_vote_fn)
@@ -134,12 +141,13 @@ class PESynthesizer:
         ckpt = Checkpointer(checkpoint) if checkpoint else None
         ledger = self._start_ledger()
         labels = None
+        rho = ledger.remaining_rho()  # stage shares below are fractions of this total
+        labels = None
         if self.label is not None:
             labels = df[self.label].astype(str).to_numpy()
             classes = [str(c) for c in self.schema[self.label].categories]
             if self.label_shares is None:
-                mu_lab = math.sqrt(ledger.remaining_rho() * self.label_budget_share)
-                shares = estimate_label_shares(labels, classes, 0.0 if math.isinf(mu_lab) else 1.0 / mu_lab,
+                shares = estimate_label_shares(labels, classes, self._sigma(rho * self.label_budget_share, 1),
                                                ledger, noise, ckpt)
                 ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
             else:
@@ -148,40 +156,69 @@ class PESynthesizer:
                 if missing:
                     raise ConfigError(f"public label shares lack classes {sorted(missing)}")
             self.shares_ = shares
+        targets: dict[Any, np.ndarray] = {}
         if self.calibrate > 0:
-            self.marginals_ = self._measure_marginals(df, ledger, noise, ckpt)
-        mu_left = math.sqrt(ledger.remaining_rho()) if math.isfinite(ledger.mu_budget) else math.inf
-        backend = self._backend()
+            cols = [c.name for c in self.schema.columns if c.name != self.label]
+            sigma = self._sigma(rho * self.calibrate, len(cols))
+            for j, name in enumerate(cols):
+                targets[name] = self._measure(df, (name,), sigma, f"marginal_{j:03d}", ledger, noise, ckpt, 100 + j)
+            self.marginals_ = dict(targets)
+        if labels is not None:
+            cats = [str(c) for c in self.schema[self.label].categories]
+            targets[self.label] = np.array([self.shares_[c] for c in cats] + [0.0])
         encoder = TableEncoder(self.schema, self.weights)
         private_codes = encoder.encode(df)
         extra = {"vote_fn": self.vote_fn} if self.vote_fn is not None else {}
-        evo = Evolution(backend, encoder, self.config, self._policy(mu_left), ledger, noise, rng, self.on_event,
-                        **extra)
-        self.result = evo.run(private_codes, private_labels=labels, label_shares=self.shares_ if labels is not None
-                              else None, checkpoint=ckpt, resume=resume)
-        if self.marginals_:
-            targets = dict(self.marginals_)
-            if labels is not None:
-                cats = [str(c) for c in self.schema[self.label].categories]
-                targets[self.label] = np.array([self.shares_[c] for c in cats] + [0.0])
+        lab_shares = self.shares_ if labels is not None else None
+        backend = self._backend()
+        if self.pair_share > 0:
+            # 1) pilot vote over candidates from the noisy one-way marginals; its DP population reveals
+            #    the dependence structure (a Chow-Liu tree) for free
+            pilot_cfg = EvolutionConfig.build(1, self.pilot_population, k=self.config.k, voter=self.config.voter)
+            pilot = Evolution(backend, encoder, pilot_cfg, FixedSigmas((self._sigma(rho * self.pilot_share, 1),)),
+                              ledger, noise, rng, self.on_event, **extra)
+            res = pilot.run(private_codes, private_labels=labels, label_shares=lab_shares,
+                            checkpoint=Checkpointer(Path(ckpt.dir) / "pilot") if ckpt else None, resume=resume)
+            w = rake(res.population.samples, res.weights, self.schema, targets) if targets else res.weights
+            pairs = chow_liu_pairs(res.population.samples, w, self.schema, self.schema.names)
+            # 2) DP two-way marginals of the tree's edges; 3) a tree generator fitted on them
+            sigma = self._sigma(rho * self.pair_share, len(pairs))
+            for j, key in enumerate(pairs):
+                targets[key] = self._measure(df, key, sigma, f"pair_{j:03d}", ledger, noise, ckpt, 200 + j)
+            self.pairs_ = pairs
+            one = {n: targets.get(n, self._uniform(n)) for n in self.schema.names}
+            if isinstance(self.backend_spec, str) and self.backend_spec == "statistical":
+                backend = TreeBackend(self.schema, one, {k: v for k, v in targets.items() if isinstance(k, tuple)})
+        rho_pe = ledger.remaining_rho()
+        policy = self._policy(math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf)
+        evo = Evolution(backend, encoder, self.config, policy, ledger, noise, rng, self.on_event, **extra)
+        self.result = evo.run(private_codes, private_labels=labels, label_shares=lab_shares, checkpoint=ckpt,
+                              resume=resume)
+        if targets:
             self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema, targets)
         self.ledger = ledger
         self._rng = rng
         return self
 
-    def _measure_marginals(self, df: pd.DataFrame, ledger: Ledger, noise: Any,
-                           ckpt: Checkpointer | None) -> dict[str, np.ndarray]:
-        """Noisy one-way marginals on public bins with ``calibrate`` of μ² (Δ = 1 per column)."""
-        cols = [c.name for c in self.schema.columns if c.name != self.label]
-        mu = math.sqrt(ledger.remaining_rho())
-        sigma = 0.0 if not math.isfinite(mu) else math.sqrt(len(cols)) / (mu * math.sqrt(self.calibrate))
-        clean = histograms(df, self.schema)
-        out = {}
-        for j, name in enumerate(cols):
-            noisy, _ = release_once(f"marginal_{j:03d}", lambda name=name: clean[name], sigma, 0, ledger, noise, ckpt,
-                                    f"one-way marginal of {name!r} on public bins", (0, 100 + j))
-            out[name] = to_distribution(noisy)
-        return out
+    def _uniform(self, name: str) -> np.ndarray:
+        from .marginals import Binning
+
+        n = Binning.of(self.schema[name]).n_bins
+        p = np.ones(n)
+        p[-1] = 1.0 if self.schema[name].nullable else 0.0
+        return p / p.sum()
+
+    @staticmethod
+    def _sigma(rho: float, n_releases: int) -> float:
+        """σ for n Δ=1 releases that together spend ``rho`` of μ²."""
+        return 0.0 if math.isinf(rho) else math.sqrt(n_releases / rho)
+
+    def _measure(self, df: pd.DataFrame, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
+                 noise: Any, ckpt: Checkpointer | None, stream: int) -> np.ndarray:
+        """One noisy marginal on public bins (Δ = 1: a row sits in one cell), as a distribution."""
+        noisy, _ = release_once(name, lambda: histogram(df, self.schema, key), sigma, 0, ledger, noise, ckpt,
+                                f"marginal {'x'.join(key)} on public bins", (0, stream))
+        return to_distribution(noisy)
 
     def _need_fit(self) -> EvolutionResult:
         if self.result is None:

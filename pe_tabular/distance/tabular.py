@@ -16,6 +16,8 @@ from ..schema import Column, Schema
 from .base import ABS, CAT, MixedMetric
 
 Q = 1000  # numeric grid steps over the public range; a category mismatch costs Q
+COARSE_BINS = 32  # numbers also vote on their coarse public bin, compared like a category
+FINE_WEIGHT = 0.5  # the full public range of the fine |Δ| costs half a category mismatch
 
 
 def to_unit(col: Column, x: np.ndarray) -> np.ndarray:
@@ -45,12 +47,19 @@ class TableEncoder:
         kinds, w = [], []
         for c in self.columns:
             wt = (weights or {}).get(c.name, c.weight)
-            kinds.append(CAT if c.is_categorical else ABS)
-            w.append(int(round(wt * (Q if c.is_categorical else 1))))
+            if c.is_categorical:
+                kinds.append(CAT)
+                w.append(int(round(wt * Q)))
+            else:  # coarse bin as a category (a different bin is a real difference), fine |Δ| within
+                kinds += [CAT, ABS]
+                w += [int(round(wt * Q)), int(round(wt * FINE_WEIGHT))]
             if c.nullable and not c.is_categorical:
                 kinds.append(CAT)
                 w.append(int(round(wt * Q)))
         self.metric = MixedMetric(np.array(kinds, dtype=np.int8), np.array(w, dtype=np.int64))
+        from ..marginals import Binning
+
+        self._coarse = {c.name: Binning.of(c, COARSE_BINS, COARSE_BINS) for c in self.columns if not c.is_categorical}
         self._cat_index = {c.name: {str(v): i for i, v in enumerate(c.categories)}
                            for c in self.columns if c.is_categorical}
 
@@ -66,6 +75,7 @@ class TableEncoder:
                 x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
                 null = np.isnan(x)
                 u = np.where(null, 0.0, to_unit(c, np.where(null, c.lower, x)))
+                out.append(self._coarse[c.name].index(s))
                 out.append(np.rint(u * Q).astype(np.int64))
                 if c.nullable:
                     out.append(null.astype(np.int64))
