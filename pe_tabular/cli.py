@@ -46,7 +46,8 @@ def positive_float(flag: str):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} must be a number, got {s!r}") from None
         if not v > 0 or math.isnan(v):
-            raise argparse.ArgumentTypeError(f"{flag} must be > 0 (use 'inf' for no privacy), got {s!r}")
+            hint = " (use 'inf' for no privacy)" if "epsilon" in flag else ""
+            raise argparse.ArgumentTypeError(f"{flag} must be > 0{hint}, got {s!r}")
         return v
     return parse
 
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epsilon", type=positive_float("--epsilon"))
     p.add_argument("--iterations", type=int, default=1)
     p.add_argument("--delta", type=float, default=1e-5)
-    p.add_argument("--sensitivity", type=float, default=1.0)
+    p.add_argument("--sensitivity", type=positive_float("--sensitivity"), default=1.0)
     add_common(p)
     p.set_defaults(func=_privacy)
     for name, module in _PLUGINS.items():

@@ -250,6 +250,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     target = args.target or schema.label
     if test is not None and target is None:
         raise UsageError("--test needs --target COLUMN (or a schema with a label)")
+    if test is not None:
+        check_target(schema, target)
     import itertools
 
     n = len(schema.columns)
@@ -258,6 +260,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         res = evaluate(real, synth, schema, test, target, progress=b.update)
     emit(args, res, format_evaluation(res))
     return EXIT_OK
+
+
+def check_target(schema: Schema, target: str) -> None:
+    """TSTR trains a classifier: the target must be a categorical column of the schema."""
+    if target not in schema.names:
+        raise UsageError(f"--target {target!r} is not a schema column; columns are {schema.names}")
+    if not schema[target].is_categorical:
+        raise UsageError(f"--target {target!r} is a {schema[target].type} column; TSTR needs a categorical class "
+                         "column (e.g. the schema's label)")
 
 
 def format_evaluation(res: dict[str, Any]) -> str:

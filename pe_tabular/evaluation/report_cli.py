@@ -67,7 +67,7 @@ def load_history(path: str | None) -> list[dict[str, Any]] | None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..cli_tables import read_table
+    from ..cli_tables import check_target, read_table
     from ..schema import Schema, validate
     from .report import write_report
 
@@ -88,8 +88,8 @@ def _report(args: argparse.Namespace) -> int:
     target = args.target or schema.label
     if test is not None and target is None:
         raise UsageError("--test needs --target COLUMN (or a schema with a label)")
-    if target is not None and target not in schema.names:
-        raise UsageError(f"--target {target!r} is not a schema column; columns are {schema.names}")
+    if test is not None:
+        check_target(schema, target)
     t0 = time.time()
     write_report(real, synth, schema, out, ledger=ledger, history=history, test=test, target=target)
     wall = time.time() - t0
