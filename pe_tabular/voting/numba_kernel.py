@@ -44,7 +44,7 @@ from .prepare import l2_operands, prepare_mixed
 
 _CHUNK = 512  # candidates per distance buffer / reduction chunk: c × 512 codes stay in L1
 _L2_BLOCK_ELEMS = 1 << 22  # float32 GEMM output per block of the prange driver (16 MB)
-_L2_TILE = 2048  # candidates per GEMM tile: a 256 × 2048 float32 tile (2 MB) stays near the caches
+_L2_TILE = 1024  # candidates per GEMM tile: a 256 × 1024 float32 tile (1 MB) stays in L2 for the top-k pass
 _L2_ROWS = 256  # private rows per L2 task
 _MIXED_TASK_PAIRS = 1 << 22  # private × candidate pairs per mixed-metric task (sets rows per task)
 
