@@ -174,6 +174,7 @@ def evaluate(images: np.ndarray, labels: np.ndarray, test: tuple[np.ndarray, np.
     out: dict[str, Any] = {
         "acc": float((pred == yt).mean()),
         "per_class_acc": [round(float((pred[yt == c] == c).mean()), 4) for c in range(10)],
+        "confusion": np.bincount(yt * 10 + pred, minlength=100).reshape(10, 10).tolist(),  # rows: true class
         "n_images": int(len(labels)), "class_counts": np.bincount(labels, minlength=10).tolist(),
         "train_s": round(time.time() - t0, 1), "seed": seed, "recipe": RECIPE,
     }

@@ -22,19 +22,19 @@ from .templates import MAX_NODES, TEMPLATES, padded_tables
 
 # shared layout with the font renderer: columns 1..16 mean the same in both (see raster.py)
 COMMON_GENES = (
-    Gene("soft", 1.3, 0.35, 0.6, 2.6),       # anti-aliasing band (blur) in px
-    Gene("slant", 0.12, 0.22, -0.5, 0.7),    # shear: x -= slant * y
-    Gene("rotation", 0.0, 0.1, -0.4, 0.4),   # radians
-    Gene("aspect", 0.0, 0.18, -0.6, 0.5),    # log x-scale
+    Gene("soft", 1.3, 0.4, 0.6, 2.8),        # anti-aliasing band (blur) in px
+    Gene("slant", 0.12, 0.25, -0.6, 0.8),    # shear: x -= slant * y
+    Gene("rotation", 0.0, 0.12, -0.45, 0.45),  # radians
+    Gene("aspect", 0.0, 0.2, -0.7, 0.6),     # log x-scale
     Gene("size", -0.05, 0.1, -0.4, 0.2),     # log size ('free' placement only)
     Gene("tx", 0.0, 1.0, -3.0, 3.0),         # px ('free' placement only)
     Gene("ty", 0.0, 1.0, -3.0, 3.0),
-    *(Gene(f"elastic{i}", 0.0, 0.02, -0.07, 0.07) for i in range(N_ELASTIC)),
+    *(Gene(f"elastic{i}", 0.0, 0.025, -0.08, 0.08) for i in range(N_ELASTIC)),
 )
 STROKE_GENES = GenomeSpec((
-    Gene("width", 2.6, 0.7, 1.2, 4.8),      # pen width in px at the nominal 20 px digit height
+    Gene("width", 2.9, 0.9, 1.2, 6.0),      # pen width in px at the nominal 20 px digit height
     *COMMON_GENES,
-    *(Gene(f"jitter{i}", 0.0, 0.035, -0.11, 0.11) for i in range(2 * MAX_NODES)),
+    *(Gene(f"jitter{i}", 0.0, 0.045, -0.14, 0.14) for i in range(2 * MAX_NODES)),
 ))
 
 
