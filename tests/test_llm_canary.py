@@ -4,7 +4,6 @@ request body recorded by the loopback server, and no canary from the private tab
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -23,9 +22,7 @@ def test_no_canary_reaches_the_endpoint_in_a_full_synth_run(tmp_path, monkeypatc
     df, canaries = private_frame(120, seed=7)
     data, schema, out = tmp_path / "private.csv", tmp_path / "schema.json", tmp_path / "synth.csv"
     df.to_csv(data, index=False)
-    # written by hand: Column.to_dict drops a lower bound of 0 (reported to the schema's owner)
-    cols = [{k: v for k, v in asdict(c).items() if v is not None and v != () and v != ""} for c in SCHEMA.columns]
-    schema.write_text(json.dumps({"columns": cols, "label": SCHEMA.label, "description": SCHEMA.description}))
+    SCHEMA.save(schema)
     monkeypatch.setenv("PE_TABULAR_LLM_CACHE", str(tmp_path / "cache"))
     with LoopbackServer("typical") as srv:
         rc = main(["synth", str(data), "--schema", str(schema), "--out", str(out), "--backend", "llm",

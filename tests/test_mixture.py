@@ -110,3 +110,16 @@ def test_in_an_evolution_votes_pick_the_good_source_and_the_floor_keeps_the_othe
     assert (pd.Series(res.population.source).value_counts()["far"]) == 20  # exactly the floor
     fig = plot_source_shares(res.history, tmp_path / "shares.png")
     assert fig is not None and (tmp_path / "shares.png").stat().st_size > 1000
+
+
+def test_sources_with_and_without_a_genome_mix():
+    class WithGenome(Tagged):
+        def random(self, n, *, label=None, rng):
+            p = super().random(n, label=label, rng=rng)
+            return Population(p.samples, p.source, p.parent, np.zeros((n, 3), np.int64), p.label)
+
+    g, plain = WithGenome("g", 1.0), Tagged("p", 2.0)
+    mix = Mixture([g, plain], floor=0.0)
+    pop = mix.random(8, rng=np.random.default_rng(0))
+    assert pop.genome is None and len(pop) == 8  # dropped: the backends vary from the samples
+    assert Mixture([g, WithGenome("h", 3.0)]).random(6, rng=np.random.default_rng(0)).genome.shape == (6, 3)

@@ -47,14 +47,13 @@ from ..population import Population
 from ..schema import Schema
 from .llm_format import (
     Prompt,
+    PromptBuilder,
     RepairStats,
     RowChecker,
     frame,
     parse_rows,
-    random_prompt,
     response_json_schema,
     rows_to_json,
-    vary_prompt,
 )
 
 log = logging.getLogger(__name__)
@@ -218,6 +217,8 @@ class LLMBackend:
             fallback = StatisticalBackend(schema)
         self.fallback = fallback
         self.checker = RowChecker(schema)
+        self.prompts = PromptBuilder(schema, config.dataset_description)
+        self._json_schema = {w: response_json_schema(schema, w) for w in (False, True)}
         self.cache = ResponseCache(config.cache_dir) if config.cache_dir else None
         self.usage = Usage()
         self._mode: str | None = None if config.response_format == "auto" else config.response_format
@@ -260,7 +261,7 @@ class LLMBackend:
                 break
             sizes = _chunks(need, self.cfg.rows_per_request)
             seeds = rng.integers(0, 2**31 - 1, size=len(sizes))
-            prompts = [random_prompt(self.schema, k, fixed, self.cfg.dataset_description) for k in sizes]
+            prompts = [self.prompts.random(k, fixed) for k in sizes]
             for content in self._run(prompts, seeds, with_id=False, desc="random"):
                 rows, _ = self._check(content, fixed)
                 got.extend(r for r in rows if r is not None)
@@ -290,8 +291,8 @@ class LLMBackend:
                 for s in range(0, idx.size, self.cfg.vary_rows_per_request):
                     jobs.append((idx[s:s + self.cfg.vary_rows_per_request], fixed))
             seeds = rng.integers(0, 2**31 - 1, size=len(jobs))
-            prompts = [vary_prompt(self.schema, [{"id": j, **parents[i]} for j, i in enumerate(idx)], degree,
-                                   [lab_col] if lab_col else [], self.cfg.dataset_description) for idx, _ in jobs]
+            prompts = [self.prompts.vary([{"id": j, **parents[i]} for j, i in enumerate(idx)], degree,
+                                         [lab_col] if lab_col else []) for idx, _ in jobs]
             for (idx, fixed), content in zip(jobs, self._run(prompts, seeds, with_id=True, desc="vary")):
                 rows, _ = self._check(content, fixed)
                 for slot, row in _match(rows, idx.size):
@@ -334,7 +335,7 @@ class LLMBackend:
         if self.cfg.max_tokens:
             kw["max_tokens"] = self.cfg.max_tokens
         if mode == "json_schema":
-            kw["response_format"] = {"type": "json_schema", "json_schema": response_json_schema(self.schema, with_id)}
+            kw["response_format"] = {"type": "json_schema", "json_schema": self._json_schema[with_id]}
         elif mode == "json_object":
             kw["response_format"] = {"type": "json_object"}
         return {**kw, "mode": mode}, kw

@@ -109,8 +109,7 @@ def spec_block(obj: dict[str, Any]) -> str:
 
 
 def _spec_columns(schema: Schema) -> list[dict[str, Any]]:
-    """Public column fields for the machine-readable block. (Not ``Column.to_dict``: it drops a lower
-    bound of 0, because ``0.0 in (None, (), "", False)`` is true.)"""
+    """Every public column field that is set (defaults included, so the stand-in needs no schema code)."""
     out = []
     for c in schema.columns:
         d = {k: (list(map(_py, v)) if isinstance(v, tuple) else _py(v)) for k, v in asdict(c).items()
@@ -128,27 +127,6 @@ class Prompt:
     task: str
 
 
-def random_prompt(schema: Schema, n: int, fixed: dict[str, Any] | None = None,
-                  dataset_description: str = "") -> Prompt:
-    """Ask for n fresh rows; ``fixed`` pins columns (the class label of a class-conditional draw)."""
-    fixed = {k: _py(v) for k, v in (fixed or {}).items()}
-    desc = dataset_description or schema.description
-    lines = [f"Generate {n} rows of realistic, diverse synthetic data for the table described below. Each row "
-             "must look like a plausible record of this dataset (realistic combinations of values across columns), "
-             "rows must differ from each other, and every value must be one of the allowed values or in range."]
-    if desc:
-        lines += ["", f"Dataset: {desc}"]
-    lines += ["", "Columns:"] + [f"{i + 1}. {column_line(c)}" for i, c in enumerate(schema.columns)]
-    if fixed:
-        lines += ["", "In every row: " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in fixed.items()) + "."]
-    lines += ["", f'Return a JSON object {{"rows": [...]}} holding exactly {n} objects with the keys '
-              + ", ".join(json.dumps(c.name) for c in schema.columns) + ". No prose, no comments.",
-              "", "A machine-readable copy of this task follows.",
-              spec_block({"task": "random", "n": n, "fixed": fixed, "columns": _spec_columns(schema)})]
-    return Prompt(({"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}),
-                  n, "random")
-
-
 def vary_plan(schema: Schema, degree: float, fixed_cols: list[str]) -> tuple[int, float]:
     """How big a variation of this degree is: fields to change and the largest numeric step (share of range)."""
     free = len([c for c in schema.columns if c.name not in fixed_cols])
@@ -157,31 +135,73 @@ def vary_plan(schema: Schema, degree: float, fixed_cols: list[str]) -> tuple[int
     return n_change, step
 
 
+class PromptBuilder:
+    """Prompts for one schema; the column text and the spec's column list are built once."""
+
+    def __init__(self, schema: Schema, dataset_description: str = ""):
+        self.schema = schema
+        self.desc = dataset_description or schema.description
+        self.columns = ["Columns:"] + [f"{i + 1}. {column_line(c)}" for i, c in enumerate(schema.columns)]
+        self.keys = ", ".join(json.dumps(c.name) for c in schema.columns)
+        self._cols_json = json.dumps(_spec_columns(schema), sort_keys=True, default=_py)
+
+    def _spec(self, obj: dict[str, Any]) -> str:
+        body = json.dumps({**obj, "columns": "\x00"}, sort_keys=True, default=_py)
+        return f"<{SPEC_TAG}>\n{body.replace(json.dumps(chr(0)), self._cols_json)}\n</{SPEC_TAG}>"
+
+    @staticmethod
+    def _prompt(lines: list[str], n: int, task: str) -> Prompt:
+        return Prompt(({"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}),
+                      n, task)
+
+    def random(self, n: int, fixed: dict[str, Any] | None = None) -> Prompt:
+        """Ask for n fresh rows; ``fixed`` pins columns (the class label of a class-conditional draw)."""
+        fixed = {k: _py(v) for k, v in (fixed or {}).items()}
+        lines = [f"Generate {n} rows of realistic, diverse synthetic data for the table described below. Each row "
+                 "must look like a plausible record of this dataset (realistic combinations of values across "
+                 "columns), rows must differ from each other, and every value must be one of the allowed values or "
+                 "in range."]
+        if self.desc:
+            lines += ["", f"Dataset: {self.desc}"]
+        lines += ["", *self.columns]
+        if fixed:
+            lines += ["", "In every row: " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in fixed.items()) + "."]
+        lines += ["", f'Return a JSON object {{"rows": [...]}} holding exactly {n} objects with the keys {self.keys}.'
+                  " No prose, no comments.", "", "A machine-readable copy of this task follows.",
+                  self._spec({"task": "random", "n": n, "fixed": fixed})]
+        return self._prompt(lines, n, "random")
+
+    def vary(self, rows: list[dict[str, Any]], degree: float, fixed_cols: list[str]) -> Prompt:
+        """Ask for one variation of each SYNTHETIC row; its size follows ``degree`` in [0, 1]."""
+        n_change, step = vary_plan(self.schema, degree, fixed_cols)
+        free = len(self.schema.columns) - len(fixed_cols)
+        lines = [f"Below are {len(rows)} synthetic rows (machine-generated, not real records). For EACH row write "
+                 f"ONE variation: change about {n_change} of its {free} changeable fields, chosen at random; move "
+                 f"numbers by at most about {100 * step:.0f}% of the column's range; choose new categories that stay "
+                 "plausible with the rest of the row."]
+        if fixed_cols:
+            lines.append("Never change " + ", ".join(json.dumps(c) for c in fixed_cols) + ".")
+        lines.append('Copy the "id" of the row you varied into its variation.')
+        if self.desc:
+            lines += ["", f"Dataset: {self.desc}"]
+        lines += ["", *self.columns]
+        lines += ["", f"<{ROWS_TAG}>", json.dumps(rows, default=_py), f"</{ROWS_TAG}>", "",
+                  f'Return a JSON object {{"rows": [...]}} holding exactly {len(rows)} objects with the keys "id", '
+                  f"{self.keys}. No prose, no comments.", "",
+                  "A machine-readable copy of this task follows (the rows are the ones above).",
+                  self._spec({"task": "vary", "n": len(rows), "degree": round(float(degree), 4), "n_change": n_change,
+                              "step": round(step, 4), "fixed_columns": list(fixed_cols)})]
+        return self._prompt(lines, len(rows), "vary")
+
+
+def random_prompt(schema: Schema, n: int, fixed: dict[str, Any] | None = None,
+                  dataset_description: str = "") -> Prompt:
+    return PromptBuilder(schema, dataset_description).random(n, fixed)
+
+
 def vary_prompt(schema: Schema, rows: list[dict[str, Any]], degree: float, fixed_cols: list[str],
                 dataset_description: str = "") -> Prompt:
-    """Ask for one variation of each SYNTHETIC row; its size follows ``degree`` in [0, 1]."""
-    n_change, step = vary_plan(schema, degree, fixed_cols)
-    free = len(schema.columns) - len(fixed_cols)
-    desc = dataset_description or schema.description
-    lines = [f"Below are {len(rows)} synthetic rows (machine-generated, not real records). For EACH row write ONE "
-             f"variation: change about {n_change} of its {free} changeable fields, chosen at random; move numbers "
-             f"by at most about {100 * step:.0f}% of the column's range; choose new categories that stay "
-             "plausible with the rest of the row."]
-    if fixed_cols:
-        lines.append("Never change " + ", ".join(json.dumps(c) for c in fixed_cols) + ".")
-    lines.append('Copy the "id" of the row you varied into its variation.')
-    if desc:
-        lines += ["", f"Dataset: {desc}"]
-    lines += ["", "Columns:"] + [f"{i + 1}. {column_line(c)}" for i, c in enumerate(schema.columns)]
-    lines += ["", f"<{ROWS_TAG}>", json.dumps(rows, default=_py), f"</{ROWS_TAG}>", "",
-              f'Return a JSON object {{"rows": [...]}} holding exactly {len(rows)} objects with the keys "id", '
-              + ", ".join(json.dumps(c.name) for c in schema.columns) + ". No prose, no comments.",
-              "", "A machine-readable copy of this task follows (the rows are the ones above).",
-              spec_block({"task": "vary", "n": len(rows), "degree": round(float(degree), 4), "n_change": n_change,
-                          "step": round(step, 4), "fixed_columns": list(fixed_cols),
-                          "columns": _spec_columns(schema)})]
-    return Prompt(({"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}),
-                  len(rows), "vary")
+    return PromptBuilder(schema, dataset_description).vary(rows, degree, fixed_cols)
 
 
 def response_json_schema(schema: Schema, with_id: bool) -> dict[str, Any]:
@@ -345,46 +365,88 @@ class RowChecker:
 
     def check(self, records: list[Any], fixed: dict[str, Any] | None = None
               ) -> tuple[list[dict[str, Any] | None], RepairStats]:
-        """One entry per record: the repaired row (internal values) or None if dropped."""
+        """One entry per record: the repaired row (internal values) or None if dropped.
+
+        Column by column (numbers snapped in one vectorised call): replies hold thousands of rows."""
         st = RepairStats(received=len(records))
         fixed = fixed or {}
-        out: list[dict[str, Any] | None] = []
-        for rec in records:
-            if not isinstance(rec, dict):
-                st.dropped += 1
-                st.reasons["row: not a JSON object"] += 1
-                out.append(None)
-                continue
-            row: dict[str, Any] = {}
-            repaired, reason = False, None
-            for c in self.schema.columns:
-                if c.name in fixed:
-                    want = fixed[c.name]
-                    got, status = self.value(c, rec.get(c.name))
-                    if status not in ("ok", "repaired") or str(got) != str(want):
-                        repaired = True
-                    row[c.name] = want
-                    continue
-                v, status = self.value(c, rec.get(c.name))
-                if status == "repaired":
-                    repaired = True
-                elif status != "ok":
-                    reason = f"{c.name}: {status}"
-                    break
-                row[c.name] = v
-            if reason is not None:
-                st.dropped += 1
-                st.reasons[reason] += 1
-                out.append(None)
-                continue
-            if repaired:
-                st.repaired += 1
+        n = len(records)
+        is_obj = [isinstance(r, dict) for r in records]
+        repaired = np.zeros(n, dtype=bool)
+        reason: list[str | None] = [None if ok else "row: not a JSON object" for ok in is_obj]
+        values: dict[str, list[Any]] = {}
+        for c in self.schema.columns:
+            raw = [r.get(c.name) if ok else None for r, ok in zip(records, is_obj)]
+            if c.name in fixed:
+                want = fixed[c.name]
+                repaired |= np.array([str(v).strip() != str(want) for v in raw], dtype=bool)
+                values[c.name] = [want] * n
+            elif c.is_categorical:
+                values[c.name] = self._categorical(c, raw, repaired, reason)
             else:
-                st.valid += 1
-            if "id" in rec:
-                row["__id__"] = rec["id"]
+                values[c.name] = self._numeric(c, raw, repaired, reason)
+        out: list[dict[str, Any] | None] = []
+        for i in range(n):
+            if reason[i] is not None:
+                st.dropped += 1
+                st.reasons[reason[i]] += 1
+                out.append(None)
+                continue
+            row = {name: vals[i] for name, vals in values.items()}
+            if "id" in records[i]:
+                row["__id__"] = records[i]["id"]
+            st.repaired += int(repaired[i])
+            st.valid += int(not repaired[i])
             out.append(row)
         return out, st
+
+    @staticmethod
+    def _is_null(v: Any) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and
+                                                                         v.strip().lower() in _NULLS)
+
+    def _categorical(self, c: Column, raw: list[Any], repaired: np.ndarray, reason: list[str | None]) -> list[Any]:
+        exact, fold = self._exact[c.name], self._fold[c.name]
+        out: list[Any] = []
+        for i, v in enumerate(raw):
+            key = str(v)
+            if key in exact and v is not None:
+                out.append(exact[key])
+            elif self._is_null(v):
+                out.append(None)
+                if not c.nullable and reason[i] is None:
+                    reason[i] = f"{c.name}: missing"
+            elif key.strip().casefold() in fold:
+                out.append(fold[key.strip().casefold()])
+                repaired[i] = True
+            else:
+                out.append(None)
+                if reason[i] is None:
+                    reason[i] = f"{c.name}: unknown category"
+        return out
+
+    def _numeric(self, c: Column, raw: list[Any], repaired: np.ndarray, reason: list[str | None]) -> list[Any]:
+        x = np.full(len(raw), np.nan)
+        null = np.zeros(len(raw), dtype=bool)
+        for i, v in enumerate(raw):
+            t = type(v)
+            if t is int or t is float:
+                x[i] = v
+            elif self._is_null(v):
+                null[i] = True
+            else:
+                y = self._number(c, v)
+                x[i] = np.nan if y is None else y
+        bad = ~np.isfinite(x) & ~null
+        for i in np.flatnonzero(bad | (null & (not c.nullable))):
+            if reason[i] is None:
+                reason[i] = f"{c.name}: {'missing' if null[i] else 'not a number'}"
+        good = ~bad & ~null
+        y = np.where(good, x, np.nan)
+        if good.any():
+            y[good] = snap(c, x[good])
+            repaired[good] |= np.abs(y[good] - x[good]) > 1e-9 * max(1.0, abs(c.upper - c.lower))
+        return [None if not g else float(v) for g, v in zip(good, y)]
 
 
 def frame(rows: list[dict[str, Any]], schema: Schema) -> pd.DataFrame:

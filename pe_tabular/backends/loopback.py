@@ -83,6 +83,7 @@ class StandIn:
 
     def __init__(self, personality: Personality):
         self.p = personality
+        self._anchors: dict[tuple, np.ndarray] = {}
 
     def _cat_weights(self, col: Column) -> np.ndarray:
         k = len(col.categories)
@@ -97,7 +98,10 @@ class StandIn:
         x = from_unit(col, u)
         on_anchor = rng.random(u.size) < self.p.point_mass
         if on_anchor.any():
-            a = anchors(col)
+            key = (col.name, col.lower, col.upper, col.rounding, col.special_values)
+            if key not in self._anchors:
+                self._anchors[key] = anchors(col)
+            a = self._anchors[key]
             sv = np.array([v for v in col.special_values if col.lower <= v <= col.upper], dtype=float)
             pick = a[rng.integers(0, a.size, on_anchor.sum())]
             if sv.size:  # public special values are the likeliest anchors
@@ -125,22 +129,28 @@ class StandIn:
 
     def vary_rows(self, cols: list[Column], rows: list[dict], n_change: int, step: float, fixed: list[str],
                   rng: np.random.Generator) -> list[dict]:
+        """Each row changes ``n_change`` random free fields: categories redrawn from the prior, numbers
+        moved by N(0, step) on the public unit scale and then placed by the personality."""
         free = [c for c in cols if c.name not in fixed]
-        out = []
-        for r in rows:
-            new = dict(r)
-            for j in rng.choice(len(free), size=min(n_change, len(free)), replace=False):
-                c = free[j]
-                if c.is_categorical:
-                    new[c.name] = self.column(c, 1, rng)[0]
-                    continue
-                try:
-                    x = float(_from_json(c, r.get(c.name)))
-                except (TypeError, ValueError):
-                    x = c.lower
-                u = to_unit(c, np.array([x])) + rng.normal(0.0, step, 1)
-                new[c.name] = to_json_value(c, self._numbers(c, np.clip(u, 0, 1), rng)[0])
-            out.append(new)
+        out = [dict(r) for r in rows]
+        m = len(rows)
+        if m == 0 or not free:
+            return out
+        order = np.argsort(rng.random((m, len(free))), axis=1)[:, : min(n_change, len(free))]
+        chosen = np.zeros((m, len(free)), dtype=bool)
+        chosen[np.arange(m)[:, None], order] = True
+        for j, c in enumerate(free):
+            idx = np.flatnonzero(chosen[:, j])
+            if idx.size == 0:
+                continue
+            if c.is_categorical:
+                new = self.column(c, idx.size, rng)
+            else:
+                x = np.array([_from_json_or(c, rows[i].get(c.name)) for i in idx])
+                u = np.clip(to_unit(c, x) + rng.normal(0.0, step, idx.size), 0, 1)
+                new = [to_json_value(c, v) for v in self._numbers(c, u, rng)]
+            for i, v in zip(idx, new):
+                out[i][c.name] = v
         return out
 
     def spoil(self, cols: list[Column], rows: list[dict], rng: np.random.Generator) -> list[dict]:
@@ -180,6 +190,14 @@ def _nice(x: float) -> float:
         return 1.0
     e = 10.0 ** np.floor(np.log10(x))
     return float(min((1, 2, 5, 10), key=lambda m: abs(m * e - x)) * e)
+
+
+def _from_json_or(col: Column, v: Any) -> float:
+    """A JSON value back to a number (the lower bound when unreadable)."""
+    try:
+        return float(_from_json(col, v))
+    except (TypeError, ValueError):
+        return float(col.lower)
 
 
 def _from_json(col: Column, v: Any) -> float:

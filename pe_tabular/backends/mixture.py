@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,8 @@ class Mixture:
         k = len(self.backends)
         sizes = np.full(k, n // k)
         sizes[rng.permutation(k)[: n - sizes.sum()]] += 1  # the remainder goes to random sources
-        return Population.concat([self._draw(t, int(m), label, rng) for t, m in zip(self.tags, sizes) if m > 0]
-                                 or [self._draw(self.tags[0], 0, label, rng)])
+        return _concat([self._draw(t, int(m), label, rng) for t, m in zip(self.tags, sizes) if m > 0]
+                       or [self._draw(self.tags[0], 0, label, rng)])
 
     def vary(self, pop: Population, degree: float, rng: np.random.Generator) -> Population:
         src = np.asarray(pop.source).astype(str)
@@ -85,7 +86,7 @@ class Mixture:
             order.append(idx)
         if not parts:
             return pop
-        merged = Population.concat(parts)
+        merged = _concat(parts)
         res = merged.take(np.argsort(np.concatenate(order), kind="stable"))
         return self._enforce_floor(res, rng)
 
@@ -130,13 +131,25 @@ class Mixture:
                     slots.append(r)
             log["replaced"][t] = d
         self.floor_log.append(log)
-        fresh = Population.concat(new_parts)
+        fresh = _concat(new_parts)
         slot = np.concatenate(slots)
         keep = np.setdiff1d(np.arange(n), slot)
-        merged = Population.concat([pop.take(keep), Population(fresh.samples, fresh.source, pop.parent[slot],
+        merged = _concat([pop.take(keep), Population(fresh.samples, fresh.source, pop.parent[slot],
                                                                fresh.genome, None if pop.label is None
                                                                else pop.label[slot])])
         return merged.take(np.argsort(np.concatenate([keep, slot]), kind="stable"))
+
+
+def _concat(parts: list[Population]) -> Population:
+    """Concatenate sources' populations. Genomes survive only when every part carries a compatible
+    one; otherwise they are dropped and each backend varies from the samples themselves (every
+    table backend can: a genome is a cache of what the samples already say)."""
+    genomes = [p.genome for p in parts]
+    if any(g is not None for g in genomes):
+        shapes = {np.shape(g)[1:] if g is not None else None for g in genomes}
+        if None in shapes or len(shapes) > 1:
+            parts = [replace(p, genome=None) for p in parts]
+    return Population.concat(parts)
 
 
 def _retag(out: Population, tag: str, parents: Population) -> Population:
