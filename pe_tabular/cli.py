@@ -36,7 +36,13 @@ class UsageError(ValueError):
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Epilogs (examples) kept verbatim; a default is shown only where it says something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        h = action.help or ""
+        if action.default is None or action.default is False or "default" in h:
+            return h
+        return super()._get_help_string(action)
 
 
 def positive_float(flag: str):
