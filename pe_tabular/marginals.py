@@ -121,6 +121,29 @@ def to_distribution(noisy: np.ndarray) -> np.ndarray:
     return p / p.sum()
 
 
+def allowed_cells(schema: Schema, key: Key) -> np.ndarray:
+    """Boolean mask of cells that can hold rows: the null bin only exists for nullable columns."""
+    masks = []
+    for name in key:
+        c = schema[name]
+        b = Binning.of(c) if len(key) == 1 else Binning.of(c, PAIR_BINS, PAIR_BINS)
+        m = np.ones(b.n_bins, dtype=bool)
+        m[-1] = c.nullable
+        masks.append(m)
+    out = masks[0]
+    for m in masks[1:]:
+        out = np.outer(out, m).ravel()
+    return out
+
+
+def estimate(noisy: np.ndarray, schema: Schema, key: Key) -> np.ndarray:
+    """A released marginal as a distribution over the cells the public schema allows."""
+    ok = allowed_cells(schema, key)
+    p = np.zeros(noisy.size)
+    p[ok] = to_distribution(np.asarray(noisy, dtype=float)[ok])
+    return p
+
+
 def chow_liu_pairs(df: pd.DataFrame, weights: np.ndarray, schema: Schema, names: list[str]) -> list[Key]:
     """Edges of a maximum-mutual-information spanning tree (Chow & Liu 1968) of the *synthetic*
     weighted population: free structure learning, since the population is already DP."""

@@ -184,7 +184,8 @@ class Schema:
             else:
                 d = json.loads(text)
         except (json.JSONDecodeError, ValueError) as e:
-            raise SchemaError(f"--schema {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from None
+            kind = "YAML" if path.suffix in (".yml", ".yaml") else "JSON"
+            raise SchemaError(f"--schema {path} is not valid {kind}: {e}") from None
         return cls.from_dict(d)
 
     # -- SDV ----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from .evolution import (
     release_once,
 )
 from .io_utils import atomic_write, atomic_write_json
-from .marginals import chow_liu_pairs, histogram, rake, to_distribution
+from .marginals import chow_liu_pairs, estimate, histogram, rake
 from .population import Population
 from .privacy.accountant import gdp_mu, schedule_sigmas
 from .privacy.ledger import Ledger, Release
@@ -218,7 +218,7 @@ class PESynthesizer:
         """One noisy marginal on public bins (Δ = 1: a row sits in one cell), as a distribution."""
         noisy, _ = release_once(name, lambda: histogram(df, self.schema, key), sigma, 0, ledger, noise, ckpt,
                                 f"marginal {'x'.join(key)} on public bins", (0, stream))
-        return to_distribution(noisy)
+        return estimate(noisy, self.schema, key)
 
     def _need_fit(self) -> EvolutionResult:
         if self.result is None:
