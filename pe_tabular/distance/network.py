@@ -80,54 +80,64 @@ def uint32_to_ip(x: np.ndarray) -> np.ndarray:
 
 def proto_to_number(x: Any, column: str = "proto") -> np.ndarray:
     """IANA protocol numbers from names (TCP, UDP, ...) or numbers."""
-    s = pd.Series(np.asarray(x, dtype=object))
-    num = pd.to_numeric(s, errors="coerce")
-    named = s.astype(str).str.strip().map(lambda t: PROTO_NUMBERS.get(t, PROTO_NUMBERS.get(t.upper(), -1)))
-    out = np.where(num.notna(), num.fillna(-1), named).astype(np.int64)
+    arr = np.asarray(x)
+    if arr.dtype.kind in "iu":
+        out = arr.astype(np.int64)
+    else:
+        codes, uniques = pd.factorize(pd.Series(arr.astype(object)))
+        table = np.empty(len(uniques), dtype=np.int64)
+        for u, v in enumerate(uniques):  # resolve each distinct value once
+            t = str(v).strip()
+            try:
+                table[u] = int(float(t))
+            except ValueError:
+                table[u] = PROTO_NUMBERS.get(t, PROTO_NUMBERS.get(t.upper(), -1))
+        out = np.where(codes >= 0, table[np.maximum(codes, 0)], -1)
     bad = (out < 0) | (out > 255)
     if np.any(bad):
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"column {column!r}, row {row}: unknown protocol {s.iloc[row]!r}; use an IANA name "
+        raise ValueError(f"column {column!r}, row {row}: unknown protocol {arr[row]!r}; use an IANA name "
                          f"({', '.join(PROTO_NUMBERS)}) or number 0-255")
     return out
 
 
 def number_to_proto(x: np.ndarray) -> np.ndarray:
     """Protocol names as NetFlow exports write them (numbers where IANA has no short name here)."""
-    return np.array([PROTO_NAMES.get(int(p), str(int(p))) for p in np.asarray(x).tolist()], dtype=object)
+    table = np.array([PROTO_NAMES.get(p, str(p)) for p in range(256)], dtype=object)
+    return table[np.clip(np.asarray(x, dtype=np.int64), 0, 255)]
 
 
 def flags_to_mask(x: Any, column: str = "flags") -> np.ndarray:
     """TCP flag bitmask from nfdump strings ('.AP.SF') or integers."""
-    s = pd.Series(np.asarray(x, dtype=object))
-    num = pd.to_numeric(s, errors="coerce")
-    if num.notna().all():
-        out = num.to_numpy(dtype=np.int64)
+    arr = np.asarray(x)
+    if arr.dtype.kind in "iu":
+        out = arr.astype(np.int64)
         if np.any((out < 0) | (out > 255)):
             raise ValueError(f"column {column!r}: TCP flag masks must be 0-255")
         return out
-    txt = s.astype(str).str.strip()
-    out = np.zeros(len(s), dtype=np.int64)
-    ok = txt.str.len().to_numpy() == 6
-    for i, letter in enumerate(FLAG_LETTERS):
-        ch = txt.str[i]
-        out |= np.where(ch == letter, 0x20 >> i, 0)
-        ok &= ((ch == letter) | (ch == ".")).to_numpy()
+    codes, uniques = pd.factorize(pd.Series(arr.astype(object)).astype(str).str.strip())
+    table = np.zeros(len(uniques), dtype=np.int64)
+    ok_u = np.ones(len(uniques), dtype=bool)
+    for u, txt in enumerate(uniques):  # parse each distinct value once
+        if txt.isdigit() and int(txt) <= 255:
+            table[u] = int(txt)
+        elif len(txt) == 6 and all(ch in (".", letter) for ch, letter in zip(txt, FLAG_LETTERS)):
+            table[u] = sum(0x20 >> i for i, ch in enumerate(txt) if ch != ".")
+        else:
+            ok_u[u] = False
+    ok = (codes >= 0) & ok_u[np.maximum(codes, 0)]
     if not ok.all():
         row = int(np.flatnonzero(~ok)[0])
-        raise ValueError(f"column {column!r}, row {row}: {s.iloc[row]!r} is not an nfdump flag string "
+        raise ValueError(f"column {column!r}, row {row}: {arr[row]!r} is not an nfdump flag string "
                          "(6 characters, '.' or the letter of 'UAPRSF' at each position)")
-    return out
+    return table[codes]
 
 
 def mask_to_flags(mask: np.ndarray) -> np.ndarray:
     """nfdump flag strings for bitmasks (lower 6 bits)."""
-    m = np.asarray(mask, dtype=np.int64)
-    cols = [np.where(m & (0x20 >> i), letter, ".") for i, letter in enumerate(FLAG_LETTERS)]
-    out = cols[0].astype(object)
-    for c in cols[1:]:
-        out = out + c.astype(object)
-    return out
+    table = np.array(["".join(letter if m & (0x20 >> i) else "." for i, letter in enumerate(FLAG_LETTERS))
+                      for m in range(64)], dtype=object)
+    return table[np.asarray(mask, dtype=np.int64) & 0x3F]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,6 +148,12 @@ def encode_ipv4(x: Any) -> tuple[np.ndarray, int]:
     return ip_to_uint32(x), IPV4
 
 
+def encode_network(x: Any, prefix_len: int = 8) -> tuple[np.ndarray, int]:
+    """The address's network (/prefix_len) as a category. Added to the IPV4 column it weights the top of
+    the prefix hierarchy more than host bits: leaving a network costs a jump, moving inside it a bit."""
+    return ip_to_uint32(x) >> (32 - prefix_len), CAT
+
+
 def encode_port(x: Any, column: str = "port") -> tuple[np.ndarray, int]:
     """Port number; distance by service class then value (see distance.base.port_class)."""
     v = np.asarray(x, dtype=np.float64)
@@ -146,6 +162,12 @@ def encode_port(x: Any, column: str = "port") -> tuple[np.ndarray, int]:
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"column {column!r}, row {row}: port {v[row]!r} is not an integer in 0..65535")
     return v.astype(np.int64), PORT
+
+
+def encode_port_bucket(x: Any, bits: int = 12) -> tuple[np.ndarray, int]:
+    """Coarse port range (port >> bits): lets votes tell OS ephemeral ranges apart, which the PORT kind
+    (equal / same class / other class) cannot."""
+    return np.asarray(x, dtype=np.int64) >> bits, ABS
 
 
 def encode_protocol(x: Any) -> tuple[np.ndarray, int]:
@@ -193,7 +215,7 @@ def encode_linear(x: Any, step: float, lo: float = 0.0, hi: float = np.inf) -> t
 # ---------------------------------------------------------------------------------------------
 FLOW_WEIGHTS: dict[str, int] = {
     "srcip": 2, "dstip": 2, "srcport": 6, "dstport": 6, "proto": 24, "ts": 1, "td": 2, "pkt": 3,
-    "byt": 2, "flags": 10, "tos": 4,
+    "byt": 2, "flags": 10, "tos": 4, "srcport_range": 1, "dstport_range": 1, "srcnet": 8, "dstnet": 8,
 }
 PACKET_WEIGHTS: dict[str, int] = {
     "srcip": 2, "dstip": 2, "srcport": 6, "dstport": 6, "proto": 24, "ts": 1, "length": 3, "ttl": 2,
@@ -222,7 +244,8 @@ class FlowEncoder:
     duration_q: int = 1
     weights: Mapping[str, int] = field(default_factory=dict)
 
-    fields = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt", "flags", "tos")
+    fields = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt", "flags", "tos",
+              "srcport_range", "dstport_range", "srcnet", "dstnet")
 
     def _weights(self) -> dict[str, int]:
         unknown = set(self.weights) - set(self.fields)
@@ -233,13 +256,14 @@ class FlowEncoder:
     @property
     def metric(self) -> MixedMetric:
         kinds = {"srcip": IPV4, "dstip": IPV4, "srcport": PORT, "dstport": PORT, "proto": CAT, "ts": ABS,
-                 "td": ABS, "pkt": ABS, "byt": ABS, "flags": CAT, "tos": CAT}
+                 "td": ABS, "pkt": ABS, "byt": ABS, "flags": CAT, "tos": CAT, "srcport_range": ABS,
+                 "dstport_range": ABS, "srcnet": CAT, "dstnet": CAT}
         w = self._weights()
         return MixedMetric(np.array([kinds[f] for f in self.fields], dtype=np.int8),
                            np.array([w[f] for f in self.fields], dtype=np.int64))
 
     def encode(self, samples: pd.DataFrame) -> np.ndarray:
-        missing = [c for c in self.fields if c not in samples.columns and c not in ("flags", "tos")]
+        missing = [c for c in self.fields[:9] if c not in samples.columns]
         if missing:
             raise ValueError(f"flow records lack columns {missing}; expected {list(self.fields)}")
         n = len(samples)
@@ -254,6 +278,8 @@ class FlowEncoder:
             encode_log_size(samples["byt"], lo=float(MIN_IP_HEADER), q=self.size_q)[0],
             encode_tcp_flags(samples["flags"])[0] if "flags" in samples else np.zeros(n, np.int64),
             encode_category(samples["tos"])[0] if "tos" in samples else np.zeros(n, np.int64),
+            encode_port_bucket(samples["srcport"])[0], encode_port_bucket(samples["dstport"])[0],
+            encode_network(samples["srcip"])[0], encode_network(samples["dstip"])[0],
         ]
         return np.stack(cols, axis=1).astype(np.int64)
 

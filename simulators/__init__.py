@@ -1,0 +1,1 @@
+"""Parametric simulators used as Private Evolution backends (network traffic)."""

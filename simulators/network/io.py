@@ -1,0 +1,267 @@
+"""Trace I/O: NetFlow CSV (UGR'16 / NetShare schema) in and out, pcap/pcapng in, pcap out.
+
+Canonical in-memory forms:
+* flows: columns srcip, dstip (uint32 as int64), srcport, dstport, proto (IANA name), ts (µs),
+  td (s), pkt, byt, flags (nfdump string, '.AP.SF'), tos, and ``type`` when the input had it;
+* packets: ts (µs), srcip, dstip, srcport, dstport, proto (number), length (IP total length),
+  ttl, flags (TCP bitmask), ipid, tos.
+
+pcap output writes Ethernet/IPv4/TCP|UDP|ICMP frames with correct IPv4 header, TCP, UDP and ICMP
+checksums (RFC 791/793/768/792 ones'-complement sums) and zero-filled payloads of the recorded length,
+so dpkt, scapy and tshark read them as valid packets.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pe_tabular.distance.network import (
+    ICMP,
+    TCP,
+    UDP,
+    flags_to_mask,
+    ip_to_uint32,
+    mask_to_flags,
+    number_to_proto,
+    proto_to_number,
+    uint32_to_ip,
+)
+from pe_tabular.io_utils import atomic_write
+
+log = logging.getLogger(__name__)
+FLOW_REQUIRED = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt")
+FLOW_ORDER = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt", "type", "flags", "tos")
+PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+# ---------------------------------------------------------------------------------------------
+# NetFlow CSV
+# ---------------------------------------------------------------------------------------------
+def read_netflow_csv(path: str | Path) -> pd.DataFrame:
+    """Flows from a UGR'16/NetShare CSV; IPs may be uint32 or dotted quads, proto names or numbers."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"flow file {path} does not exist")
+    df = pd.read_csv(path)
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in FLOW_REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; a NetFlow CSV needs {list(FLOW_REQUIRED)} "
+                         "(plus optional flags, tos, type)")
+    out = pd.DataFrame({"srcip": ip_to_uint32(df["srcip"], "srcip"), "dstip": ip_to_uint32(df["dstip"], "dstip")})
+    for c in ("srcport", "dstport", "pkt", "byt"):
+        v = pd.to_numeric(df[c], errors="coerce")
+        if v.isna().any():
+            row = int(np.flatnonzero(v.isna().to_numpy())[0])
+            raise ValueError(f"{path}: column {c!r}, row {row}: {df[c].iloc[row]!r} is not a number")
+        out[c] = v.to_numpy(np.float64).round().astype(np.int64)
+    out["proto"] = number_to_proto(proto_to_number(df["proto"]))
+    for c in ("ts", "td"):
+        v = pd.to_numeric(df[c], errors="coerce")
+        if v.isna().any():
+            row = int(np.flatnonzero(v.isna().to_numpy())[0])
+            raise ValueError(f"{path}: column {c!r}, row {row}: {df[c].iloc[row]!r} is not a number")
+        out[c] = v.to_numpy(np.float64)
+    out["flags"] = mask_to_flags(flags_to_mask(df["flags"].fillna("......"))) if "flags" in df else "......"
+    out["tos"] = pd.to_numeric(df["tos"], errors="coerce").fillna(0).astype(np.int64) if "tos" in df else 0
+    if "type" in df:
+        out["type"] = df["type"].astype(str).to_numpy()
+    return out[[c for c in FLOW_ORDER if c in out.columns]]
+
+
+def write_netflow_csv(flows: pd.DataFrame, path: str | Path, dotted_ips: bool = False) -> Path:
+    """Atomic CSV in the UGR'16 column order (IPs as uint32 unless ``dotted_ips``)."""
+    df = flows[[c for c in FLOW_ORDER if c in flows.columns]].copy()
+    if dotted_ips:
+        df["srcip"], df["dstip"] = uint32_to_ip(df["srcip"]), uint32_to_ip(df["dstip"])
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def write_packets_csv(packets: pd.DataFrame, path: str | Path) -> Path:
+    """Atomic CSV of packet-header records (ts µs, IPs as uint32, proto number, flags mask)."""
+    return atomic_write(path, lambda tmp: packets.to_csv(tmp, index=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# pcap / pcapng in
+# ---------------------------------------------------------------------------------------------
+def _ip_from_frame(linktype: int, buf: bytes):
+    import dpkt
+
+    if linktype == dpkt.pcap.DLT_EN10MB:
+        eth = dpkt.ethernet.Ethernet(buf)
+        return eth.data
+    if linktype in (dpkt.pcap.DLT_RAW, 12, 14, 228):
+        return dpkt.ip.IP(buf) if buf and (buf[0] >> 4) == 4 else None
+    if linktype == dpkt.pcap.DLT_LINUX_SLL:
+        return dpkt.sll.SLL(buf).data
+    if linktype in (dpkt.pcap.DLT_NULL, dpkt.pcap.DLT_LOOP):
+        return dpkt.loopback.Loopback(buf).data
+    raise ValueError(f"unsupported pcap link type {linktype}; supported: Ethernet, raw IP, Linux SLL, loopback")
+
+
+def read_pcap(path: str | Path) -> pd.DataFrame:
+    """IPv4 packet-header records from a pcap or pcapng file (non-IPv4 frames are counted and skipped)."""
+    import dpkt
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"capture {path} does not exist")
+    rows: dict[str, list[int]] = {c: [] for c in ("ts", "srcip", "dstip", "srcport", "dstport", "proto", "length",
+                                                  "ttl", "flags", "ipid", "tos")}
+    skipped = 0
+    with open(path, "rb") as f:
+        magic = f.read(4)
+        f.seek(0)
+        if magic in PCAP_MAGICS:
+            reader = dpkt.pcap.Reader(f)
+        elif magic == PCAPNG_MAGIC:
+            reader = dpkt.pcapng.Reader(f)
+        else:
+            raise ValueError(f"{path} is neither pcap nor pcapng (magic {magic.hex()})")
+        linktype = reader.datalink()
+        for ts, buf in reader:
+            try:
+                ip = _ip_from_frame(linktype, buf)
+            except (dpkt.dpkt.UnpackError, IndexError, struct.error):
+                skipped += 1
+                continue
+            if not isinstance(ip, dpkt.ip.IP):
+                skipped += 1
+                continue
+            sport = dport = flags = 0
+            l4 = ip.data
+            if ip.p in (TCP, UDP) and isinstance(l4, (dpkt.tcp.TCP, dpkt.udp.UDP)):
+                sport, dport = l4.sport, l4.dport
+                flags = int(l4.flags) & 0x3F if ip.p == TCP else 0
+            elif ip.p == ICMP and isinstance(l4, dpkt.icmp.ICMP):
+                dport = (l4.type << 8) | l4.code  # nfdump convention: ICMP type/code in dstport
+            rows["ts"].append(int(round(float(ts) * 1e6)))
+            rows["srcip"].append(int.from_bytes(ip.src, "big"))
+            rows["dstip"].append(int.from_bytes(ip.dst, "big"))
+            rows["srcport"].append(sport)
+            rows["dstport"].append(dport)
+            rows["proto"].append(int(ip.p))
+            rows["length"].append(int(ip.len))
+            rows["ttl"].append(int(ip.ttl))
+            rows["flags"].append(flags)
+            rows["ipid"].append(int(ip.id))
+            rows["tos"].append(int(ip.tos))
+    if skipped:
+        log.info("%s: skipped %d non-IPv4 or malformed frames", path, skipped)
+    out = pd.DataFrame({c: np.asarray(v, dtype=np.int64) for c, v in rows.items()})
+    if out.empty:
+        raise ValueError(f"{path} holds no IPv4 packets")
+    return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def packets_to_flows(pk: pd.DataFrame, idle_timeout_s: float = 15.0, active_timeout_s: float = 1800.0) -> pd.DataFrame:
+    """Unidirectional NetFlow records from packets, as an exporter builds them: one record per 5-tuple,
+    split after ``idle_timeout_s`` without packets or ``active_timeout_s`` of activity (Cisco defaults)."""
+    key = ["srcip", "dstip", "srcport", "dstport", "proto"]
+    df = pk.sort_values(key + ["ts"], kind="stable").reset_index(drop=True)
+    k = df[key].to_numpy(np.int64)
+    ts = df["ts"].to_numpy(np.int64)
+    new_key = np.r_[True, np.any(k[1:] != k[:-1], axis=1)]
+    gap = np.r_[np.inf, np.diff(ts)] / 1e6
+    seg = np.cumsum(new_key | (gap > idle_timeout_s))
+    first_ts = ts[np.r_[0, np.flatnonzero(np.diff(seg)) + 1]][seg - 1]
+    seg = seg * 1_000_000 + ((ts - first_ts) // int(active_timeout_s * 1e6))
+    df["_seg"] = seg
+    g = df.groupby("_seg", sort=False)
+    agg = g.agg(srcip=("srcip", "first"), dstip=("dstip", "first"), srcport=("srcport", "first"),
+                dstport=("dstport", "first"), proto=("proto", "first"), ts0=("ts", "min"), ts1=("ts", "max"),
+                pkt=("length", "size"), byt=("length", "sum"), tos=("tos", "first"), ttl=("ttl", "first"))
+    fl = g["flags"].agg(lambda s: int(np.bitwise_or.reduce(s.to_numpy(np.int64))))
+    out = pd.DataFrame({
+        "srcip": agg["srcip"].to_numpy(np.int64), "dstip": agg["dstip"].to_numpy(np.int64),
+        "srcport": agg["srcport"].to_numpy(np.int64), "dstport": agg["dstport"].to_numpy(np.int64),
+        "proto": number_to_proto(agg["proto"].to_numpy()), "ts": agg["ts0"].to_numpy(np.float64),
+        "td": (agg["ts1"] - agg["ts0"]).to_numpy(np.float64) / 1e6, "pkt": agg["pkt"].to_numpy(np.int64),
+        "byt": agg["byt"].to_numpy(np.int64), "flags": mask_to_flags(fl.to_numpy(np.int64)),
+        "tos": agg["tos"].to_numpy(np.int64), "ttl": agg["ttl"].to_numpy(np.int64),
+    })
+    return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# pcap out
+# ---------------------------------------------------------------------------------------------
+def ones_complement_sum(data: bytes) -> int:
+    """RFC 1071 Internet checksum of ``data`` (already complemented)."""
+    if len(data) % 2:
+        data += b"\0"
+    s = int(np.frombuffer(data, dtype=">u2").astype(np.int64).sum())
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+_ETH = bytes.fromhex("020000000002" "020000000001") + b"\x08\x00"  # locally administered MACs, IPv4
+
+
+def _frame(src: int, dst: int, sport: int, dport: int, proto: int, length: int, ttl: int, flags: int,
+           ipid: int, tos: int, seq: int) -> bytes:
+    sip, dip = src.to_bytes(4, "big"), dst.to_bytes(4, "big")
+    if proto == TCP:
+        payload = bytes(length - 40)
+        ack = 1 if flags & 0x10 else 0
+        hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack, 5 << 4, flags & 0x3F, 65535, 0, 0)
+        pseudo = sip + dip + struct.pack("!BBH", 0, TCP, len(hdr) + len(payload))
+        c = ones_complement_sum(pseudo + hdr + payload)
+        l4 = hdr[:16] + struct.pack("!H", c) + hdr[18:] + payload
+    elif proto == UDP:
+        payload = bytes(length - 28)
+        ulen = 8 + len(payload)
+        pseudo = sip + dip + struct.pack("!BBH", 0, UDP, ulen)
+        c = ones_complement_sum(pseudo + struct.pack("!HHHH", sport, dport, ulen, 0) + payload) or 0xFFFF
+        l4 = struct.pack("!HHHH", sport, dport, ulen, c) + payload
+    elif proto == ICMP:
+        payload = bytes(max(length - 28, 0))
+        body = struct.pack("!BBHHH", (dport >> 8) & 0xFF, dport & 0xFF, 0, ipid, seq & 0xFFFF) + payload
+        c = ones_complement_sum(body)
+        l4 = body[:2] + struct.pack("!H", c) + body[4:]
+    else:
+        l4 = bytes(max(length - 20, 0))
+    total = 20 + len(l4)
+    iph = struct.pack("!BBHHHBBH4s4s", 0x45, tos & 0xFF, total, ipid & 0xFFFF, 0x4000 if proto == TCP else 0,
+                      ttl & 0xFF, proto & 0xFF, 0, sip, dip)
+    iph = iph[:10] + struct.pack("!H", ones_complement_sum(iph)) + iph[12:]
+    return _ETH + iph + l4
+
+
+def write_pcap(packets: pd.DataFrame, path: str | Path) -> Path:
+    """Atomic classic pcap (Ethernet link type, µs timestamps) of packet-header records."""
+    import dpkt
+
+    pk = packets.sort_values("ts", kind="stable").reset_index(drop=True)
+    proto = proto_to_number(pk["proto"])
+    bad = ~np.isin(proto, [TCP, UDP, ICMP]) & (pk["length"].to_numpy() < 20)
+    if np.any(bad):
+        raise ValueError(f"packet row {int(np.flatnonzero(bad)[0])}: length below the 20-byte IPv4 header")
+    flags = flags_to_mask(pk["flags"]) if "flags" in pk else np.zeros(len(pk), np.int64)
+    cols = {c: pk[c].to_numpy(np.int64) for c in ("ts", "srcip", "dstip", "srcport", "dstport", "length")}
+    ttl = pk["ttl"].to_numpy(np.int64) if "ttl" in pk else np.full(len(pk), 64)
+    ipid = pk["ipid"].to_numpy(np.int64) if "ipid" in pk else np.arange(len(pk)) & 0xFFFF
+    tos = pk["tos"].to_numpy(np.int64) if "tos" in pk else np.zeros(len(pk), np.int64)
+    # a running byte offset per 5-tuple gives plausible TCP sequence numbers
+    key = pd.Series(list(zip(cols["srcip"], cols["dstip"], cols["srcport"], cols["dstport"], proto)))
+    seq = (key.map(lambda k: hash(k) & 0xFFFFFF).to_numpy(np.int64)
+           + pd.Series(np.maximum(cols["length"] - 40, 0)).groupby(key.factorize()[0]).cumsum().to_numpy())
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            w = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
+            for i in range(len(pk)):
+                fr = _frame(int(cols["srcip"][i]), int(cols["dstip"][i]), int(cols["srcport"][i]),
+                            int(cols["dstport"][i]), int(proto[i]), int(cols["length"][i]), int(ttl[i]),
+                            int(flags[i]), int(ipid[i]), int(tos[i]), int(seq[i]))
+                w.writepkt(fr, ts=cols["ts"][i] / 1e6)
+
+    return atomic_write(path, write)

@@ -1,0 +1,103 @@
+"""Trace encoders: the distances they induce mean what a network operator expects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pe_tabular.distance.base import ABS, CAT, IPV4, PORT, MixedMetric
+from pe_tabular.distance.network import (
+    FlowEncoder,
+    encode_duration,
+    encode_ipv4,
+    encode_log_size,
+    encode_port,
+    encode_protocol,
+    encode_tcp_flags,
+    encode_timestamp,
+    flags_to_mask,
+    ip_to_uint32,
+    mask_to_flags,
+    number_to_proto,
+    uint32_to_ip,
+)
+from pe_tabular.voting.reference import mixed_distances
+
+
+def _dist(codes_a: np.ndarray, codes_b: np.ndarray, kind: int, w: int = 1) -> np.ndarray:
+    m = MixedMetric(np.array([kind], np.int8), np.array([w], np.int64))
+    return mixed_distances(codes_a.reshape(-1, 1), codes_b.reshape(-1, 1), m)
+
+
+def test_ipv4_distance_is_32_minus_longest_common_prefix():
+    a, kind = encode_ipv4(["10.1.2.3"])
+    b, _ = encode_ipv4(["10.1.2.3", "10.1.2.200", "10.1.9.3", "10.200.2.3", "138.1.2.3"])
+    assert kind == IPV4
+    d = _dist(a, b, kind)[0]
+    assert d.tolist() == [0, 8, 12, 24, 32]  # common prefix /32, /24, /20 (9 = 0b1001 vs 2), /8, /0
+    # the hierarchy: same /24 closer than same /16 closer than another network
+    assert d[1] < d[2] < d[3] < d[4]
+
+
+def test_ip_parsing_accepts_ints_and_dotted_quads_and_names_bad_rows():
+    assert ip_to_uint32(["192.168.0.1", "0.0.0.0"]).tolist() == [3232235521, 0]
+    assert ip_to_uint32(np.array([3232235521, 1])).tolist() == [3232235521, 1]
+    assert uint32_to_ip(np.array([3232235521])).tolist() == ["192.168.0.1"]
+    with pytest.raises(ValueError, match="srcip.*row 1"):
+        ip_to_uint32(["1.2.3.4", "1.2.3.400"], "srcip")
+
+
+def test_port_distance_orders_equal_same_class_other_class():
+    a, kind = encode_port([80])
+    b, _ = encode_port([80, 443, 51000, 53000, 8080])
+    assert kind == PORT
+    d = _dist(a, b, kind, 2)[0]
+    assert d[0] == 0 and d[1] == 2  # another well-known service: same class
+    assert d[2] == 6 and d[4] == 6  # ephemeral or registered: another class
+    e = _dist(encode_port([51000])[0], encode_port([53000, 80])[0], kind)[0]
+    assert e[0] < e[1]  # two client ports are closer than a client port and a service
+    with pytest.raises(ValueError, match="dstport.*row 0"):
+        encode_port([70000], "dstport")
+
+
+def test_sizes_and_durations_on_log_scale():
+    codes, kind = encode_log_size([1, 2, 1000, 2000], q=2)
+    assert kind == ABS
+    assert codes[1] - codes[0] == codes[3] - codes[2] == 2  # doubling = q steps anywhere on the scale
+    d, _ = encode_duration([0.0, 0.0005, 0.001, 1.0])
+    assert d[0] == 0 and d[1] <= d[2] < d[3]
+
+
+def test_timestamp_grid_uses_only_the_public_window():
+    codes, kind = encode_timestamp([100.0, 150.0, 199.9, 500.0, -5.0], 100.0, 200.0, bins=10)
+    assert kind == ABS
+    assert codes.tolist() == [0, 5, 9, 9, 0]
+    with pytest.raises(ValueError, match="after its start"):
+        encode_timestamp([1.0], 5.0, 5.0)
+
+
+def test_protocol_and_flags_codes():
+    p, kind = encode_protocol(["TCP", "udp", "1", 6])
+    assert kind == CAT and p.tolist() == [6, 17, 1, 6]
+    assert number_to_proto(np.array([6, 17, 1])).tolist() == ["TCP", "UDP", "ICMP"]
+    with pytest.raises(ValueError, match="unknown protocol"):
+        encode_protocol(["TCPX"])
+    f, kind = encode_tcp_flags([".AP.SF", "......", "UAPRSF"])
+    assert kind == CAT and f.tolist() == [0x1B, 0, 0x3F]
+    assert (flags_to_mask(mask_to_flags(np.arange(64))) == np.arange(64)).all()
+    with pytest.raises(ValueError, match="flags.*row 0"):
+        flags_to_mask(["SA"])
+
+
+def test_flow_encoder_shape_metric_and_weights():
+    df = pd.DataFrame({"srcip": [1], "dstip": [2], "srcport": [80], "dstport": [51000], "proto": ["TCP"],
+                       "ts": [1.5e15], "td": [0.1], "pkt": [3], "byt": [200], "flags": [".A..SF"], "tos": [0]})
+    enc = FlowEncoder((1.5e9, 1.5e9 + 3600), weights={"ts": 0})
+    c = enc.encode(df)
+    assert c.shape == (1, len(enc.fields)) and c.dtype == np.int64
+    assert enc.metric.weights[enc.fields.index("ts")] == 0
+    with pytest.raises(ValueError, match="unknown flow fields"):
+        _ = FlowEncoder((0, 1), weights={"bogus": 1}).metric
+    with pytest.raises(ValueError, match="lack columns"):
+        enc.encode(df.drop(columns="pkt"))
