@@ -563,6 +563,23 @@ def table_sections(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, ev: 
     return out
 
 
+def _as_internal(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Datetime columns as epoch seconds, the scale of the schema's bounds and bins.
+
+    Why: ``synth`` hands over the raw input and the user-facing output (pandas Timestamps), whose
+    numeric value is nanoseconds; binned as-is, every datetime would land in the last public bin.
+    """
+    cols = [c.name for c in schema.columns if c.type == "datetime" and c.name in df
+            and not pd.api.types.is_numeric_dtype(df[c.name])]
+    if not cols:
+        return df
+    out = df.copy()
+    for name in cols:
+        t = pd.to_datetime(out[name], errors="coerce")
+        out[name] = (t - pd.Timestamp(0)) / pd.Timedelta(seconds=1)  # NaT -> NaN
+    return out
+
+
 def write_report(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, path: str | os.PathLike, *,
                  ledger: Mapping[str, Any] | None = None, history: Sequence[Mapping[str, Any]] | None = None,
                  evaluation: Mapping[str, Any] | None = None, test: pd.DataFrame | None = None,
@@ -573,11 +590,14 @@ def write_report(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, path: 
     ``real`` is the private training table: the report is as sensitive as the real data (it plots its
     exact distributions) and must be kept with it, not published with the synthetic data.
     """
+    real, synth = _as_internal(real, schema), _as_internal(synth, schema)
+    test = _as_internal(test, schema) if test is not None else None
     if evaluation is None:
         from .tabular import evaluate
 
         target = target or schema.label
-        evaluation = evaluate(real, synth, schema, test, target if test is not None else None,
+        ways = tuple(k for k in (1, 2, 3) if k <= len(schema.columns))
+        evaluation = evaluate(real, synth, schema, test, target if test is not None else None, ways=ways,
                               with_dcr=test is not None)
     sections = table_sections(real, synth, schema, evaluation)
     if ledger:
