@@ -47,7 +47,9 @@ class Store:
         self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self.data[key] = value
+        """Merge with what is on disk now (another process may share the file), then write atomically."""
+        on_disk = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.data = {**on_disk, **self.data, key: value}
         atomic_write_json(self.path, self.data)
 
 
@@ -64,7 +66,8 @@ def run_adult(eps: float, budget: str, seed: int, args: argparse.Namespace, work
     out = syn.sample(len(df), seed=seed)
     wall = time.time() - t0
     csv = work / f"adult_eps{eps:g}_{budget}_s{seed}.csv"
-    out.to_csv(csv, index=False)
+    # the scorer maps 'income' onto its label name but then fails to match it; the exact UCI name works
+    out.rename(columns={"income": "income>50K"}).to_csv(csv, index=False)
     proc = subprocess.run([sys.executable, str(SCORER), str(csv), "--method", f"pe-{budget}", "--eps", f"{eps:g}",
                            "--wall-s", f"{wall:.1f}"], capture_output=True, text=True, check=True)
     score = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -138,14 +141,15 @@ def main() -> int:
     ap.add_argument("--population", type=int, nargs="+", default=[2000, 4000, 8000, 16000],
                     help="adult: population per iteration (the tables default)")
     ap.add_argument("--k", type=int, default=16, help="adult: k-NN votes (the tables default)")
-    ap.add_argument("--work", default="/tmp/pe-ablation-budget")
+    ap.add_argument("--work", default=None, help="cache directory (default /tmp/pe-ablation-budget[-toy])")
     ap.add_argument("--write", action="store_true", help="write the section of benchmarks/RESULTS.md")
+    ap.add_argument("--report-only", action="store_true", help="only report the runs already in WORK/results.json")
     args = ap.parse_args()
     if args.dataset == "adult" and not SCORER.exists():
         log(f"skipping: the reference scorer {SCORER} is absent (needs ../shared next to the repository)")
         return 0
     logging.basicConfig(level=logging.WARNING)
-    work = Path(args.work)
+    work = Path(args.work or ("/tmp/pe-ablation-budget" + ("-toy" if args.dataset == "toy" else "")))
     work.mkdir(parents=True, exist_ok=True)
     store = Store(work / "results.json")
     population = args.population if len(args.population) > 1 else args.population[0]
@@ -155,7 +159,7 @@ def main() -> int:
         for seed in args.seeds:
             for b in args.budgets:
                 key = f"{args.dataset}|{eps:g}|{b}|{seed}"
-                if key in store.data:
+                if key in store.data or args.report_only:
                     continue
                 log(f"{key} ...")
                 store.put(key, run(eps, b, seed, args, work))
@@ -177,7 +181,8 @@ def main() -> int:
         cmd = "nice -n 10 python benchmarks/ablation_budget.py " + " ".join(sys.argv[1:])
         if args.dataset == "adult":
             desc = (f"Adult: PESynthesizer (statistical backend, {args.iterations} iterations, population "
-                    f"{args.population}, k = {args.k}, δ = {DELTA:g}), {len(args.seeds)} seeds, 32,561 rows sampled, "
+                    f"{args.population}, k = {args.k}, δ = {DELTA:g}), seeds per row in the last column, "
+                    "32,561 rows sampled, "
                     "scored by ../shared/bench/score_adult.py (2-way TVD vs train, lower is better; TSTR on "
                     "adult.test, higher is better); mean ± sd over seeds.")
         else:
