@@ -30,7 +30,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -563,6 +563,11 @@ def table_sections(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, ev: 
     return out
 
 
+def report_ways(schema: Schema) -> tuple[int, ...]:
+    """Marginal sizes the report evaluates (1, 2, 3-way; fewer on narrow tables)."""
+    return tuple(k for k in (1, 2, 3) if k <= len(schema.columns))
+
+
 def _as_internal(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Datetime columns as epoch seconds, the scale of the schema's bounds and bins.
 
@@ -584,9 +589,10 @@ def write_report(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, path: 
                  ledger: Mapping[str, Any] | None = None, history: Sequence[Mapping[str, Any]] | None = None,
                  evaluation: Mapping[str, Any] | None = None, test: pd.DataFrame | None = None,
                  target: str | None = None, extra_sections: Sequence[Section] = (),
-                 title: str = "Synthetic data report") -> Path:
+                 title: str = "Synthetic data report", progress: Callable[[int], None] | None = None) -> Path:
     """Write the HTML report of a synthetic table; computes ``evaluate(...)`` when ``evaluation`` is None.
 
+    ``progress`` is called with 1 per marginal evaluated (for a progress bar; see ``report_ways``).
     ``real`` is the private training table: the report is as sensitive as the real data (it plots its
     exact distributions) and must be kept with it, not published with the synthetic data.
     """
@@ -596,9 +602,8 @@ def write_report(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, path: 
         from .tabular import evaluate
 
         target = target or schema.label
-        ways = tuple(k for k in (1, 2, 3) if k <= len(schema.columns))
-        evaluation = evaluate(real, synth, schema, test, target if test is not None else None, ways=ways,
-                              with_dcr=test is not None)
+        evaluation = evaluate(real, synth, schema, test, target if test is not None else None,
+                              ways=report_ways(schema), with_dcr=test is not None, progress=progress)
     sections = table_sections(real, synth, schema, evaluation)
     if ledger:
         sections.append(privacy_section(ledger))

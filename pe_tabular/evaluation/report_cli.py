@@ -90,8 +90,16 @@ def _report(args: argparse.Namespace) -> int:
         raise UsageError("--test needs --target COLUMN (or a schema with a label)")
     if test is not None:
         check_target(schema, target)
+    from math import comb
+
+    from ..progress import bar
+    from .report import report_ways
+
     t0 = time.time()
-    write_report(real, synth, schema, out, ledger=ledger, history=history, test=test, target=target)
+    total = sum(comb(len(schema.columns), k) for k in report_ways(schema))
+    with bar(total, "evaluating marginals", not (args.quiet or args.json)) as b:
+        write_report(real, synth, schema, out, ledger=ledger, history=history, test=test, target=target,
+                     progress=b.update)
     wall = time.time() - t0
     emit(args, {"out": str(out), "bytes": out.stat().st_size, "wall_seconds": wall, "ledger": ledger is not None,
                 "history": history is not None},
