@@ -132,6 +132,12 @@ def _status(field: str) -> float:
 
 def measure(fn, repeats: int) -> dict[str, float]:
     """Best wall time of ``repeats`` runs, CPU time of that run, and peak RSS growth during the runs."""
+    try:  # hand freed heap back to the OS first, so memory reused from the warm-up shows up as growth
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
     rss0 = _status("VmRSS")
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS

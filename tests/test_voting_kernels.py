@@ -143,6 +143,23 @@ def test_prange_driver_matches_thread_pool():
                                   reference.nearest(pf, cf, L2Metric(), k=2))
 
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_pruned_chunks_never_change_the_answer(k):
+    """Many candidate chunks (m > 512): the numba kernel skips a chunk's remaining columns once its
+    partial sums cannot beat the k-th best. Exact duplicates of private rows make the best distance
+    0 early, so later chunks are pruned at the first checkpoint; later duplicates (ties at 0) must
+    still lose to the first ones."""
+    rng = np.random.default_rng(9)
+    metric = MixedMetric(np.array([CAT, CAT, CAT, ABS, ABS, SQ], np.int8), np.array([1000, 800, 900, 3, 1, 2]))
+    p = np.stack([rng.integers(0, 8, 150), rng.integers(0, 5, 150), rng.integers(0, 3, 150),
+                  rng.integers(0, 100, 150), rng.integers(0, 50, 150), rng.integers(0, 9, 150)], axis=1)
+    c = np.concatenate([rng.permutation(np.concatenate([p[:60], p[:60]])), p[rng.integers(0, 150, 2400)]])
+    c[::7, 3] += 1  # near-duplicates too
+    want = reference.nearest(p, c, metric, k=k)
+    np.testing.assert_array_equal(numba_kernel.nearest(p, c, metric, k=k), want)
+    np.testing.assert_array_equal(numba_kernel.nearest(p, c, metric, k=k, driver="prange"), want)
+
+
 def test_narrow_types_are_chosen_only_when_exact():
     kinds, w = np.array([CAT, ABS, SQ], np.int8), np.array([5, 2, 1], np.int64)
     small = np.array([[0, 10, 3], [2, 90, 7]])

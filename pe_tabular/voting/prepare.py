@@ -36,6 +36,7 @@ class PreparedCodes:
     weights: np.ndarray
     big: np.integer
     wbits: int
+    checks: np.ndarray | None = None  # per column: test for pruning after it (numba kernel's plan)
 
 
 def prepare_mixed(p: np.ndarray, c: np.ndarray, metric: MixedMetric) -> PreparedCodes:
