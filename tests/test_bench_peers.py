@@ -1,0 +1,135 @@
+"""The benchmark's own peer code: public Adult bins, zCDP bookkeeping, MST pieces, the DP-SGD generator."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+needs_shared = pytest.mark.skipif(not (SHARED / "data" / "adult" / "config.yml").exists(),
+                                  reason="../shared/data/adult (public Adult config) is absent")
+
+
+# -- public bins -------------------------------------------------------------------------------------------
+@needs_shared
+def test_decode_then_encode_gives_back_every_code() -> None:
+    from benchmarks.peers.adult_bins import decode, encode, load_config
+
+    cols = load_config()
+    rng = np.random.default_rng(1)
+    codes = pd.DataFrame({n: rng.integers(0, c.bins, 3000) for n, c in cols.items()})
+    back = encode(decode(codes, cols, rng), cols)
+    assert (back.to_numpy() == codes.to_numpy()).all()
+
+
+@needs_shared
+def test_encoding_matches_the_reference_scorer() -> None:
+    from benchmarks.peers.adult_bins import encode, load_config
+    from pe_tabular.datasets import load_adult
+
+    spec = importlib.util.spec_from_file_location("score_adult", SHARED / "bench" / "score_adult.py")
+    scorer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scorer)  # type: ignore[union-attr]
+    raw = load_adult("test").iloc[:2000]
+    ours = encode(raw, load_config()).to_numpy()
+    ref = scorer.discretise(scorer.normalise_columns(raw.rename(columns={"income": "income>50K"})), scorer.config())
+    assert (ours == ref.to_numpy()).all()
+
+
+@needs_shared
+def test_unknown_category_names_the_column() -> None:
+    from benchmarks.peers.adult_bins import encode, load_config
+
+    cols = load_config()
+    df = pd.DataFrame({n: ["Nowhere"] if c.categories else [30] for n, c in cols.items()})
+    with pytest.raises(ValueError, match="workclass"):
+        encode(df, cols)
+
+
+# -- zCDP ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("eps", [0.3, 1.0, 10.0])
+def test_cdp_rho_is_the_inverse_of_cdp_delta(eps: float) -> None:
+    from benchmarks.peers.zcdp import cdp_delta, cdp_eps, cdp_rho
+
+    rho = cdp_rho(eps, 1e-5)
+    assert cdp_delta(rho, eps) == pytest.approx(1e-5, rel=1e-6)
+    assert cdp_eps(rho, 1e-5) == pytest.approx(eps, rel=1e-6)
+    # tighter than the classic ρ + 2·sqrt(ρ·log(1/δ)) bound, but not by more than that bound allows
+    assert eps <= rho + 2 * math.sqrt(rho * math.log(1e5)) + 1e-9
+    assert cdp_delta(rho * 1.01, eps) > 1e-5
+
+
+# -- MST pieces ------------------------------------------------------------------------------------------------
+def test_exponential_mechanism_odds_follow_exp_eps_score_over_2() -> None:
+    from benchmarks.peers.mst import exponential_mechanism
+
+    rng = np.random.default_rng(0)
+    eps0, gap, n = 1.0, 2.0, 20000
+    picks = np.array([exponential_mechanism(np.array([0.0, gap]), eps0, 1.0, rng) for _ in range(n)])
+    p = 1 / (1 + math.exp(-eps0 * gap / 2))
+    assert abs(picks.mean() - p) < 4 * math.sqrt(p * (1 - p) / n)
+
+
+def test_compression_merges_only_low_noisy_counts_and_decompress_inverts_it() -> None:
+    from mbi import LinearMeasurement
+
+    from benchmarks.peers.mst import compression_map, decompress
+
+    m = [LinearMeasurement(np.array([50.0, 1.0, 40.0, -2.0, 0.5]), ("a",), 1.0),
+         LinearMeasurement(np.array([10.0, 20.0]), ("b",), 1.0)]
+    maps = compression_map(m, threshold=3.0)
+    assert set(maps) == {"a"}
+    assert maps["a"].tolist() == [0, 2, 1, 2, 2]
+    rng = np.random.default_rng(0)
+    out = decompress({"a": np.array([0, 1, 2] * 300), "b": np.zeros(900, int)}, maps, rng)
+    assert set(out["a"][0::3]) == {0} and set(out["a"][1::3]) == {2} and set(out["a"][2::3]) == {1, 3, 4}
+    assert (out["b"] == 0).all()
+
+
+def test_mst_tree_spans_all_columns_and_keeps_the_planted_dependence() -> None:
+    from benchmarks.peers.mst import mst
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    a = rng.integers(0, 3, n)
+    codes = {"a": a, "b": (a + (rng.random(n) < 0.1)) % 3, "c": rng.integers(0, 2, n)}
+    r = mst(codes, {"a": 3, "b": 3, "c": 2}, 5.0, 1e-5, rng, iters=200, rows=n)
+    assert len(r.tree) == 2 and {x for e in r.tree for x in e} == {"a", "b", "c"}
+    assert ("a", "b") in r.tree
+    assert np.mean(r.codes["a"] == r.codes["b"]) > 0.8  # the real agreement is 0.9; independence gives 1/3
+
+
+# -- DP-SGD generator ------------------------------------------------------------------------------------------
+def test_autoregressive_model_is_a_normalised_distribution() -> None:
+    import itertools
+
+    import torch
+
+    from benchmarks.peers.dpsgd import _model
+
+    torch.manual_seed(0)
+    model = _model([2, 3, 2], hidden=16)
+    grid = torch.tensor(list(itertools.product(range(2), range(3), range(2))))
+    with torch.no_grad():
+        total = torch.exp(-model(grid)).sum()
+    assert float(total) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_dp_finetuning_spends_at_most_its_budget_and_samples_the_domain() -> None:
+    from benchmarks.peers.dpsgd import DPSGDConfig, fit_sample
+
+    rng = np.random.default_rng(0)
+    sizes = [2, 4, 3]
+    private = np.stack([rng.integers(0, s, 600) for s in sizes], axis=1)
+    public = np.stack([rng.integers(0, s, 100) for s in sizes], axis=1)
+    cfg = DPSGDConfig(hidden=16, pretrain_epochs=1, epochs=2, batch_size=64)
+    r = fit_sample(private, public, sizes, 1.0, 1e-5, 500, seed=0, cfg=cfg)
+    assert 0.5 < r.epsilon <= 1.0 + 1e-6
+    assert r.steps > 0 and r.noise_multiplier > 0
+    assert r.codes.shape == (500, 3) and all((r.codes[:, j] < s).all() for j, s in enumerate(sizes))
+    assert fit_sample(None, public, sizes, 1.0, 1e-5, 10, seed=0, cfg=cfg).epsilon == 0.0
