@@ -133,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "verbose", False):
             raise
         return EXIT_USAGE
+    except OSError as e:  # full disk, I/O error: nothing partial is left (atomic writes)
+        print(f"pe-tabular: error: {e.strerror or e} ({e.filename or 'output'}); free space or choose another "
+              "--out; nothing was left half-written", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("pe-tabular: interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -172,10 +172,11 @@ class Evolution:
 
     def __init__(self, backend: Backend, encoder: Encoder, config: EvolutionConfig, policy: BudgetPolicy,
                  ledger: Ledger, noise: NoiseSource, rng: np.random.Generator,
-                 on_event: Callable[[Event], None] | None = None, vote_fn: VoteFn | None = None):
+                 on_event: Callable[[Event], None] | None = None, stage: str = "", vote_fn: VoteFn | None = None):
         self.backend, self.encoder, self.cfg, self.policy = backend, encoder, config, policy
         self.ledger, self.noise, self.rng = ledger, noise, rng
         self.on_event = on_event or (lambda e: None)
+        self.stage = stage  # names this run's releases in the ledger (e.g. "pilot")
         self.nearest = get_voter(config.voter)
         self.vote_fn = vote_fn  # None: vote in this process; else e.g. a ShardedVoter (its contract: Δ ≤ 1)
         if config.lookahead and not isinstance(encoder.metric, L2Metric):
@@ -294,7 +295,7 @@ class Evolution:
                     break
             noisy, sigma = release_once(
                 key, lambda p=pop, i=t: self._vote(private, p, i, private_labels, groups), sigma, t, self.ledger,
-                self.noise, checkpoint, f"vote histogram, iteration {t}", (t, 0))
+                self.noise, checkpoint, f"{self.stage} vote histogram, iteration {t}".lstrip(), (t, 0))
             voted = (pop, noisy)
             fallback = False
             if t < self.cfg.iterations:

@@ -49,7 +49,11 @@ class Binning:
         if c.is_categorical:
             lut = {str(v): i for i, v in enumerate(c.categories)}
             return s.astype(str).map(lut).fillna(len(lut)).to_numpy(np.int64)
-        x = pd.to_numeric(s, errors="coerce").to_numpy(float)
+        if pd.api.types.is_datetime64_any_dtype(s):
+            x = s.astype("int64").to_numpy(float) / 1e9  # schema bounds are epoch seconds
+            x[s.isna().to_numpy()] = np.nan
+        else:
+            x = pd.to_numeric(s, errors="coerce").to_numpy(float)
         null = np.isnan(x)
         if self.per_value:
             b = np.rint((np.where(null, c.lower, x) - c.lower) / c.rounding)

@@ -82,6 +82,8 @@ class PESynthesizer:
         self.label = schema.label if label is True else (label or None)
         if self.label is not None and self.label not in schema.names:
             raise ConfigError(f"--label {self.label!r} is not a schema column")
+        if self.label != schema.label:  # backends read the class column from the schema
+            self.schema = schema = schema.with_label(self.label)
         deg = degree if degree is not None else degree_schedule(iterations, 0.2, 0.1)
         self.config = EvolutionConfig.build(iterations, population, deg, k=k, threshold=threshold,
                                             keep_selected=keep_selected, voter=voter)
@@ -176,7 +178,7 @@ class PESynthesizer:
             #    the dependence structure (a Chow-Liu tree) for free
             pilot_cfg = EvolutionConfig.build(1, self.pilot_population, k=self.config.k, voter=self.config.voter)
             pilot = Evolution(backend, encoder, pilot_cfg, FixedSigmas((self._sigma(rho * self.pilot_share, 1),)),
-                              ledger, noise, rng, self.on_event, **extra)
+                              ledger, noise, rng, self.on_event, stage="pilot", **extra)
             res = pilot.run(private_codes, private_labels=labels, label_shares=lab_shares,
                             checkpoint=Checkpointer(Path(ckpt.dir) / "pilot") if ckpt else None, resume=resume)
             w = rake(res.population.samples, res.weights, self.schema, targets) if targets else res.weights
