@@ -116,15 +116,17 @@ def _timed(f, *a) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def stage_alone(store: Store, work: Path, skip_ref: bool) -> None:
-    for renderer in ("stroke", "font"):
-        for placement in ("mnist", "free"):
-            t0 = time.time()
-            cfg = DigitsConfig(renderer=renderer, placement=placement)
-            x, y = render_baseline(cfg, np.random.default_rng(0), 60000)
-            wall = time.time() - t0
-            score_all(f"alone-{renderer}-{placement}", x, y, "inf (no private data)", wall, work, store,
-                      {"renderer": renderer, "placement": placement}, skip_ref)
+def stage_alone(store: Store, work: Path, skip_ref: bool, which: list[str]) -> None:
+    for item in which:
+        renderer, placement = item.split("/")
+        if f"alone-{renderer}-{placement}" in store.data:
+            log(f"alone-{renderer}-{placement}: cached in {store.path}")
+            continue
+        t0 = time.time()
+        x, y = render_baseline(DigitsConfig(renderer=renderer, placement=placement), np.random.default_rng(0), 60000)
+        wall = time.time() - t0
+        score_all(f"alone-{renderer}-{placement}", x, y, "inf (no private data)", wall, work, store,
+                  {"renderer": renderer, "placement": placement}, skip_ref)
 
 
 def run_pe(name: str, cfg: DigitsConfig, eps: float, store: Store, work: Path, skip_ref: bool, n_private: int,
@@ -220,6 +222,8 @@ def main() -> int:
     ap.add_argument("--stages", default="throughput,alone,pe,mix")
     ap.add_argument("--n-private", type=int, default=60000)
     ap.add_argument("--skip-ref", action="store_true", help="do not call the reference scorer")
+    ap.add_argument("--alone", default="stroke/free,font/free,stroke/mnist,font/mnist",
+                    help="renderer/placement pairs for the 'alone' stage")
     ap.add_argument("--write", action="store_true", help="append the section to benchmarks/RESULTS.md")
     a = ap.parse_args()
     if not MNIST.exists():
@@ -232,7 +236,7 @@ def main() -> int:
     if "throughput" in stages:
         stage_throughput(store)
     if "alone" in stages:
-        stage_alone(store, work, a.skip_ref)
+        stage_alone(store, work, a.skip_ref, [x for x in a.alone.split(",") if x])
     if "pe" in stages:
         for eps in (1.0, 10.0):
             run_pe(f"pe-stroke-eps{eps:g}", PE_CONFIGS[eps], eps, store, work, a.skip_ref, a.n_private)

@@ -139,7 +139,7 @@ def test_real_mnist_nearest_class_mean():
     x, y = load_mnist(shared_path("data", "mnist"), "test")
     x, y = x[:2000].reshape(2000, -1) / 255.0, y[:2000]
     rng = np.random.default_rng(8)
-    r = StrokeRenderer()
+    r = StrokeRenderer("mnist")
     means = np.stack([r.random(300, label=d, rng=rng).samples.reshape(300, -1).mean(0) / 255.0 for d in range(10)])
     pred = np.argmin(((x[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
     assert (pred == y).mean() > 0.4  # chance is 0.1; real class means give ~0.8

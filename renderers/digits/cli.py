@@ -156,7 +156,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--renderer", choices=RENDERERS, default=_D.renderer)
     s.add_argument("--placement", choices=PLACEMENTS, default=None,
-                   help="default: mnist for strokes, free for fonts (chosen by measurement, docs/digits.md)")
+                   help="default: free for both renderers (chosen by measurement, docs/digits.md)")
     s.add_argument("--seed", type=int, default=0, help="renderer/selection randomness (never the privacy noise)")
     s.add_argument("--checkpoint", help="folder for per-iteration checkpoints")
     s.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")

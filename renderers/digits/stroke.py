@@ -106,7 +106,7 @@ class StrokeRenderer(TemplateBackend):
     template_digits = np.array([t.digit for t in TEMPLATES], dtype=np.int64)
     _tables = padded_tables()
 
-    def __init__(self, placement: str = "mnist", name: str = "stroke",
+    def __init__(self, placement: str = "free", name: str = "stroke",
                  template_weights: Sequence[float] | None = None):
         self.placement, self.name = check_placement(placement), name
         self._init_weights(template_weights)

@@ -47,7 +47,8 @@ from .stroke import StrokeRenderer
 log = logging.getLogger(__name__)
 CLASSES = tuple(range(10))
 RENDERERS = ("stroke", "font", "mix")
-DEFAULT_PLACEMENT = {"stroke": "mnist", "font": "free"}
+# chosen by measurement (docs/digits.md): Sim-PE-style free placement beats MNIST normalisation for both
+DEFAULT_PLACEMENT = {"stroke": "free", "font": "free"}
 
 
 def make_backend(renderer: str, placement: str | None = None):
@@ -77,8 +78,8 @@ class DigitsConfig:
 
     renderer: str = "stroke"
     placement: str | None = None
-    iterations: int = 5
-    population: int = 5000          # candidates per iteration, all classes together
+    iterations: int = 10
+    population: int = 10000         # candidates per iteration, all classes together
     degree_start: float = 0.6
     degree_end: float = 0.15
     k: int = 1
