@@ -401,6 +401,40 @@ def report(rows: list[dict[str, Any]], cmd: str, load: tuple[str, str], wall: fl
     return "\n".join(lines)
 
 
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def key_ratios(runs: list[dict[str, Any]]) -> str:
+    """One line per run: the headline ratios, to show how much oversubscription moves them."""
+    n = os.cpu_count() or 1
+    lines = ["", "### Run-to-run spread", "",
+             "The same script, run more than once on these shared cores; the ratios move with the load.", "",
+             "| run (code) | load avg at start | L2: numba vs faiss (wall / CPU) | L2: numba % of GEMM peak "
+             "(wall / CPU) | mixed: numba vs scikit-learn (wall / CPU) | Dask 2 workers vs 1 process |",
+             "|---|---|---|---|---|---|"]
+    for run in runs:
+        by = {(r["case"], r["method"], r["threads"]): r for r in run["rows"]}
+
+        nb, fa, g1 = by.get(("l2", "numba", n), {}), by.get(("l2", "faiss", n), {}), by.get(("gemm", "gemm", 1), {})
+        peak = by.get(("gemm", "gemm", n), {}).get("gflops", float("nan"))
+        mx, sk = by.get(("mixed", "numba", n), {}), by.get(("mixed", "sklearn", n), {})
+        dk = by.get(("mixed", "dask", 2), {})
+        d = 2 * L2_SHAPE[2] / 1e9
+        cpu_pct = 100 * nb["pairs_per_cpu_s"] * d / g1["gflops_per_cpu_s"]
+        lines.append(
+            f"| {run.get('commit', '?')} | {run['load'][0].split()[0]} | "
+            f"{nb['pairs_per_s'] / fa['pairs_per_s']:.2f}× / {nb['pairs_per_cpu_s'] / fa['pairs_per_cpu_s']:.2f}× | "
+            f"{100 * nb['pairs_per_s'] * d / peak:.0f}% / {cpu_pct:.0f}% | "
+            f"{mx['pairs_per_s'] / sk['pairs_per_s']:.1f}× / {mx['pairs_per_cpu_s'] / sk['pairs_per_cpu_s']:.1f}× | "
+            f"{dk['pairs_per_s'] / mx['pairs_per_s']:.2f}× |")
+    return "\n".join(lines) + "\n"
+
+
 def write_section(text: str) -> None:
     path = ROOT / "benchmarks" / "RESULTS.md"
     cur = path.read_text() if path.exists() else "# Benchmark results\n"
@@ -421,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also save all raw rows to this file")
     ap.add_argument("--quick", action="store_true", help="smoke run at 1/10 of the sizes (cannot be written)")
     ap.add_argument("--from-json", default=None, help="re-render (and --write) a saved --json run instead of running")
+    ap.add_argument("--spread", nargs="*", default=[], help="saved --json runs to list in the run-to-run table")
     args = ap.parse_args(argv)
     if args.worker:
         res = worker(json.loads(args.worker))
@@ -435,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
         text = report(saved["rows"], saved["command"], tuple(saved["load"]), saved["wall"])
+        if args.spread:
+            text += key_ratios([json.loads(Path(f).read_text()) for f in args.spread])
         print(text)
         if args.write:
             write_section(text)
@@ -459,8 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     load1 = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     wall = time.perf_counter() - t0
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "command": cmd, "load": [load0, load1], "wall": wall},
-                                              indent=1, default=float))
+        Path(args.json).write_text(json.dumps({"rows": rows, "command": cmd, "load": [load0, load1], "wall": wall,
+                                               "commit": git_commit()}, indent=1, default=float))
     text = report(rows, cmd, (load0, load1), wall)
     print(text)
     if args.write:
