@@ -157,6 +157,8 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
         syn.fit(df, checkpoint=args.checkpoint, resume=args.resume)
     finally:
         bars.close()
+        if syn.vote_fn is not None and hasattr(syn.vote_fn, "close"):
+            syn.vote_fn.close()  # shut a local Dask cluster down
     n = args.samples or len(df)
     return syn, syn.sample(n)
 
