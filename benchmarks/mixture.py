@@ -149,12 +149,20 @@ def main() -> int:
     ap.add_argument("--rows-per-request", type=int, default=40, help="rows per LLM request (random and vary)")
     ap.add_argument("--jsonl", default=None, help="append every run's record here")
     ap.add_argument("--results", default=None, help="append the summary section to this RESULTS.md")
+    ap.add_argument("--from-jsonl", default=None, help="summarise the records in this file instead of running")
     args = ap.parse_args()
+    pa, pb = args.personalities.split(",")
+    arms = args.arms.split(",")
+    if args.from_jsonl:
+        recs = [json.loads(line) for line in Path(args.from_jsonl).read_text().splitlines() if line.strip()]
+        table = summarise(recs, arms)
+        print("\n".join(table))
+        if args.results:
+            write_results(Path(args.results), recs, table, args, pa, pb)
+        return 0
     os.environ["PE_TABULAR_MIX_FLOOR"] = str(args.floor)
     schema, train = adult_schema(), load_adult("train")
-    pa, pb = args.personalities.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
-    arms = args.arms.split(",")
     recs = []
     with LoopbackServer(pa) as a, LoopbackServer(pb) as b, tempfile.TemporaryDirectory() as tmp:
         la, lb = f"llm:{a.base_url}:{a.model}", f"llm:{b.base_url}:{b.model}"
