@@ -174,10 +174,11 @@ class PESynthesizer:
         lab_shares = self.shares_ if labels is not None else None
         backend = self._backend()
         if self.pair_share > 0:
+            stat = StatisticalBackend(self.schema, marginals=self.marginals_)  # the pilot never calls an API
             # 1) pilot vote over candidates from the noisy one-way marginals; its DP population reveals
             #    the dependence structure (a Chow-Liu tree) for free
             pilot_cfg = EvolutionConfig.build(1, self.pilot_population, k=self.config.k, voter=self.config.voter)
-            pilot = Evolution(backend, encoder, pilot_cfg, FixedSigmas((self._sigma(rho * self.pilot_share, 1),)),
+            pilot = Evolution(stat, encoder, pilot_cfg, FixedSigmas((self._sigma(rho * self.pilot_share, 1),)),
                               ledger, noise, rng, self.on_event, stage="pilot", **extra)
             res = pilot.run(private_codes, private_labels=labels, label_shares=lab_shares,
                             checkpoint=Checkpointer(Path(ckpt.dir) / "pilot") if ckpt else None, resume=resume)
@@ -189,8 +190,13 @@ class PESynthesizer:
                 targets[key] = self._measure(df, key, sigma, f"pair_{j:03d}", ledger, noise, ckpt, 200 + j)
             self.pairs_ = pairs
             one = {n: targets.get(n, self._uniform(n)) for n in self.schema.names}
+            tree = TreeBackend(self.schema, one, {k: v for k, v in targets.items() if isinstance(k, tuple)})
             if isinstance(self.backend_spec, str) and self.backend_spec == "statistical":
-                backend = TreeBackend(self.schema, one, {k: v for k, v in targets.items() if isinstance(k, tuple)})
+                backend = tree
+            elif isinstance(self.backend_spec, str):  # mixtures / LLM fallback get the calibrated generator
+                from .backends.factory import make_backend
+
+                backend = make_backend(self.backend_spec, self.schema, statistical=lambda: tree)
         rho_pe = ledger.remaining_rho()
         policy = self._policy(math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf)
         evo = Evolution(backend, encoder, self.config, policy, ledger, noise, rng, self.on_event, **extra)
