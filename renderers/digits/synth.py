@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,6 @@ class DigitsConfig:
     final_degree: float = 0.15
     label_budget: float = 0.01      # share of mu^2 for the DP label histogram; 0 = public uniform shares
     voter: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def evolution_config(self) -> EvolutionConfig:
         return EvolutionConfig.build(self.iterations, self.population,
