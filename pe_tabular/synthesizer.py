@@ -121,7 +121,7 @@ class PESynthesizer:
             return FixedSigmas(tuple(schedule_sigmas(mu_left, self.config.iterations, weights)))
         from .privacy.schedules import make_policy
 
-        return make_policy(self.budget, mu_left, self.config.iterations)
+        return make_policy(self.budget, mu_left, self.config.iterations, threshold=self.config.threshold)
 
     def _start_ledger(self) -> Ledger:
         extra = sum(r.get("extra_delta", 0.0) for r in (self.schema.dp_cost or {}).get("releases", []))
