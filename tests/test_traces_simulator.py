@@ -125,6 +125,8 @@ def test_packet_simulator_valid_after_random_and_vary():
     for d in (1.0, 0.5, 0.1, 0.0):
         pop = ps.vary(pop, d, rng)
         assert packet_validity(pop.samples).all(), f"invalid packet after degree {d}"
+        t = pop.samples["ts"].to_numpy() / 1e6
+        assert (t >= WINDOW[0]).all() and (t <= WINDOW[1]).all(), "packets left the public time window"
 
 
 def test_spread_keeps_validity_and_window(sim):

@@ -202,9 +202,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--time-window", nargs=2, type=parse_time, metavar=("START", "END"),
                    help="public time range of the trace (epoch seconds or ISO 8601)")
     p.add_argument("--ts-resolution", type=float, default=1e-6, help="timestamp resolution of the output (s)")
-    p.add_argument("--iterations", type=int, default=15)
-    p.add_argument("--population", type=int, default=2000)
-    p.add_argument("--k", type=int, default=1, help="nearest neighbours each private record votes for")
+    p.add_argument("--iterations", type=int, default=8)
+    p.add_argument("--population", type=int, default=None,
+                   help="candidates per iteration (default: 0.4 per input record, 200..16000)")
+    p.add_argument("--k", type=int, default=4, help="nearest neighbours each private record votes for (1/sqrt(k) "
+                                                    "each)")
     p.add_argument("--n", type=int, default=None, help="synthetic records to write (default: as many as the input)")
     p.add_argument("--seed", type=int, default=None, help="seed for everything except the privacy noise")
     p.add_argument("--checkpoint", default=None, help="directory for per-iteration checkpoints")

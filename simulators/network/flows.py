@@ -7,7 +7,8 @@ ToS, TTL — and the record itself (UGR'16/NetShare columns) is rendered from it
 moves on the genome whose size follows ``degree`` and re-renders, so every record stays valid:
 
 * ports stay in their service class (a client's ephemeral port moves to another ephemeral port),
-* addresses change their host bits before their prefix bits (low ``h`` bits re-drawn, ``h`` ∝ degree),
+* addresses change their host bits before their prefix bits (the low ``h`` bits are re-drawn; ``h`` is
+  self-adapted per lineage, and moves happen more often at higher degree),
 * packets, payload and duration jitter on a log scale, start times shift inside the public window,
 * crossover moves copy a field from another member of the (already selected) population — pure
   post-processing of released candidates, so it costs no privacy.
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.distance.base import port_class
-from pe_tabular.distance.network import ACK, FIN, ICMP, PSH, SYN, TCP, UDP, mask_to_flags, number_to_proto
+from pe_tabular.distance.network import ACK, FIN, ICMP, PSH, SYN, TCP, mask_to_flags, number_to_proto
 from pe_tabular.population import Population
 
 from . import priors as P
@@ -420,5 +421,5 @@ def redraw_in_os_range(port: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return rng.integers(lo, np.minimum(hi, 65535) + 1)
 
 
-__all__ = ["FLOW_COLUMNS", "GENOME_COLUMNS", "FlowSimulator", "flow_validity", "header_bytes", "render", "repair",
-           "UDP"]
+__all__ = ["FLOW_COLUMNS", "GENOME_COLUMNS", "FlowSimulator", "elite_mask", "flow_validity", "header_bytes",
+           "redraw_in_os_range", "render", "repair"]

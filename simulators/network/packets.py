@@ -185,6 +185,8 @@ class PacketSimulator:
     def random(self, n: int, *, label: Any = None, rng: np.random.Generator) -> Population:
         flows = self.flows.random(max(1, n // 3), rng=rng).samples
         pk = expand_flows(flows, rng, max_packets_per_flow=64)
+        t0, t1 = self.time_window
+        pk = pk[(pk["ts"] >= t0 * 1e6) & (pk["ts"] <= t1 * 1e6)]  # flows may outlast the window
         idx = rng.choice(len(pk), size=n, replace=len(pk) < n)
         pk = pk.iloc[np.sort(idx)].drop(columns="flow").reset_index(drop=True)
         pk = repair_packets(pk, rng)
