@@ -15,9 +15,11 @@ because the DP-SGD peer pre-trains on those rows as its public split.
 
 Each (method, ε, seed) runs in its own process (benchmarks/peers/run_one.py) with one thread per
 numeric library ("one core each", as the peer figures were measured); ``os.wait4`` gives its wall
-time, CPU time (user + sys, children included) and peak RSS. Results are cached in WORK/results.json
-(resumable); the section '## Tables: Adult vs peers' of benchmarks/RESULTS.md is rewritten from all
-cached records, and benchmarks/adult_vs_eps.png plots quality and time against ε.
+time and CPU time (user + sys, children included); peak memory is the child's own VmHWM (and its
+snsynth grandchild's), not ru_maxrss, which on Linux inherits the forking parent's high-water mark.
+Results are cached in WORK/results.json (resumable); the section '## Tables: Adult vs peers' of
+benchmarks/RESULTS.md is rewritten from all cached records, and benchmarks/adult_vs_eps.png plots
+quality and time against ε.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ DEFAULT_METHODS = "pe,indep,mst,dpsgd,public_pretrain,gaussian_copula,bootstrap,
 
 from benchmarks.peers.run_one import DP_METHODS, METHODS, N_PUBLIC, REF_METHODS  # noqa: E402
 
-LABELS = {"pe": "**PE (ours)**", "mst": "MST (our code, mbi 2.0)", "aim": "AIM (our code, mbi 2.0, time cap)",
+LABELS = {"pe": "**PE (ours)**", "mst": "MST (our code, mbi 2.0)",
           "dpsgd": "DP-SGD fine-tuned AR generator", "dpctgan": "DP-CTGAN (snsynth 1.0.8)",
           "patectgan": "PATE-CTGAN (snsynth 1.0.8)", "public_pretrain": "AR generator, public pre-training only",
           "indep": "independent marginals (exact, non-DP)", "bootstrap": "bootstrap of the real rows (non-DP)",
@@ -65,9 +67,8 @@ def run_child(method: str, eps: float, seed: int, work: Path, args: argparse.Nam
     tag = f"{method}_eps{eps:g}_s{seed}"
     out, meta = work / f"{tag}.csv", work / f"{tag}.meta.json"
     cmd = [sys.executable, "-m", "benchmarks.peers.run_one", method, "--eps", str(eps), "--seed", str(seed),
-           "--out", str(out), "--meta", str(meta), "--mst-iters", str(args.mst_iters), "--aim-cap",
-           str(args.aim_cap), "--dpsgd-epochs", str(args.dpsgd_epochs), "--ctgan-epochs", str(args.ctgan_epochs),
-           "--pate-epochs", str(args.pate_epochs)]
+           "--out", str(out), "--meta", str(meta), "--mst-iters", str(args.mst_iters), "--dpsgd-epochs",
+           str(args.dpsgd_epochs), "--ctgan-epochs", str(args.ctgan_epochs), "--pate-epochs", str(args.pate_epochs)]
     env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(ROOT)}
     load0 = os.getloadavg()[0]
     t0 = time.time()
@@ -77,7 +78,7 @@ def run_child(method: str, eps: float, seed: int, work: Path, args: argparse.Nam
     wall = time.time() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     rec: dict[str, Any] = {"method": method, "eps_target": eps, "seed": seed, "csv": str(out), "wall_s": wall,
-                           "cpu_s": ru.ru_utime + ru.ru_stime, "peak_mb": ru.ru_maxrss / 1024.0,
+                           "cpu_s": ru.ru_utime + ru.ru_stime, "ru_maxrss_mb": ru.ru_maxrss / 1024.0,
                            "load_avg": [load0, os.getloadavg()[0]], "rc": proc.returncode}
     if proc.returncode != 0:
         rec["error"] = (work / f"{tag}.log").read_text()[-2000:]
@@ -146,10 +147,10 @@ class Store:
         atomic_write_json(self.path, self.data)
 
 
-def plan(methods: list[str], eps_list: list[float], seeds: int) -> list[tuple[str, float, int]]:
+def plan(methods: list[str], eps_list: list[float], seeds: int, first: int = 0) -> list[tuple[str, float, int]]:
     """Seed-major order, so an interrupted grid still covers every (method, ε) with its first seeds."""
     jobs = []
-    for s in range(seeds):
+    for s in range(first, first + seeds):
         for m in methods:
             if m in DP_METHODS:
                 jobs += [(m, eps, s) for eps in eps_list]
@@ -170,7 +171,7 @@ def metrics(rec: dict[str, Any]) -> dict[str, float]:
     m.update({f"ref_{k}": r.get(k) for k in ("tvd1_mean", "tvd1_max", "tvd2_mean", "tvd2_max", "tvd3_mean",
                                             "tvd3_max", "tstr_acc", "tstr_f1", "tstr_auc")})
     m["dcr_copies"] = o.get("dcr", {}).get("synth_exact_copies")
-    m.update(wall_s=rec["wall_s"], cpu_s=rec["cpu_s"], peak_mb=rec["peak_mb"],
+    m.update(wall_s=rec["wall_s"], cpu_s=rec["cpu_s"], peak_mb=rec.get("meta", {}).get("peak_mb"),
              eps_spent=rec.get("meta", {}).get("epsilon"))
     return {k: (float(v) if v is not None else math.nan) for k, v in m.items()}
 
@@ -188,7 +189,7 @@ def aggregate(store: Store) -> dict[tuple[str, float], dict[str, Any]]:
         stats = {}
         for k in ms[0]:
             v = np.array([m[k] for m in ms], float)
-            stats[k] = (float(np.nanmean(v)) if np.isfinite(v).any() else math.nan,
+            stats[k] = (float(np.nanmean(v)) if (~np.isnan(v)).any() else math.nan,
                         float(np.nanstd(v, ddof=1)) if np.isfinite(v).sum() > 1 else math.nan)
         agg[key] = {"n": len(recs), "stats": stats, "meta": recs[0].get("meta", {}),
                     "load": float(np.mean([np.mean(r["load_avg"]) for r in recs]))}
@@ -354,7 +355,7 @@ def report(store: Store, command: str, started: str) -> list[str]:
             acct = meta.get("accounting", "")
             if m == "pe":
                 acct = "Gaussian DP (μ-GDP) composition, exact (ε, δ) conversion"
-            elif m in ("mst", "aim"):
+            elif m == "mst":
                 acct = "ρ-zCDP (Gaussian measurements + exponential mechanism) → (ε, δ) by Canonne–Kamath–Steinke 2020"
             elif m == "dpsgd":
                 acct = f"DP-SGD, Opacus {meta.get('accounting', '').split(' ')[0]} accountant, Poisson sampling"
@@ -375,7 +376,7 @@ def report(store: Store, command: str, started: str) -> list[str]:
              "[0, 3125) of capital-gain never lands on 0). The ref columns use exactly their bins.")
     for m in order:
         for (mm, e), a in sorted(agg.items(), key=lambda kv: kv[0][1]):
-            if mm == m and m in ("aim", "dpctgan", "patectgan", "dpsgd", "mst"):
+            if mm == m and m in ("dpctgan", "patectgan", "dpsgd", "mst"):
                 meta = a["meta"]
                 keep = {k: v for k, v in meta.items() if k in ("finished", "rounds", "elapsed_s", "sigma",
                                                                 "epochs_run", "eps_checks", "mirror_descent_iters",
@@ -400,33 +401,40 @@ def plot(store: Store) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     agg = aggregate(store)
     eps_all = sorted({e for (_, e) in agg if math.isfinite(e)})
     if not eps_all:
         return
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    panels = [("ref_tvd2_mean", "2-way TVD (ref scorer), lower is better"),
-              ("ref_tstr_auc", "TSTR AUC (ref scorer), higher is better"), ("cpu_s", "CPU seconds per run (log)")]
-    for ax, (k, title) in zip(axes, panels):
+    colors = dict(zip(METHODS, plt.get_cmap("tab10").colors))
+    quoted = [r for r in quoted_peers() if r["method"].startswith("Tab-PE (DPSDA") and r.get("delta") == 1e-5]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    panels = [("ref_tvd2_mean", "tvd2_mean", "2-way TVD (ref scorer), lower is better"),
+              ("ref_tstr_auc", "tstr_auc", "TSTR AUC (ref scorer), higher is better"),
+              ("cpu_s", "wall_s", "CPU seconds per run (log; quoted: one-core wall)")]
+    for ax, (k, qk, title) in zip(axes, panels):
         for m in METHODS:
             pts = [(e, agg[(m, e)]["stats"][k]) for e in eps_all if (m, e) in agg]
             if pts:
                 xs, ms = [p[0] for p in pts], [p[1][0] for p in pts]
                 sd = [p[1][1] if math.isfinite(p[1][1]) else 0.0 for p in pts]
-                ax.errorbar(xs, ms, yerr=sd, marker="o", capsize=3, label=LABELS[m].replace("*", ""),
+                ax.errorbar(xs, ms, yerr=sd, marker="o", capsize=3, color=colors[m], label=LABELS[m].replace("*", ""),
                             lw=2.5 if m == "pe" else 1.2)
             elif (m, math.inf) in agg:
-                ax.axhline(agg[(m, math.inf)]["stats"][k][0], ls="--", lw=1, label=LABELS[m], color="grey"
-                           if m != "indep" else "black")
+                ax.axhline(agg[(m, math.inf)]["stats"][k][0], ls="--", lw=1, color=colors[m], label=LABELS[m])
+        if quoted:
+            ax.plot([1.0], [float(np.mean([r[qk] for r in quoted]))], marker="*", ms=14, ls="none", color="black",
+                    label="Tab-PE (DPSDA), quoted")
         ax.set_xscale("log")
         ax.set_xlabel("ε (δ = 1e-5)")
         ax.set_title(title, fontsize=10)
         if k == "cpu_s":
             ax.set_yscale("log")
-    axes[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle("UCI Adult: PE vs peers (same public bins, same scorer)")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle("UCI Adult: PE vs peers (same public bins, same scorer; mean ± sd over seeds)")
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     tmp = PLOT.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
     os.replace(tmp, PLOT)
@@ -438,13 +446,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per (method, ε)")
     ap.add_argument("--methods", default=DEFAULT_METHODS,
                     help=f"comma-separated, from {', '.join(METHODS)}")
+    ap.add_argument("--seed-from", type=int, default=0, help="first seed (to split a grid over parallel streams)")
     ap.add_argument("--quick", action="store_true", help="ε = 1 and one seed only")
     ap.add_argument("--work", default="/tmp/pe-bench-tabular", help="cache of runs, CSVs and logs")
     ap.add_argument("--mst-iters", type=int, default=1000, help="mbi MirrorDescent iterations of MST's estimation")
-    ap.add_argument("--aim-cap", type=float, default=900.0, help="AIM wall-time cap in seconds")
     ap.add_argument("--dpsgd-epochs", type=int, default=5)
     ap.add_argument("--ctgan-epochs", type=int, default=8)
     ap.add_argument("--pate-epochs", type=int, default=100)
+    ap.add_argument("--also", action="append", default=[], metavar="WORK",
+                    help="merge the cached runs of another --work directory into the report (parallel streams)")
     ap.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md / the plot")
     ap.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md and the plot from the cache")
     a = ap.parse_args(argv)
@@ -464,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M")
     if not a.report_only:
         evaluator = None
-        for method, eps, seed in plan(methods, eps_list, seeds):
+        for method, eps, seed in plan(methods, eps_list, seeds, a.seed_from):
             key = key_of(method, eps, seed)
             if key in store.data and store.data[key].get("rc") == 0 and "ours" in store.data[key]:
                 continue
@@ -477,13 +487,21 @@ def main(argv: list[str] | None = None) -> int:
             evaluator = evaluator or Evaluator()
             evaluator.score(rec)
             store.put(key, rec)
-            log(f"{key}: wall {rec['wall_s']:.0f}s cpu {rec['cpu_s']:.0f}s peak {rec['peak_mb']:.0f}MB "
+            log(f"{key}: wall {rec['wall_s']:.0f}s cpu {rec['cpu_s']:.0f}s peak {rec['meta'].get('peak_mb', 0):.0f}MB "
                 f"2-way TVD ref {rec['ref'].get('tvd2_mean', float('nan')):.4f} "
                 f"AUC ref {rec['ref'].get('tstr_auc', float('nan')):.3f}")
             if not a.no_write:
                 plot(store)
                 write(store, command, started)
-    if not a.no_write:
+    for other in a.also:  # report only: runs cached by another stream (never written back)
+        extra = Path(other) / "results.json"
+        if not extra.exists():
+            raise SystemExit(f"--also {other}: no results.json there")
+        store.data = {**json.loads(extra.read_text()), **store.data}
+    if a.no_write:
+        if a.report_only:  # a dry run of the section
+            print("\n".join([f"## {HEADING}", *report(store, command, started)]))
+    else:
         plot(store)
         write(store, command, started)
     return 0

@@ -10,9 +10,10 @@ from this repository, only numpy, pandas, torch and snsynth.
 
 DP-CTGAN: snsynth checks its RDP accountant only before each epoch, so a run can end above the
 target. We pick the noise multiplier σ so that exactly ``--epochs`` epochs spend ``--eps`` (the
-same RDP computation, Mironov et al. 2019, as Opacus 0.14), so the check never fires and the
-reported ε is the spent one. PATE-CTGAN (Jordon et al. 2019): snsynth's own moments accountant and
-stopping rule (it stops after the iteration that crosses the target; its ε is reported as given).
+same RDP computation, Mironov et al. 2019, as Opacus 0.14, counting its two discriminator steps per
+batch), so the check never fires and the reported ε is the spent one. PATE-CTGAN (Jordon et al.
+2019): snsynth's own moments accountant and stopping rule (it stops after the iteration that crosses
+the target; its ε is reported as given).
 Both use snsynth's conditional sampler, which reads the category frequencies of the private data
 without charging them (as shipped).
 """
@@ -32,7 +33,7 @@ def dpctgan_sigma(eps: float, delta: float, n: int, batch: int, epochs: int) -> 
     from opacus import privacy_analysis
 
     orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
-    steps = epochs * max(n // batch, 1)
+    steps = 2 * epochs * max(n // batch, 1)  # snsynth steps the discriminator twice per batch (fake, real)
     q = batch / n
 
     def spent(sigma: float) -> float:
@@ -83,6 +84,8 @@ def main() -> None:
     model = getattr(syn, "_model", syn)
     eps_list = [float(e) for e in getattr(model, "epsilon_list", [])]
     meta.update(fit_sample_s=time.time() - t0, eps_checks=eps_list[-3:], epochs_run=len(eps_list) or None)
+    with open("/proc/self/status") as f:  # own peak RSS (VmHWM); ru_maxrss would include the parent's
+        meta["peak_mb"] = next(float(x.split()[1]) / 1024 for x in f if x.startswith("VmHWM:"))
     pd.DataFrame(out, columns=df.columns).to_csv(a.out, index=False)
     with open(a.meta, "w") as f:
         json.dump(meta, f)
