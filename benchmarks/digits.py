@@ -40,8 +40,8 @@ from renderers.digits.synth import DigitsConfig, render_baseline, synthesize  # 
 
 # PE settings per budget, chosen on a held-out slice of MNIST train (docs/digits.md, "Tuning")
 PE_CONFIGS = {
-    1.0: DigitsConfig(iterations=10, population=20000),
-    10.0: DigitsConfig(iterations=10, population=20000),
+    1.0: DigitsConfig(iterations=10, population=40000),
+    10.0: DigitsConfig(iterations=20, population=40000),
 }
 PUBLISHED = [  # DPImageBench (Gong et al., CCS 2025) 'Main Results', MNIST accuracy eps=1 / eps=10
     ("PE (foundation-model API)", 27.9, 32.7), ("DP-MERF", 80.3, 81.3), ("DPDM", 89.2, 97.7),
@@ -251,10 +251,13 @@ def main() -> int:
         stage_alone(store, work, a.skip_ref, [x for x in a.alone.split(",") if x])
     for eps in (1.0, 10.0):
         if "pe" in stages or f"pe{eps:g}" in stages:
-            run_pe(f"pe-stroke-eps{eps:g}", PE_CONFIGS[eps], eps, store, work, a.skip_ref, a.n_private)
+            c = PE_CONFIGS[eps]
+            run_pe(f"pe-stroke-eps{eps:g}-T{c.iterations}-N{c.population // 1000}k", c, eps, store, work, a.skip_ref,
+                   a.n_private)
     for ren in ("font", "mix"):
         if "mix" in stages or f"mix{ren}" in stages:
-            run_pe(f"mix-{ren}-eps1", replace(PE_CONFIGS[1.0], renderer=ren), 1.0, store, work, a.skip_ref,
+            c = replace(PE_CONFIGS[1.0], renderer=ren)
+            run_pe(f"mix-{ren}-eps1-T{c.iterations}-N{c.population // 1000}k", c, 1.0, store, work, a.skip_ref,
                    a.n_private)
     if a.write:
         write_results(store, "nice -n 10 python benchmarks/digits.py " + " ".join(sys.argv[1:]))

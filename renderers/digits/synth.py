@@ -79,7 +79,7 @@ class DigitsConfig:
     renderer: str = "stroke"
     placement: str | None = None
     iterations: int = 10
-    population: int = 10000         # candidates per iteration, all classes together
+    population: int = 40000         # candidates per iteration, all classes together
     degree_start: float = 0.6
     degree_end: float = 0.15
     k: int = 1
