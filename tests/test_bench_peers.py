@@ -133,3 +133,41 @@ def test_dp_finetuning_spends_at_most_its_budget_and_samples_the_domain() -> Non
     assert r.steps > 0 and r.noise_multiplier > 0
     assert r.codes.shape == (500, 3) and all((r.codes[:, j] < s).all() for j, s in enumerate(sizes))
     assert fit_sample(None, public, sizes, 1.0, 1e-5, 10, seed=0, cfg=cfg).epsilon == 0.0
+
+
+# -- the benchmark's bookkeeping ---------------------------------------------------------------------------
+def _fake(method: str, eps: float, seed: int, tvd2: float, cpu: float, peak: float | None) -> dict:
+    meta = {"epsilon": eps, "delta": 1e-5, "accounting": "x", "reads": "noisy things"}
+    if peak is not None:
+        meta["peak_mb"] = peak
+    tstr = {"accuracy": 0.8, "f1": 0.7, "auc": 0.85}
+    ours = {**{f"tvd{k}_{s}": tvd2 for k in (1, 2, 3) for s in ("mean", "max")}, "tstr": tstr, "dcr": {}}
+    ref = {**{f"tvd{k}_{s}": tvd2 for k in (1, 2, 3) for s in ("mean", "max")},
+           "tstr_acc": 0.8, "tstr_f1": 0.7, "tstr_auc": 0.85}
+    return {"method": method, "eps_target": eps, "seed": seed, "rc": 0, "wall_s": 10.0, "cpu_s": cpu,
+            "ru_maxrss_mb": 999.0, "load_avg": [1.0, 1.0], "meta": meta, "ours": ours, "ref": ref}
+
+
+def test_plan_is_seed_major_and_runs_references_once_per_seed() -> None:
+    from benchmarks.tabular import plan
+
+    jobs = plan(["pe", "indep"], [0.3, 1.0], seeds=2, first=1)
+    assert jobs == [("pe", 0.3, 1), ("pe", 1.0, 1), ("indep", math.inf, 1),
+                    ("pe", 0.3, 2), ("pe", 1.0, 2), ("indep", math.inf, 2)]
+
+
+def test_report_aggregates_seeds_and_flags_inherited_peak_memory(tmp_path: Path) -> None:
+    from benchmarks.tabular import Store, aggregate, report
+
+    store = Store(tmp_path / "results.json")
+    store.put("pe|1|0", _fake("pe", 1.0, 0, 0.06, 4.0, 300.0))
+    store.put("pe|1|1", _fake("pe", 1.0, 1, 0.08, 6.0, 310.0))
+    store.put("mst|1|0", _fake("mst", 1.0, 0, 0.04, 150.0, None))
+    store.put("mst|1|1", {"method": "mst", "eps_target": 1.0, "seed": 1, "rc": 1, "error": "boom"})
+    agg = aggregate(store)
+    assert agg[("pe", 1.0)]["n"] == 2 and agg[("mst", 1.0)]["n"] == 1  # a failed run is not averaged
+    assert agg[("pe", 1.0)]["stats"]["ref_tvd2_mean"][0] == pytest.approx(0.07)
+    text = "\n".join(report(store, "cmd", "now"))
+    assert "0.070 ± 0.014" in text  # mean ± sd over the two PE seeds
+    assert "≤ 999" in text and "| 305 ± 7 |" in text  # MST's peak is an inherited bound, PE's its own
+    assert "falls short of our MST on 2-way TVD (0.070 vs 0.040)" in text
