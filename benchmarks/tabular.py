@@ -270,7 +270,7 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores (shared with other jobs)"
 
 
-def report(store: Store, command: str, started: str) -> list[str]:
+def report(store: Store, command: str, started: str, notes: tuple[str, ...] = ()) -> list[str]:
     agg = aggregate(store)
     eps_all = sorted({e for (_, e) in agg if math.isfinite(e)})
     order = METHODS
@@ -424,17 +424,21 @@ def report(store: Store, command: str, started: str) -> list[str]:
              "set for every method; the reference scorer cannot, so for the DP-SGD and public-only rows its TSTR "
              f"includes {N_PUBLIC} of the {16281} test rows the generator was pre-trained on. The public-only row "
              "shows what the public split alone gives; the DP-SGD row is fine-tuned from it.")
-    L.append("- Code-based peers (MST, AIM, DP-SGD, CTGANs) decode numbers uniformly within their config.yml bin; "
+    L.append("- Code-based peers (MST, DP-SGD, CTGANs) decode numbers uniformly within their config.yml bin; "
              "ours' TVD uses finer log bins for capital-gain/loss, where that decoding costs them (e.g. bin "
              "[0, 3125) of capital-gain never lands on 0). The ref columns use exactly their bins.")
-    for m in order:
-        for (mm, e), a in sorted(agg.items(), key=lambda kv: kv[0][1]):
-            if mm == m and m in ("dpctgan", "patectgan", "dpsgd", "mst"):
-                meta = a["meta"]
-                keep = {k: v for k, v in meta.items() if k in ("finished", "rounds", "elapsed_s", "sigma",
-                                                                "epochs_run", "eps_checks", "mirror_descent_iters",
-                                                                "tree", "config", "accounting", "stopped_by")}
-                L.append(f"- {LABELS[m]}, ε = {eps_label(e)} (first seed): `{json.dumps(keep, default=str)}`")
+    for m in ("mst", "dpsgd", "dpctgan", "patectgan"):
+        runs = sorted(((e, a["meta"]) for (mm, e), a in agg.items() if mm == m), key=lambda t: t[0])
+        if not runs:
+            continue
+        per_eps = "; ".join(f"ε = {e:g}: {meta.get('accounting', '')}"
+                            + (f", σ {meta['sigma']:.2f}, ε checks {meta.get('eps_checks')}" if "sigma" in meta else "")
+                            for e, meta in runs)
+        first = runs[0][1]
+        extra = {k: first[k] for k in ("mirror_descent_iters", "config", "epochs_cap", "epochs_run") if k in first}
+        L.append(f"- {LABELS[m]} (first seed per ε): {per_eps}. Settings: `{json.dumps(extra, default=str)}`"
+                 + (f"; tree at ε = {runs[0][0]:g}: {', '.join('–'.join(e) for e in first['tree'])}"
+                    if "tree" in first else ""))
     L.append("- Peak memory is the run's own peak RSS (VmHWM). '≤' marks groups with runs recorded before that was "
              "measured: their ru_maxrss is an upper bound that includes the benchmark process it forked from "
              "(≈ 300–350 MB).")
@@ -444,6 +448,7 @@ def report(store: Store, command: str, started: str) -> list[str]:
     L.append("- Quoted, not re-run: Tab-PE (Microsoft DPSDA, not on PyPI): 2-way TVD 0.24–0.26 (1,000 rows), "
              "TSTR AUC 0.86–0.88, ≈ 50 s; AIM (mbi 2.0, max_model_size 10): 7 rounds in 23 min then crashed (JIT "
              "executables exhausted memory maps), ≈ 9 h projected — figures from issue 8 / peers_adult.jsonl.")
+    L += [f"- {n}" for n in notes]
     if PLOT.exists():
         L.append("")
         L.append(f"![quality and time vs ε]({PLOT.name})")
@@ -511,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pate-epochs", type=int, default=100)
     ap.add_argument("--also", action="append", default=[], metavar="WORK",
                     help="merge the cached runs of another --work directory into the report (parallel streams)")
+    ap.add_argument("--note", action="append", default=[], help="a line for the report's notes (e.g. how the "
+                    "merged streams were run)")
     ap.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md / the plot")
     ap.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md and the plot from the cache")
     a = ap.parse_args(argv)
@@ -558,17 +565,17 @@ def main(argv: list[str] | None = None) -> int:
                 store.data[key] = rec
     if a.no_write:
         if a.report_only:  # a dry run of the section
-            print("\n".join([f"## {HEADING}", *report(store, command, started)]))
+            print("\n".join([f"## {HEADING}", *report(store, command, started, tuple(a.note))]))
     else:
         plot(store)
-        write(store, command, started)
+        write(store, command, started, tuple(a.note))
     return 0
 
 
-def write(store: Store, command: str, started: str) -> None:
+def write(store: Store, command: str, started: str, notes: tuple[str, ...] = ()) -> None:
     from benchmarks.audit import write_section
 
-    write_section(HEADING, report(store, command, started))
+    write_section(HEADING, report(store, command, started, notes))
 
 
 if __name__ == "__main__":
