@@ -156,7 +156,7 @@ def _marginal(data: pd.DataFrame, dom: dict[str, int], clique: tuple[str, ...], 
 
 def mst_synthesize(df: pd.DataFrame, epsilon: float, delta: float, window: tuple[float, float],
                    groups: np.ndarray | None, rng: np.random.Generator, n_out: int | None = None,
-                   iters: int = 1000) -> pd.DataFrame:
+                   iters: int = 5000) -> pd.DataFrame:
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -202,12 +202,17 @@ def mst_synthesize(df: pd.DataFrame, epsilon: float, delta: float, window: tuple
                 lms.append(LinearMeasurement(m.y, m.clique, m.sigma))
         return estimation.MirrorDescent().estimate(domain, lms, iters=it)
 
-    est = fit(meas, 500)
-    # selection: exponential mechanism inside Kruskal, ρ/3 over d−1 picks (ε²/8-zCDP each)
+    # the one-way model is a product distribution: its two-way estimate is the outer product of the
+    # (clipped, normalised) noisy one-way marginals on the compressed domains
+    total = float(np.mean([one[a].sum() for a in attrs]))  # unbiased noisy record count
+    p1 = {}
+    for a in attrs:
+        y = np.clip(np.bincount(maps[a], weights=one[a], minlength=cdom[a]), 0, None)
+        p1[a] = y / max(y.sum(), 1e-12)
     scores = {}
     for a, b in itertools.combinations(attrs, 2):
         x = _marginal(cdata, cdom, (a, b), w)
-        xhat = np.asarray(est.project([a, b]).datavector())
+        xhat = total * np.outer(p1[a], p1[b]).ravel()
         scores[(a, b)] = float(np.abs(x - xhat).sum())
     eps_sel = math.sqrt(8 * (rho / 3) / (len(attrs) - 1))
     parent = {a: a for a in attrs}
@@ -296,7 +301,7 @@ def _fmt_table(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         h, s = r["fidelity"]["headline"], r["scorer"]
         lines.append(
-            f"| {r['method_label']} | {r['unit']} | {r['eps']:g} "
+            f"| {r['method_label']} | {r['unit']} | {'—' if math.isnan(r['eps']) else format(r['eps'], 'g')} "
             f"| {h['pairwise_tvd']:.3f} / {s.get('tvd2_mean', 0):.3f} "
             f"| {h['valid_rate']:.3f} | {h['hh_error']:.3f} / {s.get('hh_relerr_top10_dstip', 0):.3f} "
             f"| {h['jsd_mean']:.3f} | {h['emd_mean']:.4f} | {s.get('dstip_seen_in_real', 0):.2f} "
@@ -308,7 +313,8 @@ def _aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean over seeds per (method, unit, ε)."""
     out = []
     keyf = lambda r: (r["method"], r["unit"], r["eps"])  # noqa: E731
-    for key in sorted({keyf(r) for r in rows}, key=lambda k: (k[0], k[1], k[2])):
+    order = {"pe": 0, "mst": 1, "sim": 2}
+    for key in sorted({keyf(r) for r in rows}, key=lambda k: (k[0] == "sim", k[2], k[1], order[k[0]])):
         grp = [r for r in rows if keyf(r) == key]
         def mean(f: Any, grp: list[dict[str, Any]] = grp) -> float:
             return float(np.nanmean([f(r) for r in grp]))
@@ -318,8 +324,41 @@ def _aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
               ("tvd2_mean", "hh_relerr_top10_dstip", "dstip_seen_in_real", "summary", "valid_rate")}
         label = {"pe": "PE (this work)", "mst": "MST (mbi, public bins)", "sim": "simulator alone"}[key[0]]
         out.append({"method": key[0], "method_label": f"{label} ×{len(grp)}" if len(grp) > 1 else label,
-                    "unit": key[1], "eps": key[2], "wall_s": mean(lambda r: r["wall_s"]),
+                    "unit": key[1] if key[0] != "sim" else "—",
+                    "eps": key[2] if key[0] != "sim" else math.nan, "wall_s": mean(lambda r: r["wall_s"]),
                     "cpu_s": mean(lambda r: r["cpu_s"]), "fidelity": {"headline": head}, "scorer": sc})
+    return out
+
+
+def _findings(agg: list[dict[str, Any]]) -> str:
+    """PE vs MST per (unit, ε): pairwise-TVD and CPU ratios, validity, heavy hitters."""
+    out = []
+    for r in agg:
+        if r["method"] != "pe":
+            continue
+        m = [x for x in agg if x["method"] == "mst" and x["unit"] == r["unit"] and x["eps"] == r["eps"]]
+        if not m:
+            continue
+        m = m[0]
+        hp, hm = r["fidelity"]["headline"], m["fidelity"]["headline"]
+        out.append(f"{r['unit']} ε={r['eps']:g}: TVD {hp['pairwise_tvd']:.3f} vs {hm['pairwise_tvd']:.3f}, "
+                   f"validity {hp['valid_rate']:.3f} vs {hm['valid_rate']:.3f}, HH {hp['hh_error']:.3f} vs "
+                   f"{hm['hh_error']:.3f}, CPU {r['cpu_s']:.0f} s vs {m['cpu_s']:.0f} s "
+                   f"({m['cpu_s'] / max(r['cpu_s'], 1e-9):.1f}x less)")
+    return "PE vs our MST — " + "; ".join(out) + "."
+
+
+def _run_args(argv: list[str]) -> list[str]:
+    """The arguments of the run that produced the rows (a --rows rebuild drops its own flag)."""
+    out, skip = [], False
+    for x in argv:
+        if skip:
+            skip = False
+            continue
+        if x == "--rows":
+            skip = True
+            continue
+        out.append(x)
     return out
 
 
@@ -342,10 +381,12 @@ def write_results(rows: list[dict[str, Any]], argv: list[str], pe_kw: dict[str, 
              "implementation on mbi's MirrorDescent (see the module docstring). Rows with ×k are means over k "
              "seeds.", ""]
     lines += _fmt_table(agg)
+    lines += ["", "Findings (means over seeds): " + _findings(agg)]
     lines += ["", "Reference points from `../shared/bench/peers_traces.jsonl` (same scorer): MST at ε = 2 record "
               "level tvd2 0.165, validity 0.84, HH error 0.07, ≈150 CPU-s; independent columns tvd2 0.315; bootstrap "
               "floor 0.022.", "",
-              f"Command: `nice -n 10 python benchmarks/traces.py {' '.join(argv)}`. Machine: {cpu[-1].strip()}, "
+              f"Command: `nice -n 10 python benchmarks/traces.py {' '.join(_run_args(argv))}`. Machine: "
+              f"{cpu[-1].strip()}, "
               f"{os.cpu_count()} cores visible; Python {platform.python_version()}, numpy {np.__version__}, "
               f"pandas {pd.__version__}, numba {numba.__version__}, mbi {getattr(mbi, '__version__', '2.0')}.", ""]
     res = ROOT / "benchmarks" / "RESULTS.md"
@@ -359,6 +400,24 @@ def write_results(rows: list[dict[str, Any]], argv: list[str], pe_kw: dict[str, 
     atomic_write_text(res, text.rstrip("\n") + "\n\n" + "\n".join(lines))
 
 
+def _grid(real: pd.DataFrame, settings: list[dict[str, Any]], eps: float, unit: str, seeds: list[int]) -> int:
+    """Mean ± sd of PE's pairwise TVD, HH error and CPU over seeds for each setting."""
+    from pe_tabular.evaluation.traces import flow_fidelity
+    from simulators.network.pipeline import TraceSynthConfig, synthesize_flows
+
+    for kw in settings:
+        res = []
+        for seed in seeds:
+            cfg = TraceSynthConfig(epsilon=eps, unit=unit, time_window=WINDOW, ts_resolution_s=1.0, seed=seed, **kw)
+            out = synthesize_flows(real, cfg)
+            h = flow_fidelity(real, out.records)["headline"]
+            res.append((h["pairwise_tvd"], h["hh_error"], out.cpu_s))
+        v = np.array(res)
+        print(f"| {json.dumps(kw)} | {v[:, 0].mean():.3f} ± {v[:, 0].std():.3f} | {v[:, 1].mean():.3f} "
+              f"| {v[:, 2].mean():.1f} |", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--eps", type=float, nargs="+", default=[0.5, 2.0, 8.0])
@@ -368,7 +427,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default="/tmp/pe_traces_bench")
     ap.add_argument("--pe", default="{}", help="JSON overrides of TraceSynthConfig for PE")
     ap.add_argument("--write", action="store_true", help="write the section into benchmarks/RESULTS.md")
+    ap.add_argument("--rows", default=None, help="rebuild the section from a saved rows.json (no runs)")
+    ap.add_argument("--grid", default=None, help="JSON list of PE settings to compare at the first --eps and "
+                                                 "unit over --seeds (the tuning table)")
     a = ap.parse_args(argv)
+    if a.rows:
+        write_results(json.loads(Path(a.rows).read_text()), argv if argv is not None else sys.argv[1:],
+                      {"iterations": 10, "population": 16000, "k": 4, **json.loads(a.pe)})
+        return 0
     if not DATA.exists():
         print(f"{DATA} not found: the benchmark needs ../shared beside the checkout", file=sys.stderr)
         return 2
@@ -377,7 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(a.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     real = read_netflow_csv(DATA)
-    pe_kw = {"iterations": 8, "population": 16000, "k": 4, **json.loads(a.pe)}
+    pe_kw = {"iterations": 10, "population": 16000, "k": 4, **json.loads(a.pe)}
+    if a.grid:
+        return _grid(real, json.loads(a.grid), a.eps[0], a.units[0], a.seeds)
     rows = []
     for eps in a.eps:
         for unit in a.units:

@@ -18,8 +18,8 @@ log = logging.getLogger("pe_tabular.traces")
 EPILOG = """examples:
   pe-tabular traces synth flows.csv --epsilon 2 --unit flow --time-window 2016-04-11T00:00Z 2016-04-11T09:00Z \\
       --out synth.csv
-  pe-tabular traces synth capture.pcap --epsilon 4 --unit flow --time-window 1569687000 1569687300 --out synth.pcap
-  pe-tabular traces synth capture.pcap --level packet --epsilon 4 --time-window 1569687000 1569687300 --out pk.pcap
+  pe-tabular traces synth capture.pcap --epsilon 4 --unit flow --time-window 1431969600 1431969900 --out synth.pcap
+  pe-tabular traces synth capture.pcap --level packet --epsilon 4 --time-window 1431969600 1431969900 --out pk.pcap
   pe-tabular traces evaluate flows.csv synth.csv --json
   pe-tabular traces simulate --n 10000 --time-window 2016-04-11T00:00Z 2016-04-11T09:00Z --out sim.csv
 
@@ -202,7 +202,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--time-window", nargs=2, type=parse_time, metavar=("START", "END"),
                    help="public time range of the trace (epoch seconds or ISO 8601)")
     p.add_argument("--ts-resolution", type=float, default=1e-6, help="timestamp resolution of the output (s)")
-    p.add_argument("--iterations", type=int, default=8)
+    p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--population", type=int, default=None,
                    help="candidates per iteration (default: 0.4 per input record, 200..16000)")
     p.add_argument("--k", type=int, default=4, help="nearest neighbours each private record votes for (1/sqrt(k) "
