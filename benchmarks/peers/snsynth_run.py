@@ -13,7 +13,7 @@ target. We pick the noise multiplier σ so that exactly ``--epochs`` epochs spen
 same RDP computation, Mironov et al. 2019, as Opacus 0.14, counting its two discriminator steps per
 batch), so the check never fires and the reported ε is the spent one. PATE-CTGAN (Jordon et al.
 2019): snsynth's own moments accountant and stopping rule (it stops after the iteration that crosses
-the target; its ε is reported as given).
+the target; its ε is reported as given; snsynth ignores ``epochs`` for PATE-CTGAN).
 Both use snsynth's conditional sampler, which reads the category frequencies of the private data
 without charging them (as shipped).
 """
