@@ -144,6 +144,7 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=None)
     ap.add_argument("--personalities", default="typical,coarse")
     ap.add_argument("--floor", type=float, default=0.05)
+    ap.add_argument("--sharpness", type=float, default=None, help="mixture allocation sharpness (default: library's)")
     ap.add_argument("--arms", default="statistical,llm:A,llm:B,mix")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--rows-per-request", type=int, default=40, help="rows per LLM request (random and vary)")
@@ -161,6 +162,8 @@ def main() -> int:
             write_results(Path(args.results), recs, table, args, pa, pb)
         return 0
     os.environ["PE_TABULAR_MIX_FLOOR"] = str(args.floor)
+    if args.sharpness is not None:
+        os.environ["PE_TABULAR_MIX_SHARPNESS"] = str(args.sharpness)
     schema, train = adult_schema(), load_adult("train")
     seeds = [int(s) for s in args.seeds.split(",")]
     recs = []

@@ -299,6 +299,8 @@ class Evolution:
             voted = (pop, noisy)
             fallback = False
             if t < self.cfg.iterations:
+                if (observe := getattr(self.backend, "observe", None)) is not None:
+                    observe(pop, noisy, t, self.cfg.iterations)  # optional feedback: post-processing only
                 nxt, fallback = self._next_population(pop, noisy, t, label_shares)
             ev = self._stats(t, noisy, pop, sigma, fallback)
             history.append(ev)

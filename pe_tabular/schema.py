@@ -189,19 +189,26 @@ class Schema:
         return cls.from_dict(d)
 
     # -- SDV ----------------------------------------------------------------------------------
-    def to_sdv_metadata(self, table_name: str = "table") -> Any:
-        """SDV 2.x ``Metadata`` (sdtypes only; SDV has no notion of public bounds)."""
+    def to_sdv_metadata(self, table_name: str = "table", *, internal: bool = False) -> Any:
+        """SDV 2.x ``Metadata``. Numbers carry their public bounds (``range_min``/``range_max``) and, where
+        the rounding grid is a power of ten, ``decimal_places``, so SDV never samples outside the public
+        domain. ``internal=True`` describes the frames backends see (datetimes and addresses as numbers,
+        booleans as categories) — what a backend fitting SDV on public data needs."""
         from sdv.metadata import Metadata
 
-        sd = {"categorical": "categorical", "boolean": "boolean", "datetime": "datetime", "ipv4": "ipv4_address"}
-        cols = {}
+        cols: dict[str, dict[str, Any]] = {}
         for c in self.columns:
-            t = sd.get(c.type, "categorical" if c.is_categorical else "numerical")
-            cols[c.name] = {"sdtype": t}
-            if t == "numerical":
-                cols[c.name]["computer_representation"] = "Int64" if c.rounding == 1.0 else "Float"
-            if t == "ipv4_address":
-                cols[c.name] = {"sdtype": "numerical", "computer_representation": "Int64"}
+            if c.type == "boolean" and not internal:
+                cols[c.name] = {"sdtype": "boolean"}
+            elif c.is_categorical:
+                cols[c.name] = {"sdtype": "categorical"}
+            elif c.type == "datetime" and not internal:
+                cols[c.name] = {"sdtype": "datetime"}
+            else:
+                cols[c.name] = {"sdtype": "numerical", "range_min": float(c.lower), "range_max": float(c.upper)}
+                places = _decimal_places(c.rounding)
+                if places is not None:
+                    cols[c.name]["decimal_places"] = places
         return Metadata.load_from_dict({"tables": {table_name: {"columns": cols}}})
 
     @classmethod
@@ -213,11 +220,19 @@ class Schema:
         cols = []
         for name, spec in table["columns"].items():
             t = types.get(spec["sdtype"])
-            if t is None:
-                rep = spec.get("computer_representation", "Float")
-                t = "integer" if str(rep).lower().startswith(("int", "uint")) else "float"
+            if t is None:  # numerical: integers by decimal_places = 0 (or SDV 1.x's computer_representation)
+                rep = str(spec.get("computer_representation", "Float")).lower()
+                t = "integer" if spec.get("decimal_places") == 0 or rep.startswith(("int", "uint")) else "float"
             cols.append(infer_column(public[name], name, t))
         return cls(tuple(cols))
+
+
+def _decimal_places(rounding: float | None) -> int | None:
+    """Digits after the point of a power-of-ten rounding grid (1 → 0, 0.01 → 2); None for other grids."""
+    if rounding is None or rounding <= 0:
+        return None
+    places = -math.log10(rounding)
+    return max(0, round(places)) if abs(places - round(places)) < 1e-9 else None
 
 
 def _jsonable(o: Any) -> Any:

@@ -107,7 +107,12 @@ def test_in_an_evolution_votes_pick_the_good_source_and_the_floor_keeps_the_othe
     shares = source_shares(res.history)
     assert list(shares.columns) == ["far", "good"] and len(shares) == 4
     assert shares["good"].iloc[-1] > 0.9  # noisy votes go to the source whose samples are near the data
-    assert (pd.Series(res.population.source).value_counts()["far"]) == 20  # exactly the floor
+    # the floor kept "far" alive in every intermediate population (exactly floor·n: it won no votes) ...
+    assert [log["before"]["far"] + log["replaced"].get("far", 0) for log in mix.floor_log[:2]] == [20, 20]
+    # ... but not in the last one, which only becomes the output: no later vote could reward exploring,
+    # so "far" keeps only the few parents its noisy votes won
+    assert mix.floor_log[-1]["replaced"] == {} and mix.floor_log[-1]["floor"] == 0
+    assert (res.population.source == "far").sum() == mix.floor_log[-1]["before"]["far"] < 20
     fig = plot_source_shares(res.history, tmp_path / "shares.png")
     assert fig is not None and (tmp_path / "shares.png").stat().st_size > 1000
 
@@ -123,3 +128,68 @@ def test_sources_with_and_without_a_genome_mix():
     pop = mix.random(8, rng=np.random.default_rng(0))
     assert pop.genome is None and len(pop) == 8  # dropped: the backends vary from the samples
     assert Mixture([g, WithGenome("h", 3.0)]).random(6, rng=np.random.default_rng(0)).genome.shape == (6, 3)
+
+
+def _voted(sources, votes, labels=None) -> tuple[Population, np.ndarray]:
+    return _pop(sources, labels), np.asarray(votes, dtype=float)
+
+
+def test_observe_plans_a_sharpened_multiplicative_weights_step_per_class():
+    a, b = Tagged("a", 1.0), Tagged("b", 2.0)
+    mix = Mixture([a, b], floor=0.0, sharpness=2.0)
+    # class p: a and b hold half the candidates each, a wins 80 % of the votes; class q: the reverse
+    pop, votes = _voted(["a", "b"] * 50, [4.0, 1.0] * 25 + [1.0, 4.0] * 25, ["p"] * 50 + ["q"] * 50)
+    mix.observe(pop, votes, 1, 3)
+    # cand · (share / cand)^2 = 0.5 · 1.6² vs 0.5 · 0.4²  →  0.941 / 0.059
+    assert mix._plan["p"]["a"] == pytest.approx(0.64 / 0.68) and mix._plan["q"]["b"] == pytest.approx(0.64 / 0.68)
+    parents = _pop(["a"] * 40 + ["b"] * 10 + ["a"] * 10 + ["b"] * 40, ["p"] * 50 + ["q"] * 50)  # ∝ vote share
+    out = mix.vary(parents, 0.5, np.random.default_rng(0))
+    by = pd.crosstab(out.label, out.source)
+    assert by.loc["p", "a"] == 47 and by.loc["q", "b"] == 47  # 0.941 · 50, rounded
+    assert out.label.tolist() == parents.label.tolist()  # class of every slot kept
+    # extra slots of a source are its own parents again (varied), never another source's rows
+    assert set(out.samples["id"][out.source == "a"]) <= set(np.flatnonzero(parents.source == "a"))
+
+
+def test_sharpness_one_keeps_the_vote_share_allocation_and_bad_settings_are_named():
+    mix = Mixture([Tagged("a", 1.0), Tagged("b", 2.0)], floor=0.0, sharpness=1.0)
+    mix.observe(*_voted(["a", "b"] * 10, [3.0, 1.0] * 10), 1, 3)
+    out = mix.vary(_pop(["a"] * 15 + ["b"] * 5), 0.5, np.random.default_rng(0))
+    assert out.samples["id"].tolist() == list(range(20))  # parents passed through unchanged
+    with pytest.raises(ValueError, match="sharpness"):
+        Mixture([Tagged("a", 1.0)], sharpness=0.5)
+    with pytest.raises(ValueError, match="final_floor"):
+        Mixture([Tagged("a", 1.0), Tagged("b", 1.0)], floor=0.05, final_floor=0.1)
+
+
+def test_final_floor_applies_only_to_the_variation_that_makes_the_last_population():
+    mix = Mixture([Tagged("a", 1.0), Tagged("b", 2.0)], floor=0.1, final_floor=0.0)
+    pop = _pop(["a"] * 20)
+    mix.observe(pop, np.ones(20), 1, 3)  # vote 1 of 3: the next population is not the last
+    assert (mix.vary(pop, 0.5, np.random.default_rng(0)).source == "b").sum() == 2
+    mix.observe(pop, np.ones(20), 2, 3)  # vote 2 of 3: the next population is voted on once and output
+    assert (mix.vary(pop, 0.5, np.random.default_rng(0)).source == "b").sum() == 0
+
+
+def test_observe_gets_only_the_released_noisy_histogram_never_the_clean_votes(tmp_path):
+    from pe_tabular.checkpoint import Checkpointer
+
+    class Watching(PointBackend):
+        def __init__(self):
+            super().__init__("w")
+            self.observed: list[tuple[int, int, np.ndarray]] = []
+
+        def observe(self, pop, noisy, step, steps):
+            self.observed.append((step, steps, np.array(noisy, copy=True)))
+
+    rng = np.random.default_rng(5)
+    be, mu = Watching(), gdp_mu(2.0, 1e-5)
+    ck = Checkpointer(tmp_path / "ck")
+    evo = Evolution(be, PointEncoder(), EvolutionConfig.build(3, 100, [0.5, 0.3]), uniform_policy(mu, 3),
+                    Ledger(1e-5, mu), NoiseSource(test_seed=2), rng)
+    evo.run(two_clusters(rng, 400), checkpoint=ck)
+    assert [(s, T) for s, T, _ in be.observed] == [(1, 3), (2, 3)]  # after every vote but the last
+    for step, _, seen in be.observed:
+        released = ck.load_release(f"vote_{step:03d}")[0]
+        np.testing.assert_array_equal(seen, released)  # exactly what the ledger released ...
+        assert not np.allclose(seen, np.round(seen))  # ... which carries Gaussian noise (clean votes are integers)

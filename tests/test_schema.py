@@ -95,6 +95,17 @@ def test_sdv_metadata_round_trip(schema):
     public["when"] = pd.to_datetime(public["when"], unit="s")
     back = Schema.from_sdv_metadata(meta, public)
     assert [c.type for c in back.columns] == ["integer", "categorical", "float", "datetime"]
+    # SDV 2.x itself accepts the metadata: a copula fits on the user-facing frame and stays in the bounds
+    from sdv.single_table import GaussianCopulaSynthesizer
+
+    syn = GaussianCopulaSynthesizer(meta, enforce_min_max_values=True)
+    syn.fit({"table": public})
+    out = syn.sample(50)
+    out = out["table"] if isinstance(out, dict) else out
+    col = schema.columns[0]
+    assert out[col.name].between(col.lower, col.upper).all() and (out[col.name] % 1 == 0).all()
+    internal = schema.to_sdv_metadata(internal=True).to_dict()["tables"]["table"]["columns"]
+    assert internal["when"]["sdtype"] == "numerical" and "computer_representation" not in str(internal)
 
 
 def test_infer_public_reads_domains():

@@ -25,13 +25,7 @@ def gaussian_copula(df: pd.DataFrame, n: int, schema: object, seed: int) -> pd.D
 
     # SDV draws from NumPy's legacy global generator; this runs in its own process, so seed it there
     np.random.seed(seed)  # noqa: NPY002 - the library's own generator
-    # sdtypes from our public schema; not Schema.to_sdv_metadata(), whose numerical
-    # 'computer_representation' key SDV 2.0 rejects
-    from sdv.metadata import Metadata
-
-    cols = {c.name: {"sdtype": "categorical" if c.is_categorical else "numerical"}
-            for c in schema.columns}  # type: ignore[attr-defined]
-    syn = GaussianCopulaSynthesizer(Metadata.load_from_dict({"tables": {"adult": {"columns": cols}}}))
+    syn = GaussianCopulaSynthesizer(schema.to_sdv_metadata("adult", internal=True))  # type: ignore[attr-defined]
     syn.fit({"adult": df})  # SDV 2.x: single-table synthesizers take {table name: frame}
     out = syn.sample(n)
     return out["adult"] if isinstance(out, dict) else out

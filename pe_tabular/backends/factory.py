@@ -26,6 +26,7 @@ from .base import Backend
 
 _URL = re.compile(r"^(https?://[^/:\s]+(?::\d+)?(?:/[^:\s]*)?)(?::(.+))?$")
 MIX_FLOOR_ENV = "PE_TABULAR_MIX_FLOOR"
+MIX_SHARPNESS_ENV = "PE_TABULAR_MIX_SHARPNESS"
 
 
 def parse_llm(rest: str, base_url: str | None = None, model: str | None = None) -> tuple[str | None, str | None]:
@@ -80,7 +81,7 @@ def spec_from_flags(backend: str, mix: str | None = None, llm_base_url: str | No
 def make_backend(spec: str, schema: Schema, *, marginals: Mapping[str, np.ndarray] | None = None,
                  statistical: Callable[[], Backend] | None = None, llm_base_url: str | None = None,
                  llm_model: str | None = None, public_data: str | None = None, floor: float | None = None,
-                 **llm_options: Any) -> Backend:
+                 sharpness: float | None = None, **llm_options: Any) -> Backend:
     """The backend a spec string names (see the module docstring).
 
     Every statistical backend — a ``statistical`` mixture source and the LLM fallback — comes from
@@ -102,9 +103,11 @@ def make_backend(spec: str, schema: Schema, *, marginals: Mapping[str, np.ndarra
 
         if floor is None:
             floor = float(os.environ.get(MIX_FLOOR_ENV, "0.05"))
+        if sharpness is None:
+            sharpness = float(os.environ.get(MIX_SHARPNESS_ENV, "2"))
         return Mixture([make_backend(p, schema, marginals=marginals, statistical=statistical, llm_base_url=llm_base_url,
                                      llm_model=llm_model, public_data=public_data, **llm_options) for p in parts],
-                       floor=floor)
+                       floor=floor, sharpness=sharpness)
     if spec == "llm" or spec.startswith("llm:"):
         from .llm import LLMBackend, LLMConfig
 

@@ -13,6 +13,20 @@ above their floor (never pushing one below it) with fresh ``random`` draws of th
 of the same class as the rows they replace. This is the "exploration floor" of bandit-style
 allocations; it costs those sources ``(k−1)·floor`` of the population at most.
 
+Two refinements, both post-processing of the released histogram the evolution hands to
+:meth:`Mixture.observe` after every vote:
+
+* **Sharpened allocation** (``sharpness`` η). Allocating ∝ vote share is a multiplicative-weights step
+  with rate 1: a source's candidate share is multiplied by its votes-per-candidate relative to the
+  average. With η > 1 the step is taken η times, i.e. the next candidate share of source s is
+  ∝ cand_s · (share_s / cand_s)^η, computed per class. η = 1 is the plain rule above; η = 2 halves
+  the number of iterations a clearly weaker source needs to fall to the floor (measured on Adult,
+  benchmarks/RESULTS.md "Mixture of generators").
+* **No exploration in the last generation** (``final_floor``). The floor exists so that a source can
+  win back votes *later*; the population made by the last variation is voted on once more and then
+  becomes the output, so there is no later. Its floor is ``final_floor`` (0 by default): forcing weak
+  rows into the final population only dilutes the output.
+
 Per-iteration vote shares per source are in the evolution's ``history[t]["source_share"]``;
 :func:`plot_source_shares` draws them.
 """
@@ -45,7 +59,8 @@ def _unique_tags(names: Sequence[str]) -> list[str]:
 class Mixture:
     """``Mixture([backend, ...], floor=0.05)``: a Backend over several backends (see the module docstring)."""
 
-    def __init__(self, backends: Sequence[Backend], floor: float = 0.05, names: Sequence[str] | None = None):
+    def __init__(self, backends: Sequence[Backend], floor: float = 0.05, names: Sequence[str] | None = None, *,
+                 sharpness: float = 2.0, final_floor: float = 0.0):
         if len(backends) < 1:
             raise ValueError("a mixture needs at least one backend (--mix statistical,llm:URL:MODEL,...)")
         self.backends = list(backends)
@@ -55,7 +70,13 @@ class Mixture:
         if not 0.0 <= floor * len(self.backends) <= 1.0:
             raise ValueError(f"the mixture floor {floor} times {len(self.backends)} sources exceeds 1; "
                              f"use floor <= {1 / len(self.backends):.3g}")
-        self.floor = float(floor)
+        if sharpness < 1.0:
+            raise ValueError(f"the mixture sharpness must be >= 1 (1 = allocate by vote share), got {sharpness}")
+        if not 0.0 <= final_floor <= floor:
+            raise ValueError(f"final_floor {final_floor} must lie in [0, floor={floor}]")
+        self.floor, self.sharpness, self.final_floor = float(floor), float(sharpness), float(final_floor)
+        self._plan: dict[Any, dict[str, float]] | None = None  # per class: target candidate share per source
+        self._final = False
         self.name = "mix(" + "+".join(self.tags) + ")"
         self._by_tag = dict(zip(self.tags, self.backends))
         self.floor_log: list[dict[str, Any]] = []  # per vary call: counts per source before/after the floor
@@ -68,12 +89,37 @@ class Mixture:
         return _concat([self._draw(t, int(m), label, rng) for t, m in zip(self.tags, sizes) if m > 0]
                        or [self._draw(self.tags[0], 0, label, rng)])
 
+    def observe(self, pop: Population, noisy: np.ndarray, step: int, steps: int) -> None:
+        """Feedback after vote ``step`` of ``steps`` (post-processing of the released histogram): plan the
+        next allocation and remember whether the next variation makes the last population."""
+        self._final = step >= steps - 1
+        w = np.maximum(np.asarray(noisy, dtype=np.float64), 0.0)
+        src = np.asarray(pop.source).astype(str)
+        labels = np.zeros(len(src), dtype=np.int8) if pop.label is None else np.asarray(pop.label)
+        plan: dict[Any, dict[str, float]] = {}
+        for lab in pd.unique(labels):
+            m = labels == lab
+            tot = w[m].sum()
+            if tot <= 0:
+                continue
+            score = {}
+            for t in self.tags:
+                cand = np.mean(src[m] == t)
+                share = w[m & (src == t)].sum() / tot
+                score[t] = cand * (share / cand) ** self.sharpness if cand > 0 else 0.0
+            z = sum(score.values())
+            plan[None if pop.label is None else lab] = {t: v / z for t, v in score.items()}
+        self._plan = plan
+
     def vary(self, pop: Population, degree: float, rng: np.random.Generator) -> Population:
         src = np.asarray(pop.source).astype(str)
         unknown = sorted(set(src.tolist()) - set(self.tags))
         if unknown:
             raise ValueError(f"samples from sources {unknown} are not in this mixture ({self.tags}); "
                              "a resumed run must use the same --mix")
+        if self._plan is not None and self.sharpness != 1.0:
+            pop = self._reallocate(pop, rng)
+            src = np.asarray(pop.source).astype(str)
         parts, order = [], []
         for t in self.tags:
             idx = np.flatnonzero(src == t)
@@ -98,7 +144,31 @@ class Mixture:
         return Population(out.samples, np.full(m, tag, dtype=object), out.parent, out.genome, out.label)
 
     def floor_count(self, n: int) -> int:
-        return min(int(math.ceil(self.floor * n)), n // len(self.tags))
+        floor = self.final_floor if self._final else self.floor
+        return min(int(math.ceil(floor * n)), n // len(self.tags))
+
+    def _reallocate(self, pop: Population, rng: np.random.Generator) -> Population:
+        """Resample parents so each class's source composition follows the sharpened plan. Parents of a
+        source already come ∝ their noisy votes, so extra slots are filled by resampling that source's
+        parents uniformly; a source with no parent in a class gets none there (the floor tops it up)."""
+        src = np.asarray(pop.source).astype(str)
+        labels = np.zeros(len(src), dtype=np.int8) if pop.label is None else np.asarray(pop.label)
+        pick = np.arange(len(pop))
+        for lab in pd.unique(labels):
+            slots = np.flatnonzero(labels == lab)
+            plan = self._plan.get(None if pop.label is None else lab) if self._plan else None
+            if plan is None:
+                continue
+            have = {t: slots[src[slots] == t] for t in self.tags}
+            weights = np.array([plan[t] if have[t].size else 0.0 for t in self.tags])
+            if weights.sum() <= 0:
+                continue
+            want = _largest_remainder(slots.size, weights, cap=False)
+            chosen = [rng.choice(have[t], size=int(n), replace=int(n) > have[t].size)
+                      for t, n in zip(self.tags, want) if n > 0]
+            pick[slots] = rng.permutation(np.concatenate(chosen))
+        out = pop.take(pick)
+        return Population(out.samples, out.source, pop.parent[pick], out.genome, pop.label)
 
     def _enforce_floor(self, pop: Population, rng: np.random.Generator) -> Population:
         n = len(pop)
@@ -156,14 +226,15 @@ def _retag(out: Population, tag: str, parents: Population) -> Population:
     return Population(out.samples, np.full(len(out), tag, dtype=object), parents.parent, out.genome, parents.label)
 
 
-def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
+def _largest_remainder(total: int, weights: np.ndarray, cap: bool = True) -> np.ndarray:
+    """Integers ∝ weights summing to ``total`` (capped at the weights themselves when ``cap``)."""
     if total <= 0 or weights.sum() <= 0:
         return np.zeros(weights.size, dtype=np.int64)
     raw = weights / weights.sum() * total
     base = np.floor(raw).astype(np.int64)
     for i in np.argsort(-(raw - base), kind="stable")[: total - base.sum()]:
         base[i] += 1
-    return np.minimum(base, weights.astype(np.int64))
+    return np.minimum(base, weights.astype(np.int64)) if cap else base
 
 
 def source_shares(history: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -45,17 +45,7 @@ SYNTHESIZERS = ("gaussian_copula", "ctgan", "tvae")
 
 def sdv_metadata(schema: Schema) -> Any:
     """SDV 2.x ``Metadata`` for the internal representation (numbers as floats, datetimes as epoch s)."""
-    from sdv.metadata import Metadata
-
-    cols: dict[str, dict[str, Any]] = {}
-    for c in schema.columns:
-        if c.is_categorical:
-            cols[c.name] = {"sdtype": "categorical"}
-        else:
-            cols[c.name] = {"sdtype": "numerical", "range_min": float(c.lower), "range_max": float(c.upper)}
-            if c.rounding is not None and float(c.rounding).is_integer():
-                cols[c.name]["decimal_places"] = 0
-    return Metadata.load_from_dict({"tables": {TABLE: {"columns": cols}}})
+    return schema.to_sdv_metadata(TABLE, internal=True)
 
 
 def _quiet() -> contextlib.ExitStack:
