@@ -3,6 +3,7 @@
   synth     run PE against private MNIST-format data, write IDX/NPZ + the privacy ledger
   render    the renderer alone (no private data, no voting): the baseline
   evaluate  train-on-synthetic / test-on-real accuracy, Fréchet distance, sample grid
+  report    one self-contained HTML page: sample grids per digit beside real ones, accuracy, ledger, curves
 """
 
 from __future__ import annotations
@@ -118,9 +119,34 @@ def _render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _html_out(path: str, flag: str) -> Path:
+    """The report's .html path, checked before any work (report_cli's check, with this command's flag)."""
+    from pe_tabular.evaluation.report_cli import _check_html_out
+
+    try:
+        return _check_html_out(path)
+    except UsageError as e:  # its messages name --out; ours must name the flag the user typed
+        msg = str(e)
+        if msg.startswith("--out "):
+            msg = flag + msg[len("--out"):]
+        if msg.endswith(" another --out"):
+            msg = msg[:-len("--out")] + flag
+        raise UsageError(msg) from None
+
+
+def _write_report(args: argparse.Namespace, out: Path, real_test: tuple[np.ndarray, np.ndarray] | None,
+                  evaluation: dict | None) -> dict:
+    from .report import write_digits_report
+
+    t0 = time.time()
+    write_digits_report(args.dir, out, real_test=real_test, evaluation=evaluation, seed=args.seed)
+    return {"out": str(out), "bytes": out.stat().st_size, "wall_s": round(time.time() - t0, 1)}
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from pe_tabular.evaluation.images import evaluate, save_json
 
+    report = _html_out(args.report, "--report") if args.report else None
     images, labels = load_images(args.dir, flag="DIR")
     test = load_images(args.real, "test", flag="--real")
     real_train = None if args.no_fd else load_images(args.real, "train", flag="--real")
@@ -131,7 +157,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     if d.is_dir():
         save_json(d / "evaluation.json", rec)
     fd = f", FD {rec['fd']:.2f} (own feature net; not Inception FID)" if "fd" in rec else ""
-    emit(args, rec, f"accuracy on the real test set: {rec['acc']:.4f}{fd}")
+    text = f"accuracy on the real test set: {rec['acc']:.4f}{fd}"
+    if report is not None:
+        rec["report"] = _write_report(args, report, test, rec)
+        text += f"\nwrote the report {report} ({rec['report']['bytes'] / 1e6:.1f} MB; open it in any browser)"
+    emit(args, rec, text)
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    out = _html_out(args.out, "--out")
+    if not Path(args.dir).exists():
+        raise FileNotFoundError(f"DIR {args.dir} does not exist; give the --out folder of `pe-tabular digits synth`")
+    real = load_images(args.real, "test", flag="--real") if args.real else None
+    summary = _write_report(args, out, real, None)
+    emit(args, summary, f"wrote {out} ({summary['bytes'] / 1e6:.1f} MB) in {summary['wall_s']:.0f} s; open it in "
+                        "any browser (self-contained)")
     return EXIT_OK
 
 
@@ -141,7 +182,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=__doc__,
         epilog="examples:\n"
                "  pe-tabular digits synth --private ../shared/data/mnist --epsilon 1 --delta 1e-5 --out dig-eps1\n"
-               "  pe-tabular digits evaluate dig-eps1 --real ../shared/data/mnist\n"
+               "  pe-tabular digits evaluate dig-eps1 --real ../shared/data/mnist --report dig-eps1/report.html\n"
+               "  pe-tabular digits report dig-eps1 --real ../shared/data/mnist --out dig-eps1/report.html\n"
                "  pe-tabular digits render --renderer stroke --n 60000 --out stroke-alone")
     sub = p.add_subparsers(dest="digits_command", required=True)
 
@@ -190,12 +232,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     r.set_defaults(func=_render)
 
     e = sub.add_parser("evaluate", formatter_class=Formatter, help="accuracy on real MNIST test + Fréchet distance",
-                       epilog="examples:\n  pe-tabular digits evaluate out1 --real ../shared/data/mnist --json")
+                       epilog="examples:\n  pe-tabular digits evaluate out1 --real ../shared/data/mnist --json\n"
+                              "  pe-tabular digits evaluate out1 --real ../shared/data/mnist --report out1/report.html")
     e.add_argument("dir", help="output folder of synth/render (synthetic.npz or IDX files), or an .npz")
     e.add_argument("--real", default="../shared/data/mnist", help="folder with the real MNIST IDX files")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--threads", type=int, default=2)
     e.add_argument("--no-fd", action="store_true", help="skip the Fréchet distance (needs real train)")
+    e.add_argument("--report", metavar="FILE.html", help="also write the HTML report (as `digits report`) after "
+                                                         "evaluating; checked before the evaluation starts")
     add_common(e)
     e.set_defaults(func=_evaluate)
+
+    h = sub.add_parser("report", formatter_class=Formatter,
+                       help="self-contained HTML report: sample grids per digit vs real, accuracy, ledger, curves",
+                       description="One HTML file (figures embedded, no network or scripts needed to view it): mean "
+                                   "image per digit, a 10x16 sample grid per digit beside real test images (with "
+                                   "--real), the per-iteration grids, per-class accuracy and class balance (when "
+                                   "DIR/evaluation.json exists), renderer shares of a mixture, the privacy ledger "
+                                   "and the evolution curves. Missing files only leave their sections out.",
+                       epilog="examples:\n"
+                              "  pe-tabular digits report out1 --out out1/report.html\n"
+                              "  pe-tabular digits report out1 --real ../shared/data/mnist --out out1/report.html\n\n"
+                              "`pe-tabular digits evaluate DIR --report FILE.html` evaluates and writes it in one go.")
+    h.add_argument("dir", help="output folder of synth/render (synthetic.npz, ledger.json, run.json, grids/)")
+    h.add_argument("--out", required=True, help="the .html file to write")
+    h.add_argument("--real", help="folder with the real MNIST IDX files: its TEST split is shown beside the "
+                                  "synthetic images (never the private training data)")
+    h.add_argument("--seed", type=int, default=0, help="which images the sample grids show")
+    add_common(h)
+    h.set_defaults(func=_report)
     return p
