@@ -20,16 +20,16 @@ from ..cli import EXIT_OK, Formatter, UsageError, add_common, emit
 log = logging.getLogger(__name__)
 
 
-def _check_html_out(path: str) -> Path:
-    """Fail before any work when the report cannot be written."""
+def _check_html_out(path: str, flag: str = "--out") -> Path:
+    """Fail before any work when the report cannot be written (``flag``: the option named in errors)."""
     p = Path(path)
     if p.suffix.lower() not in (".html", ".htm"):
-        raise UsageError(f"--out {p}: the report is HTML; use a file name ending in .html")
+        raise UsageError(f"{flag} {p}: the report is HTML; use a file name ending in .html")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise UsageError(f"--out {p}: directory {parent} does not exist; create it first")
+        raise UsageError(f"{flag} {p}: directory {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
-        raise UsageError(f"--out {p}: directory {parent} is not writable; choose another --out")
+        raise UsageError(f"{flag} {p}: directory {parent} is not writable; choose another {flag}")
     return p
 
 

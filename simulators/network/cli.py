@@ -20,13 +20,17 @@ EPILOG = """examples:
       --out synth.csv
   pe-tabular traces synth capture.pcap --epsilon 4 --unit flow --time-window 1431969600 1431969900 --out synth.pcap
   pe-tabular traces synth capture.pcap --level packet --epsilon 4 --time-window 1431969600 1431969900 --out pk.pcap
+  pe-tabular traces synth flows.csv --epsilon 2 --time-window 2016-04-11T00:00Z 2016-04-11T09:00Z \\
+      --out synth.csv --report synth-report.html
   pe-tabular traces evaluate flows.csv synth.csv --json
+  pe-tabular traces evaluate flows.csv synth.csv --report report.html
   pe-tabular traces simulate --n 10000 --time-window 2016-04-11T00:00Z 2016-04-11T09:00Z --out sim.csv
 
 The time window is a public input (a capture's documented period), never read from the private file.
 Privacy units: record (one NetFlow record / packet), flow (every record of a bidirectional 5-tuple),
 host (every connection of a client address). The (epsilon, delta) guarantee and every release are
-written to OUT.privacy.json."""
+written to OUT.privacy.json. A --report FILE.html (self-contained: CDFs, ports, heavy hitters,
+prefixes, ledger, evolution) shows REAL-data statistics: keep it with the private data."""
 
 
 def parse_time(s: str) -> float:
@@ -81,6 +85,7 @@ def _synth(args: argparse.Namespace) -> int:
                          "or ISO 8601), e.g. the capture's documented period; it is never read from the private data")
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR")
+    report = _check_report(args.report)
     out_pcap = out.suffix.lower() in (".pcap", ".pcapng")
     if not out_pcap and out.suffix.lower() != ".csv":
         raise UsageError(f"--out {out}: use a .csv (records) or .pcap (packets) file name")
@@ -98,16 +103,19 @@ def _synth(args: argparse.Namespace) -> int:
     if pcap_in:
         packets = read_pcap(src)
         if args.level == "packet":
+            real = packets
             res = synthesize_packets(packets, cfg, **kw)
             if out_pcap:
                 write_pcap(res.records, out)
             else:
                 write_packets_csv(res.records, out)
         else:
-            res = synthesize_flows(packets_to_flows(packets), cfg, **kw)
+            real = packets_to_flows(packets)
+            res = synthesize_flows(real, cfg, **kw)
             _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows)
     else:
-        res = synthesize_flows(read_netflow_csv(src), cfg, **kw)
+        real = read_netflow_csv(src)
+        res = synthesize_flows(real, cfg, **kw)
         _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows)
     priv = Path(str(out) + ".privacy.json")
     res.ledger.save(priv)
@@ -115,9 +123,28 @@ def _synth(args: argparse.Namespace) -> int:
     summary = {"out": str(out), "records": len(res.records), "epsilon": eps if math.isfinite(eps) else "inf",
                "delta": args.delta, "unit": args.unit, "level": args.level, "privacy_report": str(priv),
                "releases": len(res.ledger.releases), "wall_s": round(res.wall_s, 2), "cpu_s": round(res.cpu_s, 2)}
-    emit(args, summary, f"wrote {len(res.records)} synthetic {'packets' if args.level == 'packet' else 'flows'} to "
-                        f"{out} ({args.unit}-level ({eps:.4g}, {args.delta:g})-DP; report {priv})")
+    text = (f"wrote {len(res.records)} synthetic {'packets' if args.level == 'packet' else 'flows'} to "
+            f"{out} ({args.unit}-level ({eps:.4g}, {args.delta:g})-DP; report {priv})")
+    if report is not None:
+        from .report import write_traces_report
+
+        write_traces_report(real, res.records, report, res.ledger, res.history, window=cfg.time_window)
+        summary["report"] = str(report)
+        text += f"\n{_REPORT_NOTE.format(report)}"
+    emit(args, summary, text)
     return 0
+
+
+_REPORT_NOTE = "wrote {} (self-contained HTML); it shows REAL-data statistics: keep it with the private data."
+
+
+def _check_report(path: str | None) -> Path | None:
+    """Validate --report before any work (the shared check of `pe-tabular report`)."""
+    if path is None:
+        return None
+    from pe_tabular.evaluation.report_cli import _check_html_out
+
+    return _check_html_out(path, "--report")
 
 
 def _write_flows(flows: pd.DataFrame, out: Path, out_pcap: bool, seed: int | None, write_csv: Any, write_pcap: Any,
@@ -143,6 +170,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from pe_tabular.cli import UsageError, emit
     from pe_tabular.evaluation.traces import flow_fidelity, packet_fidelity
 
+    report = _check_report(args.report)
+    if report is None and (args.ledger or args.history):
+        raise UsageError("--ledger and --history only feed the HTML report; add --report FILE.html")
+    ledger, history = _evaluate_ledger(args) if report is not None else (None, None)
     kr, real = _load_any(Path(args.real))
     ks, synth = _load_any(Path(args.synth))
     if kr != ks:
@@ -158,8 +189,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     for k, v in rep.items():
         if k not in ("headline", "pairwise_tvd_by_pair") and isinstance(v, float):
             lines.append(f"    {k:18s}{v:.4f}")
-    emit(args, json.loads(json.dumps(rep, default=float)), "\n".join(lines))
+    summary = json.loads(json.dumps(rep, default=float))
+    if report is not None:
+        from .report import write_traces_report
+
+        write_traces_report(real, synth, report, ledger, history, fidelity=rep, window=window)
+        summary["report"] = str(report)
+        lines.append(_REPORT_NOTE.format(report))
+    emit(args, summary, "\n".join(lines))
     return 0
+
+
+def _evaluate_ledger(args: argparse.Namespace) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+    """The ledger (--ledger, else SYNTH.privacy.json beside the synthetic file if present) and --history."""
+    from pe_tabular.cli import UsageError
+    from pe_tabular.evaluation.report_cli import _read_json, load_history
+
+    path = Path(args.ledger) if args.ledger else Path(str(args.synth) + ".privacy.json")
+    ledger = _read_json(path, "--ledger") if args.ledger or path.is_file() else None
+    if ledger is not None and (not isinstance(ledger, dict) or "epsilon" not in ledger or "releases" not in ledger):
+        raise UsageError(f"--ledger {path} must be the privacy JSON `pe-tabular traces synth` writes "
+                         "(OUT.privacy.json), with 'epsilon' and 'releases'")
+    return ledger, load_history(args.history)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -219,17 +270,30 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--time-coupling", type=float, default=0.0,
                    help="chance an output record keeps its candidate's start time (else drawn from the DP time "
                         "histogram)")
+    p.add_argument("--report", metavar="FILE.html", default=None,
+                   help="also write a self-contained HTML report (real vs synthetic, ledger, evolution); it shows "
+                        "REAL-data statistics, keep it with the private data")
     add_common(p)
     p.set_defaults(func=_synth)
 
     e = sub.add_parser("evaluate", formatter_class=Formatter, help="fidelity of a synthetic trace",
                        description="NetShare-style per-field metrics plus pairwise TVD, validity and heavy hitters.",
                        epilog="examples:\n  pe-tabular traces evaluate real.csv synth.csv\n"
-                              "  pe-tabular traces evaluate capture.pcap synth.pcap --json")
+                              "  pe-tabular traces evaluate capture.pcap synth.pcap --json\n"
+                              "  pe-tabular traces evaluate real.csv synth.csv --report report.html\n"
+                              "  pe-tabular traces evaluate real.csv synth.csv --report r.html --ledger "
+                              "synth.csv.privacy.json --history history.json\n\n"
+                              "The report shows REAL-data statistics: keep it with the private data.")
     e.add_argument("real")
     e.add_argument("synth")
     e.add_argument("--time-window", nargs=2, type=parse_time, metavar=("START", "END"),
                    help="time range for the time bins (default: the real file's)")
+    e.add_argument("--report", metavar="FILE.html", default=None,
+                   help="also write a self-contained HTML report: CDFs, ports, heavy hitters, prefixes")
+    e.add_argument("--ledger", default=None,
+                   help="privacy JSON for the report (default: SYNTH.privacy.json when it exists)")
+    e.add_argument("--history", default=None,
+                   help="per-iteration records (JSON list) for the report's evolution section")
     add_common(e)
     e.set_defaults(func=_evaluate)
 
