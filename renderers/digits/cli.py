@@ -120,18 +120,10 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _html_out(path: str, flag: str) -> Path:
-    """The report's .html path, checked before any work (report_cli's check, with this command's flag)."""
+    """The report's .html path, checked before any work (report_cli's check, naming this command's flag)."""
     from pe_tabular.evaluation.report_cli import _check_html_out
 
-    try:
-        return _check_html_out(path)
-    except UsageError as e:  # its messages name --out; ours must name the flag the user typed
-        msg = str(e)
-        if msg.startswith("--out "):
-            msg = flag + msg[len("--out"):]
-        if msg.endswith(" another --out"):
-            msg = msg[:-len("--out")] + flag
-        raise UsageError(msg) from None
+    return _check_html_out(path, flag)
 
 
 def _write_report(args: argparse.Namespace, out: Path, real_test: tuple[np.ndarray, np.ndarray] | None,
