@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .backends.base import Backend
+from .backends.mixture import explore_every_source
 from .backends.statistical import StatisticalBackend
 from .backends.tree import TreeBackend
 from .checkpoint import Checkpointer
@@ -199,7 +200,8 @@ class PESynthesizer:
                 backend = make_backend(self.backend_spec, self.schema, statistical=lambda: tree)
         rho_pe = ledger.remaining_rho()
         policy = self._policy(math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf)
-        evo = Evolution(backend, encoder, self.config, policy, ledger, noise, rng, self.on_event, **extra)
+        cfg = explore_every_source(self.config, backend)
+        evo = Evolution(backend, encoder, cfg, policy, ledger, noise, rng, self.on_event, **extra)
         self.result = evo.run(private_codes, private_labels=labels, label_shares=lab_shares, checkpoint=ckpt,
                               resume=resume)
         if targets:

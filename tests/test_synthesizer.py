@@ -86,3 +86,16 @@ def test_infinite_epsilon_adds_no_noise(adult):
     syn = PESynthesizer(adult_schema(), math.inf, 1e-5, seed=0, **FAST).fit(adult)
     assert all(r["sigma"] == 0 for r in syn.privacy_report()["releases"])
     assert syn.privacy_report()["epsilon"] == "inf"
+
+
+def test_a_mixture_explores_every_source_at_the_full_first_population(adult):
+    from pe_tabular.backends.mixture import Mixture, explore_every_source
+    from pe_tabular.backends.statistical import StatisticalBackend
+
+    schema = adult_schema()
+    mix = Mixture([StatisticalBackend(schema), StatisticalBackend(schema)], names=["a", "b"])
+    syn = PESynthesizer(schema, 1.0, 1e-5, seed=0, backend=mix, **FAST).fit(adult)
+    assert [h["population"] for h in syn.result.history] == [800, 400]  # n per source first, then n
+    assert syn.privacy_report()["epsilon"] == pytest.approx(1.0, rel=1e-6)  # candidates cost no budget
+    single = PESynthesizer(schema, 1.0, 1e-5, seed=0, **FAST)
+    assert explore_every_source(single.config, StatisticalBackend(schema)) is single.config

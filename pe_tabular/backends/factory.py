@@ -104,7 +104,7 @@ def make_backend(spec: str, schema: Schema, *, marginals: Mapping[str, np.ndarra
         if floor is None:
             floor = float(os.environ.get(MIX_FLOOR_ENV, "0.05"))
         if sharpness is None:
-            sharpness = float(os.environ.get(MIX_SHARPNESS_ENV, "2"))
+            sharpness = float(os.environ.get(MIX_SHARPNESS_ENV, "4"))
         return Mixture([make_backend(p, schema, marginals=marginals, statistical=statistical, llm_base_url=llm_base_url,
                                      llm_model=llm_model, public_data=public_data, **llm_options) for p in parts],
                        floor=floor, sharpness=sharpness)
