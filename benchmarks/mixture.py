@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from pe_tabular.backends.factory import make_backend  # noqa: E402
 from pe_tabular.backends.loopback import LoopbackServer  # noqa: E402
+from pe_tabular.backends.mixture import DEFAULT_SHARPNESS  # noqa: E402
 from pe_tabular.cli_tables import synth_defaults  # noqa: E402
 from pe_tabular.datasets import adult_schema, load_adult  # noqa: E402
 from pe_tabular.evaluation.tabular import marginal_tvd  # noqa: E402
@@ -135,6 +136,21 @@ def summarise(recs: list[dict[str, Any]], arms: list[str]) -> list[str]:
     return lines
 
 
+def paired_difference(recs: list[dict[str, Any]], arms: list[str], key: str = "tvd2") -> dict[str, Any] | None:
+    """mix minus the best single source (lowest mean ``key``), paired by seed: mean, standard error, n."""
+    singles = [a for a in arms if a != "mix" and any(r["arm"] == a for r in recs)]
+    if "mix" not in arms or not singles:
+        return None
+    best = min(singles, key=lambda a: np.mean([r[key] for r in recs if r["arm"] == a]))
+    by = {a: {r["seed"]: r[key] for r in recs if r["arm"] == a} for a in ("mix", best)}
+    seeds = sorted(set(by["mix"]) & set(by[best]))
+    if not seeds:
+        return None
+    d = np.array([by["mix"][s] - by[best][s] for s in seeds])
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+    return {"best": best, "mean": float(d.mean()), "se": se, "n": int(d.size), "wins": int((d <= 0).sum())}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
@@ -203,6 +219,14 @@ def write_results(path: Path, recs, table, args, pa: str, pb: str) -> None:
         share_lines.append(f"| {t} | " + " | ".join(f"{np.mean(s.get(k, [0])):.3f}" for k in
                                                    sorted({k for s in shares.values() for k in s})) + " |")
     cmd = " ".join(["nice -n 10 python benchmarks/mixture.py", *sys.argv[1:]])
+    diff = paired_difference(recs, sorted({r["arm"] for r in recs}))
+    verdict = []
+    if diff is not None:
+        ok = diff["mean"] <= 0
+        verdict = ["", f"Paired by seed, mix − {diff['best']} (the best single source) on 2-way TVD: "
+                   f"{diff['mean']:+.4f} ± {diff['se']:.4f} (standard error, n = {diff['n']} seeds); the mixture is "
+                   f"at least as good on {diff['wins']} of {diff['n']} seeds. Verdict: "
+                   + ("**met** (mean difference ≤ 0)." if ok else "**not met** (mean difference > 0)."), ""]
     text = "\n".join([
         "", HEADING, "",
         f"Command: `{cmd}`  ",
@@ -211,10 +235,19 @@ def write_results(path: Path, recs, table, args, pa: str, pb: str) -> None:
         f"Private = adult.data (32,561 rows), ε = {args.epsilon}, δ = 1e-5, seeds {args.seeds}; PESynthesizer "
         f"settings {mix[0]['iterations'] if mix else recs[0]['iterations']} iterations, population "
         f"{recs[0]['population']}; mixture floor {args.floor}. LLM endpoints: loopback stand-in personalities "
-        f"A = `{pa}`, B = `{pb}` (test/demo tool, pe_tabular/backends/loopback.py) over real HTTP.", "",
-        *table, "", "Noisy vote share per source in the mixture (mean over seeds):", "", *share_lines, ""])
-    with open(path, "a") as f:
-        f.write(text)
+        f"A = `{pa}`, B = `{pb}` (test/demo tool, pe_tabular/backends/loopback.py) over real HTTP. Mixture "
+        f"allocation: sharpness η = {os.environ.get('PE_TABULAR_MIX_SHARPNESS', DEFAULT_SHARPNESS)}, no floor in "
+        "the last generation, first population n per source (pe_tabular/backends/mixture.py). Privacy noise is "
+        "fresh OS entropy in every run (seeds fix candidates, not noise), so arms differ by noise too.", "",
+        *table, *verdict, "", "Noisy vote share per source in the mixture (mean over seeds):", "", *share_lines, ""])
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    start = old.find("\n" + HEADING)
+    if start >= 0:  # replace this study's previous section, keep every other study
+        end = old.find("\n## ", start + 1)
+        old = old[:start] + (old[end:] if end >= 0 else "\n")
+    from pe_tabular.io_utils import atomic_write_text
+
+    atomic_write_text(path, old.rstrip("\n") + "\n" + text)
 
 
 if __name__ == "__main__":

@@ -99,12 +99,12 @@ def make_backend(spec: str, schema: Schema, *, marginals: Mapping[str, np.ndarra
         parts = split_mix(spec[4:]) if spec.startswith("mix:") else []
         if not parts:
             raise ValueError("--backend mix needs --mix SOURCES, e.g. --mix statistical,llm:URL:MODEL")
-        from .mixture import Mixture
+        from .mixture import DEFAULT_SHARPNESS, Mixture
 
         if floor is None:
             floor = float(os.environ.get(MIX_FLOOR_ENV, "0.05"))
         if sharpness is None:
-            sharpness = float(os.environ.get(MIX_SHARPNESS_ENV, "4"))
+            sharpness = float(os.environ.get(MIX_SHARPNESS_ENV, DEFAULT_SHARPNESS))
         return Mixture([make_backend(p, schema, marginals=marginals, statistical=statistical, llm_base_url=llm_base_url,
                                      llm_model=llm_model, public_data=public_data, **llm_options) for p in parts],
                        floor=floor, sharpness=sharpness)

@@ -54,6 +54,8 @@ import pandas as pd
 from ..population import Population
 from .base import Backend
 
+DEFAULT_SHARPNESS = 4.0  # see the module docstring and benchmarks/RESULTS.md "Mixture of generators"
+
 
 def _unique_tags(names: Sequence[str]) -> list[str]:
     out: list[str] = []
@@ -69,7 +71,7 @@ class Mixture:
     """``Mixture([backend, ...], floor=0.05)``: a Backend over several backends (see the module docstring)."""
 
     def __init__(self, backends: Sequence[Backend], floor: float = 0.05, names: Sequence[str] | None = None, *,
-                 sharpness: float = 4.0, final_floor: float = 0.0):
+                 sharpness: float = DEFAULT_SHARPNESS, final_floor: float = 0.0):
         if len(backends) < 1:
             raise ValueError("a mixture needs at least one backend (--mix statistical,llm:URL:MODEL,...)")
         self.backends = list(backends)
