@@ -47,7 +47,7 @@ HEADING = "## Mixture of generators (Adult, ε=1)"
 
 
 class MixSynthesizer(PESynthesizer):
-    """PESynthesizer run exactly as for ``backend="statistical"`` (calibration, pilot vote, DP pair
+    """PESynthesizer run exactly as for ``backend="statistical"`` (calibration, structure release, DP pair
     marginals, tree generator) — only the generator the evolution uses is swapped for this arm's
     backend, built with that very statistical generator as its statistical source / fallback.
 

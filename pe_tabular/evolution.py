@@ -73,8 +73,8 @@ class EvolutionConfig:
             raise ConfigError(f"variation degrees must lie in [0, 1], got {list(self.degrees)}")
         if self.k < 1 or self.k > min(self.population):
             raise ConfigError(f"--k must be between 1 and the smallest population ({min(self.population)})")
-        if self.selection not in ("sample", "rank"):
-            raise ConfigError(f"--selection must be 'sample' or 'rank', got {self.selection!r}")
+        if self.selection not in ("sample", "systematic", "rank"):
+            raise ConfigError(f"--selection must be 'sample', 'systematic' or 'rank', got {self.selection!r}")
         if not 0.0 <= self.keep_selected < 1.0:
             raise ConfigError(f"keep_selected must be in [0, 1), got {self.keep_selected}")
         if self.lookahead < 0:
@@ -107,8 +107,11 @@ class EvolutionResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Indices of n samples drawn ∝ final noisy counts (uniform if none survived)."""
-        return select(self.weights, n, rng, threshold=0.0).index
+        """Indices of n samples ∝ final noisy counts (uniform if none survived). Systematic resampling:
+        a multinomial draw would add sampling noise of order √(cells/n) to every marginal of the output
+        on top of the privacy noise; the low-variance draw reproduces the weighted population's
+        marginals up to rounding."""
+        return select(self.weights, n, rng, threshold=0.0, mode="systematic").index
 
 
 def allocate(n: int, shares: dict[Any, float]) -> dict[Any, int]:
@@ -176,7 +179,7 @@ class Evolution:
         self.backend, self.encoder, self.cfg, self.policy = backend, encoder, config, policy
         self.ledger, self.noise, self.rng = ledger, noise, rng
         self.on_event = on_event or (lambda e: None)
-        self.stage = stage  # names this run's releases in the ledger (e.g. "pilot")
+        self.stage = stage  # names this run's releases in the ledger (e.g. "warm-up")
         self.nearest = get_voter(config.voter)
         self.vote_fn = vote_fn  # None: vote in this process; else e.g. a ShardedVoter (its contract: Δ ≤ 1)
         if config.lookahead and not isinstance(encoder.metric, L2Metric):

@@ -148,27 +148,102 @@ def estimate(noisy: np.ndarray, schema: Schema, key: Key) -> np.ndarray:
     return p
 
 
-def chow_liu_pairs(df: pd.DataFrame, weights: np.ndarray, schema: Schema, names: list[str]) -> list[Key]:
-    """Edges of a maximum-mutual-information spanning tree (Chow & Liu 1968) of the *synthetic*
-    weighted population: free structure learning, since the population is already DP."""
-    w = np.asarray(weights, dtype=float)
-    w = w / w.sum() if w.sum() > 0 else np.full(len(df), 1.0 / len(df))
-    nbins = {n: Binning.of(schema[n], PAIR_BINS, PAIR_BINS).n_bins for n in names}
-    mi = np.zeros((len(names), len(names)))
-    for i, a in enumerate(names):
-        for j in range(i + 1, len(names)):
-            b = names[j]
-            pj = histogram(df, schema, (a, b), w).reshape(nbins[a], nbins[b])
-            indep = pj.sum(1, keepdims=True) @ pj.sum(0, keepdims=True)
-            nz = pj > 0
-            mi[i, j] = mi[j, i] = float(np.sum(pj[nz] * np.log(pj[nz] / indep[nz])))
-    # Prim's algorithm on -MI
+def fine_to_coarse(c: Column) -> np.ndarray:
+    """Coarse (two-way) bin of every fine (one-way) bin of column ``c``, via each fine bin's
+    representative value (a fixed generator: the map is a function of the public schema only)."""
+    fine, coarse = Binning.of(c), Binning.of(c, PAIR_BINS, PAIR_BINS)
+    reps = fine.values(np.random.default_rng(0), np.arange(fine.n_bins))
+    return coarse.index(pd.Series(reps, dtype=object))
+
+
+def consistent_pairs(one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray], schema: Schema,
+                     iterations: int = 200, support: float = 1e-6) -> dict[Key, np.ndarray]:
+    """Two-way marginals adjusted to agree with the one-way ones (post-processing).
+
+    Each noisy marginal is estimated on its own, so a pair's row and column sums disagree with the
+    one-way estimates of the same columns; a generator built from the pairs then misses the one-way
+    marginals, and raking onto both oscillates between them. The one-way estimates are the more precise
+    margins (each coarse cell sums ~1–4 fine cells instead of 16 pair cells), so every pair table is
+    fitted to them by iterative proportional fitting (Deming & Stephan 1940), which keeps its
+    dependence (odds ratios) and zero pattern; a tiny ``support`` of the independent table lets a
+    margin cell the pair missed receive mass."""
+    out: dict[Key, np.ndarray] = {}
+    for (a, b), joint in pairs.items():
+        na, nb = (Binning.of(schema[x], PAIR_BINS, PAIR_BINS).n_bins for x in (a, b))
+        ra = np.bincount(fine_to_coarse(schema[a]), weights=one_way[a], minlength=na)[:na]
+        cb = np.bincount(fine_to_coarse(schema[b]), weights=one_way[b], minlength=nb)[:nb]
+        ra, cb = ra / ra.sum(), cb / cb.sum()
+        t = np.asarray(joint, float).reshape(na, nb)
+        t = (1 - support) * t / max(t.sum(), 1e-300) + support * np.outer(ra, cb)
+        for _ in range(iterations):
+            t *= np.divide(ra, t.sum(1), out=np.zeros(na), where=t.sum(1) > 0)[:, None]
+            t *= np.divide(cb, t.sum(0), out=np.zeros(nb), where=t.sum(0) > 0)[None, :]
+        out[(a, b)] = (t / t.sum()).ravel()
+    return out
+
+
+def mutual_information(joint: np.ndarray) -> float:
+    """I(A; B) of a (possibly unnormalised, non-negative) two-way table."""
+    pj = joint / joint.sum() if joint.sum() > 0 else joint
+    indep = pj.sum(1, keepdims=True) @ pj.sum(0, keepdims=True)
+    nz = pj > 0
+    return float(np.sum(pj[nz] * np.log(pj[nz] / indep[nz])))
+
+
+def max_spanning_tree(weight: np.ndarray, names: list[str]) -> list[Key]:
+    """Edges of the maximum spanning tree of a symmetric weight matrix (Prim), parent first."""
     in_tree, edges = {0}, []
     while len(in_tree) < len(names):
-        best = max((mi[i, j], i, j) for i in in_tree for j in range(len(names)) if j not in in_tree)
+        best = max((weight[i, j], i, j) for i in in_tree for j in range(len(names)) if j not in in_tree)
         edges.append((names[best[1]], names[best[2]]))
         in_tree.add(best[2])
     return edges
+
+
+STRUCTURE_GROUPS = 5  # groups per column in the all-pairs structure release
+
+
+def coarse_groups(c: Column, one_way: np.ndarray, n_groups: int = STRUCTURE_GROUPS) -> np.ndarray:
+    """Group id of every fine bin of ``c``, read off its *released* one-way marginal (post-processing):
+    the n−1 most frequent categories each alone plus 'other'; numbers cut into equal-mass runs of
+    bins, so a point mass (capital-gain = 0) gets a group of its own and a near-empty tail shares one.
+    Coarse groups keep the all-pairs release small (≤ 25 cells per pair) while still showing which
+    columns depend on which."""
+    p = np.asarray(one_way, float)
+    g = np.full(p.size, n_groups - 1, dtype=np.int64)  # null bin / rare categories: 'other'
+    body = p[:-1]
+    if c.is_categorical:
+        top = np.argsort(-body, kind="stable")[: n_groups - 1]
+        g[top] = np.arange(top.size)
+    elif body.sum() > 0:
+        mid = (np.cumsum(body) - body / 2) / body.sum()
+        g[:-1] = np.minimum((mid * n_groups).astype(np.int64), n_groups - 1)
+    return np.unique(g, return_inverse=True)[1].astype(np.int64)
+
+
+def structure_counts(df: pd.DataFrame, schema: Schema, groups: dict[str, np.ndarray], pairs: list[Key]) -> np.ndarray:
+    """Clean counts of every pair's two-way table on coarse groups, concatenated (private input: released
+    once with noise; one row adds 1 to one cell of each table, so the L2 sensitivity is √len(pairs))."""
+    gi = {n: groups[n][Binning.of(schema[n]).index(df[n])] for n in groups}
+    parts = []
+    for a, b in pairs:
+        na, nb = int(groups[a].max()) + 1, int(groups[b].max()) + 1
+        parts.append(np.bincount(gi[a] * nb + gi[b], minlength=na * nb).astype(float))
+    return np.concatenate(parts)
+
+
+def noisy_chow_liu(noisy: np.ndarray, groups: dict[str, np.ndarray], pairs: list[Key], names: list[str]) -> list[Key]:
+    """Chow–Liu tree from the released all-pairs tables: mutual information of each table after the
+    simplex projection (which keeps empty cells empty instead of inflating them with noise)."""
+    idx = {n: i for i, n in enumerate(names)}
+    mi = np.zeros((len(names), len(names)))
+    pos = 0
+    for a, b in pairs:
+        na, nb = int(groups[a].max()) + 1, int(groups[b].max()) + 1
+        t = to_distribution(noisy[pos:pos + na * nb]).reshape(na, nb)
+        pos += na * nb
+        mi[idx[a], idx[b]] = mi[idx[b], idx[a]] = mutual_information(t)
+    return max_spanning_tree(mi, names)
 
 
 def rake(df: pd.DataFrame, weights: np.ndarray, schema: Schema, targets: dict, iterations: int = 30,

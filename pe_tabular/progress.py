@@ -23,7 +23,7 @@ class ProgressBars:
         kind = ev.get("type")
         if kind == "iteration_start":
             if self.outer is not None and (self.outer.total != ev["total"] or ev["iteration"] <= self.outer.n):
-                self.outer.close()  # a new stage (e.g. the pilot vote, then the main evolution)
+                self.outer.close()  # a new stage (e.g. a second evolution after a first)
                 self.outer = None
             if self.outer is None:
                 self.outer = tqdm(total=ev["total"], desc=f"{self.desc} iterations", unit="it", position=0,

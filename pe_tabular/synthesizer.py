@@ -12,6 +12,8 @@ final population draws duplicates and, optionally, light variations of them.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -33,12 +35,19 @@ from .evolution import (
     Evolution,
     EvolutionConfig,
     EvolutionResult,
-    FixedSigmas,
     estimate_label_shares,
     release_once,
 )
 from .io_utils import atomic_write, atomic_write_json
-from .marginals import chow_liu_pairs, estimate, histogram, rake
+from .marginals import (
+    coarse_groups,
+    consistent_pairs,
+    estimate,
+    histogram,
+    noisy_chow_liu,
+    rake,
+    structure_counts,
+)
 from .population import Population
 from .privacy.accountant import gdp_mu, schedule_sigmas
 from .privacy.ledger import Ledger, Release
@@ -46,6 +55,7 @@ from .privacy.noise import noise_source
 from .schema import Schema, validate
 
 log = logging.getLogger(__name__)
+DUPLICATE_VARY = 0.25  # default variation degree of repeated output rows (see PESynthesizer.sample)
 
 
 def _to_pandas(df: Any) -> pd.DataFrame:
@@ -71,8 +81,8 @@ class PESynthesizer:
         backend: Backend | str = "statistical", iterations: int = 2, population: int | Sequence[int] = 16000,
         k: int = 16, degree: float | Sequence[float] | None = None, threshold: float = 0.0,
         budget: str = "uniform", label: str | None | bool = True, label_shares: Mapping[str, float] | None = None,
-        label_budget_share: float = 0.02, calibrate: float = 0.18, pair_share: float = 0.4, pilot_share: float = 0.1,
-        pilot_population: int = 4000, keep_selected: float = 0.0,
+        label_budget_share: float = 0.02, calibrate: float = 0.25, pair_share: float = 0.5,
+        structure_share: float = 0.05, keep_selected: float = 0.0,
         voter: str = "auto",
         weights: Mapping[str, float] | None = None, on_invalid: str = "error", seed: int | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None, vote_fn: Any = None,
@@ -96,9 +106,9 @@ class PESynthesizer:
         if not 0 <= calibrate < 1:
             raise ConfigError("calibrate (budget share of the one-way marginals) must be in [0, 1)")
         self.calibrate = calibrate
-        if not 0 <= pair_share < 1 or label_budget_share + calibrate + pair_share + pilot_share >= 1:
+        if not 0 <= pair_share < 1 or label_budget_share + calibrate + pair_share + structure_share >= 1:
             raise ConfigError("pair_share must be in [0, 1) and leave budget for the votes")
-        self.pair_share, self.pilot_share, self.pilot_population = pair_share, pilot_share, pilot_population
+        self.pair_share, self.structure_share = pair_share, structure_share
         self.marginals_: dict[str, np.ndarray] = {}
         self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
         self.vote_fn = vote_fn  # e.g. Dask-sharded voting (pe_tabular.voting.sharded.make_vote_fn)
@@ -175,22 +185,26 @@ class PESynthesizer:
         lab_shares = self.shares_ if labels is not None else None
         backend = self._backend()
         if self.pair_share > 0:
-            stat = StatisticalBackend(self.schema, marginals=self.marginals_)  # the pilot never calls an API
-            # 1) pilot vote over candidates from the noisy one-way marginals; its DP population reveals
-            #    the dependence structure (a Chow-Liu tree) for free
-            pilot_cfg = EvolutionConfig.build(1, self.pilot_population, k=self.config.k, voter=self.config.voter)
-            pilot = Evolution(stat, encoder, pilot_cfg, FixedSigmas((self._sigma(rho * self.pilot_share, 1),)),
-                              ledger, noise, rng, self.on_event, stage="pilot", **extra)
-            res = pilot.run(private_codes, private_labels=labels, label_shares=lab_shares,
-                            checkpoint=Checkpointer(Path(ckpt.dir) / "pilot") if ckpt else None, resume=resume)
-            w = rake(res.population.samples, res.weights, self.schema, targets) if targets else res.weights
-            pairs = chow_liu_pairs(res.population.samples, w, self.schema, self.schema.names)
+            # 1) every pair's two-way table on coarse groups read off the released one-way marginals, in
+            #    one release (L2 sensitivity √pairs); its Chow-Liu tree is the dependence structure
+            names = self.schema.names
+            one = {n: targets.get(n, self._uniform(n)) for n in names}
+            groups = {n: coarse_groups(self.schema[n], one[n]) for n in names}
+            every = list(itertools.combinations(names, 2))
+            sens = math.sqrt(len(every))
+            noisy, _ = release_once("structure", lambda: structure_counts(df, self.schema, groups, every),
+                                    sens * self._sigma(rho * self.structure_share, 1), 0, ledger, noise, ckpt,
+                                    f"all {len(every)} two-way tables on coarse groups (structure)", (0, 300), sens)
+            pairs = noisy_chow_liu(noisy, groups, every, names)
+        if self.pair_share > 0:
             # 2) DP two-way marginals of the tree's edges; 3) a tree generator fitted on them
             sigma = self._sigma(rho * self.pair_share, len(pairs))
             for j, key in enumerate(pairs):
                 targets[key] = self._measure(df, key, sigma, f"pair_{j:03d}", ledger, noise, ckpt, 200 + j)
             self.pairs_ = pairs
             one = {n: targets.get(n, self._uniform(n)) for n in self.schema.names}
+            targets.update(consistent_pairs(one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
+                                            self.schema))
             tree = TreeBackend(self.schema, one, {k: v for k, v in targets.items() if isinstance(k, tuple)})
             if isinstance(self.backend_spec, str) and self.backend_spec == "statistical":
                 backend = tree
@@ -201,6 +215,7 @@ class PESynthesizer:
         rho_pe = ledger.remaining_rho()
         policy = self._policy(math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf)
         cfg = explore_every_source(self.config, backend)
+        self.backend_ = backend  # the generator the evolution used; sample() varies duplicates with it
         evo = Evolution(backend, encoder, cfg, policy, ledger, noise, rng, self.on_event, **extra)
         self.result = evo.run(private_codes, private_labels=labels, label_shares=lab_shares, checkpoint=ckpt,
                               resume=resume)
@@ -235,21 +250,32 @@ class PESynthesizer:
             raise RuntimeError("call fit() (or load()) before sample()")
         return self.result
 
-    def sample(self, n: int, *, seed: int | None = None, vary_degree: float = 0.0) -> pd.DataFrame:
-        """n synthetic rows ∝ final noisy counts (post-processing; no privacy cost)."""
+    def sample(self, n: int, *, seed: int | None = None, vary_degree: float | None = None) -> pd.DataFrame:
+        """n synthetic rows ∝ final noisy counts (post-processing; no privacy cost).
+
+        Rows are drawn by systematic resampling, so a candidate with weight p appears ⌊n·p⌋ or ⌈n·p⌉
+        times. Repeats of a candidate are then varied by ``vary_degree`` with the evolution's own
+        generator: exact copies make sparse (3-way) cells lumpy, light tree-consistent variations do not
+        (Adult, ε = 1: 3-way TVD 0.111 → 0.102, 2-way 0.049 → 0.048, TSTR AUC 0.882 → 0.886 at 0.25).
+        The default (None) is 0.25 for the built-in local generators and 0 for API-backed ones, so that
+        sampling never calls an LLM."""
         res = self._need_fit()
         if n < 1:
             raise ValueError(f"--samples must be >= 1, got {n}")
         rng = np.random.default_rng(seed if seed is not None else self.seed)
         idx = res.draw(n, rng)
         pop = res.population.take(idx)
+        backend = getattr(self, "backend_", None)
+        if vary_degree is None:
+            vary_degree = DUPLICATE_VARY if isinstance(backend, TreeBackend | StatisticalBackend) else 0.0
+        backend = backend or self._backend()
         if vary_degree > 0:
-            dup = pd.Series(idx).duplicated().to_numpy()
-            if dup.any():
-                varied = self._backend().vary(pop.take(np.flatnonzero(dup)), vary_degree, rng)
-                keep = pop.take(np.flatnonzero(~dup))
-                pop = Population.concat([keep, Population(varied.samples, varied.source, varied.parent, None,
-                                                           pop.label[dup] if pop.label is not None else None)])
+            dup = np.flatnonzero(pd.Series(idx).duplicated().to_numpy())
+            if dup.size:
+                varied = backend.vary(pop.take(dup), vary_degree, rng).samples
+                samples = pop.samples.copy()
+                samples.iloc[dup] = varied[list(samples.columns)].to_numpy()
+                pop = dataclasses.replace(pop, samples=samples, genome=None)
         return to_external(pop.samples, self.schema)
 
     def privacy_report(self) -> dict[str, Any]:
@@ -270,6 +296,16 @@ class PESynthesizer:
             meta["label"] = res.population.label.astype(str)
         atomic_write(d / "meta.parquet", lambda t: meta.to_parquet(t, index=False))
         res.ledger.save(d / "ledger.json")
+        if isinstance(getattr(self, "backend_", None), TreeBackend):  # released marginals: sample() varies with it
+            tree = self.backend_
+            keys = [[n] for n in tree.p1] + [list(k) for k in tree.pairs]
+            arrays = {f"m{i}": np.asarray(v) for i, v in enumerate([*tree.p1.values(), *tree.pairs.values()])}
+
+            def write(t: str) -> None:
+                with open(t, "wb") as f:  # a file object: np.savez would append ".npz" to a bare name
+                    np.savez(f, keys=np.array(json.dumps(keys)), **arrays)
+
+            atomic_write(d / "generator.npz", write)
         atomic_write_json(d / "settings.json", {"epsilon": self.epsilon, "delta": self.delta, "seed": self.seed,
                                                 "iterations": self.config.iterations, "history": res.history})
         return d
@@ -287,6 +323,13 @@ class PESynthesizer:
         led = Ledger.load(d / "ledger.json")
         syn.result = EvolutionResult(pop, meta["weight"].to_numpy(float), led, st.get("history", []))
         syn.ledger = led
+        syn.backend_ = None  # unknown generator: sample() draws without varying unless asked to
+        if (d / "generator.npz").exists():
+            with np.load(d / "generator.npz", allow_pickle=False) as z:
+                keys = json.loads(str(z["keys"]))
+                arrays = [z[f"m{i}"] for i in range(len(keys))]
+            syn.backend_ = TreeBackend(schema, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
+                                       {tuple(k): a for k, a in zip(keys, arrays) if len(k) == 2})
         return syn
 
 

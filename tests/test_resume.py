@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""
 
     df = load_adult("train").sample(2500, random_state=1).reset_index(drop=True)
     syn = PESynthesizer(adult_schema(), 1.0, 1e-5, seed=3, iterations=3, population=300, k=2, voter="numpy",
-                        pilot_population=200, on_event=on_event)
+                        on_event=on_event)
     syn.fit(df, checkpoint=ckpt, resume=resume)
     syn.sample(400, seed=9).to_csv(out, index=False)
     json.dump({"ledger": syn.privacy_report(), "voted_iterations": sorted(set(seen["votes"]))},
@@ -53,8 +53,8 @@ def run(tmp_path, name, kill_at, resume):
 def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
     full, full_out = run(tmp_path, "full", kill_at=-1, resume=False)
     assert full.returncode == 0, full.stderr[-2000:]
-    # main evolution iteration 2 is the 3rd 'iteration' event (the pilot vote is the 1st)
-    killed, _ = run(tmp_path, "cut", kill_at=3, resume=False)
+    # killed right after the release of iteration 2 is saved (the 2nd 'iteration' event)
+    killed, _ = run(tmp_path, "cut", kill_at=2, resume=False)
     assert killed.returncode == -signal.SIGKILL
     ck = tmp_path / "ck_cut"
     assert (ck / "release_vote_002.npz").exists() and not (ck / "state_003.json").exists()
@@ -63,7 +63,7 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
     a, b = json.loads(open(f"{full_out}.json").read()), json.loads(open(f"{resumed_out}.json").read())
     assert a["ledger"]["releases"] == b["ledger"]["releases"]
     assert a["ledger"]["epsilon"] == pytest.approx(b["ledger"]["epsilon"])
-    assert b["voted_iterations"] == [3]  # iterations 1 and 2 (and the pilot) were restored, not re-voted
+    assert b["voted_iterations"] == [3]  # iterations 1 and 2 (and every marginal) were restored
     pd.testing.assert_frame_equal(pd.read_csv(full_out), pd.read_csv(resumed_out))
 
 
@@ -72,7 +72,7 @@ def test_resume_refuses_other_settings(tmp_path):
     from pe_tabular.synthesizer import PESynthesizer
 
     df = load_adult("train").head(800)
-    kw = dict(iterations=2, population=100, k=2, voter="numpy", pilot_population=100)
+    kw = dict(iterations=2, population=100, k=2, voter="numpy")
     PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **kw).fit(df, checkpoint=tmp_path / "ck")
     with pytest.raises(FileExistsError, match="--resume"):
         PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **kw).fit(df, checkpoint=tmp_path / "ck")

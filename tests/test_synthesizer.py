@@ -13,7 +13,7 @@ from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.schema_dp import infer_dp
 from pe_tabular.synthesizer import PESynthesizer
 
-FAST = dict(iterations=2, population=400, k=4, voter="numpy", pilot_population=300)
+FAST = dict(iterations=2, population=400, k=4, voter="numpy")
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,7 @@ def test_learns_joints_beyond_independent_columns():
     from pe_tabular.evaluation.tabular import marginal_tvd
 
     adult = load_adult("train")
-    syn = PESynthesizer(adult_schema(), math.inf, 1e-5, seed=0, iterations=2, population=8000, k=16,
-                        pilot_population=4000).fit(adult)
+    syn = PESynthesizer(adult_schema(), math.inf, 1e-5, seed=0, iterations=2, population=8000, k=16).fit(adult)
     out = syn.sample(len(adult))
     rng = np.random.default_rng(0)
     indep = pd.DataFrame({c: adult[c].to_numpy()[rng.permutation(len(adult))] for c in adult.columns})
@@ -99,3 +98,19 @@ def test_a_mixture_explores_every_source_at_the_full_first_population(adult):
     assert syn.privacy_report()["epsilon"] == pytest.approx(1.0, rel=1e-6)  # candidates cost no budget
     single = PESynthesizer(schema, 1.0, 1e-5, seed=0, **FAST)
     assert explore_every_source(single.config, StatisticalBackend(schema)) is single.config
+
+
+def test_sample_varies_only_repeated_rows_and_keeps_their_places(adult):
+    from pe_tabular.synthesizer import to_external
+
+    syn = PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **FAST).fit(adult)
+    res = syn.result
+    idx = res.draw(3000, np.random.default_rng(7))  # the draw sample(seed=7) makes first
+    exact = to_external(res.population.take(idx).samples, adult_schema()).reset_index(drop=True)
+    pd.testing.assert_frame_equal(syn.sample(3000, seed=7, vary_degree=0.0), exact)
+    out = syn.sample(3000, seed=7)  # default: repeats varied by the tree generator
+    first = ~pd.Series(idx).duplicated().to_numpy()
+    pd.testing.assert_frame_equal(out[first].reset_index(drop=True), exact[first].reset_index(drop=True))
+    changed = (out[~first].to_numpy() != exact[~first].to_numpy()).any(1)
+    assert changed.mean() > 0.5  # most repeats moved ...
+    assert (out["income"] == exact["income"]).all()  # ... within their class

@@ -66,8 +66,8 @@ def run(method: str, eps: float, seed: int, args: argparse.Namespace) -> tuple[p
         rep = syn.privacy_report()
         out = syn.sample(n)
         return out, {"epsilon": rep["epsilon"], "delta": rep["delta"], "accounting": f"GDP, mu={rep['mu']:.4f}",
-                     "reads": "noisy 1-way marginals, noisy label shares, pilot + PE votes, tree 2-way marginals "
-                              "(all charged); schema public (config.yml bounds/categories)",
+                     "reads": "noisy 1-way marginals, noisy label shares, all-pairs structure tables, PE votes, "
+                              "tree 2-way marginals (all charged); schema public (config.yml bounds/categories)",
                      "n_releases": rep["n_releases"], "settings": synth_defaults(n)}
     if method == "mst":
         from .adult_bins import decode, domain_sizes

@@ -1,6 +1,6 @@
 """A tree-structured generator fitted only on DP marginals (post-processing), used as a PE backend.
 
-The tree (Chow & Liu 1968) is chosen from the DP population of a pilot evolution, its one- and
+The tree (Chow & Liu 1968) is chosen from a DP release of every pair on coarse groups, its one- and
 two-way marginals are noisy releases; sampling follows the tree from the root, each column drawn
 from its conditional given its parent's (coarse) bin, then refined to a fine public bin by that
 column's one-way marginal. ``vary`` resamples a degree-sized subset of columns from their tree
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..marginals import PAIR_BINS, Binning, Key
+from ..marginals import PAIR_BINS, Binning, Key, fine_to_coarse
 from ..population import Population
 from ..schema import Schema
 
@@ -29,13 +29,8 @@ class TreeBackend:
         self.fine = {c.name: Binning.of(c) for c in schema.columns}
         self.coarse = {c.name: Binning.of(c, PAIR_BINS, PAIR_BINS) for c in schema.columns}
         self.p1 = {n: np.asarray(one_way[n], float) for n in schema.names}
-        # fine bin -> coarse bin, via each fine bin's representative value
-        self.f2c: dict[str, np.ndarray] = {}
-        rng = np.random.default_rng(0)
-        for n in schema.names:
-            fb = self.fine[n]
-            reps = fb.values(rng, np.arange(fb.n_bins))
-            self.f2c[n] = self.coarse[n].index(pd.Series(reps, dtype=object))
+        self.pairs = {tuple(k): np.asarray(v, float) for k, v in pairs.items()}  # kept for save/load
+        self.f2c = {c.name: fine_to_coarse(c) for c in schema.columns}  # fine bin -> coarse bin
         adj: dict[str, list[tuple[str, np.ndarray]]] = {n: [] for n in schema.names}
         for (a, b), joint in pairs.items():
             j = np.asarray(joint, float).reshape(self.coarse[a].n_bins, self.coarse[b].n_bins)

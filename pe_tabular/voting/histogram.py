@@ -50,7 +50,9 @@ def clip_counts(noisy: np.ndarray, threshold: float) -> np.ndarray:
 
 def select(noisy: np.ndarray, n: int, rng: np.random.Generator, threshold: float = 0.0,
            mode: str = "sample") -> Selection:
-    """Choose n candidates by noisy count: ``sample`` ∝ clipped count, or ``rank`` (top counts, cycled).
+    """Choose n candidates by noisy count: ``sample`` ∝ clipped count (multinomial), ``systematic`` ∝
+    clipped count with low variance (each candidate appears ⌊n·p⌋ or ⌈n·p⌉ times), or ``rank`` (top
+    counts, cycled).
 
     When every clipped count is zero (all noise, e.g. tiny ε) this falls back to a uniform choice and
     logs it, instead of dividing by zero (a known crash of the reference PE implementation)."""
@@ -65,8 +67,12 @@ def select(noisy: np.ndarray, n: int, rng: np.random.Generator, threshold: float
         return Selection(rng.integers(0, m, size=n), True)
     if mode == "sample":
         return Selection(rng.choice(m, size=n, replace=True, p=w / total), False)
+    if mode == "systematic":  # low-variance resampling (Kitagawa 1996): counts are floor/ceil of n·p
+        pts = (rng.random() + np.arange(n)) / n
+        idx = np.minimum(np.searchsorted(np.cumsum(w / total), pts, side="right"), m - 1)
+        return Selection(rng.permutation(idx), False)
     if mode == "rank":
         order = np.argsort(-w, kind="stable")
         order = order[w[order] > 0]
         return Selection(np.resize(order, n), False)
-    raise ValueError(f"unknown selection mode {mode!r}; use 'sample' or 'rank'")
+    raise ValueError(f"unknown selection mode {mode!r}; use 'sample', 'systematic' or 'rank'")
