@@ -265,18 +265,34 @@ class PESynthesizer:
         rng = np.random.default_rng(seed if seed is not None else self.seed)
         idx = res.draw(n, rng)
         pop = res.population.take(idx)
-        backend = getattr(self, "backend_", None)
-        if vary_degree is None:
-            vary_degree = DUPLICATE_VARY if isinstance(backend, TreeBackend | StatisticalBackend) else 0.0
-        backend = backend or self._backend()
-        if vary_degree > 0:
-            dup = np.flatnonzero(pd.Series(idx).duplicated().to_numpy())
-            if dup.size:
-                varied = backend.vary(pop.take(dup), vary_degree, rng).samples
-                samples = pop.samples.copy()
-                samples.iloc[dup] = varied[list(samples.columns)].to_numpy()
-                pop = dataclasses.replace(pop, samples=samples, genome=None)
+        varied_by = self._duplicate_variers(vary_degree)
+        dup = np.flatnonzero(pd.Series(idx).duplicated().to_numpy())
+        if dup.size and varied_by:
+            samples, src = pop.samples.copy(), np.asarray(pop.source).astype(str)
+            for tag, (backend, degree) in varied_by.items():
+                rows = dup if tag is None else dup[src[dup] == tag]
+                if rows.size:
+                    varied = backend.vary(pop.take(rows), degree, rng).samples
+                    samples.iloc[rows] = varied[list(samples.columns)].to_numpy()
+            pop = dataclasses.replace(pop, samples=samples, genome=None)
         return to_external(pop.samples, self.schema)
+
+    def _duplicate_variers(self, vary_degree: float | None) -> dict[str | None, tuple[Backend, float]]:
+        """Which generator varies repeated rows, per source tag (None: every row), and how far. By default
+        only local generators do (sampling must never call an API); a mixture varies the repeats of its
+        local sources and leaves the others' repeats as they are."""
+        from .backends.mixture import Mixture
+
+        backend = getattr(self, "backend_", None)
+        if vary_degree is not None and vary_degree <= 0:
+            return {}
+        local = (TreeBackend, StatisticalBackend)
+        if isinstance(backend, Mixture):
+            return {t: (b, vary_degree or DUPLICATE_VARY) for t, b in zip(backend.tags, backend.backends)
+                    if vary_degree is not None or isinstance(b, local)}
+        if vary_degree is None:
+            return {None: (backend, DUPLICATE_VARY)} if isinstance(backend, local) else {}
+        return {None: (backend or self._backend(), vary_degree)}
 
     def privacy_report(self) -> dict[str, Any]:
         if self.ledger is None:

@@ -114,3 +114,34 @@ def test_sample_varies_only_repeated_rows_and_keeps_their_places(adult):
     changed = (out[~first].to_numpy() != exact[~first].to_numpy()).any(1)
     assert changed.mean() > 0.5  # most repeats moved ...
     assert (out["income"] == exact["income"]).all()  # ... within their class
+
+
+def test_default_sampling_never_calls_a_remote_source_of_a_mixture(adult):
+    from pe_tabular.backends.mixture import Mixture
+    from pe_tabular.backends.statistical import StatisticalBackend
+
+    schema = adult_schema()
+
+    class Remote:  # stands in for an API-backed generator: counts its calls
+        name = "remote"
+
+        def __init__(self):
+            self.inner, self.calls = StatisticalBackend(schema), 0
+
+        def random(self, n, *, label=None, rng):
+            self.calls += 1
+            return self.inner.random(n, label=label, rng=rng)
+
+        def vary(self, pop, degree, rng):
+            self.calls += 1
+            return self.inner.vary(pop, degree, rng)
+
+    remote = Remote()
+    syn = PESynthesizer(schema, 1.0, 1e-5, seed=0, backend=Mixture([StatisticalBackend(schema), remote],
+                                                                   floor=0.2, sharpness=1.0), **FAST).fit(adult)
+    assert (syn.result.population.source == "remote").any()
+    remote.calls = 0
+    out = syn.sample(5000)  # more rows than candidates: many repeats, of both sources
+    assert remote.calls == 0 and len(out) == 5000
+    syn.sample(5000, vary_degree=0.3)  # asked for explicitly: every source varies its own repeats
+    assert remote.calls == 1
