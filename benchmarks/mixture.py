@@ -151,6 +151,18 @@ def paired_difference(recs: list[dict[str, Any]], arms: list[str], key: str = "t
     return {"best": best, "mean": float(d.mean()), "se": se, "n": int(d.size), "wins": int((d <= 0).sum())}
 
 
+def personality(name: str) -> Any:
+    """A loopback personality by name; ``public`` = the stand-in for an LLM that knows the domain: it
+    writes rows of the PUBLIC slice of adult.test (its last 1,000 rows, the public split the DP-SGD peer
+    pre-trains on; never adult.data, the private table)."""
+    if name != "public":
+        return name
+    from benchmarks.peers.run_one import N_PUBLIC
+    from pe_tabular.backends.loopback import Personality
+
+    return Personality("public", examples=load_adult("test").iloc[-N_PUBLIC:].reset_index(drop=True))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
@@ -183,7 +195,8 @@ def main() -> int:
     schema, train = adult_schema(), load_adult("train")
     seeds = [int(s) for s in args.seeds.split(",")]
     recs = []
-    with LoopbackServer(pa) as a, LoopbackServer(pb) as b, tempfile.TemporaryDirectory() as tmp:
+    with LoopbackServer(personality(pa)) as a, LoopbackServer(personality(pb)) as b, \
+            tempfile.TemporaryDirectory() as tmp:
         la, lb = f"llm:{a.base_url}:{a.model}", f"llm:{b.base_url}:{b.model}"
         specs = {"statistical": "statistical", "llm:A": la, "llm:B": lb, "mix": f"mix:statistical,{la},{lb}"}
         for seed in seeds:

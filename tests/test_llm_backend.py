@@ -145,3 +145,23 @@ def test_factory_builds_a_mixture_over_two_endpoints(tmp_path, monkeypatch):
         pop = mix.random(30, label="no", rng=np.random.default_rng(0))
         assert sorted(pd.Series(pop.source).value_counts().tolist()) == [10, 10, 10]
         assert a.chat_requests() and b.chat_requests()
+
+
+def test_a_personality_with_public_examples_writes_and_varies_rows_from_them(tmp_path):
+    from pe_tabular.backends.loopback import Personality
+
+    ex = pd.DataFrame({"age": [25, 61, 33, 47], "hours": [40, 20, 40, 60], "amount": [10.5, 2000.0, 350.0, 99.5],
+                       "job": ["nurse", "farmer", "clerk", "nurse"], "y": ["no", "yes", "no", "yes"]})
+    with LoopbackServer(Personality("knows", examples=ex)) as srv:
+        b = make_backend(srv, tmp_path)
+        rng = np.random.default_rng(0)
+        pop = b.random(30, label="yes", rng=rng)
+        def rows(df):
+            return {(float(r.age), float(r.hours), float(r.amount), r.job, r.y) for r in df.itertuples()}
+
+        assert rows(pop.samples) <= rows(ex[ex["y"] == "yes"])  # whole example rows of the class
+        out = b.vary(Population(pop.samples, pop.source, np.arange(30), None, pop.label), 1.0, rng)
+        for c in ("age", "hours", "amount"):  # changed fields come from some example row
+            assert set(out.samples[c].astype(float)) <= set(ex[c].astype(float))
+        assert set(out.samples["job"]) <= set(ex["job"])
+        assert set(out.samples["y"]) == {"yes"}

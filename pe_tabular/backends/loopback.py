@@ -56,6 +56,9 @@ class Personality:
     structured: bool = True  # accepts response_format json_schema / json_object
     chatter: bool = True  # without response_format: wrap the JSON in prose and a code fence
     prior: dict[str, dict[str, float]] = field(default_factory=dict)
+    # PUBLIC example rows (a pandas DataFrame of external values): a stand-in for a model that knows the
+    # domain — random rows are example rows, variations copy the changed fields from other example rows
+    examples: Any = None
 
 
 PERSONALITIES: dict[str, Personality] = {
@@ -124,8 +127,25 @@ class StandIn:
         return [to_json_value(col, v) for v in self._numbers(col, u, rng)]
 
     def random_rows(self, cols: list[Column], n: int, fixed: dict[str, Any], rng: np.random.Generator) -> list[dict]:
+        if self.p.examples is not None:
+            return self._example_rows(cols, n, fixed, rng)
         data = {c.name: ([fixed[c.name]] * n if c.name in fixed else self.column(c, n, rng)) for c in cols}
         return [{c.name: data[c.name][i] for c in cols} for i in range(n)]
+
+    def _example_rows(self, cols: list[Column], n: int, fixed: dict[str, Any], rng: np.random.Generator) -> list[dict]:
+        """n public example rows (those matching the fixed fields when any do), as JSON values."""
+        ex = self.p.examples
+        ok = np.ones(len(ex), dtype=bool)
+        for k, v in fixed.items():
+            if k in ex.columns:
+                ok &= ex[k].astype(str).to_numpy() == str(v)
+        pool = np.flatnonzero(ok) if ok.any() else np.arange(len(ex))
+        take = ex.iloc[pool[rng.integers(0, pool.size, n)]]
+        rows = []
+        for i in range(n):
+            r = {c.name: fixed[c.name] if c.name in fixed else to_json_value(c, take[c.name].iat[i]) for c in cols}
+            rows.append(r)
+        return rows
 
     def vary_rows(self, cols: list[Column], rows: list[dict], n_change: int, step: float, fixed: list[str],
                   rng: np.random.Generator) -> list[dict]:
@@ -143,7 +163,10 @@ class StandIn:
             idx = np.flatnonzero(chosen[:, j])
             if idx.size == 0:
                 continue
-            if c.is_categorical:
+            if self.p.examples is not None:  # fields copied from other public example rows
+                new = [to_json_value(c, v) for v in self.p.examples[c.name].to_numpy()[
+                    rng.integers(0, len(self.p.examples), idx.size)]]
+            elif c.is_categorical:
                 new = self.column(c, idx.size, rng)
             else:
                 x = np.array([_from_json_or(c, rows[i].get(c.name)) for i in idx])
