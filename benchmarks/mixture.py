@@ -219,7 +219,8 @@ def write_results(path: Path, recs, table, args, pa: str, pb: str) -> None:
     import openai
     import pandas
 
-    cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.strip()
+    cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout
+    cpu = cpu.split(":", 1)[-1].strip() or platform.processor()
     mix = [r for r in recs if r["arm"] == "mix"]
     shares = {}
     for r in mix:

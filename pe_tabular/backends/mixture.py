@@ -22,7 +22,7 @@ Two refinements, both post-processing of the released histogram the evolution ha
   ∝ cand_s · (share_s / cand_s)^η, computed per class. Measured on Adult (benchmarks/RESULTS.md
   "Mixture of generators"): with a source that knows the domain beside the DP tree, η = 1 lets the
   mixture beat the best single source and η = 4 loses that gain; with two schema-only sources, which
-  are strictly worse than the tree, η = 4 halves the cost of carrying them. Votes reward being *near*
+  are strictly worse than the tree, η = 4 cuts the cost of carrying them to a third. Votes reward being *near*
   private rows, so vote share cannot tell a complementary source from a mode-seeking one; η is the
   user's prior on which case they are in.
 * **No exploration in the last generation** (``final_floor``). The floor exists so that a source can
