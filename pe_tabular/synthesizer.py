@@ -268,13 +268,15 @@ class PESynthesizer:
         varied_by = self._duplicate_variers(vary_degree)
         dup = np.flatnonzero(pd.Series(idx).duplicated().to_numpy())
         if dup.size and varied_by:
-            samples, src = pop.samples.copy(), np.asarray(pop.source).astype(str)
+            cols = {c: pop.samples[c].to_numpy(copy=True) for c in pop.samples.columns}  # dtype kept per column
+            src = np.asarray(pop.source).astype(str)
             for tag, (backend, degree) in varied_by.items():
                 rows = dup if tag is None else dup[src[dup] == tag]
                 if rows.size:
                     varied = backend.vary(pop.take(rows), degree, rng).samples
-                    samples.iloc[rows] = varied[list(samples.columns)].to_numpy()
-            pop = dataclasses.replace(pop, samples=samples, genome=None)
+                    for c, arr in cols.items():
+                        arr[rows] = varied[c].to_numpy()
+            pop = dataclasses.replace(pop, samples=pd.DataFrame(cols), genome=None)
         return to_external(pop.samples, self.schema)
 
     def _duplicate_variers(self, vary_degree: float | None) -> dict[str | None, tuple[Backend, float]]:
