@@ -145,3 +145,17 @@ def test_default_sampling_never_calls_a_remote_source_of_a_mixture(adult):
     assert remote.calls == 0 and len(out) == 5000
     syn.sample(5000, vary_degree=0.3)  # asked for explicitly: every source varies its own repeats
     assert remote.calls == 1
+
+
+def test_the_structure_release_is_charged_at_its_sqrt_pairs_sensitivity(adult):
+    """Privacy: the all-pairs structure release moves by √pairs when one row is removed (tests/test_marginals.py);
+    the ledger must charge exactly that, at the documented share of μ², and the whole run must still add up."""
+    schema = adult_schema()
+    syn = PESynthesizer(schema, 1.0, 1e-5, seed=0, **FAST).fit(adult)
+    rep = syn.privacy_report()
+    (st,) = [r for r in rep["releases"] if "structure" in r["what"]]
+    pairs = len(schema.names) * (len(schema.names) - 1) // 2
+    assert st["sensitivity"] == pytest.approx(math.sqrt(pairs))
+    assert (st["sensitivity"] / st["sigma"]) ** 2 == pytest.approx(syn.structure_share * rep["mu_budget"] ** 2)
+    spent = sum((r["sensitivity"] / r["sigma"]) ** 2 for r in rep["releases"])
+    assert math.sqrt(spent) == pytest.approx(rep["mu"]) and rep["mu"] <= rep["mu_budget"] * (1 + 1e-9)
