@@ -41,6 +41,7 @@ from .evolution import (
 from .io_utils import atomic_write, atomic_write_json
 from .marginals import (
     coarse_groups,
+    combine_one_way,
     consistent_pairs,
     estimate,
     histogram,
@@ -170,6 +171,7 @@ class PESynthesizer:
                     raise ConfigError(f"public label shares lack classes {sorted(missing)}")
             self.shares_ = shares
         targets: dict[Any, np.ndarray] = {}
+        self._raw: dict[Any, tuple[np.ndarray, float]] = {}  # released noisy counts and σ, by marginal
         if self.calibrate > 0:
             cols = [c.name for c in self.schema.columns if c.name != self.label]
             sigma = self._sigma(rho * self.calibrate, len(cols))
@@ -202,6 +204,10 @@ class PESynthesizer:
             for j, key in enumerate(pairs):
                 targets[key] = self._measure(df, key, sigma, f"pair_{j:03d}", ledger, noise, ckpt, 200 + j)
             self.pairs_ = pairs
+            raw1 = {k: v for k, v in self._raw.items() if isinstance(k, str)}
+            targets.update(combine_one_way(raw1, {k: v for k, v in self._raw.items() if isinstance(k, tuple)},
+                                           self.schema))
+            self.marginals_.update({k: targets[k] for k in raw1})
             one = {n: targets.get(n, self._uniform(n)) for n in self.schema.names}
             targets.update(consistent_pairs(one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
                                             self.schema))
@@ -241,8 +247,9 @@ class PESynthesizer:
     def _measure(self, df: pd.DataFrame, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
                  noise: Any, ckpt: Checkpointer | None, stream: int) -> np.ndarray:
         """One noisy marginal on public bins (Δ = 1: a row sits in one cell), as a distribution."""
-        noisy, _ = release_once(name, lambda: histogram(df, self.schema, key), sigma, 0, ledger, noise, ckpt,
-                                f"marginal {'x'.join(key)} on public bins", (0, stream))
+        noisy, sigma = release_once(name, lambda: histogram(df, self.schema, key), sigma, 0, ledger, noise, ckpt,
+                                    f"marginal {'x'.join(key)} on public bins", (0, stream))
+        self._raw[key if len(key) > 1 else key[0]] = (noisy, sigma)  # for combine_one_way
         return estimate(noisy, self.schema, key)
 
     def _need_fit(self) -> EvolutionResult:
