@@ -170,6 +170,9 @@ def combine_one_way(one: dict[str, tuple[np.ndarray, float]], pairs: dict[Key, t
     noisy counts and σ; the result maps each column of ``one`` to a distribution."""
     out: dict[str, np.ndarray] = {}
     for name, (y1, s1) in one.items():
+        if s1 <= 0:  # released without noise (ε = ∞): already exact
+            out[name] = estimate(y1, schema, (name,))
+            continue
         c = schema[name]
         f2c = fine_to_coarse(c)
         nc = Binning.of(c, PAIR_BINS, PAIR_BINS).n_bins
@@ -187,9 +190,6 @@ def combine_one_way(one: dict[str, tuple[np.ndarray, float]], pairs: dict[Key, t
             p = 1.0 / (other * s2**2)
             num += p * m
             prec = prec + p
-        if s1 <= 0 or not np.all(np.isfinite(num)):
-            out[name] = estimate(y1, schema, (name,))
-            continue
         best = np.divide(num, prec, out=coarse_1.copy(), where=prec > 0)
         shift = np.divide(best - coarse_1, k, out=np.zeros(nc), where=k > 0)
         out[name] = estimate(np.asarray(y1, float) + shift[f2c], schema, (name,))
