@@ -80,3 +80,15 @@ def test_cli_refuses_bad_flags(tmp_path, capsys):
     assert "--private" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["digits", "synth", "--private", "x", "--epsilon", "-1", "--out", "o"])
+
+
+def test_budget_schedules_reach_the_digits_votes(mnist):
+    (x, y), _ = mnist
+    cfg = DigitsConfig(iterations=4, population=300, n_out=100, label_budget=0.0, budget="geometric")
+    res = synthesize(x[:1000], y[:1000], 2.0, 1e-5, cfg, np.random.default_rng(0), noise=NoiseSource(test_seed=0))
+    sig = [h["sigma"] for h in res.history]
+    assert len(sig) == 4 and all(a > b for a, b in zip(sig, sig[1:]))  # later votes get more precision
+    assert res.ledger.epsilon == pytest.approx(2.0, rel=1e-6)
+    flat = synthesize(x[:1000], y[:1000], 2.0, 1e-5, DigitsConfig(iterations=4, population=300, n_out=100,
+                      label_budget=0.0), np.random.default_rng(0), noise=NoiseSource(test_seed=0))
+    assert len({round(h["sigma"], 9) for h in flat.history}) == 1  # uniform: one σ

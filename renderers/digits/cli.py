@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pe_tabular.cli import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
+from pe_tabular.privacy.schedules import BUDGET_NAMES
 
 from .geometry import PLACEMENTS
 from .io import load_mnist, read_npz, write_mnist, write_npz
@@ -61,6 +62,7 @@ def _config(args: argparse.Namespace) -> DigitsConfig:
                         population=args.population, degree_start=args.degree_start, degree_end=args.degree_end,
                         k=args.k, threshold=args.threshold, lookahead=args.lookahead, encoder=args.encoder,
                         n_out=args.n_out, final_degree=args.final_degree, label_budget=args.label_budget,
+                        budget=args.budget,
                         voter=args.voter)
 
 
@@ -204,6 +206,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     s.add_argument("--encoder", default=_D.encoder, help="pixels, pixels:2, hog, rp or a '+' combination")
     s.add_argument("--n-out", type=int, default=_D.n_out, help="number of synthetic images")
     s.add_argument("--final-degree", type=float, default=_D.final_degree)
+    s.add_argument("--budget", choices=BUDGET_NAMES, default=_D.budget,
+                   help="how the vote budget is spread over the iterations (pe_tabular/privacy/schedules.py)")
     s.add_argument("--label-budget", type=float, default=_D.label_budget,
                    help="share of the budget for DP label shares; 0 = public uniform shares")
     s.add_argument("--n-private", type=int, default=0, help="use only the first N private rows (quick runs)")

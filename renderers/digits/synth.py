@@ -38,6 +38,7 @@ from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource, noise_source
+from pe_tabular.privacy.schedules import make_policy
 from pe_tabular.voting.histogram import select
 
 from .fonts import FontRenderer
@@ -90,6 +91,7 @@ class DigitsConfig:
     n_out: int = 60000
     final_degree: float = 0.15
     label_budget: float = 0.01      # share of mu^2 for the DP label histogram; 0 = public uniform shares
+    budget: str = "uniform"         # vote schedule: uniform | geometric | adaptive (pe_tabular.privacy.schedules)
     voter: str = "auto"
 
     def evolution_config(self) -> EvolutionConfig:
@@ -187,7 +189,8 @@ def synthesize(private_images: np.ndarray, private_labels: np.ndarray, epsilon: 
         shares = estimate_label_shares(y, CLASSES, sigma_lab, ledger, noise, checkpoint)
         rho_votes = mu**2 - rho_lab if math.isfinite(mu) else math.inf
         ledger.public_inputs["label_shares"] = f"DP-estimated, {cfg.label_budget:.1%} of mu^2"
-    policy = uniform_policy(math.sqrt(rho_votes), cfg.iterations)
+    policy = (uniform_policy(math.sqrt(rho_votes), cfg.iterations) if cfg.budget == "uniform"
+              else make_policy(cfg.budget, math.sqrt(rho_votes), cfg.iterations))
     codes = encoder.encode(private_images)
     evo = Evolution(backend, encoder, evo_cfg, policy, ledger, noise, rng, on_event=on_event)
     res = evo.run(codes, private_labels=y, label_shares=shares, checkpoint=checkpoint, resume=resume)
