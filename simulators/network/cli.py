@@ -119,10 +119,14 @@ def _synth(args: argparse.Namespace) -> int:
         _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows)
     priv = Path(str(out) + ".privacy.json")
     res.ledger.save(priv)
+    from pe_tabular.io_utils import atomic_write_json
+
+    hist = atomic_write_json(Path(str(out) + ".history.json"), res.history)  # for `traces evaluate --report`
     eps = res.ledger.epsilon
     summary = {"out": str(out), "records": len(res.records), "epsilon": eps if math.isfinite(eps) else "inf",
                "delta": args.delta, "unit": args.unit, "level": args.level, "privacy_report": str(priv),
-               "releases": len(res.ledger.releases), "wall_s": round(res.wall_s, 2), "cpu_s": round(res.cpu_s, 2)}
+               "history": str(hist), "releases": len(res.ledger.releases), "wall_s": round(res.wall_s, 2),
+               "cpu_s": round(res.cpu_s, 2)}
     text = (f"wrote {len(res.records)} synthetic {'packets' if args.level == 'packet' else 'flows'} to "
             f"{out} ({args.unit}-level ({eps:.4g}, {args.delta:g})-DP; report {priv})")
     if report is not None:
@@ -201,7 +205,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_ledger(args: argparse.Namespace) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
-    """The ledger (--ledger, else SYNTH.privacy.json beside the synthetic file if present) and --history."""
+    """The ledger (--ledger, else SYNTH.privacy.json beside the synthetic file if present) and the history
+    (--history, else SYNTH.history.json, which `traces synth` writes)."""
     from pe_tabular.cli import UsageError
     from pe_tabular.evaluation.report_cli import _read_json, load_history
 
@@ -210,7 +215,8 @@ def _evaluate_ledger(args: argparse.Namespace) -> tuple[dict[str, Any] | None, l
     if ledger is not None and (not isinstance(ledger, dict) or "epsilon" not in ledger or "releases" not in ledger):
         raise UsageError(f"--ledger {path} must be the privacy JSON `pe-tabular traces synth` writes "
                          "(OUT.privacy.json), with 'epsilon' and 'releases'")
-    return ledger, load_history(args.history)
+    beside = Path(str(args.synth) + ".history.json")
+    return ledger, load_history(args.history or (str(beside) if beside.is_file() else None))
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -293,7 +299,8 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--ledger", default=None,
                    help="privacy JSON for the report (default: SYNTH.privacy.json when it exists)")
     e.add_argument("--history", default=None,
-                   help="per-iteration records (JSON list) for the report's evolution section")
+                   help="per-iteration records (JSON list) for the report's evolution section (default: "
+                        "SYNTH.history.json when it exists)")
     add_common(e)
     e.set_defaults(func=_evaluate)
 
