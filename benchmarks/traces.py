@@ -214,23 +214,9 @@ def mst_synthesize(df: pd.DataFrame, epsilon: float, delta: float, window: tuple
         x = _marginal(cdata, cdom, (a, b), w)
         xhat = total * np.outer(p1[a], p1[b]).ravel()
         scores[(a, b)] = float(np.abs(x - xhat).sum())
-    eps_sel = math.sqrt(8 * (rho / 3) / (len(attrs) - 1))
-    parent = {a: a for a in attrs}
+    from benchmarks.peers.mst import private_spanning_tree
 
-    def find(a: str) -> str:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    tree = []
-    for _ in range(len(attrs) - 1):
-        cand = [e for e in scores if find(e[0]) != find(e[1])]
-        s = np.array([scores[e] for e in cand])
-        g = rng.gumbel(size=len(cand)) + eps_sel * (s - s.max()) / 2.0  # exponential mechanism, Δ = 1
-        e = cand[int(np.argmax(g))]
-        tree.append(e)
-        parent[find(e[0])] = find(e[1])
+    tree = private_spanning_tree(scores, attrs, rho / 3, rng)
     print("MST tree:", tree, flush=True)
     sigma2 = math.sqrt(len(tree) / (2 * rho / 3))
     for a, b in tree:

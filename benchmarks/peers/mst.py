@@ -93,6 +93,13 @@ def select_tree(data: Any, one_way: list[Any], rho_select: float, rng: np.random
         x = np.asarray(data.project((a, b)).datavector(), float)
         xhat = np.asarray(indep.project((a, b)).datavector(), float)
         score[(a, b)] = float(np.abs(x - xhat).sum())
+    return private_spanning_tree(score, attrs, rho_select, rng)
+
+
+def private_spanning_tree(score: dict[tuple[str, str], float], attrs: list[str], rho_select: float,
+                          rng: np.random.Generator) -> list[tuple[str, str]]:
+    """MST's Kruskal loop: d−1 exponential mechanisms (score sensitivity 1), each costing rho_select/(d−1)
+    in zCDP, each choosing among the pairs that join two components (union-find with path halving)."""
     parent = {a: a for a in attrs}
 
     def root(a: str) -> str:
