@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .io_utils import atomic_write, atomic_write_json
+from .io_utils import atomic_write, atomic_write_json, atomic_write_npz
 from .population import Population
 from .privacy.ledger import Ledger, Release
 
@@ -93,11 +93,8 @@ class Checkpointer:
     # -- releases -----------------------------------------------------------------------------
     def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger) -> None:
         rec = json.dumps(release.__dict__)
-
-        def w(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, values=np.asarray(values, dtype=np.float64), release=np.array(rec))
-        atomic_write(self.dir / f"release_{key}.npz", w)
+        atomic_write_npz(self.dir / f"release_{key}.npz",
+                         {"values": np.asarray(values, dtype=np.float64), "release": np.array(rec)})
         ledger.save(self.dir / "ledger.json")
 
     def load_release(self, key: str) -> tuple[np.ndarray, Release] | None:

@@ -44,6 +44,20 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def atomic_write_npz(path: str | os.PathLike, arrays: dict[str, Any], compressed: bool = False) -> Path:
+    """NumPy archive written atomically (through a file object: ``np.savez`` would append ".npz" to the
+    temporary name and leave the real temporary file empty)."""
+    import numpy as np
+
+    save = np.savez_compressed if compressed else np.savez
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            save(f, **arrays)
+
+    return atomic_write(path, write)
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 

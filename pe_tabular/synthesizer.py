@@ -38,7 +38,7 @@ from .evolution import (
     estimate_label_shares,
     release_once,
 )
-from .io_utils import atomic_write, atomic_write_json
+from .io_utils import atomic_write, atomic_write_json, atomic_write_npz
 from .marginals import (
     coarse_groups,
     combine_one_way,
@@ -198,7 +198,6 @@ class PESynthesizer:
                                     sens * self._sigma(rho * self.structure_share, 1), 0, ledger, noise, ckpt,
                                     f"all {len(every)} two-way tables on coarse groups (structure)", (0, 300), sens)
             pairs = noisy_chow_liu(noisy, groups, every, names)
-        if self.pair_share > 0:
             # 2) DP two-way marginals of the tree's edges; 3) a tree generator fitted on them
             sigma = self._sigma(rho * self.pair_share, len(pairs))
             for j, key in enumerate(pairs):
@@ -325,12 +324,7 @@ class PESynthesizer:
             tree = self.backend_
             keys = [[n] for n in tree.p1] + [list(k) for k in tree.pairs]
             arrays = {f"m{i}": np.asarray(v) for i, v in enumerate([*tree.p1.values(), *tree.pairs.values()])}
-
-            def write(t: str) -> None:
-                with open(t, "wb") as f:  # a file object: np.savez would append ".npz" to a bare name
-                    np.savez(f, keys=np.array(json.dumps(keys)), **arrays)
-
-            atomic_write(d / "generator.npz", write)
+            atomic_write_npz(d / "generator.npz", {"keys": np.array(json.dumps(keys)), **arrays})
         atomic_write_json(d / "settings.json", {"epsilon": self.epsilon, "delta": self.delta, "seed": self.seed,
                                                 "iterations": self.config.iterations, "history": res.history})
         return d

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io_utils import atomic_write
+from ..io_utils import atomic_write, atomic_write_npz
 
 log = logging.getLogger(__name__)
 MEAN, STD = 0.1307, 0.3081  # public MNIST normalisation constants
@@ -152,12 +152,7 @@ def feature_net(real_train: tuple[np.ndarray, np.ndarray], threads: int | None =
         return net
     log.info("training the fixed FD feature network on real MNIST train (once; cached in %s)", path)
     net = train_classifier(*real_train, epochs=FD_RECIPE["epochs"], seed=FD_RECIPE["seed"], threads=threads)
-    arrays = {k: v.detach().numpy() for k, v in net.state_dict().items()}
-
-    def w(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    atomic_write(path, w)
+    atomic_write_npz(path, {k: v.detach().numpy() for k, v in net.state_dict().items()})
     return net
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pe_tabular.io_utils import atomic_write
+from pe_tabular.io_utils import atomic_write, atomic_write_npz
 
 _IDX_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
@@ -118,11 +118,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 def write_npz(path: str | Path, images: np.ndarray, labels: np.ndarray, **extra: np.ndarray) -> Path:
     """NPZ with 'images' (uint8, n×28×28) and 'labels' (int64) — the reference scorer's input format."""
     arrays = {"images": to_uint8(images), "labels": np.asarray(labels).astype(np.int64), **extra}
-
-    def w(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-    return atomic_write(path, w)
+    return atomic_write_npz(path, arrays, compressed=True)
 
 
 def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
