@@ -51,8 +51,9 @@ class MixSynthesizer(PESynthesizer):
     marginals, tree generator) — only the generator the evolution uses is swapped for this arm's
     backend, built with that very statistical generator as its statistical source / fallback.
 
-    The synthesizer builds its statistical generator inside ``fit``; until it hands that generator to
-    ``make_backend(spec, schema, statistical=...)`` itself, this wrapper intercepts its construction."""
+    The synthesizer builds that generator inside ``fit`` and hands it to ``make_backend`` for a spec
+    string, but without LLM client options; this wrapper intercepts the tree's construction so that the
+    benchmark's options (no reply cache, rows per request, concurrency) reach the LLM backends."""
 
     def __init__(self, *args: Any, arm_spec: str, llm_options: dict[str, Any], **kw: Any):
         super().__init__(*args, backend="statistical", **kw)

@@ -105,6 +105,9 @@ class Mixture:
         """Feedback after vote ``step`` of ``steps`` (post-processing of the released histogram): plan the
         next allocation and remember whether the next variation makes the last population."""
         self._final = step >= steps - 1
+        if self.sharpness == 1.0:  # the parents already follow the vote shares: nothing to plan
+            self._plan = None
+            return
         w = np.maximum(np.asarray(noisy, dtype=np.float64), 0.0)
         src = np.asarray(pop.source).astype(str)
         labels = np.zeros(len(src), dtype=np.int8) if pop.label is None else np.asarray(pop.label)
