@@ -193,3 +193,14 @@ def test_observe_gets_only_the_released_noisy_histogram_never_the_clean_votes(tm
         released = ck.load_release(f"vote_{step:03d}")[0]
         np.testing.assert_array_equal(seen, released)  # exactly what the ledger released ...
         assert not np.allclose(seen, np.round(seen))  # ... which carries Gaussian noise (clean votes are integers)
+
+
+def test_a_bad_mixture_setting_in_the_environment_is_named(monkeypatch):
+    from pe_tabular.backends.factory import MIX_SHARPNESS_ENV, make_backend
+    from pe_tabular.datasets import adult_schema
+
+    monkeypatch.setenv(MIX_SHARPNESS_ENV, "sharp")
+    with pytest.raises(ValueError, match=MIX_SHARPNESS_ENV):
+        make_backend("mix:statistical,statistical", adult_schema())
+    monkeypatch.setenv(MIX_SHARPNESS_ENV, "4")
+    assert make_backend("mix:statistical,statistical", adult_schema()).sharpness == 4.0

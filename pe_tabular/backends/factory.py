@@ -29,6 +29,14 @@ MIX_FLOOR_ENV = "PE_TABULAR_MIX_FLOOR"
 MIX_SHARPNESS_ENV = "PE_TABULAR_MIX_SHARPNESS"
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return default if raw is None else float(raw)
+    except ValueError:
+        raise ValueError(f"${name}={raw!r} is not a number; unset it or set e.g. {name}={default}") from None
+
+
 def parse_llm(rest: str, base_url: str | None = None, model: str | None = None) -> tuple[str | None, str | None]:
     """(base_url, model) from the text after ``llm:`` (either may be empty: the flags fill it)."""
     if not rest:
@@ -102,9 +110,9 @@ def make_backend(spec: str, schema: Schema, *, marginals: Mapping[str, np.ndarra
         from .mixture import DEFAULT_SHARPNESS, Mixture
 
         if floor is None:
-            floor = float(os.environ.get(MIX_FLOOR_ENV, "0.05"))
+            floor = _env_float(MIX_FLOOR_ENV, 0.05)
         if sharpness is None:
-            sharpness = float(os.environ.get(MIX_SHARPNESS_ENV, DEFAULT_SHARPNESS))
+            sharpness = _env_float(MIX_SHARPNESS_ENV, DEFAULT_SHARPNESS)
         return Mixture([make_backend(p, schema, marginals=marginals, statistical=statistical, llm_base_url=llm_base_url,
                                      llm_model=llm_model, public_data=public_data, **llm_options) for p in parts],
                        floor=floor, sharpness=sharpness)
