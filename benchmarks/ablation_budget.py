@@ -55,8 +55,8 @@ class Store:
 
 # -- Adult ---------------------------------------------------------------------------------------------
 def run_adult(eps: float, budget: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from pe_tabular.datasets import adult_schema, load_adult
-    from pe_tabular.synthesizer import PESynthesizer
+    from pe_tabular.tables.datasets import adult_schema, load_adult
+    from pe_tabular.tables.synthesizer import PESynthesizer
 
     df = load_adult("train")
     t0 = time.time()
@@ -81,7 +81,7 @@ def run_adult(eps: float, budget: str, seed: int, args: argparse.Namespace, work
 def run_mnist(eps: float, budget: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The digits pipeline at its benchmark settings (stroke renderer, T = 10, 40k candidates), private = the
     60k MNIST training images, scored by our own fixed CNN on the real 10k test images."""
-    from pe_tabular.evaluation.images import evaluate
+    from renderers.digits.evaluation import evaluate
     from renderers.digits.io import load_mnist
     from renderers.digits.synth import DigitsConfig, synthesize
 
@@ -110,9 +110,9 @@ def _tvd2d(a: np.ndarray, b: np.ndarray, bins: int = 10) -> float:
 
 
 def run_toy(eps: float, budget: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from pe_tabular.audit import BoxBackend, IdentityEncoder
     from pe_tabular.evolution import Evolution, EvolutionConfig
     from pe_tabular.privacy.accountant import gdp_mu
-    from pe_tabular.privacy.audit import BoxBackend, IdentityEncoder
     from pe_tabular.privacy.ledger import Ledger
     from pe_tabular.privacy.noise import NoiseSource
     from pe_tabular.privacy.schedules import make_policy
@@ -208,7 +208,7 @@ def main() -> int:
         elif args.dataset == "mnist":
             desc = ("MNIST: the digits pipeline at its benchmark settings (stroke renderer, 10 iterations, 40,000 "
                     "candidates, δ = 1e-5), private = the 60,000 training images; accuracy of our fixed CNN "
-                    "(pe_tabular.evaluation.images) trained on 60,000 synthetic images, on the real 10,000 test "
+                    "(renderers.digits.evaluation) trained on 60,000 synthetic images, on the real 10,000 test "
                     "images (higher is better); mean ± sd over seeds.")
         else:
             desc = ("Toy: 3,000 private rows from a 2-D mixture of 5 Gaussians, box backend, population 300, 10 "

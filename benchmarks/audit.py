@@ -6,7 +6,7 @@ deliberately broken variants, for the vote release alone and for short full PE r
 Each row runs the mechanism ``runs`` times on D and ``runs`` times on D' = D + canary (the canary's
 nearest candidates get no other vote), picks the best threshold test on 30% of the runs and turns
 its true/false positive rates on the other 70% into a 95% (Clopper–Pearson) lower bound on ε; see
-pe_tabular/privacy/audit.py. Privacy noise is the library's secure noise (fresh CSPRNG seeds), as in
+pe_tabular/audit.py. Privacy noise is the library's secure noise (fresh CSPRNG seeds), as in
 a real run. --write replaces the '## Privacy audit' section of benchmarks/RESULTS.md (appends it the
 first time).
 """
@@ -28,8 +28,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 
-from pe_tabular.io_utils import atomic_write_text  # noqa: E402
-from pe_tabular.privacy.audit import (  # noqa: E402
+from pe_tabular.audit import (  # noqa: E402
     AuditResult,
     ScaledNoise,
     UnweightedEvolution,
@@ -37,6 +36,7 @@ from pe_tabular.privacy.audit import (  # noqa: E402
     audit_voting,
     unweighted_vote_histogram,
 )
+from pe_tabular.io_utils import atomic_write_text  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 DELTA = 1e-5
@@ -129,7 +129,7 @@ def main() -> int:
     cmd = "nice -n 10 python benchmarks/audit.py " + " ".join(sys.argv[1:])
     lines = [
         "",
-        "Empirical lower bounds on ε from canaries (pe_tabular/privacy/audit.py; method of Jagielski et al. 2020 / "
+        "Empirical lower bounds on ε from canaries (pe_tabular/audit.py; method of Jagielski et al. 2020 / "
         "Nasr et al. 2021). Each row runs the mechanism on D and on D' = D + one canary whose nearest candidates "
         "no other row votes for; the best threshold test on the released statistic is chosen on 30% of the runs, "
         "and its TPR/FPR on the other 70% give ε_lb = max log((TPR_lo − δ)/FPR_hi) over the four DP inequalities "

@@ -33,8 +33,8 @@ SHARED = ROOT.parent / "shared"
 MNIST = SHARED / "data" / "mnist"
 SCORER = SHARED / "bench" / "score_mnist.py"
 
-from pe_tabular.evaluation.images import evaluate, save_grid  # noqa: E402
 from pe_tabular.io_utils import atomic_write_json, atomic_write_text  # noqa: E402
+from renderers.digits.evaluation import evaluate, save_grid  # noqa: E402
 from renderers.digits.io import load_mnist, write_npz  # noqa: E402
 from renderers.digits.synth import DigitsConfig, render_baseline, synthesize  # noqa: E402
 
@@ -166,7 +166,7 @@ def write_results(store: Store, cmd: str) -> None:
              f"Machine: {_cpu()}, {os.cpu_count()} cores (shared with other jobs); python {platform.python_version()}, "
              f"{_versions()}.  ",
              "Private data: the 60,000 MNIST training images; accuracy on the real 10,000 test images of a CNN "
-             "trained on 60,000 synthetic images. 'own' = pe_tabular.evaluation.images (conv16-conv32-fc128, 4 "
+             "trained on 60,000 synthetic images. 'own' = renderers.digits.evaluation (conv16-conv32-fc128, 4 "
              "epochs, torch CPU); 'ref' = ../shared/bench/score_mnist.py (conv8-conv16-fc128, 3 epochs, one "
              "thread). FD = Fréchet distance "
              "on a fixed network's 128-d features (own / ref networks differ; NOT comparable with Inception FID). "

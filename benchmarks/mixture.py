@@ -5,12 +5,12 @@
 
 Arms (same ε, δ, PESynthesizer settings and seeds): ``statistical`` alone, each loopback endpoint
 alone (``llm:A``, ``llm:B``), and the ``mix`` of all three. The LLM endpoints are the loopback
-stand-in server (pe_tabular/backends/loopback.py) with two personalities, reached over real HTTP by
+stand-in server (pe_tabular/tables/testing/loopback.py) with two personalities, reached over real HTTP by
 the real openai client; the reply cache is off so request counts are real. Every statistical
 component — the statistical arm, the mixture's statistical source and the LLM fallback — is the
 calibrated backend PESynthesizer builds for ``backend="statistical"``.
 
-Metrics: 1-/2-way TVD from pe_tabular.evaluation.tabular (32 public bins) and the reference scorer
+Metrics: 1-/2-way TVD from pe_tabular.tables.evaluation (32 public bins) and the reference scorer
 ``/work/shared/bench/score_adult.py`` (public AIM/MST bins; 2-way TVD and TSTR AUC). Per-iteration
 noisy vote share per source of the mixture is reported too. With ``--results`` a section
 "## Mixture of generators (Adult, ε=1)" is appended to that file.
@@ -34,13 +34,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pe_tabular.backends.factory import make_backend  # noqa: E402
-from pe_tabular.backends.loopback import LoopbackServer  # noqa: E402
 from pe_tabular.backends.mixture import DEFAULT_SHARPNESS  # noqa: E402
-from pe_tabular.cli_tables import synth_defaults  # noqa: E402
-from pe_tabular.datasets import adult_schema, load_adult  # noqa: E402
-from pe_tabular.evaluation.tabular import marginal_tvd  # noqa: E402
-from pe_tabular.synthesizer import PESynthesizer  # noqa: E402
+from pe_tabular.tables.cli import synth_defaults  # noqa: E402
+from pe_tabular.tables.datasets import adult_schema, load_adult  # noqa: E402
+from pe_tabular.tables.evaluation import marginal_tvd  # noqa: E402
+from pe_tabular.tables.generators.factory import make_backend  # noqa: E402
+from pe_tabular.tables.synthesizer import PESynthesizer  # noqa: E402
+from pe_tabular.tables.testing.loopback import LoopbackServer  # noqa: E402
 
 SCORER = ROOT.parent / "shared" / "bench" / "score_adult.py"
 HEADING = "## Mixture of generators (Adult, ε=1)"
@@ -67,7 +67,7 @@ class MixSynthesizer(PESynthesizer):
     def fit(self, data: Any, **kw: Any) -> MixSynthesizer:
         if self.arm_spec == "statistical":
             return super().fit(data, **kw)
-        import pe_tabular.synthesizer as synmod
+        import pe_tabular.tables.synthesizer as synmod
 
         if getattr(self, "pair_share", 0) > 0 and hasattr(synmod, "TreeBackend"):
             orig = synmod.TreeBackend
@@ -159,7 +159,7 @@ def personality(name: str) -> Any:
     if name != "public":
         return name
     from benchmarks.peers.run_one import N_PUBLIC
-    from pe_tabular.backends.loopback import Personality
+    from pe_tabular.tables.testing.loopback import Personality
 
     return Personality("public", examples=load_adult("test").iloc[-N_PUBLIC:].reset_index(drop=True))
 
@@ -250,7 +250,7 @@ def write_results(path: Path, recs, table, args, pa: str, pb: str) -> None:
         f"Private = adult.data (32,561 rows), ε = {args.epsilon}, δ = 1e-5, seeds {args.seeds}; PESynthesizer "
         f"settings {mix[0]['iterations'] if mix else recs[0]['iterations']} iterations, population "
         f"{recs[0]['population']}; mixture floor {args.floor}. LLM endpoints: loopback stand-in personalities "
-        f"A = `{pa}`, B = `{pb}` (test/demo tool, pe_tabular/backends/loopback.py) over real HTTP. Mixture "
+        f"A = `{pa}`, B = `{pb}` (test/demo tool, pe_tabular/tables/testing/loopback.py) over real HTTP. Mixture "
         f"allocation: sharpness η = {os.environ.get('PE_TABULAR_MIX_SHARPNESS', DEFAULT_SHARPNESS)}, no floor in "
         "the last generation, first population n per source (pe_tabular/backends/mixture.py). Privacy noise is "
         "fresh OS entropy in every run (seeds fix candidates, not noise), so arms differ by noise too.", "",

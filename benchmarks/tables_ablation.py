@@ -8,7 +8,7 @@ Arms (same ε, δ = 1e-5, seeds; each fits PESynthesizer with its defaults):
   oracle-structure the Chow–Liu tree of the REAL data replaces the DP structure release — a NON-PRIVATE
                    ceiling that says how much the DP structure choice costs, never a usable setting
 
-Metrics: 1/2/3-way TVD (pe_tabular.evaluation.tabular, public bins) and TSTR AUC (HistGradientBoosting
+Metrics: 1/2/3-way TVD (pe_tabular.tables.evaluation, public bins) and TSTR AUC (HistGradientBoosting
 trained on the synthetic rows, tested on adult.test). Writes the '## Tables pipeline ablation' section of
 benchmarks/RESULTS.md with --write.
 """
@@ -29,11 +29,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import pe_tabular.synthesizer as synmod  # noqa: E402
-from pe_tabular.datasets import adult_schema, load_adult  # noqa: E402
-from pe_tabular.evaluation.tabular import marginal_tvd, tstr  # noqa: E402
-from pe_tabular.marginals import histogram, max_spanning_tree, mutual_information  # noqa: E402
-from pe_tabular.schema import validate  # noqa: E402
+import pe_tabular.tables.synthesizer as synmod  # noqa: E402
+from pe_tabular.tables.datasets import adult_schema, load_adult  # noqa: E402
+from pe_tabular.tables.evaluation import marginal_tvd, tstr  # noqa: E402
+from pe_tabular.tables.marginals import histogram, max_spanning_tree, mutual_information  # noqa: E402
+from pe_tabular.tables.schema import validate  # noqa: E402
 
 HEADING = "Tables pipeline ablation"
 ARMS = ("default", "exact-repeats", "oracle-structure")
@@ -41,7 +41,7 @@ ARMS = ("default", "exact-repeats", "oracle-structure")
 
 def oracle_tree(df: Any, schema: Any) -> list[tuple[str, str]]:
     """Chow–Liu tree of the real rows on the pair bins (non-private: the ceiling arm only)."""
-    from pe_tabular.marginals import PAIR_BINS, Binning
+    from pe_tabular.tables.marginals import PAIR_BINS, Binning
 
     names = schema.names
     nb = {n: Binning.of(schema[n], PAIR_BINS, PAIR_BINS).n_bins for n in names}

@@ -6,7 +6,7 @@
 
 Same data (private = adult.data, 32,561 rows; test = adult.test), same public discretisation
 (config.yml of the AIM/MST benchmarks: code-based peers run on its bins and decode uniformly within a
-bin), same evaluation for every method: our ``pe_tabular.evaluation.tabular`` (1/2/3-way TVD on the
+bin), same evaluation for every method: our ``pe_tabular.tables.evaluation`` (1/2/3-way TVD on the
 schema's public bins, TSTR with HistGradientBoosting, DCR) AND the reference scorer
 ../shared/bench/score_adult.py (TVD on config.yml bins, TSTR on all of adult.test).
 
@@ -89,11 +89,11 @@ def run_child(method: str, eps: float, seed: int, work: Path, args: argparse.Nam
 
 # -- evaluation --------------------------------------------------------------------------------------------
 class Evaluator:
-    """Our evaluation (pe_tabular.evaluation.tabular) + the reference scorer, on one synthetic CSV."""
+    """Our evaluation (pe_tabular.tables.evaluation) + the reference scorer, on one synthetic CSV."""
 
     def __init__(self) -> None:
-        from pe_tabular.datasets import adult_schema, load_adult
-        from pe_tabular.evaluation.tabular import tstr
+        from pe_tabular.tables.datasets import adult_schema, load_adult
+        from pe_tabular.tables.evaluation import tstr
 
         self.schema = adult_schema()
         self.real = load_adult("train")
@@ -101,7 +101,7 @@ class Evaluator:
         self.trtr = tstr(self.real, self.test, self.schema, "income")
 
     def ours(self, synth: Any) -> dict[str, Any]:
-        from pe_tabular.evaluation.tabular import dcr, marginal_tvd, tstr
+        from pe_tabular.tables.evaluation import dcr, marginal_tvd, tstr
 
         out = marginal_tvd(self.real, synth, self.schema)
         out.pop("worst_marginals", None)
@@ -279,7 +279,7 @@ def report(store: Store, command: str, started: str, notes: tuple[str, ...] = ()
     L.append("Private = adult.data (32,561 rows), test = adult.test, δ = 1e-5, every method on the same public "
              "discretisation (config.yml) and scored by the same two evaluations: **ref** = "
              "`../shared/bench/score_adult.py` (TVD on config.yml bins; TSTR on all of adult.test; the yardstick of "
-             "the quoted peer figures) and **ours** = `pe_tabular.evaluation.tabular` (TVD on the schema's public "
+             "the quoted peer figures) and **ours** = `pe_tabular.tables.evaluation` (TVD on the schema's public "
              f"bins — 32 log-spaced bins for capital-gain/loss and fnlwgt; TSTR on adult.test minus its last "
              f"{N_PUBLIC} rows). Mean ± sd over seeds; times are per run in its own process, one thread per "
              "library; the machine was shared (load average in the notes), so **wall time is inflated — CPU time is "

@@ -4,7 +4,7 @@
                                            [--write] [--methods pe mst sim] [--out-dir DIR]
 
 Data: ../shared/data/net/ugr16/ugr16_flows_40k.csv (UGR'16, 40,000 NetFlow records). Every synthetic
-file goes through the same fidelity suite (pe_tabular.evaluation.traces) and the reference scorer
+file goes through the same fidelity suite (simulators.network.fidelity) and the reference scorer
 ../shared/bench/score_traces.py; wall and CPU time are measured around the synthesis call only.
 
 MST (McKenna, Miklau & Sheldon, "Winning the NIST contest: a scalable and general approach to
@@ -94,7 +94,7 @@ def _log2_decode(b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def encode_public_bins(df: pd.DataFrame, window: tuple[float, float]) -> tuple[pd.DataFrame, dict[str, int]]:
-    from pe_tabular.distance.network import flags_to_mask, proto_to_number
+    from simulators.network.encoder import flags_to_mask, proto_to_number
 
     t0, t1 = window
     out, dom = {}, {}
@@ -118,7 +118,7 @@ def encode_public_bins(df: pd.DataFrame, window: tuple[float, float]) -> tuple[p
 
 
 def decode_public_bins(b: pd.DataFrame, window: tuple[float, float], rng: np.random.Generator) -> pd.DataFrame:
-    from pe_tabular.distance.network import mask_to_flags
+    from simulators.network.encoder import mask_to_flags
 
     t0, t1 = window
     n = len(b)
@@ -249,7 +249,7 @@ def _timed(fn: Any) -> tuple[Any, float, float]:
 
 def run_one(method: str, real: pd.DataFrame, eps: float, unit: str, seed: int, out_dir: Path,
             pe_kw: dict[str, Any]) -> dict[str, Any]:
-    from pe_tabular.evaluation.traces import flow_fidelity
+    from simulators.network.fidelity import flow_fidelity
     from simulators.network.io import write_netflow_csv
     from simulators.network.pipeline import TraceSynthConfig, privacy_groups, simulate_flows, synthesize_flows
 
@@ -356,7 +356,7 @@ def write_results(rows: list[dict[str, Any]], argv: list[str], pe_kw: dict[str, 
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.split(":")
     lines = ["## Network traces", "",
              "UGR'16, 40,000 NetFlow records (`../shared/data/net/ugr16/ugr16_flows_40k.csv`), δ = 1e-5. Every "
-             "synthetic file is scored by the same suite (`pe_tabular/evaluation/traces.py`: pairwise TVD on coarse "
+             "synthetic file is scored by the same suite (`simulators/network/fidelity.py`: pairwise TVD on coarse "
              "public bins, validity, Count-Min heavy-hitter error of the top-10 destinations, mean JSD of ports/"
              "protocol/IP ranks, mean normalised EMD of ts/td/pkt/byt) and by the reference scorer "
              "`../shared/bench/score_traces.py` (its `tvd2_mean`, `hh_relerr_top10_dstip`, `dstip_seen_in_real`, "
@@ -388,7 +388,7 @@ def write_results(rows: list[dict[str, Any]], argv: list[str], pe_kw: dict[str, 
 
 def _grid(real: pd.DataFrame, settings: list[dict[str, Any]], eps: float, unit: str, seeds: list[int]) -> int:
     """Mean ± sd of PE's pairwise TVD, HH error and CPU over seeds for each setting."""
-    from pe_tabular.evaluation.traces import flow_fidelity
+    from simulators.network.fidelity import flow_fidelity
     from simulators.network.pipeline import TraceSynthConfig, synthesize_flows
 
     for kw in settings:

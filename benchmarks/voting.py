@@ -56,7 +56,7 @@ def adult_frames(n: int, m: int):
     from them (a PE-like population: realistic marginals, new combinations)."""
     import pandas as pd
 
-    from pe_tabular.datasets import load_adult
+    from pe_tabular.tables.datasets import load_adult
 
     rows = pd.concat([load_adult("train"), load_adult("test")], ignore_index=True).iloc[:n]
     rng = np.random.default_rng(1)
@@ -72,8 +72,8 @@ class AdultCodes:
     Q = 1000
 
     def __init__(self):
-        from pe_tabular.datasets import adult_schema
-        from pe_tabular.distance.base import ABS, CAT, MixedMetric
+        from pe_tabular.distance import ABS, CAT, MixedMetric
+        from pe_tabular.tables.datasets import adult_schema
 
         self.columns = list(adult_schema().columns)
         kinds = [CAT if c.is_categorical else ABS for c in self.columns]
@@ -83,7 +83,7 @@ class AdultCodes:
                      if c.is_categorical}
 
     def encode(self, df) -> np.ndarray:
-        from pe_tabular.distance.tabular import to_unit
+        from pe_tabular.tables.encoder import to_unit
 
         out = []
         for c in self.columns:
@@ -106,8 +106,8 @@ def one_hot_scaled(p, c) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder
 
-    from pe_tabular.datasets import adult_schema
-    from pe_tabular.distance.tabular import to_unit
+    from pe_tabular.tables.datasets import adult_schema
+    from pe_tabular.tables.encoder import to_unit
 
     schema = adult_schema()
     cats = [col.name for col in schema.columns if col.is_categorical]
@@ -163,7 +163,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    from pe_tabular.distance.base import L2Metric
+    from pe_tabular.distance import L2Metric
     from pe_tabular.voting import jax_kernel, numba_kernel, reference
 
     res: dict[str, Any] = {"case": case, "method": method, "threads": threads}

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .io_utils import atomic_write, atomic_write_json, atomic_write_npz
-from .population import Population
-from .privacy.ledger import Ledger, Release
+from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
+from pe_tabular.population import Population
+from pe_tabular.privacy.ledger import Ledger, Release
 
 
 def _save_array_or_frame(path_stem: Path, x: Any) -> None:

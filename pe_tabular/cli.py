@@ -19,14 +19,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .privacy.accountant import AccountingError, epsilon_for_sigmas, gdp_mu, sigma_for_epsilon
+from pe_tabular.privacy.accountant import AccountingError, epsilon_for_sigmas, gdp_mu, sigma_for_epsilon
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PRIVACY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 _PLUGINS: dict[str, str] = {
-    "tables": "pe_tabular.cli_tables",
+    "tables": "pe_tabular.tables.cli",
     "traces": "simulators.network.cli",
     "digits": "renderers.digits.cli",
-    "report": "pe_tabular.evaluation.report_cli",
+    "report": "pe_tabular.tables.report_cli",
 }
 log = logging.getLogger("pe_tabular")
 

@@ -14,14 +14,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .backends.base import Backend
-from .checkpoint import Checkpointer
-from .distance.base import Encoder, L2Metric
-from .population import Population
-from .privacy.ledger import Ledger
-from .privacy.noise import NoiseSource
-from .voting.histogram import clip_counts, select, vote_histogram
-from .voting.registry import VoteFn, class_conditional_nearest, get_voter
+from pe_tabular.backends.base import Backend
+from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.distance import Encoder, L2Metric
+from pe_tabular.population import Population
+from pe_tabular.privacy.ledger import Ledger
+from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.voting.histogram import clip_counts, select, vote_histogram
+from pe_tabular.voting.registry import VoteFn, class_conditional_nearest, get_voter
 
 log = logging.getLogger(__name__)
 Event = dict[str, Any]
@@ -318,7 +318,7 @@ class Evolution:
 
 
 def uniform_policy(mu: float, iterations: int, weights: Sequence[float] | None = None) -> FixedSigmas:
-    from .privacy.accountant import schedule_sigmas
+    from pe_tabular.privacy.accountant import schedule_sigmas
 
     return FixedSigmas(tuple(schedule_sigmas(mu, iterations, weights)))
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pe_tabular.backends.llm import LLMBackend, LLMConfig
-from pe_tabular.schema import Column, Schema
+from pe_tabular.tables.generators.llm import LLMBackend, LLMConfig
+from pe_tabular.tables.schema import Column, Schema
 
 SCHEMA = Schema((
     Column("age", "integer", lower=16, upper=90, description="age in years"),

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from pe_tabular.privacy.accountant import gdp_epsilon, gdp_mu
-from pe_tabular.privacy.audit import (
+from pe_tabular.audit import (
     ScaledNoise,
     UnweightedEvolution,
     audit_pe_run,
@@ -24,6 +23,7 @@ from pe_tabular.privacy.audit import (
     epsilon_lower_bound,
     unweighted_vote_histogram,
 )
+from pe_tabular.privacy.accountant import gdp_epsilon, gdp_mu
 from pe_tabular.privacy.noise import NoiseSource
 
 DELTA = 1e-5

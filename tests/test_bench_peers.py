@@ -30,7 +30,7 @@ def test_decode_then_encode_gives_back_every_code() -> None:
 @needs_shared
 def test_encoding_matches_the_reference_scorer() -> None:
     from benchmarks.peers.adult_bins import encode, load_config
-    from pe_tabular.datasets import load_adult
+    from pe_tabular.tables.datasets import load_adult
 
     spec = importlib.util.spec_from_file_location("score_adult", SHARED / "bench" / "score_adult.py")
     scorer = importlib.util.module_from_spec(spec)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pe_tabular.cli import main
-from pe_tabular.datasets import adult_schema, load_adult
+from pe_tabular.tables.datasets import adult_schema, load_adult
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pe_tabular.distance.base import L2Metric
-from pe_tabular.distance.images import ImageEncoder, hog
+from pe_tabular.distance import L2Metric
+from renderers.digits.encoder import ImageEncoder, hog
 from renderers.digits.stroke import StrokeRenderer
 
 SPECS = ["pixels", "pixels:2", "hog", "rp", "pixels+hog"]

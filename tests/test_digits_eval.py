@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pe_tabular.evaluation.images import frechet_distance, sample_grid, save_grid
+from renderers.digits.evaluation import frechet_distance, sample_grid, save_grid
 
 
 def test_frechet_distance_zero_for_same_set_and_grows_with_shift():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pe_tabular.distance.base import CAT, L2Metric, MixedMetric
+from pe_tabular.distance import CAT, L2Metric, MixedMetric
 from pe_tabular.evolution import Evolution, EvolutionConfig, FixedSigmas
 from pe_tabular.privacy import Ledger, NoiseSource
 from pe_tabular.voting.federated import FederatedClient, FederatedVoting, clip_l2

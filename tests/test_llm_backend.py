@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_tabular.backends.factory import make_backend as factory_backend
-from pe_tabular.backends.factory import parse_llm, spec_from_flags
-from pe_tabular.backends.llm_format import RowChecker, parse_rows, vary_plan
-from pe_tabular.backends.loopback import LoopbackServer
 from pe_tabular.population import Population
-from pe_tabular.schema import Column, Schema, validate
+from pe_tabular.tables.generators.factory import make_backend as factory_backend
+from pe_tabular.tables.generators.factory import parse_llm, spec_from_flags
+from pe_tabular.tables.generators.llm_format import RowChecker, parse_rows, vary_plan
+from pe_tabular.tables.schema import Column, Schema, validate
+from pe_tabular.tables.testing.loopback import LoopbackServer
 from tests.llm_toy import SCHEMA, cache_files, make_backend
 
 
@@ -148,7 +148,7 @@ def test_factory_builds_a_mixture_over_two_endpoints(tmp_path, monkeypatch):
 
 
 def test_a_personality_with_public_examples_writes_and_varies_rows_from_them(tmp_path):
-    from pe_tabular.backends.loopback import Personality
+    from pe_tabular.tables.testing.loopback import Personality
 
     ex = pd.DataFrame({"age": [25, 61, 33, 47], "hours": [40, 20, 40, 60], "amount": [10.5, 2000.0, 350.0, 99.5],
                        "job": ["nurse", "farmer", "clerk", "nurse"], "y": ["no", "yes", "no", "yes"]})

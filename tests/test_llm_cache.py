@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pe_tabular.backends.loopback import LoopbackServer
 from pe_tabular.privacy.noise import TEST_NOISE_ENV
-from pe_tabular.synthesizer import PESynthesizer
+from pe_tabular.tables.synthesizer import PESynthesizer
+from pe_tabular.tables.testing.loopback import LoopbackServer
 from tests.llm_toy import SCHEMA, cache_files, make_backend, private_frame
 
 

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from pe_tabular.backends.loopback import LoopbackServer
 from pe_tabular.cli import main
 from pe_tabular.population import Population
+from pe_tabular.tables.testing.loopback import LoopbackServer
 from tests.llm_toy import SCHEMA, make_backend, private_frame
 
 

@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pe_tabular.backends.llm import LLMError
-from pe_tabular.backends.llm_format import parse_spec
-from pe_tabular.backends.loopback import LoopbackServer
+from pe_tabular.tables.generators.llm import LLMError
+from pe_tabular.tables.generators.llm_format import parse_spec
+from pe_tabular.tables.testing.loopback import LoopbackServer
 from tests.llm_toy import cache_files, make_backend
 
 
@@ -80,7 +80,7 @@ def test_endpoint_that_never_answers_falls_back_to_statistical_rows(server, tmp_
 
 
 def test_wrong_model_and_bad_url_name_the_flag(server, tmp_path):
-    from pe_tabular.backends.llm import LLMConfig
+    from pe_tabular.tables.generators.llm import LLMConfig
 
     with pytest.raises(ValueError, match="--llm-base-url"):
         LLMConfig("127.0.0.1:8000", "m")

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_tabular.datasets import adult_schema, load_adult
-from pe_tabular.marginals import (
+from pe_tabular.tables.datasets import adult_schema, load_adult
+from pe_tabular.tables.marginals import (
     PAIR_BINS,
     Binning,
     coarse_groups,
@@ -20,7 +20,7 @@ from pe_tabular.marginals import (
     noisy_chow_liu,
     structure_counts,
 )
-from pe_tabular.schema import Column, Schema, validate
+from pe_tabular.tables.schema import Column, Schema, validate
 from pe_tabular.voting.histogram import select
 
 
@@ -116,7 +116,7 @@ def test_systematic_selection_gives_floor_or_ceil_copies():
 def test_combining_pair_margins_makes_one_way_estimates_more_accurate(adult):
     """Post-processing: the inverse-variance combination of a column's one-way release with the coarse margins
     of the pair releases that contain it beats the one-way release alone, on average over noise draws."""
-    from pe_tabular.marginals import combine_one_way, estimate
+    from pe_tabular.tables.marginals import combine_one_way, estimate
 
     schema, df = adult
     rng = np.random.default_rng(3)

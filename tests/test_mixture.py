@@ -196,8 +196,8 @@ def test_observe_gets_only_the_released_noisy_histogram_never_the_clean_votes(tm
 
 
 def test_a_bad_mixture_setting_in_the_environment_is_named(monkeypatch):
-    from pe_tabular.backends.factory import MIX_SHARPNESS_ENV, make_backend
-    from pe_tabular.datasets import adult_schema
+    from pe_tabular.tables.datasets import adult_schema
+    from pe_tabular.tables.generators.factory import MIX_SHARPNESS_ENV, make_backend
 
     monkeypatch.setenv(MIX_SHARPNESS_ENV, "sharp")
     with pytest.raises(ValueError, match=MIX_SHARPNESS_ENV):

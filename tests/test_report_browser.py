@@ -133,8 +133,8 @@ needs_chromium = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from pe_tabular.datasets import adult_schema, load_adult
-    from pe_tabular.synthesizer import PESynthesizer
+    from pe_tabular.tables.datasets import adult_schema, load_adult
+    from pe_tabular.tables.synthesizer import PESynthesizer
 
     schema = adult_schema()
     train = load_adult("train").sample(2000, random_state=1).reset_index(drop=True)
@@ -170,7 +170,7 @@ def few_threads():
 @pytest.fixture(scope="module")
 def report(run):
 
-    from pe_tabular.evaluation.report import html_section, write_report
+    from pe_tabular.tables.report import html_section, write_report
 
     extra = html_section("Other domain (section API)", figures=[_grid_image(), _svg()],
                          tables=[pd.DataFrame({"class": [0, 1], "samples": [10, 12]})],
@@ -258,7 +258,7 @@ def test_report_is_self_contained_and_complete(report, run):
 
 
 def test_cramers_v_is_zero_for_independent_and_one_for_identical_columns():
-    from pe_tabular.evaluation.report import cramers_v_matrix
+    from pe_tabular.tables.report import cramers_v_matrix
 
     rng = np.random.default_rng(0)
     a = rng.integers(0, 6, 20000)
@@ -272,9 +272,9 @@ def test_cramers_v_is_zero_for_independent_and_one_for_identical_columns():
 
 def test_datetimes_are_binned_on_the_schema_scale_whatever_their_dtype(tmp_path):
     """`synth --report` hands over pandas Timestamps (ns); the bins are defined in epoch seconds."""
-    from pe_tabular.evaluation.report import _as_internal, write_report
-    from pe_tabular.evaluation.tabular import binned
-    from pe_tabular.schema import Column, Schema
+    from pe_tabular.tables.evaluation import binned
+    from pe_tabular.tables.report import _as_internal, write_report
+    from pe_tabular.tables.schema import Column, Schema
 
     lo, hi = pd.Timestamp("2020-01-01"), pd.Timestamp("2021-01-01")
     schema = Schema((Column("t", "datetime", lower=lo.value / 1e9, upper=hi.value / 1e9),
@@ -293,7 +293,7 @@ def test_datetimes_are_binned_on_the_schema_scale_whatever_their_dtype(tmp_path)
 
 
 def test_figure_html_rejects_what_it_cannot_embed(tmp_path):
-    from pe_tabular.evaluation.report import figure_html
+    from pe_tabular.tables.report import figure_html
 
     with pytest.raises(ValueError, match="PNG"):
         figure_html(b"GIF89a....")
@@ -309,7 +309,7 @@ def test_report_command_end_to_end(run, tmp_path):
     import contextlib
 
     from pe_tabular.cli import main
-    from pe_tabular.schema import Schema
+    from pe_tabular.tables.schema import Schema
 
     cols = ["age", "education", "sex", "income"]  # a narrow table keeps the figures quick
     schema = Schema(tuple(run["schema"][c] for c in cols), label="income")

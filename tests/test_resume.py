@@ -15,8 +15,8 @@ import pytest
 
 SCRIPT = textwrap.dedent("""
     import json, os, signal, sys
-    from pe_tabular.datasets import adult_schema, load_adult
-    from pe_tabular.synthesizer import PESynthesizer
+    from pe_tabular.tables.datasets import adult_schema, load_adult
+    from pe_tabular.tables.synthesizer import PESynthesizer
 
     ckpt, out, kill_at, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
     seen = {"iteration": 0, "votes": []}
@@ -68,8 +68,8 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
 
 
 def test_resume_refuses_other_settings(tmp_path):
-    from pe_tabular.datasets import adult_schema, load_adult
-    from pe_tabular.synthesizer import PESynthesizer
+    from pe_tabular.tables.datasets import adult_schema, load_adult
+    from pe_tabular.tables.synthesizer import PESynthesizer
 
     df = load_adult("train").head(800)
     kw = dict(iterations=2, population=100, k=2, voter="numpy")

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pe_tabular.audit import BoxBackend, IdentityEncoder
 from pe_tabular.evolution import Evolution, EvolutionConfig, FixedSigmas
 from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_epsilon, gdp_mu, schedule_sigmas
-from pe_tabular.privacy.audit import BoxBackend, IdentityEncoder
 from pe_tabular.privacy.ledger import BudgetExceeded, Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.schedules import (

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_tabular.backends.statistical import StatisticalBackend, anchors
-from pe_tabular.schema import Column, Schema, SchemaError, ValidationError, infer_public, validate
+from pe_tabular.tables.generators.statistical import StatisticalBackend, anchors
+from pe_tabular.tables.schema import Column, Schema, SchemaError, ValidationError, infer_public, validate
 
 
 @pytest.fixture

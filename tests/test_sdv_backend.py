@@ -8,11 +8,11 @@ import pytest
 
 pytest.importorskip("sdv", reason="the sdv extra is not installed")
 
-from pe_tabular.backends.factory import make_backend  # noqa: E402
-from pe_tabular.backends.sdv_backend import SDVBackend  # noqa: E402
-from pe_tabular.datasets import adult_schema, load_adult  # noqa: E402
 from pe_tabular.population import Population  # noqa: E402
-from pe_tabular.schema import validate  # noqa: E402
+from pe_tabular.tables.datasets import adult_schema, load_adult  # noqa: E402
+from pe_tabular.tables.generators.factory import make_backend  # noqa: E402
+from pe_tabular.tables.generators.sdv import SDVBackend  # noqa: E402
+from pe_tabular.tables.schema import validate  # noqa: E402
 
 COLS = ["age", "education", "education-num", "sex", "relationship", "hours-per-week", "capital-gain", "income"]
 
@@ -20,7 +20,7 @@ COLS = ["age", "education", "education-num", "sex", "relationship", "hours-per-w
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     full = adult_schema()
-    from pe_tabular.schema import Schema
+    from pe_tabular.tables.schema import Schema
 
     schema = Schema(tuple(full[c] for c in COLS), label="income")
     public = load_adult("test").iloc[:1500][COLS]

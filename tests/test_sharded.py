@@ -11,11 +11,11 @@ distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 import tests.toy as toy  # noqa: E402
-from pe_tabular.distance.base import ABS, CAT, MixedMetric  # noqa: E402
-from pe_tabular.distance.tabular import TableEncoder  # noqa: E402
+from pe_tabular.distance import ABS, CAT, MixedMetric  # noqa: E402
 from pe_tabular.evolution import Evolution, EvolutionConfig, uniform_policy  # noqa: E402
 from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu  # noqa: E402
-from pe_tabular.schema import Column, Schema  # noqa: E402
+from pe_tabular.tables.encoder import TableEncoder  # noqa: E402
+from pe_tabular.tables.schema import Column, Schema  # noqa: E402
 from pe_tabular.voting import numba_kernel  # noqa: E402
 from pe_tabular.voting.histogram import vote_histogram  # noqa: E402
 from pe_tabular.voting.registry import class_conditional_nearest  # noqa: E402

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_tabular.datasets import adult_schema, load_adult
 from pe_tabular.privacy.noise import NoiseSource
-from pe_tabular.schema_dp import infer_dp
-from pe_tabular.synthesizer import PESynthesizer
+from pe_tabular.tables.datasets import adult_schema, load_adult
+from pe_tabular.tables.schema_dp import infer_dp
+from pe_tabular.tables.synthesizer import PESynthesizer
 
 FAST = dict(iterations=2, population=400, k=4, voter="numpy")
 
@@ -56,7 +56,7 @@ def test_seed_fixes_everything_but_the_noise(adult, monkeypatch):
 def test_learns_joints_beyond_independent_columns():
     """Noise-free, the pipeline must capture joint structure an exact column shuffle destroys
     (the eps=1 comparison on the full data is in benchmarks/RESULTS.md)."""
-    from pe_tabular.evaluation.tabular import marginal_tvd
+    from pe_tabular.tables.evaluation import marginal_tvd
 
     adult = load_adult("train")
     syn = PESynthesizer(adult_schema(), math.inf, 1e-5, seed=0, iterations=2, population=8000, k=16).fit(adult)
@@ -89,7 +89,7 @@ def test_infinite_epsilon_adds_no_noise(adult):
 
 def test_a_mixture_explores_every_source_at_the_full_first_population(adult):
     from pe_tabular.backends.mixture import Mixture, explore_every_source
-    from pe_tabular.backends.statistical import StatisticalBackend
+    from pe_tabular.tables.generators.statistical import StatisticalBackend
 
     schema = adult_schema()
     mix = Mixture([StatisticalBackend(schema), StatisticalBackend(schema)], names=["a", "b"])
@@ -101,7 +101,7 @@ def test_a_mixture_explores_every_source_at_the_full_first_population(adult):
 
 
 def test_sample_varies_only_repeated_rows_and_keeps_their_places(adult):
-    from pe_tabular.synthesizer import to_external
+    from pe_tabular.tables.synthesizer import to_external
 
     syn = PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **FAST).fit(adult)
     res = syn.result
@@ -118,7 +118,7 @@ def test_sample_varies_only_repeated_rows_and_keeps_their_places(adult):
 
 def test_default_sampling_never_calls_a_remote_source_of_a_mixture(adult):
     from pe_tabular.backends.mixture import Mixture
-    from pe_tabular.backends.statistical import StatisticalBackend
+    from pe_tabular.tables.generators.statistical import StatisticalBackend
 
     schema = adult_schema()
 

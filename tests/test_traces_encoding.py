@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_tabular.distance.base import ABS, CAT, IPV4, PORT, MixedMetric
-from pe_tabular.distance.network import (
+from pe_tabular.distance import ABS, CAT, IPV4, PORT, MixedMetric
+from pe_tabular.voting.reference import mixed_distances
+from simulators.network.encoder import (
     FlowEncoder,
     encode_duration,
     encode_ipv4,
@@ -22,7 +23,6 @@ from pe_tabular.distance.network import (
     number_to_proto,
     uint32_to_ip,
 )
-from pe_tabular.voting.reference import mixed_distances
 
 
 def _dist(codes_a: np.ndarray, codes_b: np.ndarray, kind: int, w: int = 1) -> np.ndarray:

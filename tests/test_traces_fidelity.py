@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_tabular.evaluation.traces import (
+from simulators.network.fidelity import (
     CountMinSketch,
     flow_fidelity,
     flow_validity,

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_tabular.distance.network import FlowEncoder
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.voting.histogram import vote_histogram
 from pe_tabular.voting.reference import nearest
 from simulators.network.dp_priors import PriorShares, fit_addresses
+from simulators.network.encoder import FlowEncoder
 from simulators.network.flows import FlowSimulator
 from simulators.network.marginals import flow_marginal_specs
 from simulators.network.pipeline import TraceSynthConfig, privacy_groups, synthesize_flows

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from pe_tabular.cli import main
-from pe_tabular.distance.network import uint32_to_ip
-from pe_tabular.evaluation.traces import flow_fidelity, packet_fidelity
+from simulators.network.encoder import uint32_to_ip
+from simulators.network.fidelity import flow_fidelity, packet_fidelity
 from simulators.network.flows import FlowSimulator
 from simulators.network.io import write_netflow_csv
 from simulators.network.packets import expand_flows

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from pe_tabular.distance.base import ABS, CAT, IPV4, PORT, SQ, L2Metric, MixedMetric
+from pe_tabular.distance import ABS, CAT, IPV4, PORT, SQ, L2Metric, MixedMetric
 from pe_tabular.voting import nearest, select, vote_histogram
 from pe_tabular.voting.reference import mixed_distances
 

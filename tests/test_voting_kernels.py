@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pe_tabular.distance.base import ABS, CAT, IPV4, PORT, SQ, L2Metric, MixedMetric
+from pe_tabular.distance import ABS, CAT, IPV4, PORT, SQ, L2Metric, MixedMetric
 from pe_tabular.voting import jax_kernel, numba_kernel, reference
 from pe_tabular.voting.prepare import l2_operands, prepare_mixed
 from pe_tabular.voting.registry import get_voter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pe_tabular.distance.base import L2Metric
+from pe_tabular.distance import L2Metric
 from pe_tabular.population import Population
 
 

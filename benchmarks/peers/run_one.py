@@ -52,15 +52,15 @@ def peak_rss_mb() -> float:
 
 
 def run(method: str, eps: float, seed: int, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
-    from pe_tabular.datasets import adult_schema, load_adult
+    from pe_tabular.tables.datasets import adult_schema, load_adult
 
     df = load_adult("train")
     n = len(df)
     rng = np.random.default_rng(seed)
     public_bins = "public bins/categories of config.yml"
     if method == "pe":
-        from pe_tabular.cli_tables import synth_defaults
-        from pe_tabular.synthesizer import PESynthesizer
+        from pe_tabular.tables.cli import synth_defaults
+        from pe_tabular.tables.synthesizer import PESynthesizer
 
         syn = PESynthesizer(adult_schema(), eps, DELTA, seed=seed, **synth_defaults(n)).fit(df)
         rep = syn.privacy_report()

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..population import Population
+from pe_tabular.population import Population
 
 
 @runtime_checkable

@@ -52,8 +52,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..population import Population
-from .base import Backend
+from pe_tabular.backends.base import Backend
+from pe_tabular.population import Population
 
 DEFAULT_SHARPNESS = 1.0  # the vote-share rule; see the module docstring and RESULTS.md "Mixture of generators"
 
@@ -284,7 +284,7 @@ def plot_source_shares(history: Sequence[dict[str, Any]], path: str | Path | Non
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
     if path is not None:
-        from ..io_utils import atomic_write
+        from pe_tabular.io_utils import atomic_write
 
         atomic_write(path, lambda t: fig.savefig(t, format=Path(path).suffix.lstrip(".") or "png", dpi=120))
         plt.close(fig)

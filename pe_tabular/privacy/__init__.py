@@ -1,6 +1,6 @@
 """Privacy accounting (Gaussian DP), the ledger / privacy filter, and the privacy noise source."""
 
-from .accountant import (
+from pe_tabular.privacy.accountant import (
     AccountingError,
     compose_mu,
     epsilon_for_sigmas,
@@ -10,8 +10,8 @@ from .accountant import (
     schedule_sigmas,
     sigma_for_epsilon,
 )
-from .ledger import BudgetExceeded, Ledger, Release
-from .noise import NoiseSource, noise_source
+from pe_tabular.privacy.ledger import BudgetExceeded, Ledger, Release
+from pe_tabular.privacy.noise import NoiseSource, noise_source
 
 __all__ = [
     "AccountingError", "BudgetExceeded", "Ledger", "NoiseSource", "Release", "compose_mu",

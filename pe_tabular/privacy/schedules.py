@@ -44,8 +44,8 @@ from typing import Any
 
 from scipy.stats import norm
 
-from .accountant import AccountingError, schedule_sigmas
-from .ledger import Ledger, Release
+from pe_tabular.privacy.accountant import AccountingError, schedule_sigmas
+from pe_tabular.privacy.ledger import Ledger, Release
 
 log = logging.getLogger(__name__)
 BUDGET_NAMES = ("uniform", "geometric", "adaptive")

@@ -23,11 +23,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..checkpoint import Checkpointer
-from ..privacy.ledger import Ledger
-from ..privacy.noise import NoiseSource
-from .histogram import vote_histogram
-from .registry import class_conditional_nearest, get_voter
+from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.privacy.ledger import Ledger
+from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.voting.histogram import vote_histogram
+from pe_tabular.voting.registry import class_conditional_nearest, get_voter
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class FederatedVoting:
                 noise: NoiseSource, iteration: int, candidate_labels: np.ndarray | None = None,
                 checkpoint: Checkpointer | None = None) -> np.ndarray:
         """One noisy round outside ``Evolution``: charge the ledger (Δ = 1 per client), then add noise."""
-        from ..evolution import release_histogram  # noqa: PLC0415 - the engine's one release path
+        from pe_tabular.evolution import release_histogram  # noqa: PLC0415 - the engine's one release path
 
         clean = self(self.private, candidates, metric, k, None, candidate_labels, None)
         return release_histogram(clean, sigma, f"federated_vote_{iteration:03d}", iteration, ledger, noise,

@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..distance.base import L2Metric, Metric, MixedMetric
-from .prepare import ABS_FOLDED, l2_operands, prepare_mixed
+from pe_tabular.distance import L2Metric, Metric, MixedMetric
+from pe_tabular.voting.prepare import ABS_FOLDED, l2_operands, prepare_mixed
 
 _BLOCK_ELEMS = 1 << 21  # distances per (rows × candidates) block: 8 MB of int32 / float32
 _MAX_CANDS = 4096

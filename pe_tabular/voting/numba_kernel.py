@@ -40,9 +40,9 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 from threadpoolctl import threadpool_limits
 
-from ..distance.base import L2Metric, Metric, MixedMetric
-from .prepare import PreparedCodes, l2_operands, prepare_mixed
-from .reference import mixed_distances
+from pe_tabular.distance import L2Metric, Metric, MixedMetric
+from pe_tabular.voting.prepare import PreparedCodes, l2_operands, prepare_mixed
+from pe_tabular.voting.reference import mixed_distances
 
 _CHUNK = 512  # candidates per distance buffer / reduction chunk: c × 512 codes stay in L1
 _L2_BLOCK_ELEMS = 1 << 22  # float32 GEMM output per block of the prange driver (16 MB)

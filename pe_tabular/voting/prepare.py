@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..distance.base import ABS, CAT, IPV4, PORT, SQ, MixedMetric
+from pe_tabular.distance import ABS, CAT, IPV4, PORT, SQ, MixedMetric
 
 _I64_MAX = np.iinfo(np.int64).max
 _KNOWN_KINDS = (CAT, ABS, SQ, IPV4, PORT)

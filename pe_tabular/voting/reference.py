@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..distance.base import ABS, CAT, IPV4, PORT, SQ, L2Metric, Metric, MixedMetric, port_class
+from pe_tabular.distance import ABS, CAT, IPV4, PORT, SQ, L2Metric, Metric, MixedMetric, port_class
 
 _BLOCK_ELEMS = 1 << 22  # ~32 MB of int64 distances per block
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .reference import nearest as numpy_nearest
+from pe_tabular.voting.reference import nearest as numpy_nearest
 
 log = logging.getLogger(__name__)
 NearestFn = Callable[..., np.ndarray]
@@ -32,10 +32,10 @@ def _load(name: str) -> NearestFn:
     if name == "numpy":
         return numpy_nearest
     if name == "numba":
-        from .numba_kernel import nearest as f  # noqa: PLC0415 - optional, compiled on first use
+        from pe_tabular.voting.numba_kernel import nearest as f  # noqa: PLC0415 - optional, compiled on first use
         return f
     if name == "jax":
-        from .jax_kernel import nearest as f  # noqa: PLC0415
+        from pe_tabular.voting.jax_kernel import nearest as f  # noqa: PLC0415
         return f
     raise ValueError(f"unknown --voter {name!r}; choose one of {', '.join(VOTER_NAMES)}")
 

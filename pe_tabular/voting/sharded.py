@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .histogram import vote_histogram
-from .registry import class_conditional_nearest, get_voter
+from pe_tabular.voting.histogram import vote_histogram
+from pe_tabular.voting.registry import class_conditional_nearest, get_voter
 
 log = logging.getLogger(__name__)
 Partitions = Sequence[pd.DataFrame] | str | os.PathLike

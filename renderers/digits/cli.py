@@ -18,10 +18,9 @@ import numpy as np
 
 from pe_tabular.cli import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
 from pe_tabular.privacy.schedules import BUDGET_NAMES
-
-from .geometry import PLACEMENTS
-from .io import load_mnist, read_npz, write_mnist, write_npz
-from .synth import RENDERERS, DigitsConfig, GridCheckpointer, render_baseline, synthesize
+from renderers.digits.geometry import PLACEMENTS
+from renderers.digits.io import load_mnist, read_npz, write_mnist, write_npz
+from renderers.digits.synth import RENDERERS, DigitsConfig, GridCheckpointer, render_baseline, synthesize
 
 log = logging.getLogger("pe_tabular.digits")
 _D = DigitsConfig()
@@ -91,7 +90,7 @@ def _synth(args: argparse.Namespace) -> int:
     files = _write_output(out, res.images, res.labels, args.format, genome=res.genome,
                           source=res.source.astype(str))
     res.ledger.save(out / "ledger.json")
-    from pe_tabular.evaluation.images import save_grid, save_json
+    from renderers.digits.evaluation import save_grid, save_json
 
     save_grid(out / "grids" / "final.png", res.images, res.labels, 16, rng=np.random.default_rng(0))
     summary = {"epsilon": res.ledger.epsilon, "delta": args.delta, "mu": res.ledger.mu, "n_images": len(res.labels),
@@ -111,7 +110,7 @@ def _render(args: argparse.Namespace) -> int:
     wall = time.time() - t0
     out = Path(args.out)
     files = _write_output(out, images, labels, args.format)
-    from pe_tabular.evaluation.images import save_grid, save_json
+    from renderers.digits.evaluation import save_grid, save_json
 
     save_grid(out / "grids" / "final.png", images, labels, 16, rng=np.random.default_rng(0))
     summary = {"n_images": len(labels), "renderer": args.renderer, "placement": args.placement, "wall_s": wall,
@@ -123,14 +122,14 @@ def _render(args: argparse.Namespace) -> int:
 
 def _html_out(path: str, flag: str) -> Path:
     """The report's .html path, checked before any work (report_cli's check, naming this command's flag)."""
-    from pe_tabular.evaluation.report_cli import _check_html_out
+    from pe_tabular.tables.report_cli import _check_html_out
 
     return _check_html_out(path, flag)
 
 
 def _write_report(args: argparse.Namespace, out: Path, real_test: tuple[np.ndarray, np.ndarray] | None,
                   evaluation: dict | None) -> dict:
-    from .report import write_digits_report
+    from renderers.digits.report import write_digits_report
 
     t0 = time.time()
     write_digits_report(args.dir, out, real_test=real_test, evaluation=evaluation, seed=args.seed)
@@ -138,7 +137,7 @@ def _write_report(args: argparse.Namespace, out: Path, real_test: tuple[np.ndarr
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from pe_tabular.evaluation.images import evaluate, save_json
+    from renderers.digits.evaluation import evaluate, save_json
 
     report = _html_out(args.report, "--report") if args.report else None
     images, labels = load_images(args.dir, flag="DIR")

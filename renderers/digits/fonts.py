@@ -17,10 +17,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from .genome import Gene, GenomeSpec
-from .geometry import ELASTIC_P, ELASTIC_W, check_placement
-from .raster import SIZE, render_outlines
-from .stroke import COMMON_GENES, TemplateBackend
+from renderers.digits.genome import Gene, GenomeSpec
+from renderers.digits.geometry import ELASTIC_P, ELASTIC_W, check_placement
+from renderers.digits.raster import SIZE, render_outlines
+from renderers.digits.stroke import COMMON_GENES, TemplateBackend
 
 DEFAULT_FONTS = (
     "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",

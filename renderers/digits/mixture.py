@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from pe_tabular.population import Population
-
-from .stroke import check_label
+from renderers.digits.stroke import check_label
 
 
 class DigitMixture:

@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 
 from pe_tabular.population import Population
-
-from .genome import Gene, GenomeSpec
-from .geometry import ELASTIC_P, ELASTIC_W, N_ELASTIC, check_placement
-from .raster import SIZE, render_strokes
-from .templates import MAX_NODES, TEMPLATES, padded_tables
+from renderers.digits.genome import Gene, GenomeSpec
+from renderers.digits.geometry import ELASTIC_P, ELASTIC_W, N_ELASTIC, check_placement
+from renderers.digits.raster import SIZE, render_strokes
+from renderers.digits.templates import MAX_NODES, TEMPLATES, padded_tables
 
 # shared layout with the font renderer: columns 1..16 mean the same in both (see raster.py)
 COMMON_GENES = (

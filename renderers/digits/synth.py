@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from pe_tabular.checkpoint import Checkpointer
-from pe_tabular.distance.images import ImageEncoder
 from pe_tabular.evolution import (
     ConfigError,
     Evolution,
@@ -40,10 +39,10 @@ from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource, noise_source
 from pe_tabular.privacy.schedules import make_policy
 from pe_tabular.voting.histogram import select
-
-from .fonts import FontRenderer
-from .mixture import DigitMixture
-from .stroke import StrokeRenderer
+from renderers.digits.encoder import ImageEncoder
+from renderers.digits.fonts import FontRenderer
+from renderers.digits.mixture import DigitMixture
+from renderers.digits.stroke import StrokeRenderer
 
 log = logging.getLogger(__name__)
 CLASSES = tuple(range(10))
@@ -134,7 +133,7 @@ class GridCheckpointer(Checkpointer):
 
     def save_population(self, t: int, pop: Population, rng: np.random.Generator) -> None:
         if self.grid_dir is not None and pop.label is not None:
-            from pe_tabular.evaluation.images import save_grid
+            from renderers.digits.evaluation import save_grid
 
             self.grid_dir.mkdir(parents=True, exist_ok=True)
             save_grid(self.grid_dir / f"iteration_{t:02d}.png", pop.samples, pop.label, self.per_class,

@@ -50,7 +50,7 @@ def parse_time(s: str) -> float:
 
 
 def _is_pcap(path: Path) -> bool:
-    from .io import PCAP_MAGICS, PCAPNG_MAGIC
+    from simulators.network.io import PCAP_MAGICS, PCAPNG_MAGIC
 
     if path.suffix.lower() in (".pcap", ".pcapng", ".cap"):
         return True
@@ -71,11 +71,17 @@ def _progress(quiet: bool) -> Any:
 
 def _synth(args: argparse.Namespace) -> int:
     from pe_tabular.cli import UsageError, emit
-
-    from .dp_priors import PriorShares
-    from .io import packets_to_flows, read_netflow_csv, read_pcap, write_netflow_csv, write_packets_csv, write_pcap
-    from .packets import expand_flows
-    from .pipeline import TraceSynthConfig, synthesize_flows, synthesize_packets
+    from simulators.network.dp_priors import PriorShares
+    from simulators.network.io import (
+        packets_to_flows,
+        read_netflow_csv,
+        read_pcap,
+        write_netflow_csv,
+        write_packets_csv,
+        write_pcap,
+    )
+    from simulators.network.packets import expand_flows
+    from simulators.network.pipeline import TraceSynthConfig, synthesize_flows, synthesize_packets
 
     src, out = Path(args.input), Path(args.out)
     if not src.exists():
@@ -130,7 +136,7 @@ def _synth(args: argparse.Namespace) -> int:
     text = (f"wrote {len(res.records)} synthetic {'packets' if args.level == 'packet' else 'flows'} to "
             f"{out} ({args.unit}-level ({eps:.4g}, {args.delta:g})-DP; report {priv})")
     if report is not None:
-        from .report import write_traces_report
+        from simulators.network.report import write_traces_report
 
         write_traces_report(real, res.records, report, res.ledger, res.history, window=cfg.time_window)
         summary["report"] = str(report)
@@ -146,7 +152,7 @@ def _check_report(path: str | None) -> Path | None:
     """Validate --report before any work (the shared check of `pe-tabular report`)."""
     if path is None:
         return None
-    from pe_tabular.evaluation.report_cli import _check_html_out
+    from pe_tabular.tables.report_cli import _check_html_out
 
     return _check_html_out(path, "--report")
 
@@ -160,7 +166,7 @@ def _write_flows(flows: pd.DataFrame, out: Path, out_pcap: bool, seed: int | Non
 
 
 def _load_any(path: Path) -> tuple[str, pd.DataFrame]:
-    from .io import read_netflow_csv, read_pcap
+    from simulators.network.io import read_netflow_csv, read_pcap
 
     if _is_pcap(path):
         return "packet", read_pcap(path)
@@ -172,7 +178,7 @@ def _load_any(path: Path) -> tuple[str, pd.DataFrame]:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from pe_tabular.cli import UsageError, emit
-    from pe_tabular.evaluation.traces import flow_fidelity, packet_fidelity
+    from simulators.network.fidelity import flow_fidelity, packet_fidelity
 
     report = _check_report(args.report)
     if report is None and (args.ledger or args.history):
@@ -195,7 +201,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             lines.append(f"    {k:18s}{v:.4f}")
     summary = json.loads(json.dumps(rep, default=float))
     if report is not None:
-        from .report import write_traces_report
+        from simulators.network.report import write_traces_report
 
         write_traces_report(real, synth, report, ledger, history, fidelity=rep, window=window)
         summary["report"] = str(report)
@@ -208,7 +214,7 @@ def _evaluate_ledger(args: argparse.Namespace) -> tuple[dict[str, Any] | None, l
     """The ledger (--ledger, else SYNTH.privacy.json beside the synthetic file if present) and the history
     (--history, else SYNTH.history.json, which `traces synth` writes)."""
     from pe_tabular.cli import UsageError
-    from pe_tabular.evaluation.report_cli import _read_json, load_history
+    from pe_tabular.tables.report_cli import _read_json, load_history
 
     path = Path(args.ledger) if args.ledger else Path(str(args.synth) + ".privacy.json")
     ledger = _read_json(path, "--ledger") if args.ledger or path.is_file() else None
@@ -221,10 +227,9 @@ def _evaluate_ledger(args: argparse.Namespace) -> tuple[dict[str, Any] | None, l
 
 def _simulate(args: argparse.Namespace) -> int:
     from pe_tabular.cli import UsageError, emit
-
-    from .io import write_netflow_csv, write_pcap
-    from .packets import expand_flows
-    from .pipeline import simulate_flows
+    from simulators.network.io import write_netflow_csv, write_pcap
+    from simulators.network.packets import expand_flows
+    from simulators.network.pipeline import simulate_flows
 
     if args.time_window is None:
         raise UsageError("--time-window START END is required")

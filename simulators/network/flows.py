@@ -26,11 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pe_tabular.distance.base import port_class
-from pe_tabular.distance.network import ACK, FIN, ICMP, PSH, SYN, TCP, mask_to_flags, number_to_proto
+from pe_tabular.distance import port_class
 from pe_tabular.population import Population
-
-from . import priors as P
+from simulators.network import priors as P
+from simulators.network.encoder import ACK, FIN, ICMP, PSH, SYN, TCP, mask_to_flags, number_to_proto
 
 GENOME_COLUMNS = ("service", "proto", "srvport", "cport", "cip", "sip", "dir", "start", "td", "pkt", "payload",
                   "flags", "tos", "ttl", "cip_h", "sip_h")
@@ -139,7 +138,7 @@ def render(g: pd.DataFrame, ts_resolution_s: float = 1e-6) -> pd.DataFrame:
 
 def flow_validity(df: pd.DataFrame) -> np.ndarray:
     """Per-record validity of rendered flows (the invariants ``repair`` guarantees)."""
-    from pe_tabular.distance.network import flags_to_mask, proto_to_number
+    from simulators.network.encoder import flags_to_mask, proto_to_number
 
     proto = proto_to_number(df["proto"])
     pkt, byt, td = (df[c].to_numpy(np.float64) for c in ("pkt", "byt", "td"))

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pe_tabular.distance.network import (
+from pe_tabular.io_utils import atomic_write
+from simulators.network.encoder import (
     ICMP,
     TCP,
     UDP,
@@ -31,7 +32,6 @@ from pe_tabular.distance.network import (
     proto_to_number,
     uint32_to_ip,
 )
-from pe_tabular.io_utils import atomic_write
 
 log = logging.getLogger(__name__)
 FLOW_REQUIRED = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt")

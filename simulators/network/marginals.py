@@ -22,7 +22,11 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
-from pe_tabular.distance.network import (
+from pe_tabular.privacy.ledger import Ledger
+from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.voting.histogram import vote_histogram
+from simulators.network.dp_priors import _release, _threshold
+from simulators.network.encoder import (
     ICMP,
     TCP,
     UDP,
@@ -30,11 +34,6 @@ from pe_tabular.distance.network import (
     ip_to_uint32,
     proto_to_number,
 )
-from pe_tabular.privacy.ledger import Ledger
-from pe_tabular.privacy.noise import NoiseSource
-from pe_tabular.voting.histogram import vote_histogram
-
-from .dp_priors import _release, _threshold
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pe_tabular.distance.base import port_class
-from pe_tabular.distance.network import (
+from pe_tabular.distance import port_class
+from pe_tabular.population import Population
+from simulators.network import priors as P
+from simulators.network.encoder import (
     ACK,
     FIN,
     ICMP,
@@ -29,10 +31,7 @@ from pe_tabular.distance.network import (
     flags_to_mask,
     proto_to_number,
 )
-from pe_tabular.population import Population
-
-from . import priors as P
-from .flows import FlowSimulator, header_bytes
+from simulators.network.flows import FlowSimulator, header_bytes
 
 PACKET_COLUMNS = ("ts", "srcip", "dstip", "srcport", "dstport", "proto", "length", "ttl", "flags", "ipid", "tos",
                   "flow")

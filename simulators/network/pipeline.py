@@ -19,19 +19,18 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
-from pe_tabular.distance.base import port_class
-from pe_tabular.distance.network import FlowEncoder, PacketEncoder, ip_to_uint32, proto_to_number
+from pe_tabular.distance import port_class
 from pe_tabular.evolution import Evolution, EvolutionConfig, uniform_policy
 from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import noise_source
 from pe_tabular.voting.histogram import select
-
-from . import priors as P
-from .dp_priors import FittedPriors, PriorShares, fit_priors
-from .flows import FlowSimulator
-from .marginals import (
+from simulators.network import priors as P
+from simulators.network.dp_priors import FittedPriors, PriorShares, fit_priors
+from simulators.network.encoder import FlowEncoder, PacketEncoder, ip_to_uint32, proto_to_number
+from simulators.network.flows import FlowSimulator
+from simulators.network.marginals import (
     MarginalSpec,
     Released,
     flow_marginal_specs,
@@ -41,7 +40,7 @@ from .marginals import (
     rake,
     release_marginals,
 )
-from .packets import PacketSimulator
+from simulators.network.packets import PacketSimulator
 
 log = logging.getLogger(__name__)
 UNITS = ("record", "flow", "host")

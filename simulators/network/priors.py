@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pe_tabular.distance.network import ICMP, TCP, UDP
+from simulators.network.encoder import ICMP, TCP, UDP
 
 
 @dataclass(frozen=True)

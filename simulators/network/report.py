@@ -1,8 +1,8 @@
 """A self-contained HTML report for synthetic network traces (flows or packet headers).
 
-Built only from the domain-free page API of :mod:`pe_tabular.evaluation.report` (sections, tables,
+Built only from the domain-free page API of :mod:`pe_tabular.tables.report` (sections, tables,
 embedded PNG figures, atomic write), so it opens anywhere without network or scripts. The numbers
-come from the traces fidelity suite (:func:`pe_tabular.evaluation.traces.flow_fidelity` /
+come from the traces fidelity suite (:func:`simulators.network.fidelity.flow_fidelity` /
 ``packet_fidelity``) — the report shows the same values ``pe-tabular traces evaluate`` prints, and the
 figures show *why* they are what they are: CDFs of sizes, durations and timing, service mixes, heavy
 hitters and address-prefix distributions, real beside synthetic.
@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pe_tabular.distance.network import ip_to_uint32, number_to_proto, proto_to_number, uint32_to_ip
-from pe_tabular.evaluation.report import (
+from pe_tabular.tables.report import (
     REAL_COLOR,
     SYNTH_COLOR,
     Section,
@@ -33,7 +32,8 @@ from pe_tabular.evaluation.report import (
     table_html,
     write_html,
 )
-from pe_tabular.evaluation.traces import flow_fidelity, flow_validity, packet_fidelity, tvd
+from simulators.network.encoder import ip_to_uint32, number_to_proto, proto_to_number, uint32_to_ip
+from simulators.network.fidelity import flow_fidelity, flow_validity, packet_fidelity, tvd
 
 PRIVATE_WARNING = ("Warning: this report shows statistics of the REAL (private) trace; it is not differentially "
                    "private — do not share it, keep it with the private data.")

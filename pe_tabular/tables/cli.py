@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from .cli import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
-from .io_utils import atomic_write, atomic_write_json
-from .privacy.accountant import gdp_mu
-from .schema import Schema
+from pe_tabular.cli import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
+from pe_tabular.io_utils import atomic_write, atomic_write_json
+from pe_tabular.privacy.accountant import gdp_mu
+from pe_tabular.tables.schema import Schema
 
 BACKENDS = ("statistical", "llm", "sdv", "mix")
 
@@ -130,8 +130,8 @@ def synth_defaults(n_private: int) -> dict[str, Any]:
 
 
 def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet: bool) -> tuple[Any, pd.DataFrame]:
-    from .progress import ProgressBars
-    from .synthesizer import PESynthesizer
+    from pe_tabular.progress import ProgressBars
+    from pe_tabular.tables.synthesizer import PESynthesizer
 
     d = synth_defaults(len(df))
     iterations = args.iterations or d["iterations"]
@@ -145,7 +145,7 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
         label = None
     backend: Any = args.backend
     if args.backend != "statistical":
-        from .backends.factory import spec_from_flags
+        from pe_tabular.tables.generators.factory import spec_from_flags
 
         backend = spec_from_flags(args.backend, getattr(args, "mix", None), getattr(args, "llm_base_url", None),
                                   getattr(args, "llm_model", None), getattr(args, "public_data", None))
@@ -165,7 +165,7 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
 
 def _vote_fn(args: argparse.Namespace) -> Any:
     if getattr(args, "dask_scheduler", None) or getattr(args, "dask_local", None):
-        from .voting.sharded import make_vote_fn
+        from pe_tabular.voting.sharded import make_vote_fn
 
         return make_vote_fn(scheduler_address=args.dask_scheduler, local_workers=args.dask_local)
     return None
@@ -185,7 +185,7 @@ def _synth(args: argparse.Namespace) -> int:
     report["wall_seconds"] = time.time() - t0
     atomic_write_json(privacy_path, report)
     if args.report:
-        from .evaluation.report import write_report
+        from pe_tabular.tables.report import write_report
 
         write_report(df, synth, schema, Path(f"{out.with_suffix('')}.report.html"), ledger=report,
                      history=syn.result.history if syn.result else None)
@@ -217,8 +217,8 @@ def _parse_types(s: str | None, columns: list[str]) -> dict[str, str]:
 def _schema_infer(args: argparse.Namespace) -> int:
     df = read_table(args.data)
     if args.dp_epsilon is not None:
-        from .privacy.noise import noise_source
-        from .schema_dp import infer_dp
+        from pe_tabular.privacy.noise import noise_source
+        from pe_tabular.tables.schema_dp import infer_dp
 
         gdp_mu(args.dp_epsilon, args.delta)
         schema = infer_dp(df, _parse_types(args.types, list(df.columns)), args.dp_epsilon, args.delta,
@@ -226,7 +226,7 @@ def _schema_infer(args: argparse.Namespace) -> int:
         print(f"pe-tabular: schema estimated with ({args.dp_epsilon:g}, {args.delta:g})-DP; the cost is recorded "
               "in 'dp_cost' and charged again to any synth run that uses this schema", file=sys.stderr)
     else:
-        from .schema import infer_public
+        from pe_tabular.tables.schema import infer_public
 
         print("pe-tabular: WARNING: `schema infer` without --dp-epsilon reads categories and bounds straight from "
               "the file. Run it on PUBLIC data only; on private data the schema itself leaks. Use --dp-epsilon for "
@@ -241,9 +241,9 @@ def _schema_infer(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluation.tabular import evaluate
-    from .progress import bar
-    from .schema import validate
+    from pe_tabular.progress import bar
+    from pe_tabular.tables.evaluation import evaluate
+    from pe_tabular.tables.schema import validate
 
     schema = Schema.load(args.schema)
     real = validate(read_table(args.real, "REAL"), schema, "drop")
@@ -293,8 +293,8 @@ def format_evaluation(res: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
-    from .datasets import adult_schema, load_adult
-    from .evaluation.tabular import evaluate
+    from pe_tabular.tables.datasets import adult_schema, load_adult
+    from pe_tabular.tables.evaluation import evaluate
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -319,7 +319,7 @@ def _demo(args: argparse.Namespace) -> int:
     res["wall_seconds"] = wall
     atomic_write_json(out_dir / "evaluation.json", res)
     if not args.no_report:
-        from .evaluation.report import write_report
+        from pe_tabular.tables.report import write_report
 
         write_report(train, synth, schema, out_dir / "report.html", ledger=report, history=syn.result.history,
                      evaluation=res, test=test, target="income")

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..distance.tabular import from_unit, to_unit
-from ..population import Population
-from ..schema import Column, Schema
+from pe_tabular.population import Population
+from pe_tabular.tables.encoder import from_unit, to_unit
+from pe_tabular.tables.schema import Column, Schema
 
 
 def anchors(col: Column, max_anchors: int = 25) -> np.ndarray:
@@ -66,7 +66,7 @@ class StatisticalBackend:
         unknown = set(self.priors) - set(schema.names)
         if unknown:
             raise ValueError(f"public priors given for unknown columns {sorted(unknown)}")
-        self.marginals = dict(marginals or {})  # distributions over public bins (pe_tabular.marginals)
+        self.marginals = dict(marginals or {})  # distributions over public bins (pe_tabular.tables.marginals)
         self.anchor_share, self.null_share = anchor_share, null_share
         self.move_probs = np.asarray(move_probs, dtype=float) / np.sum(move_probs)
         self._anchors = {c.name: anchors(c) for c in schema.columns if not c.is_categorical}
@@ -74,7 +74,7 @@ class StatisticalBackend:
     # -- random -------------------------------------------------------------------------------
     def _prior_column(self, c: Column, n: int, rng: np.random.Generator) -> np.ndarray:
         if c.name in self.marginals:
-            from ..marginals import Binning
+            from pe_tabular.tables.marginals import Binning
 
             p = self.marginals[c.name]
             return Binning.of(c).values(rng, rng.choice(p.size, size=n, p=p))

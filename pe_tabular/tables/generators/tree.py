@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..marginals import PAIR_BINS, Binning, Key, fine_to_coarse
-from ..population import Population
-from ..schema import Schema
+from pe_tabular.population import Population
+from pe_tabular.tables.marginals import PAIR_BINS, Binning, Key, fine_to_coarse
+from pe_tabular.tables.schema import Schema
 
 
 class TreeBackend:

@@ -20,7 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .base import L2Metric
+from pe_tabular.distance import L2Metric
 
 FEATURES = ("pixels", "hog", "rp")
 

@@ -17,7 +17,7 @@ is checked for presence but never recorded.
     with LoopbackServer("typical") as srv:
         backend = LLMBackend(schema, LLMConfig(srv.base_url, srv.model))
 
-From a shell (demo):  python -m pe_tabular.backends.loopback --port 8000 --personality typical
+From a shell (demo):  python -m pe_tabular.tables.testing.loopback --port 8000 --personality typical
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from ..distance.tabular import from_unit, to_unit
-from ..schema import Column
-from .llm_format import parse_spec, to_json_value
-from .statistical import anchors, snap
+from pe_tabular.tables.encoder import from_unit, to_unit
+from pe_tabular.tables.generators.llm_format import parse_spec, to_json_value
+from pe_tabular.tables.generators.statistical import anchors, snap
+from pe_tabular.tables.schema import Column
 
 FAULTS = ("429", "500", "503", "slow", "drop", "malformed", "truncated")
 
@@ -442,7 +442,7 @@ def _handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pe_tabular.backends.loopback",
+    ap = argparse.ArgumentParser(prog="python -m pe_tabular.tables.testing.loopback",
                                  description="Loopback OpenAI-compatible stand-in server (test/demo tool).")
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
     ap.add_argument("--personality", choices=sorted(PERSONALITIES), default="plain")

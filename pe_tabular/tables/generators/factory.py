@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..schema import Schema
-from .base import Backend
+from pe_tabular.backends.base import Backend
+from pe_tabular.tables.schema import Schema
 
 _URL = re.compile(r"^(https?://[^/:\s]+(?::\d+)?(?:/[^:\s]*)?)(?::(.+))?$")
 MIX_FLOOR_ENV = "PE_TABULAR_MIX_FLOOR"
@@ -95,7 +95,7 @@ def make_backend(spec: str, schema: Schema, *, marginals: Mapping[str, np.ndarra
     Every statistical backend — a ``statistical`` mixture source and the LLM fallback — comes from
     ``statistical()`` when given (so a synthesizer hands over exactly the calibrated backend it
     would use alone), else from ``StatisticalBackend(schema, marginals=marginals)``."""
-    from .statistical import StatisticalBackend
+    from pe_tabular.tables.generators.statistical import StatisticalBackend
 
     def stat() -> Backend:
         return statistical() if statistical is not None else StatisticalBackend(schema, marginals=marginals)
@@ -107,7 +107,7 @@ def make_backend(spec: str, schema: Schema, *, marginals: Mapping[str, np.ndarra
         parts = split_mix(spec[4:]) if spec.startswith("mix:") else []
         if not parts:
             raise ValueError("--backend mix needs --mix SOURCES, e.g. --mix statistical,llm:URL:MODEL")
-        from .mixture import DEFAULT_SHARPNESS, Mixture
+        from pe_tabular.backends.mixture import DEFAULT_SHARPNESS, Mixture
 
         if floor is None:
             floor = _env_float(MIX_FLOOR_ENV, 0.05)
@@ -117,13 +117,13 @@ def make_backend(spec: str, schema: Schema, *, marginals: Mapping[str, np.ndarra
                                      llm_model=llm_model, public_data=public_data, **llm_options) for p in parts],
                        floor=floor, sharpness=sharpness)
     if spec == "llm" or spec.startswith("llm:"):
-        from .llm import LLMBackend, LLMConfig
+        from pe_tabular.tables.generators.llm import LLMBackend, LLMConfig
 
         url, model = parse_llm(spec[4:], llm_base_url, llm_model)
         cfg = LLMConfig.from_env(url, model, **llm_options)
         return LLMBackend(schema, cfg, fallback=stat())
     if spec == "sdv" or spec.startswith("sdv:"):
-        from .sdv_backend import SYNTHESIZERS, SDVBackend
+        from pe_tabular.tables.generators.sdv import SYNTHESIZERS, SDVBackend
 
         rest = spec[4:] or (public_data or "")
         kind = "gaussian_copula"

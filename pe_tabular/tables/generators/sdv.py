@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..distance.tabular import TableEncoder
-from ..population import Population
-from ..schema import Schema, validate
-from .statistical import snap
+from pe_tabular.population import Population
+from pe_tabular.tables.encoder import TableEncoder
+from pe_tabular.tables.generators.statistical import snap
+from pe_tabular.tables.schema import Schema, validate
 
 log = logging.getLogger(__name__)
 TABLE = "public"
@@ -153,7 +153,7 @@ class SDVBackend:
                      for c in np.unique(pop.label)]
             pool = pd.concat(parts, ignore_index=True)
             pool_labels = pool[lab].astype(str).to_numpy(object)
-        from ..voting.registry import class_conditional_nearest, get_voter
+        from pe_tabular.voting.registry import class_conditional_nearest, get_voter
 
         nn = class_conditional_nearest(get_voter("auto"), self.encoder.encode(df), self.encoder.encode(pool),
                                        self.encoder.metric, k,

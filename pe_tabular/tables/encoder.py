@@ -12,8 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ..schema import Column, Schema
-from .base import ABS, CAT, MixedMetric
+from pe_tabular.distance import ABS, CAT, MixedMetric
+from pe_tabular.tables.schema import Column, Schema
 
 Q = 1000  # numeric grid steps over the public range; a category mismatch costs Q
 COARSE_BINS = 32  # numbers also vote on their coarse public bin, compared like a category
@@ -57,7 +57,7 @@ class TableEncoder:
                 kinds.append(CAT)
                 w.append(int(round(wt * Q)))
         self.metric = MixedMetric(np.array(kinds, dtype=np.int8), np.array(w, dtype=np.int64))
-        from ..marginals import Binning
+        from pe_tabular.tables.marginals import Binning
 
         self._coarse = {c.name: Binning.of(c, COARSE_BINS, COARSE_BINS) for c in self.columns if not c.is_categorical}
         self._cat_index = {c.name: {str(v): i for i, v in enumerate(c.categories)}

@@ -24,13 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backends.base import Backend
-from .backends.mixture import explore_every_source
-from .backends.statistical import StatisticalBackend
-from .backends.tree import TreeBackend
-from .checkpoint import Checkpointer
-from .distance.tabular import TableEncoder
-from .evolution import (
+from pe_tabular.backends.base import Backend
+from pe_tabular.backends.mixture import explore_every_source
+from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.evolution import (
     ConfigError,
     Evolution,
     EvolutionConfig,
@@ -38,8 +35,15 @@ from .evolution import (
     estimate_label_shares,
     release_once,
 )
-from .io_utils import atomic_write, atomic_write_json, atomic_write_npz
-from .marginals import (
+from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
+from pe_tabular.population import Population
+from pe_tabular.privacy.accountant import gdp_mu, schedule_sigmas
+from pe_tabular.privacy.ledger import Ledger, Release
+from pe_tabular.privacy.noise import noise_source
+from pe_tabular.tables.encoder import TableEncoder
+from pe_tabular.tables.generators.statistical import StatisticalBackend
+from pe_tabular.tables.generators.tree import TreeBackend
+from pe_tabular.tables.marginals import (
     coarse_groups,
     combine_one_way,
     consistent_pairs,
@@ -49,11 +53,7 @@ from .marginals import (
     rake,
     structure_counts,
 )
-from .population import Population
-from .privacy.accountant import gdp_mu, schedule_sigmas
-from .privacy.ledger import Ledger, Release
-from .privacy.noise import noise_source
-from .schema import Schema, validate
+from pe_tabular.tables.schema import Schema, validate
 
 log = logging.getLogger(__name__)
 DUPLICATE_VARY = 0.25  # default variation degree of repeated output rows (see PESynthesizer.sample)
@@ -122,16 +122,16 @@ class PESynthesizer:
             return self.backend_spec
         if self.backend_spec == "statistical":
             return StatisticalBackend(self.schema, marginals=self.marginals_)
-        from .backends.factory import make_backend  # optional backends (llm, sdv, mix)
+        from pe_tabular.tables.generators.factory import make_backend  # optional backends (llm, sdv, mix)
 
         return make_backend(self.backend_spec, self.schema)
 
     def _policy(self, mu_left: float, weights: Sequence[float] | None = None):
         if self.budget == "uniform":
-            from .evolution import FixedSigmas
+            from pe_tabular.evolution import FixedSigmas
 
             return FixedSigmas(tuple(schedule_sigmas(mu_left, self.config.iterations, weights)))
-        from .privacy.schedules import make_policy
+        from pe_tabular.privacy.schedules import make_policy
 
         return make_policy(self.budget, mu_left, self.config.iterations, threshold=self.config.threshold)
 
@@ -214,7 +214,7 @@ class PESynthesizer:
             if isinstance(self.backend_spec, str) and self.backend_spec == "statistical":
                 backend = tree
             elif isinstance(self.backend_spec, str):  # mixtures / LLM fallback get the calibrated generator
-                from .backends.factory import make_backend
+                from pe_tabular.tables.generators.factory import make_backend
 
                 backend = make_backend(self.backend_spec, self.schema, statistical=lambda: tree)
         rho_pe = ledger.remaining_rho()
@@ -231,7 +231,7 @@ class PESynthesizer:
         return self
 
     def _uniform(self, name: str) -> np.ndarray:
-        from .marginals import Binning
+        from pe_tabular.tables.marginals import Binning
 
         n = Binning.of(self.schema[name]).n_bins
         p = np.ones(n)
@@ -290,7 +290,7 @@ class PESynthesizer:
         """Which generator varies repeated rows, per source tag (None: every row), and how far. By default
         only local generators do (sampling must never call an API); a mixture varies the repeats of its
         local sources and leaves the others' repeats as they are."""
-        from .backends.mixture import Mixture
+        from pe_tabular.backends.mixture import Mixture
 
         backend = getattr(self, "backend_", None)
         if vary_degree is not None and vary_degree <= 0:

@@ -1,4 +1,4 @@
-"""Built-in demo data: UCI Adult (CC BY 4.0, see pe_tabular/data/ATTRIBUTION.md)."""
+"""Built-in demo data: UCI Adult (CC BY 4.0, see pe_tabular/tables/data/ATTRIBUTION.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from importlib import resources
 
 import pandas as pd
 
-from .schema import Schema
+from pe_tabular.tables.schema import Schema
 
 ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
                  "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country",
@@ -14,14 +14,14 @@ ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education-num", "ma
 
 
 def adult_schema() -> Schema:
-    with resources.files("pe_tabular.data").joinpath("adult_schema.json").open() as f:
+    with resources.files("pe_tabular.tables.data").joinpath("adult_schema.json").open() as f:
         return Schema.from_dict(__import__("json").load(f))
 
 
 def load_adult(split: str = "train") -> pd.DataFrame:
     """The raw UCI split ('train' = adult.data, 'test' = adult.test) with clean string categories."""
     name = {"train": "adult.data.gz", "test": "adult.test.gz"}[split]
-    with resources.files("pe_tabular.data").joinpath(name).open("rb") as f:
+    with resources.files("pe_tabular.tables.data").joinpath(name).open("rb") as f:
         df = pd.read_csv(f, compression="gzip", header=None, names=ADULT_COLUMNS, skipinitialspace=True,
                          skiprows=1 if split == "test" else 0, keep_default_na=False)
     df = df[df["age"].astype(str).str.strip() != ""].reset_index(drop=True)

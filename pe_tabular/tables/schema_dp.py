@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from .privacy.accountant import gdp_mu
-from .privacy.ledger import Ledger
-from .privacy.noise import NoiseSource
-from .schema import CATEGORICAL_TYPES, Column, Schema, SchemaError
+from pe_tabular.privacy.accountant import gdp_mu
+from pe_tabular.privacy.ledger import Ledger
+from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.tables.schema import CATEGORICAL_TYPES, Column, Schema, SchemaError
 
 # public grid: 0 and ±10^(j/4) for j = -8..40, i.e. 0.01 .. 1e10 with 4 bins per decade
 _POS = 10.0 ** (np.arange(-8, 41) / 4)

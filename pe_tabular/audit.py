@@ -32,15 +32,15 @@ from typing import Any
 import numpy as np
 from scipy.stats import beta
 
-from ..distance.base import L2Metric
-from ..evolution import Evolution, EvolutionConfig, release_histogram
-from ..population import Population
-from ..voting.histogram import vote_histogram
-from ..voting.reference import nearest
-from .accountant import gdp_epsilon, gdp_mu, schedule_sigmas
-from .ledger import Ledger, Release
-from .noise import NoiseSource
-from .schedules import make_policy
+from pe_tabular.distance import L2Metric
+from pe_tabular.evolution import Evolution, EvolutionConfig, release_histogram
+from pe_tabular.population import Population
+from pe_tabular.privacy.accountant import gdp_epsilon, gdp_mu, schedule_sigmas
+from pe_tabular.privacy.ledger import Ledger, Release
+from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.privacy.schedules import make_policy
+from pe_tabular.voting.histogram import vote_histogram
+from pe_tabular.voting.reference import nearest
 
 
 # -- statistics ----------------------------------------------------------------------------------

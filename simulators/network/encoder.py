@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .base import ABS, CAT, IPV4, PORT, MixedMetric
+from pe_tabular.distance import ABS, CAT, IPV4, PORT, MixedMetric
 
 # IANA protocol numbers for the names NetFlow exports use (public registry).
 PROTO_NUMBERS: dict[str, int] = {

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wasserstein_distance
 
-from ..distance.network import ACK, ICMP, PROTO_NUMBERS, TCP, UDP, flags_to_mask, ip_to_uint32, proto_to_number
+from simulators.network.encoder import ACK, ICMP, PROTO_NUMBERS, TCP, UDP, flags_to_mask, ip_to_uint32, proto_to_number
 
 _MERSENNE = (1 << 61) - 1
 

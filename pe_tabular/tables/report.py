@@ -14,7 +14,7 @@ Two layers:
 * :func:`write_report` for tables: per-column distributions, Cramér's V association maps, k-way TVD,
   TSTR, distance to closest record, ledger and evolution.
 
-Everything is computed on the schema's PUBLIC bins (``pe_tabular.evaluation.tabular.binned``), the
+Everything is computed on the schema's PUBLIC bins (``pe_tabular.tables.evaluation.binned``), the
 same bins the TVD is measured on, so a plot and the number beside it always agree.
 Figures are drawn on ``matplotlib.figure.Figure`` objects directly (no pyplot), so building a report
 touches no global state and works in threads and on headless machines.
@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..io_utils import atomic_write_text
-from ..schema import Schema
+from pe_tabular.io_utils import atomic_write_text
+from pe_tabular.tables.schema import Schema
 
 REAL_COLOR, SYNTH_COLOR, HOLDOUT_COLOR = "#4c72b0", "#dd8452", "#55a868"
 MAX_CATEGORIES_SHOWN = 12  # per distribution panel; the rest are pooled into "other"
@@ -352,9 +352,9 @@ def _short(v: float) -> str:
 
 def _labels_for(c: Any, n_bins: int) -> tuple[list[str], bool]:
     """Labels of a column's public evaluation bins (the TVD's bins) and whether each bin is one value."""
-    from ..distance.tabular import from_unit
-    from ..marginals import Binning
-    from .tabular import EVAL_BINS
+    from pe_tabular.tables.encoder import from_unit
+    from pe_tabular.tables.evaluation import EVAL_BINS
+    from pe_tabular.tables.marginals import Binning
 
     if c.is_categorical:
         return [str(v) for v in c.categories] + ["(missing)"], True
@@ -509,7 +509,7 @@ def _cards(schema: Schema, real: pd.DataFrame, synth: pd.DataFrame, ledger: Mapp
 
 def table_sections(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, ev: Mapping[str, Any]) -> list[Section]:
     """Distributions, associations, fidelity, utility and DCR sections for a synthetic table."""
-    from .tabular import binned
+    from pe_tabular.tables.evaluation import binned
 
     rc, sizes = binned(real, schema)
     sc, _ = binned(synth, schema)
@@ -599,7 +599,7 @@ def write_report(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, path: 
     real, synth = _as_internal(real, schema), _as_internal(synth, schema)
     test = _as_internal(test, schema) if test is not None else None
     if evaluation is None:
-        from .tabular import evaluate
+        from pe_tabular.tables.evaluation import evaluate
 
         target = target or schema.label
         evaluation = evaluate(real, synth, schema, test, target if test is not None else None,

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli import EXIT_OK, Formatter, UsageError, add_common, emit
+from pe_tabular.cli import EXIT_OK, Formatter, UsageError, add_common, emit
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ def load_history(path: str | None) -> list[dict[str, Any]] | None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..cli_tables import check_target, read_table
-    from ..schema import Schema, validate
-    from .report import write_report
+    from pe_tabular.tables.cli import check_target, read_table
+    from pe_tabular.tables.report import write_report
+    from pe_tabular.tables.schema import Schema, validate
 
     out = _check_html_out(args.out)
     schema = Schema.load(args.schema)
@@ -92,8 +92,8 @@ def _report(args: argparse.Namespace) -> int:
         check_target(schema, target)
     from math import comb
 
-    from ..progress import bar
-    from .report import report_ways
+    from pe_tabular.progress import bar
+    from pe_tabular.tables.report import report_ways
 
     t0 = time.time()
     total = sum(comb(len(schema.columns), k) for k in report_ways(schema))

@@ -2,7 +2,7 @@
 
 A schema is *public knowledge*: categories, bounds, rounding and special values come from the data
 owner's documentation or a public table, never silently from the private data. The only way to
-derive them from private data is ``pe_tabular.schema_dp.infer_dp``, which charges the ledger.
+derive them from private data is ``pe_tabular.tables.schema_dp.infer_dp``, which charges the ledger.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .io_utils import atomic_write_text
+from pe_tabular.io_utils import atomic_write_text
 
 CATEGORICAL_TYPES = {"categorical", "boolean", "protocol", "tcp_flags"}
 NUMERIC_TYPES = {"integer", "float", "datetime", "port", "timestamp", "duration", "count", "ipv4"}

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..distance.tabular import TableEncoder
-from ..marginals import Binning
-from ..schema import Schema
-from ..voting.reference import mixed_distances
-from ..voting.registry import get_voter
+from pe_tabular.tables.encoder import TableEncoder
+from pe_tabular.tables.marginals import Binning
+from pe_tabular.tables.schema import Schema
+from pe_tabular.voting.reference import mixed_distances
+from pe_tabular.voting.registry import get_voter
 
 EVAL_BINS = 32
 

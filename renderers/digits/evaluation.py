@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io_utils import atomic_write, atomic_write_npz
+from pe_tabular.io_utils import atomic_write, atomic_write_npz
 
 log = logging.getLogger(__name__)
 MEAN, STD = 0.1307, 0.3081  # public MNIST normalisation constants
@@ -69,7 +69,7 @@ def make_net(torch):
 
 
 def _tensor(torch, images: np.ndarray):
-    from ..distance.images import as_float_images
+    from renderers.digits.encoder import as_float_images
 
     x = as_float_images(images)
     return torch.from_numpy(((x - MEAN) / STD).astype(np.float32)[:, None])
@@ -185,7 +185,7 @@ def evaluate(images: np.ndarray, labels: np.ndarray, test: tuple[np.ndarray, np.
 def sample_grid(images: np.ndarray, labels: np.ndarray, per_class: int = 10, classes: Sequence[int] = range(10),
                 rng: np.random.Generator | None = None) -> np.ndarray:
     """A (10·28, per_class·28) uint8 mosaic: one row per class (blank where a class has fewer samples)."""
-    from ..distance.images import as_float_images
+    from renderers.digits.encoder import as_float_images
 
     x = as_float_images(images)
     h, w = x.shape[1:]
@@ -211,6 +211,6 @@ def save_grid(path: str | Path, images: np.ndarray, labels: np.ndarray, per_clas
 
 
 def save_json(path: str | Path, record: dict[str, Any]) -> Path:
-    from ..io_utils import atomic_write_text
+    from pe_tabular.io_utils import atomic_write_text
 
     return atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")

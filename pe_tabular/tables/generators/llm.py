@@ -42,10 +42,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ..io_utils import atomic_write_json
-from ..population import Population
-from ..schema import Schema
-from .llm_format import (
+from pe_tabular.io_utils import atomic_write_json
+from pe_tabular.population import Population
+from pe_tabular.tables.generators.llm_format import (
     Prompt,
     PromptBuilder,
     RepairStats,
@@ -55,6 +54,7 @@ from .llm_format import (
     response_json_schema,
     rows_to_json,
 )
+from pe_tabular.tables.schema import Schema
 
 log = logging.getLogger(__name__)
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -212,7 +212,7 @@ class LLMBackend:
         self.schema, self.cfg = schema, config
         self.name = config.name or f"llm:{config.model}"
         if fallback is None:
-            from .statistical import StatisticalBackend
+            from pe_tabular.tables.generators.statistical import StatisticalBackend
 
             fallback = StatisticalBackend(schema)
         self.fallback = fallback

@@ -1,0 +1,1 @@
+"""Test and demo support for the tables wing (a loopback OpenAI-compatible server); not used by runs."""
