@@ -4,7 +4,7 @@ Exit codes: 0 success; 1 unexpected internal error; 2 bad usage or bad input (th
 flag, column or row and the fix); 3 privacy budget/accounting error; 130 interrupted (the run can be
 continued with --resume when --checkpoint was given).
 
-Domain commands (``traces``, ``digits``) live in their own packages and are imported lazily: each
+Every command group (tables, traces, digits) belongs to a wing and is imported lazily: each
 module named in ``_PLUGINS`` exposes ``add_parser(subparsers)``.
 """
 
@@ -12,65 +12,31 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
-import math
 import sys
 from collections.abc import Sequence
-from typing import Any
 
+from pe_tabular.cli_support import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PRIVACY,
+    EXIT_USAGE,
+    Formatter,
+    UsageError,
+    add_common,
+    delta_arg,
+    emit,
+    positive_float,
+    positive_int,
+)
 from pe_tabular.privacy.accountant import AccountingError, epsilon_for_sigmas, gdp_mu, sigma_for_epsilon
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PRIVACY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-_PLUGINS: dict[str, str] = {
+_PLUGINS: dict[str, str] = {  # the wing registry: each module exposes add_parser(subparsers)
     "tables": "pe_tabular.tables.cli",
     "traces": "simulators.network.cli",
     "digits": "renderers.digits.cli",
-    "report": "pe_tabular.tables.report_cli",
 }
 log = logging.getLogger("pe_tabular")
-
-
-class UsageError(ValueError):
-    """Bad flags or input; exit code 2."""
-
-
-class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Epilogs (examples) kept verbatim; a default is shown only where it says something."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        h = action.help or ""
-        if action.default is None or action.default is False or "default" in h:
-            return h
-        return super()._get_help_string(action)
-
-
-def positive_float(flag: str):
-    def parse(s: str) -> float:
-        try:
-            v = float(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a number, got {s!r}") from None
-        if not v > 0 or math.isnan(v):
-            hint = " (use 'inf' for no privacy)" if "epsilon" in flag else ""
-            raise argparse.ArgumentTypeError(f"{flag} must be > 0{hint}, got {s!r}")
-        return v
-    return parse
-
-
-def add_common(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-q", "--quiet", action="store_true", help="only errors")
-    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
-
-
-def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
-    """Print either the JSON summary or the human text (unless --quiet)."""
-    if getattr(args, "json", False):
-        print(json.dumps(summary, default=str))
-    elif not getattr(args, "quiet", False):
-        print(text)
 
 
 def _privacy(args: argparse.Namespace) -> int:
@@ -104,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["epsilon", "sigma"])
     p.add_argument("--sigma", type=positive_float("--sigma"))
     p.add_argument("--epsilon", type=positive_float("--epsilon"))
-    p.add_argument("--iterations", type=int, default=1)
-    p.add_argument("--delta", type=float, default=1e-5)
+    p.add_argument("--iterations", type=positive_int("--iterations"), default=1)
+    p.add_argument("--delta", type=delta_arg, default=1e-5)
     p.add_argument("--sensitivity", type=positive_float("--sensitivity"), default=1.0)
     add_common(p)
     p.set_defaults(func=_privacy)

@@ -96,7 +96,7 @@ CASES = [
      ["--schema", "no.json", "does not exist", "schema infer"]),
     ("schema infer --dp-epsilon without --types", {}, ["schema", "infer", "data.csv", "--dp-epsilon", "0.1", "--out",
                                                        "s.json"], 2, ["--types"]),
-    ("privacy: --delta 2", {}, ["privacy", "epsilon", "--sigma", "1", "--delta", "2"], 3, ["--delta", "(0, 1)"]),
+    ("privacy: --delta 2", {}, ["privacy", "epsilon", "--sigma", "1", "--delta", "2"], 2, ["--delta", "(0, 1)"]),
     ("privacy: --sensitivity -1", {}, ["privacy", "sigma", "--epsilon", "1", "--sensitivity", "-1"], 2,
      ["--sensitivity", "> 0"]),
     ("report: --out not .html", {}, ["report", "data.csv", "data.csv", "--schema", "schema.json", "--out", "r.txt"],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,18 @@ from typing import Any
 
 import pandas as pd
 
-from pe_tabular.cli import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
+from pe_tabular.cli_support import (
+    EXIT_OK,
+    Formatter,
+    UsageError,
+    add_common,
+    check_out_file,
+    delta_arg,
+    emit,
+    epsilon_arg,
+    positive_float,
+    positive_int,
+)
 from pe_tabular.io_utils import atomic_write, atomic_write_json
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.tables.schema import Schema
@@ -55,33 +65,7 @@ def write_table(df: pd.DataFrame, path: Path) -> Path:
 
 def check_out(path: str, flag: str = "--out") -> Path:
     """Fail before any work if the output cannot be written (nothing partial is ever left)."""
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {p}: directory {parent} does not exist; create it first")
-    import os
-
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {p}: directory {parent} is not writable")
-    if p.suffix not in (".csv", ".parquet"):
-        raise UsageError(f"{flag} {p}: use a .csv or .parquet file name")
-    return p
-
-
-def _epsilon(s: str) -> float:
-    if s.lower() in ("inf", "infinity"):
-        return math.inf
-    return positive_float("--epsilon")(s)
-
-
-def _delta(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--delta must be a number, got {s!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"--delta must be in (0, 1), e.g. 1e-5, got {s!r}")
-    return v
+    return check_out_file(path, flag, (".csv", ".parquet"), "a .csv or .parquet file")
 
 
 def _int_list(s: str) -> int | list[int]:
@@ -94,28 +78,15 @@ def _int_list(s: str) -> int | list[int]:
     return vals[0] if len(vals) == 1 else vals
 
 
-def _pos_int(flag: str):
-    """An int >= 1 (0 would otherwise silently mean 'use the default')."""
-    def parse(s: str) -> int:
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a whole number, got {s!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be >= 1, got {s!r}")
-        return v
-    return parse
-
-
 def add_privacy_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epsilon", type=_epsilon, default=1.0, help="total privacy budget ('inf' = no noise)")
-    p.add_argument("--delta", type=_delta, default=1e-5)
+    p.add_argument("--epsilon", type=epsilon_arg(), default=1.0, help="total privacy budget ('inf' = no noise)")
+    p.add_argument("--delta", type=delta_arg, default=1e-5)
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--iterations", type=_pos_int("--iterations"), default=None, help="PE iterations (votes)")
+    p.add_argument("--iterations", type=positive_int("--iterations"), default=None, help="PE iterations (votes)")
     p.add_argument("--population", type=_int_list, default=None, help="candidates per iteration (int or list)")
-    p.add_argument("--k", type=_pos_int("--k"), default=None, help="nearest candidates each private row votes for")
+    p.add_argument("--k", type=positive_int("--k"), default=None, help="nearest candidates each private row votes for")
     p.add_argument("--seed", type=int, default=None, help="fixes every random choice except the privacy noise")
     p.add_argument("--checkpoint", help="directory for per-iteration checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
@@ -330,6 +301,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
+    """The tables wing's commands: synth, schema, evaluate, demo, report."""
     p = sub.add_parser("synth", formatter_class=Formatter, help="synthesize a private table",
                        epilog="examples:\n  pe-tabular synth adult.csv --schema s.json --epsilon 1 --out synth.csv\n"
                               "  pe-tabular synth data.parquet --schema s.json --checkpoint ck --out s.parquet\n"
@@ -339,7 +311,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="synthetic table (.csv or .parquet); OUT.privacy.json beside it")
     add_privacy_flags(p)
     add_run_flags(p)
-    p.add_argument("--samples", type=_pos_int("--samples"), default=None,
+    p.add_argument("--samples", type=positive_int("--samples"), default=None,
                    help="rows to write (default: as many as the input)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--label", help="class column for class-conditional PE (default: the schema's label)")
@@ -369,7 +341,7 @@ def add_parser(sub: Any) -> None:
     i.add_argument("--out", help="write here instead of stdout")
     i.add_argument("--label")
     i.add_argument("--dp-epsilon", type=positive_float("--dp-epsilon"), help="estimate from PRIVATE data with DP")
-    i.add_argument("--delta", type=_delta, default=1e-5)
+    i.add_argument("--delta", type=delta_arg, default=1e-5)
     i.add_argument("--types", help="NAME=TYPE,... (required with --dp-epsilon)")
     add_common(i)
     i.set_defaults(func=_schema_infer)
@@ -393,6 +365,10 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--no-report", action="store_true")
     add_common(d)
     d.set_defaults(func=_demo)
+
+    from pe_tabular.tables import report_cli
+
+    report_cli.add_parser(sub)
 
 
 __all__ = ["add_parser", "json"]

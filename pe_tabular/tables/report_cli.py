@@ -8,62 +8,35 @@ unless ``--ledger`` names another file; per-iteration curves need ``--history`` 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from pe_tabular.cli import EXIT_OK, Formatter, UsageError, add_common, emit
+from pe_tabular.cli_support import (
+    EXIT_OK,
+    Formatter,
+    UsageError,
+    add_common,
+    check_html_out,
+    emit,
+    read_history,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _check_html_out(path: str, flag: str = "--out") -> Path:
-    """Fail before any work when the report cannot be written (``flag``: the option named in errors)."""
-    p = Path(path)
-    if p.suffix.lower() not in (".html", ".htm"):
-        raise UsageError(f"{flag} {p}: the report is HTML; use a file name ending in .html")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {p}: directory {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {p}: directory {parent} is not writable; choose another {flag}")
-    return p
-
-
-def _read_json(path: Path, flag: str) -> Any:
-    if not path.is_file():
-        raise UsageError(f"{flag} {path} does not exist")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UsageError(f"{flag} {path} is not valid JSON: {e}") from None
-
-
 def load_ledger(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.ledger:
-        led = _read_json(Path(args.ledger), "--ledger")
+        led = read_json(Path(args.ledger), "--ledger")
     else:
         beside = Path(args.synth).with_suffix(".privacy.json")
-        led = _read_json(beside, "--ledger") if beside.is_file() else None
+        led = read_json(beside, "--ledger") if beside.is_file() else None
     if led is not None and (not isinstance(led, dict) or "epsilon" not in led or "releases" not in led):
         raise UsageError("--ledger must be the privacy JSON that `pe-tabular synth` writes (OUT.privacy.json), "
                          "with 'epsilon' and 'releases'")
     return led
-
-
-def load_history(path: str | None) -> list[dict[str, Any]] | None:
-    if not path:
-        return None
-    h = _read_json(Path(path), "--history")
-    if isinstance(h, dict):
-        h = h.get("history")
-    if not isinstance(h, list) or not all(isinstance(r, dict) and "iteration" in r for r in h):
-        raise UsageError("--history must be a JSON list of per-iteration records (or a settings.json with a "
-                         "'history' list), each with an 'iteration'")
-    return h
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -71,10 +44,10 @@ def _report(args: argparse.Namespace) -> int:
     from pe_tabular.tables.report import write_report
     from pe_tabular.tables.schema import Schema, validate
 
-    out = _check_html_out(args.out)
+    out = check_html_out(args.out)
     schema = Schema.load(args.schema)
     ledger = load_ledger(args)
-    history = load_history(args.history)
+    history = read_history(args.history)
     def load(path: str, flag: str) -> Any:
         raw = read_table(path, flag)
         df = validate(raw, schema, "drop")

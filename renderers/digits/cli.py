@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pe_tabular.cli import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
+from pe_tabular.cli_support import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
 from pe_tabular.privacy.schedules import BUDGET_NAMES
 from renderers.digits.geometry import PLACEMENTS
 from renderers.digits.io import load_mnist, read_npz, write_mnist, write_npz
@@ -122,9 +122,9 @@ def _render(args: argparse.Namespace) -> int:
 
 def _html_out(path: str, flag: str) -> Path:
     """The report's .html path, checked before any work (report_cli's check, naming this command's flag)."""
-    from pe_tabular.tables.report_cli import _check_html_out
+    from pe_tabular.cli_support import check_html_out
 
-    return _check_html_out(path, flag)
+    return check_html_out(path, flag)
 
 
 def _write_report(args: argparse.Namespace, out: Path, real_test: tuple[np.ndarray, np.ndarray] | None,

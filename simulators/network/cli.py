@@ -70,7 +70,7 @@ def _progress(quiet: bool) -> Any:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from pe_tabular.cli import UsageError, emit
+    from pe_tabular.cli_support import UsageError, emit
     from simulators.network.dp_priors import PriorShares
     from simulators.network.io import (
         packets_to_flows,
@@ -152,9 +152,9 @@ def _check_report(path: str | None) -> Path | None:
     """Validate --report before any work (the shared check of `pe-tabular report`)."""
     if path is None:
         return None
-    from pe_tabular.tables.report_cli import _check_html_out
+    from pe_tabular.cli_support import check_html_out
 
-    return _check_html_out(path, "--report")
+    return check_html_out(path, "--report")
 
 
 def _write_flows(flows: pd.DataFrame, out: Path, out_pcap: bool, seed: int | None, write_csv: Any, write_pcap: Any,
@@ -177,7 +177,7 @@ def _load_any(path: Path) -> tuple[str, pd.DataFrame]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from pe_tabular.cli import UsageError, emit
+    from pe_tabular.cli_support import UsageError, emit
     from simulators.network.fidelity import flow_fidelity, packet_fidelity
 
     report = _check_report(args.report)
@@ -213,20 +213,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_ledger(args: argparse.Namespace) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
     """The ledger (--ledger, else SYNTH.privacy.json beside the synthetic file if present) and the history
     (--history, else SYNTH.history.json, which `traces synth` writes)."""
-    from pe_tabular.cli import UsageError
-    from pe_tabular.tables.report_cli import _read_json, load_history
+    from pe_tabular.cli_support import UsageError, read_history, read_json
 
     path = Path(args.ledger) if args.ledger else Path(str(args.synth) + ".privacy.json")
-    ledger = _read_json(path, "--ledger") if args.ledger or path.is_file() else None
+    ledger = read_json(path, "--ledger") if args.ledger or path.is_file() else None
     if ledger is not None and (not isinstance(ledger, dict) or "epsilon" not in ledger or "releases" not in ledger):
         raise UsageError(f"--ledger {path} must be the privacy JSON `pe-tabular traces synth` writes "
                          "(OUT.privacy.json), with 'epsilon' and 'releases'")
     beside = Path(str(args.synth) + ".history.json")
-    return ledger, load_history(args.history or (str(beside) if beside.is_file() else None))
+    return ledger, read_history(args.history or (str(beside) if beside.is_file() else None))
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from pe_tabular.cli import UsageError, emit
+    from pe_tabular.cli_support import UsageError, emit
     from simulators.network.io import write_netflow_csv, write_pcap
     from simulators.network.packets import expand_flows
     from simulators.network.pipeline import simulate_flows
@@ -245,7 +244,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: Any) -> None:
-    from pe_tabular.cli import Formatter, add_common, positive_float
+    from pe_tabular.cli_support import Formatter, add_common, positive_float
 
     top = subparsers.add_parser("traces", formatter_class=Formatter, help="DP synthetic network traces",
                                 description=__doc__, epilog=EPILOG)

@@ -1,0 +1,146 @@
+"""What every command of every wing shares: exit codes, the usage error, flag parsers, the common
+flags (-q/-v/--json), output checks made *before* any work, and reading JSON sidecars.
+
+Wings import these public names; the entry point (:mod:`pe_tabular.cli`) maps exceptions to exit
+codes. Keeping one copy matters because each of these is a promise to the user (a flag error names
+the flag; an unwritable output is refused before a single private row is read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PRIVACY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class UsageError(ValueError):
+    """Bad flags or input; exit code 2. The message names the flag, column or file and the fix."""
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Epilogs (examples) kept verbatim; a default is shown only where it says something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        h = action.help or ""
+        if action.default is None or action.default is False or "default" in h:
+            return h
+        return super()._get_help_string(action)
+
+
+def _number(flag: str, cast: Callable[[str], float], kind: str, minimum: float, strict: bool,
+            allow_inf: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type`` that parses ``cast(s)`` and checks it against ``minimum`` (``strict``: >)."""
+    def parse(s: str) -> Any:
+        if allow_inf and s.strip().lower() in ("inf", "infinity"):
+            return math.inf
+        try:
+            v = cast(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be {kind}, got {s!r}") from None
+        ok = (v > minimum if strict else v >= minimum) and not (isinstance(v, float) and math.isnan(v))
+        if not ok:
+            hint = " (use 'inf' for no privacy)" if allow_inf else ""
+            raise argparse.ArgumentTypeError(f"{flag} must be {'>' if strict else '>='} {minimum:g}{hint}, got {s!r}")
+        return v
+    return parse
+
+
+def positive_float(flag: str) -> Callable[[str], float]:
+    """A float > 0 (NaN refused)."""
+    return _number(flag, float, "a number", 0.0, strict=True)
+
+
+def positive_int(flag: str) -> Callable[[str], int]:
+    """An int >= 1 (0 would otherwise silently mean 'use the default')."""
+    return _number(flag, int, "a whole number", 1, strict=False)
+
+
+def epsilon_arg(flag: str = "--epsilon") -> Callable[[str], float]:
+    """ε > 0, or 'inf' for a run without noise (not private; said so in the ledger)."""
+    return _number(flag, float, "a number", 0.0, strict=True, allow_inf=True)
+
+
+def delta_arg(s: str) -> float:
+    """δ in (0, 1)."""
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--delta must be a number, got {s!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"--delta must be in (0, 1), e.g. 1e-5, got {s!r}")
+    return v
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """-q/--quiet, -v/--verbose, --json: on every command."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
+
+
+def quiet(args: argparse.Namespace) -> bool:
+    """True when nothing but errors (and --json's summary) may reach the terminal."""
+    return bool(getattr(args, "quiet", False) or getattr(args, "json", False))
+
+
+def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
+    """Print either the JSON summary or the human text (unless --quiet)."""
+    if getattr(args, "json", False):
+        print(json.dumps(summary, default=str))
+    elif not getattr(args, "quiet", False):
+        print(text)
+
+
+def check_writable_dir(directory: Path, flag: str, what: str) -> None:
+    """Fail before any work when ``directory`` (the parent of an output) is missing or read-only."""
+    if not directory.is_dir():
+        raise UsageError(f"{flag} {what}: directory {directory} does not exist; create it first")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{flag} {what}: directory {directory} is not writable; choose another {flag}")
+
+
+def check_out_file(path: str | os.PathLike, flag: str, suffixes: Iterable[str], kind: str) -> Path:
+    """An output file whose directory exists and is writable and whose name ends in one of ``suffixes``
+    (``kind`` names the format in the error, e.g. 'a .csv or .parquet file')."""
+    p = Path(path)
+    sfx = tuple(suffixes)
+    if p.suffix.lower() not in sfx:
+        raise UsageError(f"{flag} {p}: use {kind} (a name ending in {' or '.join(sfx)})")
+    check_writable_dir(p.parent if str(p.parent) else Path("."), flag, str(p))
+    return p
+
+
+def check_html_out(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """A report path: .html in a writable directory."""
+    return check_out_file(path, flag, (".html", ".htm"), "an HTML file")
+
+
+def read_json(path: str | os.PathLike, flag: str) -> Any:
+    """A JSON sidecar (ledger, history, run settings); errors name the flag and the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{flag} {p} does not exist")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"{flag} {p} is not valid JSON: {e}") from None
+
+
+def read_history(path: str | os.PathLike | None, flag: str = "--history") -> list[dict[str, Any]] | None:
+    """Per-iteration records: a JSON list, or a settings/history file holding a 'history' list."""
+    if not path:
+        return None
+    h = read_json(path, flag)
+    if isinstance(h, dict):
+        h = h.get("history")
+    if not isinstance(h, list) or not all(isinstance(r, dict) and "iteration" in r for r in h):
+        raise UsageError(f"{flag} must be a JSON list of per-iteration records (or a settings.json with a "
+                         "'history' list), each with an 'iteration'")
+    return h
