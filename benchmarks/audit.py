@@ -140,7 +140,7 @@ def main() -> int:
         f"- Vote release alone: 200 private rows and 64 candidates on a line, noisy histogram at the σ the "
         f"accountant gives for ε = {args.voting_epsilon:g}; statistic = sum of the noisy counts of the canary's k "
         f"candidates (the likelihood-ratio test). All {args.voting_runs:,} runs per side are one batched "
-        "`release_histogram` call.",
+        "release through `ReleasePath`.",
         f"- Short full PE run: `Evolution` with a toy 1-D backend (uniform draws, Gaussian variation), "
         f"{args.pe_iterations} votes, population 40, 10 private rows at 0, canary at 1, ledger budget "
         f"ε = {args.pe_epsilon:g}. Statistics: *all releases* = Σ_t (noisy count of the canary's candidates)/σ_t² "

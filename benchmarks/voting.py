@@ -83,7 +83,7 @@ class AdultCodes:
                      if c.is_categorical}
 
     def encode(self, df) -> np.ndarray:
-        from pe_tabular.tables.encoder import to_unit
+        from pe_tabular.tables.values import to_unit
 
         out = []
         for c in self.columns:
@@ -107,7 +107,7 @@ def one_hot_scaled(p, c) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.preprocessing import OneHotEncoder
 
     from pe_tabular.tables.datasets import adult_schema
-    from pe_tabular.tables.encoder import to_unit
+    from pe_tabular.tables.values import to_unit
 
     schema = adult_schema()
     cats = [col.name for col in schema.columns if col.is_categorical]

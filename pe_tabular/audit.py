@@ -16,7 +16,7 @@ The canary is placed to be *decisive*: its k nearest candidates receive no vote 
 so the only difference between D and D' is the canary's own vote, and the released statistic is
 the noisy count(s) of the canary's candidate(s) — for a Gaussian mechanism the likelihood-ratio
 (i.e. optimal) test. The mechanisms audited are the library's own functions (``nearest``,
-``vote_histogram``, ``release_histogram``, ``NoiseSource``, ``Evolution``), so a regression in
+``vote_histogram``, ``ReleasePath``, ``NoiseSource``, ``Evolution``), so a regression in
 them shows up here. The deliberately broken variants (noise σ/4; k-NN votes without the 1/√k weight)
 exist to show the audit can fail.
 """
@@ -33,11 +33,12 @@ import numpy as np
 from scipy.stats import beta
 
 from pe_tabular.distance import L2Metric
-from pe_tabular.evolution import Evolution, EvolutionConfig, release_histogram
+from pe_tabular.evolution import Evolution, EvolutionConfig
 from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_epsilon, gdp_mu, schedule_sigmas
 from pe_tabular.privacy.ledger import Ledger, Release
 from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.privacy.schedules import make_policy
 from pe_tabular.voting.histogram import vote_histogram
 from pe_tabular.voting.reference import nearest
@@ -179,7 +180,7 @@ def audit_voting(epsilon: float, delta: float, runs: int, *, k: int = 1, n_priva
     """Audit one noisy vote-histogram release at the σ the accountant gives for (ε, δ).
 
     The clean histograms of D and D' are computed once with the library's kernel; the ``runs``
-    noisy releases per side are drawn in one batched ``release_histogram`` call each (a release of
+    noisy releases per side are drawn in one batched release through the one release path each (a release of
     shape (runs, m) is the same Gaussian mechanism applied ``runs`` times independently)."""
     noise = noise if noise is not None else NoiseSource()
     sigma = schedule_sigmas(gdp_mu(epsilon, delta), 1)[0]
@@ -196,7 +197,8 @@ def audit_voting(epsilon: float, delta: float, runs: int, *, k: int = 1, n_priva
     for side, counts in enumerate((counts_d, counts_dp)):
         ledger = Ledger(delta=delta)  # unbounded: each batch stands for `runs` independent single releases
         batch = np.broadcast_to(counts, (runs, n_candidates))
-        noisy = release_histogram(batch, sigma, f"audit_{side}", 1, ledger, noise, None, "audit vote", (1, side))
+        noisy = ReleasePath(ledger, noise).release(Spec(f"audit_{side}", "audit vote", sigma, iteration=1,
+                                                        stream=(1, side)), batch)
         scores.append(noisy[:, target].sum(axis=1))
     bound = epsilon_lower_bound(scores[0], scores[1], delta, level)
     return AuditResult("voting release", variant, f"noisy count of the canary's {k} candidate(s)", epsilon, delta,

@@ -29,6 +29,7 @@ from pe_tabular.cli_support import (
     positive_float,
     positive_int,
 )
+from pe_tabular.evolution import ConfigError
 from pe_tabular.privacy.accountant import AccountingError, epsilon_for_sigmas, gdp_mu, sigma_for_epsilon
 
 _PLUGINS: dict[str, str] = {  # the wing registry: each module exposes add_parser(subparsers)
@@ -94,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AccountingError as e:
         print(f"pe-tabular: privacy error: {e}", file=sys.stderr)
         return EXIT_PRIVACY
+    except ConfigError as e:
+        print(f"pe-tabular: error: {e.for_cli()}", file=sys.stderr)
+        if getattr(args, "verbose", False):
+            raise
+        return EXIT_USAGE
     except (UsageError, ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError) as e:
         print(f"pe-tabular: error: {e}", file=sys.stderr)
         if getattr(args, "verbose", False):

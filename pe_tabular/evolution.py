@@ -2,7 +2,8 @@
 variation/selection schedule): candidates from ``random``, private rows vote for their nearest
 candidates, the vote histogram is released with Gaussian noise, candidates are resampled by noisy
 count and varied, repeat. The only thing that touches private data is ``_vote``, and its only output
-that leaves this module is the *noisy* histogram, charged to the ledger before it is drawn.
+that leaves this module is the *noisy* histogram, released through the one release path
+(:mod:`pe_tabular.privacy.release`: charged to the ledger before the noise is drawn).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from pe_tabular.distance import Encoder, L2Metric
 from pe_tabular.population import Population
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.privacy.release import ReleasePath, Spec
+from pe_tabular.privacy.schedules import BudgetPolicy
 from pe_tabular.voting.histogram import clip_counts, select, vote_histogram
 from pe_tabular.voting.registry import VoteFn, class_conditional_nearest, get_voter
 
@@ -28,7 +31,22 @@ Event = dict[str, Any]
 
 
 class ConfigError(ValueError):
-    """Invalid run settings, reported before any private data is touched."""
+    """Invalid run settings, reported before any private data is touched.
+
+    The library speaks of its arguments (``iterations``); ``param`` names the argument so a command
+    line can say the flag instead (:meth:`for_cli`: ``--iterations``)."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+    def for_cli(self) -> str:
+        """The message with the argument's name replaced by its flag (``k`` → ``--k``)."""
+        msg = str(self)
+        if not self.param:
+            return msg
+        flag = "--" + self.param.replace("_", "-")
+        return msg.replace(f"`{self.param}`", flag, 1)
 
 
 def _expand(name: str, value: float | Sequence[float], length: int, cast: Callable = float) -> tuple:
@@ -36,8 +54,8 @@ def _expand(name: str, value: float | Sequence[float], length: int, cast: Callab
         return tuple(cast(value) for _ in range(length))
     vals = tuple(cast(v) for v in value)
     if len(vals) != length:
-        raise ConfigError(f"{name} schedule has {len(vals)} entries but needs {length} "
-                          f"(one per {'variation step' if name == 'degree' else 'iteration'})")
+        raise ConfigError(f"`{name}` schedule has {len(vals)} entries but needs {length} "
+                          f"(one per {'variation step' if name == 'degree' else 'iteration'})", name)
     return vals
 
 
@@ -60,7 +78,7 @@ class EvolutionConfig:
     def build(cls, iterations: int, population: int | Sequence[int], degree: float | Sequence[float] = 0.5,
               **kw: Any) -> EvolutionConfig:
         if not isinstance(iterations, int | np.integer) or iterations < 1:
-            raise ConfigError(f"--iterations must be a positive integer, got {iterations!r}")
+            raise ConfigError(f"`iterations` must be a positive integer, got {iterations!r}", "iterations")
         cfg = cls(int(iterations), _expand("population", population, iterations, int),
                   _expand("degree", degree, iterations - 1), **kw)
         cfg.validate()
@@ -68,35 +86,20 @@ class EvolutionConfig:
 
     def validate(self) -> None:
         if any(n < 2 for n in self.population):
-            raise ConfigError(f"--population sizes must be >= 2, got {list(self.population)}")
+            raise ConfigError(f"`population` sizes must be >= 2, got {list(self.population)}", "population")
         if any(not 0.0 <= d <= 1.0 for d in self.degrees):
-            raise ConfigError(f"variation degrees must lie in [0, 1], got {list(self.degrees)}")
+            raise ConfigError(f"variation degrees (`degree`) must lie in [0, 1], got {list(self.degrees)}", "degree")
         if self.k < 1 or self.k > min(self.population):
-            raise ConfigError(f"--k must be between 1 and the smallest population ({min(self.population)})")
+            raise ConfigError(f"`k` must be between 1 and the smallest population ({min(self.population)})", "k")
         if self.selection not in ("sample", "systematic", "rank"):
-            raise ConfigError(f"--selection must be 'sample', 'systematic' or 'rank', got {self.selection!r}")
+            raise ConfigError(f"`selection` must be 'sample', 'systematic' or 'rank', got {self.selection!r}",
+                              "selection")
         if not 0.0 <= self.keep_selected < 1.0:
-            raise ConfigError(f"keep_selected must be in [0, 1), got {self.keep_selected}")
+            raise ConfigError(f"`keep_selected` must be in [0, 1), got {self.keep_selected}", "keep_selected")
         if self.lookahead < 0:
-            raise ConfigError(f"--lookahead must be >= 0, got {self.lookahead}")
+            raise ConfigError(f"`lookahead` must be >= 0, got {self.lookahead}", "lookahead")
         if self.threshold < 0:
-            raise ConfigError(f"--threshold must be >= 0, got {self.threshold}")
-
-
-class BudgetPolicy(Protocol):
-    """Chooses σ for each vote from what was already released (None = stop early)."""
-
-    def next_sigma(self, t: int, ledger: Ledger, history: list[dict[str, Any]]) -> float | None: ...
-
-
-@dataclass(frozen=True)
-class FixedSigmas:
-    """A schedule fixed before the run (uniform or weighted)."""
-
-    sigmas: tuple[float, ...]
-
-    def next_sigma(self, t: int, ledger: Ledger, history: list[dict[str, Any]]) -> float | None:
-        return self.sigmas[t - 1]
+            raise ConfigError(f"`threshold` must be >= 0, got {self.threshold}", "threshold")
 
 
 @dataclass
@@ -126,32 +129,6 @@ def allocate(n: int, shares: dict[Any, float]) -> dict[Any, int]:
     return {c: max(int(b), 2) for c, b in zip(labels, base)}
 
 
-def release_histogram(
-    counts: np.ndarray, sigma: float, key: str, iteration: int, ledger: Ledger, noise: NoiseSource,
-    checkpoint: Checkpointer | None, what: str, release_key: tuple[int, ...], sensitivity: float = 1.0,
-) -> np.ndarray:
-    """Charge, then add Gaussian noise, then persist: the one way a histogram leaves private hands."""
-    rel = ledger.record(iteration, sigma, sensitivity, what, counts.size)
-    noisy = counts + noise.gaussian(counts.shape, sigma, release_key)
-    if checkpoint is not None:
-        checkpoint.save_release(key, noisy, rel, ledger)
-    return noisy
-
-
-def release_once(
-    key: str, counts: Callable[[], np.ndarray], sigma: float, iteration: int, ledger: Ledger, noise: NoiseSource,
-    checkpoint: Checkpointer | None, what: str, release_key: tuple[int, ...], sensitivity: float = 1.0,
-) -> tuple[np.ndarray, float]:
-    """A release that survives interruption: if the checkpoint already holds it, restore it into the
-    ledger and return it *without* touching private data again (resuming never spends twice)."""
-    if checkpoint is not None and (saved := checkpoint.load_release(key)) is not None:
-        values, rel = saved
-        ledger.releases.append(rel)
-        return values, rel.sigma
-    return release_histogram(counts(), sigma, key, iteration, ledger, noise, checkpoint, what, release_key,
-                             sensitivity), sigma
-
-
 def estimate_label_shares(
     private_labels: np.ndarray, classes: Sequence[Any], sigma: float, ledger: Ledger, noise: NoiseSource,
     checkpoint: Checkpointer | None = None,
@@ -165,7 +142,8 @@ def estimate_label_shares(
     def counts() -> np.ndarray:
         return np.bincount([idx[v] for v in private_labels.tolist()], minlength=len(classes)).astype(float)
 
-    noisy, _ = release_once("label_shares", counts, sigma, 0, ledger, noise, checkpoint, "label histogram", (0, 1))
+    noisy = ReleasePath(ledger, noise, checkpoint).release(Spec("label_shares", "label histogram", sigma,
+                                                                stream=(0, 1)), counts)
     pos = np.maximum(noisy, 0.0) + 1e-9
     return {c: float(p / pos.sum()) for c, p in zip(classes, pos)}
 
@@ -183,7 +161,8 @@ class Evolution:
         self.nearest = get_voter(config.voter)
         self.vote_fn = vote_fn  # None: vote in this process; else e.g. a ShardedVoter (its contract: Δ ≤ 1)
         if config.lookahead and not isinstance(encoder.metric, L2Metric):
-            raise ConfigError("--lookahead needs a vector (L2) encoder: the mean of mixed-type codes is undefined")
+            raise ConfigError("`lookahead` needs a vector (L2) encoder: the mean of mixed-type codes is undefined",
+                              "lookahead")
 
     # -- building blocks ------------------------------------------------------------------------
     def _random(self, n: int, shares: dict[Any, float] | None) -> Population:
@@ -284,6 +263,7 @@ class Evolution:
             if checkpoint is not None:
                 checkpoint.save_population(1, pop, self.rng)
 
+        path = ReleasePath(self.ledger, self.noise, checkpoint)
         history: list[Event] = []
         voted: tuple[Population, np.ndarray] | None = None
         for t in range(t0, self.cfg.iterations + 1):
@@ -296,9 +276,10 @@ class Evolution:
                 if sigma is None:
                     log.info("budget policy stops after %d iterations", t - 1)
                     break
-            noisy, sigma = release_once(
-                key, lambda p=pop, i=t: self._vote(private, p, i, private_labels, groups), sigma, t, self.ledger,
-                self.noise, checkpoint, f"{self.stage} vote histogram, iteration {t}".lstrip(), (t, 0))
+            noisy, rel = path.release_recorded(
+                Spec(key, f"{self.stage} vote histogram, iteration {t}".lstrip(), sigma, iteration=t, stream=(t, 0)),
+                lambda p=pop, i=t: self._vote(private, p, i, private_labels, groups))
+            sigma = rel.sigma
             voted = (pop, noisy)
             fallback = False
             if t < self.cfg.iterations:
@@ -315,10 +296,3 @@ class Evolution:
         if voted is None:
             raise RuntimeError("the budget policy allowed no vote at all; raise --epsilon")
         return EvolutionResult(voted[0], clip_counts(voted[1], self.cfg.threshold), self.ledger, history)
-
-
-def uniform_policy(mu: float, iterations: int, weights: Sequence[float] | None = None) -> FixedSigmas:
-    from pe_tabular.privacy.accountant import schedule_sigmas
-
-    return FixedSigmas(tuple(schedule_sigmas(mu, iterations, weights)))
-

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, allocate, uniform_policy
-from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu
+from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, allocate
+from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu, schedules
 from tests.toy import PointBackend, PointEncoder, two_clusters
 
 
@@ -16,21 +16,28 @@ def run(private, eps=2.0, T=4, n=200, labels=None, shares=None, **kw):
     cfg = EvolutionConfig.build(T, n, np.geomspace(0.5, 0.1, T - 1).tolist(), **kw)
     led = Ledger(1e-5, mu)
     backend = PointBackend()
-    evo = Evolution(backend, PointEncoder(), cfg, uniform_policy(mu, T), led, NoiseSource(), rng)
+    evo = Evolution(backend, PointEncoder(), cfg, schedules.uniform(mu, T), led, NoiseSource(), rng)
     return evo.run(private, private_labels=labels, label_shares=shares), backend, rng
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(iterations=3, population=[10, 10], degree=0.3), "population schedule has 2 entries but needs 3"),
-    (dict(iterations=3, population=10, degree=[0.3]), "degree schedule has 1 entries but needs 2"),
-    (dict(iterations=0, population=10), "--iterations"),
-    (dict(iterations=2, population=10, degree=1.5), "degrees must lie in"),
-    (dict(iterations=2, population=10, k=20), "--k must be"),
+    (dict(iterations=3, population=[10, 10], degree=0.3), "`population` schedule has 2 entries but needs 3"),
+    (dict(iterations=3, population=10, degree=[0.3]), "`degree` schedule has 1 entries but needs 2"),
+    (dict(iterations=0, population=10), "`iterations`"),
+    (dict(iterations=2, population=10, degree=1.5), "variation degrees"),
+    (dict(iterations=2, population=10, k=20), "`k` must be"),
     (dict(iterations=2, population=1), "sizes must be >= 2"),
 ])
 def test_bad_schedules_fail_before_any_private_data(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         EvolutionConfig.build(**kwargs)
+
+
+def test_library_errors_name_arguments_and_the_cli_names_flags():
+    with pytest.raises(ConfigError) as e:
+        EvolutionConfig.build(iterations=2, population=10, keep_selected=1.5)
+    assert "`keep_selected`" in str(e.value) and "--" not in str(e.value)
+    assert e.value.for_cli().startswith("--keep-selected must be")
 
 
 def test_converges_to_the_private_clusters_and_spends_exactly_the_budget():

@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 
 from pe_tabular.distance import CAT, L2Metric, MixedMetric
-from pe_tabular.evolution import Evolution, EvolutionConfig, FixedSigmas
-from pe_tabular.privacy import Ledger, NoiseSource
+from pe_tabular.evolution import Evolution, EvolutionConfig
+from pe_tabular.privacy import Ledger, NoiseSource, schedules
 from pe_tabular.voting.federated import FederatedClient, FederatedVoting, clip_l2
 from tests.toy import PointBackend, PointEncoder
 
@@ -97,7 +97,7 @@ def test_federated_private_evolution_end_to_end():
     T = 4
     cfg = EvolutionConfig.build(T, 60, [0.5, 0.3, 0.15], voter="numba")
     ledger = Ledger(1e-5)
-    evo = Evolution(PointBackend(), PointEncoder(), cfg, FixedSigmas((0.05,) * T), ledger,
+    evo = Evolution(PointBackend(), PointEncoder(), cfg, schedules.fixed((0.05,) * T), ledger,
                     NoiseSource(test_seed=1), np.random.default_rng(5), vote_fn=server)
     res = evo.run(server.private)
     assert [r.sensitivity for r in ledger.releases] == [1.0] * T

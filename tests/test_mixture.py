@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from pe_tabular.backends.mixture import Mixture, plot_source_shares, source_shares
-from pe_tabular.evolution import Evolution, EvolutionConfig, uniform_policy
+from pe_tabular.evolution import Evolution, EvolutionConfig
 from pe_tabular.population import Population
-from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu
+from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu, schedules
 from tests.toy import PointBackend, PointEncoder, two_clusters
 
 
@@ -102,7 +102,7 @@ def test_in_an_evolution_votes_pick_the_good_source_and_the_floor_keeps_the_othe
     mix = Mixture([good, far], floor=0.1)
     mu = gdp_mu(4.0, 1e-5)
     cfg = EvolutionConfig.build(4, 200, [0.5, 0.3, 0.2])
-    evo = Evolution(mix, PointEncoder(), cfg, uniform_policy(mu, 4), Ledger(1e-5, mu), NoiseSource(test_seed=1), rng)
+    evo = Evolution(mix, PointEncoder(), cfg, schedules.uniform(mu, 4), Ledger(1e-5, mu), NoiseSource(test_seed=1), rng)
     res = evo.run(private)
     shares = source_shares(res.history)
     assert list(shares.columns) == ["far", "good"] and len(shares) == 4
@@ -185,7 +185,7 @@ def test_observe_gets_only_the_released_noisy_histogram_never_the_clean_votes(tm
     rng = np.random.default_rng(5)
     be, mu = Watching(), gdp_mu(2.0, 1e-5)
     ck = Checkpointer(tmp_path / "ck")
-    evo = Evolution(be, PointEncoder(), EvolutionConfig.build(3, 100, [0.5, 0.3]), uniform_policy(mu, 3),
+    evo = Evolution(be, PointEncoder(), EvolutionConfig.build(3, 100, [0.5, 0.3]), schedules.uniform(mu, 3),
                     Ledger(1e-5, mu), NoiseSource(test_seed=2), rng)
     evo.run(two_clusters(rng, 400), checkpoint=ck)
     assert [(s, T) for s, T, _ in be.observed] == [(1, 3), (2, 3)]  # after every vote but the last

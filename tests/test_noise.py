@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pe_tabular.evolution import release_histogram
 from pe_tabular.privacy import Ledger, NoiseSource, noise_source
 from pe_tabular.privacy.noise import TEST_NOISE_ENV
+from pe_tabular.privacy.release import ReleasePath, Spec
 
 
 @pytest.mark.parametrize("sigma", [0.5, 3.7, 20.0])
 def test_added_noise_has_claimed_sigma(sigma):
     counts = np.arange(200_000, dtype=float) % 7  # the mechanism must not depend on the counts
     led = Ledger(1e-5)
-    noisy = release_histogram(counts, sigma, "k", 1, led, NoiseSource(), None, "test", (1, 0))
+    noisy = ReleasePath(led, NoiseSource()).release(Spec("k", "test", sigma, iteration=1, stream=(1, 0)), counts)
     z = noisy - counts
     n = z.size
     # chi-square 99.9% interval for the sample variance, and normality (KS) of z / sigma
@@ -48,8 +48,53 @@ def test_deterministic_switch_is_test_only_and_recorded(monkeypatch):
     assert not np.array_equal(src.gaussian(10, 1.0, (3, 0)), src.gaussian(10, 1.0, (4, 0)))
 
 
+class _SpyNoise(NoiseSource):
+    """Records the order of events: the charge must come before the draw."""
+
+    def __init__(self, events: list[str]):
+        object.__setattr__(self, "events", events)
+
+    def gaussian(self, shape, sigma, release_key):
+        self.events.append("draw")
+        return super().gaussian(shape, sigma, release_key)
+
+
 def test_release_is_charged_before_noise_is_drawn():
+    events: list[str] = []
+    led = Ledger(1e-5, mu_budget=10.0)
+    record = led.record
+
+    def spy_record(*a, **kw):
+        events.append("charge")
+        return record(*a, **kw)
+
+    led.record = spy_record
+    ReleasePath(led, _SpyNoise(events)).release(Spec("k", "ok", 1.0, iteration=1), lambda: np.ones(5))
+    assert events == ["charge", "draw"]
+
+
+def test_unaffordable_release_reads_no_private_data_and_draws_nothing():
     led = Ledger(1e-5, mu_budget=0.1)
+    touched: list[int] = []
+    events: list[str] = []
+
+    def counts():
+        touched.append(1)
+        return np.ones(5)
+
     with pytest.raises(ValueError, match="exceeds the remaining budget"):
-        release_histogram(np.ones(5), 1.0, "k", 1, led, NoiseSource(), None, "too expensive", (1, 0))
-    assert led.releases == []
+        ReleasePath(led, _SpyNoise(events)).release(Spec("k", "too expensive", 1.0, iteration=1), counts)
+    assert led.releases == [] and touched == [] and events == []
+
+
+def test_resumed_release_is_restored_not_redrawn(tmp_path):
+    from pe_tabular.checkpoint import Checkpointer
+
+    led = Ledger(1e-5, mu_budget=10.0)
+    first = ReleasePath(led, NoiseSource(), Checkpointer(tmp_path)).release(Spec("k", "m", 1.0), np.zeros(4))
+    again_led = Ledger(1e-5, mu_budget=10.0)
+    events: list[str] = []
+    again = ReleasePath(again_led, _SpyNoise(events), Checkpointer(tmp_path)).release(
+        Spec("k", "m", 1.0), lambda: pytest.fail("a resumed release must not read private data"))
+    assert np.array_equal(first, again) and events == []
+    assert [r.what for r in again_led.releases] == ["m"]

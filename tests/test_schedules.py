@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pe_tabular.audit import BoxBackend, IdentityEncoder
-from pe_tabular.evolution import Evolution, EvolutionConfig, FixedSigmas
+from pe_tabular.evolution import Evolution, EvolutionConfig
 from pe_tabular.population import Population
+from pe_tabular.privacy import schedules
 from pe_tabular.privacy.accountant import gdp_epsilon, gdp_mu, schedule_sigmas
 from pe_tabular.privacy.ledger import BudgetExceeded, Ledger
 from pe_tabular.privacy.noise import NoiseSource
@@ -226,7 +227,7 @@ def _released_stats(counts: np.ndarray, sigma: float, threshold: float, rng) -> 
     """The stats the evolution loop computes for a noisy histogram (calls the engine's own _stats)."""
     m = counts.size
     cfg = EvolutionConfig.build(1, m, threshold=threshold, voter="numpy")
-    evo = Evolution(BoxBackend(), IdentityEncoder(), cfg, FixedSigmas((sigma,)), Ledger(DELTA), NoiseSource(), rng)
+    evo = Evolution(BoxBackend(), IdentityEncoder(), cfg, schedules.fixed((sigma,)), Ledger(DELTA), NoiseSource(), rng)
     noisy = counts + rng.normal(0, sigma, m)
     pop = Population.fresh(np.zeros((m, 1)), "box")
     return evo._stats(1, noisy, pop, sigma, False), noisy

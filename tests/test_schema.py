@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_tabular.tables.generators.statistical import StatisticalBackend, anchors
+from pe_tabular.tables.generators.statistical import StatisticalBackend
 from pe_tabular.tables.schema import Column, Schema, SchemaError, ValidationError, infer_public, validate
+from pe_tabular.tables.values import anchors
 
 
 @pytest.fixture

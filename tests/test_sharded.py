@@ -12,8 +12,8 @@ cloudpickle = pytest.importorskip("cloudpickle")
 
 import tests.toy as toy  # noqa: E402
 from pe_tabular.distance import ABS, CAT, MixedMetric  # noqa: E402
-from pe_tabular.evolution import Evolution, EvolutionConfig, uniform_policy  # noqa: E402
-from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu  # noqa: E402
+from pe_tabular.evolution import Evolution, EvolutionConfig  # noqa: E402
+from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu, schedules  # noqa: E402
 from pe_tabular.tables.encoder import TableEncoder  # noqa: E402
 from pe_tabular.tables.schema import Column, Schema  # noqa: E402
 from pe_tabular.voting import numba_kernel  # noqa: E402
@@ -146,7 +146,7 @@ def test_evolution_with_sharded_votes_equals_the_local_run(client, mode):
     def run(vote_fn=None, data=private, lab=labels):
         mu = gdp_mu(4.0, 1e-5)
         cfg = EvolutionConfig.build(3, 100, [0.4, 0.2], voter="numba")
-        evo = Evolution(toy.PointBackend(), toy.PointEncoder(), cfg, uniform_policy(mu, 3), Ledger(1e-5, mu),
+        evo = Evolution(toy.PointBackend(), toy.PointEncoder(), cfg, schedules.uniform(mu, 3), Ledger(1e-5, mu),
                         NoiseSource(test_seed=11), np.random.default_rng(3), vote_fn=vote_fn)
         return evo.run(data, private_labels=lab, label_shares=shares)
 

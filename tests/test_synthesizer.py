@@ -37,6 +37,32 @@ def test_fit_sample_pandas_round_trip(adult, tmp_path):
     assert again.privacy_report()["epsilon"] == pytest.approx(1.0, rel=1e-6)
 
 
+def test_save_load_round_trips_every_argument(adult, tmp_path):
+    args = dict(iterations=3, population=[300, 200, 100], k=3, degree=[0.4, 0.2], threshold=0.5, budget="geometric",
+                label="sex", label_shares={"Male": 0.6, "Female": 0.4}, label_budget_share=0.05, calibrate=0.2,
+                pair_share=0.3, structure_share=0.04, keep_selected=0.1, voter="numpy", weights={"age": 2.0},
+                on_invalid="drop", seed=11)
+    syn = PESynthesizer(adult_schema(), 2.0, 1e-6, **args)
+    for name, value in args.items():  # scikit-learn shape: every argument under its own name, unchanged
+        assert getattr(syn, name) == value, name
+    assert syn.get_params()["population"] == [300, 200, 100]
+    syn.fit(adult)
+    syn.save(tmp_path / "m")
+    again = PESynthesizer.load(tmp_path / "m")
+    got, want = again.get_params(), syn.get_params()
+    for name in PESynthesizer.PARAMS:
+        assert got[name] == want[name], name
+    assert again.config_ == syn.config_ and again.label_ == "sex"
+
+
+def test_errors_name_arguments_not_flags():
+    from pe_tabular.evolution import ConfigError
+
+    with pytest.raises(ConfigError, match="`pair_share`") as e:
+        PESynthesizer(adult_schema(), pair_share=0.9)
+    assert "--" not in str(e.value) and e.value.for_cli().startswith("--pair-share")
+
+
 def test_fit_polars(adult):
     pl = pytest.importorskip("polars")
     syn = PESynthesizer(adult_schema(), 2.0, 1e-5, seed=1, **FAST).fit(pl.from_pandas(adult))
@@ -97,7 +123,7 @@ def test_a_mixture_explores_every_source_at_the_full_first_population(adult):
     assert [h["population"] for h in syn.result.history] == [800, 400]  # n per source first, then n
     assert syn.privacy_report()["epsilon"] == pytest.approx(1.0, rel=1e-6)  # candidates cost no budget
     single = PESynthesizer(schema, 1.0, 1e-5, seed=0, **FAST)
-    assert explore_every_source(single.config, StatisticalBackend(schema)) is single.config
+    assert explore_every_source(single.config_, StatisticalBackend(schema)) is single.config_
 
 
 def test_sample_varies_only_repeated_rows_and_keeps_their_places(adult):

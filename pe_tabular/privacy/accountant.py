@@ -96,6 +96,18 @@ def compose_mu(sigmas: Sequence[float], sensitivities: Sequence[float] | float =
     return float(math.sqrt(np.sum((d[ok] / s[ok]) ** 2)))
 
 
+def sigma_for_share(rho: float, n_releases: int = 1, sensitivity: float = 1.0) -> float:
+    """σ of each of ``n_releases`` equal Gaussian releases that together spend ``rho`` of μ².
+
+    The one σ formula of the project: n releases with (Δ/σ)² each spend n(Δ/σ)² = ρ, so
+    σ = Δ·√(n/ρ). ρ = ∞ (a run without privacy) gives σ = 0."""
+    if n_releases < 1:
+        raise AccountingError(f"a budget share must pay for at least one release, got {n_releases}")
+    if not rho > 0 or math.isnan(rho):
+        raise AccountingError(f"a budget share must be > 0, got {rho}")
+    return 0.0 if math.isinf(rho) else float(sensitivity * math.sqrt(n_releases / rho))
+
+
 def schedule_sigmas(
     mu: float, iterations: int, weights: Sequence[float] | None = None, sensitivity: float = 1.0
 ) -> list[float]:
@@ -110,10 +122,8 @@ def schedule_sigmas(
         raise AccountingError(f"budget schedule has {w.size} weights but --iterations is {iterations}")
     if np.any(w <= 0) or not np.all(np.isfinite(w)):
         raise AccountingError("budget schedule weights must be positive and finite")
-    if math.isinf(mu):
-        return [0.0] * iterations
     share = w / w.sum()
-    return [float(sensitivity / (mu * math.sqrt(p))) for p in share]
+    return [sigma_for_share(mu * mu * float(p), 1, sensitivity) for p in share]
 
 
 def sigma_for_epsilon(

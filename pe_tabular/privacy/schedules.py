@@ -1,6 +1,6 @@
 """Budget schedules: how the run's Gaussian-DP budget μ is split over the vote histograms.
 
-Three ``BudgetPolicy`` implementations (the protocol lives in :mod:`pe_tabular.evolution`):
+Every schedule is a ``BudgetPolicy`` (below); three implementations:
 
 * ``uniform``   — every vote gets σ = Δ√T/μ (the PE papers' default).
 * ``geometric`` — the precision 1/σ_t² grows by a factor ``ratio`` per iteration, so early votes,
@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from scipy.stats import norm
 
@@ -52,13 +52,19 @@ BUDGET_NAMES = ("uniform", "geometric", "adaptive")
 _EXHAUSTED = 1e-9  # remaining ρ below this fraction of μ² counts as spent (float round-off of the filter)
 
 
+class BudgetPolicy(Protocol):
+    """Chooses σ for each vote from what was already released (None = stop early)."""
+
+    def next_sigma(self, t: int, ledger: Ledger, history: list[dict[str, Any]]) -> float | None: ...
+
+
 @dataclass(frozen=True)
 class Scheduled:
     """A schedule fixed before the run: σ_t = ``sigmas[t-1]``; stops (None) after the last one.
 
-    Unlike ``evolution.FixedSigmas`` it also refuses, by returning None, a σ the ledger's filter would
-    not accept — so a fixed schedule combined with an earlier charged release (e.g. DP label shares)
-    stops cleanly instead of overspending."""
+    It also refuses, by returning None, a σ the ledger's filter would not accept — so a fixed schedule
+    combined with an earlier charged release (e.g. DP label shares) stops cleanly instead of
+    overspending."""
 
     sigmas: tuple[float, ...]
     name: str = "fixed"
@@ -86,6 +92,11 @@ def uniform(mu: float, iterations: int, sensitivity: float = 1.0) -> Scheduled:
     """Equal σ for every vote: σ = Δ√T/μ."""
     _check(mu, iterations)
     return Scheduled(tuple(schedule_sigmas(mu, iterations, None, sensitivity)), "uniform", sensitivity)
+
+
+def fixed(sigmas: tuple[float, ...] | list[float], sensitivity: float = 1.0) -> Scheduled:
+    """A schedule given as explicit σ_t (e.g. from ``pe-tabular privacy sigma``)."""
+    return Scheduled(tuple(float(s) for s in sigmas), "fixed", sensitivity)
 
 
 def geometric_weights(iterations: int, ratio: float) -> list[float]:

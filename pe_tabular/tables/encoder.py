@@ -13,26 +13,13 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.distance import ABS, CAT, MixedMetric
-from pe_tabular.tables.schema import Column, Schema
+from pe_tabular.tables.marginals import Binning
+from pe_tabular.tables.schema import Schema
+from pe_tabular.tables.values import to_unit
 
 Q = 1000  # numeric grid steps over the public range; a category mismatch costs Q
 COARSE_BINS = 32  # numbers also vote on their coarse public bin, compared like a category
 FINE_WEIGHT = 0.5  # the full public range of the fine |Δ| costs half a category mismatch
-
-
-def to_unit(col: Column, x: np.ndarray) -> np.ndarray:
-    """Map values to [0, 1] over the public range (log scale: log1p of the offset from the lower bound)."""
-    x = np.clip(np.asarray(x, dtype=float), col.lower, col.upper)
-    if col.scale == "log":
-        return np.log1p(x - col.lower) / np.log1p(col.upper - col.lower)
-    return (x - col.lower) / (col.upper - col.lower)
-
-
-def from_unit(col: Column, u: np.ndarray) -> np.ndarray:
-    u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
-    if col.scale == "log":
-        return col.lower + np.expm1(u * np.log1p(col.upper - col.lower))
-    return col.lower + u * (col.upper - col.lower)
 
 
 class TableEncoder:
@@ -57,8 +44,6 @@ class TableEncoder:
                 kinds.append(CAT)
                 w.append(int(round(wt * Q)))
         self.metric = MixedMetric(np.array(kinds, dtype=np.int8), np.array(w, dtype=np.int64))
-        from pe_tabular.tables.marginals import Binning
-
         self._coarse = {c.name: Binning.of(c, COARSE_BINS, COARSE_BINS) for c in self.columns if not c.is_categorical}
         self._cat_index = {c.name: {str(v): i for i, v in enumerate(c.categories)}
                            for c in self.columns if c.is_categorical}

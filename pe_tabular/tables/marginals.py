@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pe_tabular.tables.encoder import from_unit, to_unit
 from pe_tabular.tables.schema import Column, Schema
+from pe_tabular.tables.values import from_unit, to_unit
 
 MAX_INTEGER_BINS = 100
 NUMERIC_BINS = 64
@@ -75,7 +75,7 @@ class Binning:
             out[~null] = c.lower + bins[~null] * c.rounding
         else:
             u = (bins[~null] + rng.random((~null).sum())) / self.numeric_bins
-            from pe_tabular.tables.generators.statistical import snap
+            from pe_tabular.tables.values import snap
 
             out[~null] = snap(c, from_unit(c, u))
         out[null] = None

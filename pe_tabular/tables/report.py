@@ -352,9 +352,9 @@ def _short(v: float) -> str:
 
 def _labels_for(c: Any, n_bins: int) -> tuple[list[str], bool]:
     """Labels of a column's public evaluation bins (the TVD's bins) and whether each bin is one value."""
-    from pe_tabular.tables.encoder import from_unit
     from pe_tabular.tables.evaluation import EVAL_BINS
     from pe_tabular.tables.marginals import Binning
+    from pe_tabular.tables.values import from_unit
 
     if c.is_categorical:
         return [str(v) for v in c.categories] + ["(missing)"], True

@@ -40,7 +40,7 @@ def load_ledger(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pe_tabular.tables.cli import check_target, read_table
+    from pe_tabular.tables.io import check_target, read_table
     from pe_tabular.tables.report import write_report
     from pe_tabular.tables.schema import Schema, validate
 

@@ -33,13 +33,14 @@ from pe_tabular.evolution import (
     EvolutionConfig,
     EvolutionResult,
     estimate_label_shares,
-    release_once,
 )
 from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
 from pe_tabular.population import Population
-from pe_tabular.privacy.accountant import gdp_mu, schedule_sigmas
+from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
 from pe_tabular.privacy.ledger import Ledger, Release
 from pe_tabular.privacy.noise import noise_source
+from pe_tabular.privacy.release import ReleasePath, Spec
+from pe_tabular.privacy.schedules import BudgetPolicy, make_policy
 from pe_tabular.tables.encoder import TableEncoder
 from pe_tabular.tables.generators.statistical import StatisticalBackend
 from pe_tabular.tables.generators.tree import TreeBackend
@@ -75,7 +76,14 @@ def degree_schedule(iterations: int, start: float, end: float) -> list[float]:
 
 
 class PESynthesizer:
-    """Differentially private tabular synthesizer by Private Evolution (no model training)."""
+    """Differentially private tabular synthesizer by Private Evolution (no model training).
+
+    Shaped like scikit-learn / SDV estimators: every constructor argument is stored unchanged under
+    its own name (``get_params``), derived settings carry a trailing underscore (``config_``,
+    ``label_``, ``mu_``), ``fit`` learns, ``sample`` is post-processing, and ``save``/``load``
+    round-trip every argument that can be written to JSON (``on_event`` and ``vote_fn`` are run-time
+    hooks, given again to ``load``). Errors name arguments; the command line maps them to flags.
+    """
 
     def __init__(
         self, schema: Schema, epsilon: float = 1.0, delta: float = 1e-5, *,
@@ -88,68 +96,83 @@ class PESynthesizer:
         weights: Mapping[str, float] | None = None, on_invalid: str = "error", seed: int | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None, vote_fn: Any = None,
     ):
-        self.schema = schema
-        self.epsilon, self.delta = float(epsilon), float(delta)
-        self.mu = gdp_mu(self.epsilon, self.delta)  # validates ε, δ before any data is read
-        self.label = schema.label if label is True else (label or None)
-        if self.label is not None and self.label not in schema.names:
-            raise ConfigError(f"--label {self.label!r} is not a schema column")
-        if self.label != schema.label:  # backends read the class column from the schema
-            self.schema = schema = schema.with_label(self.label)
-        deg = degree if degree is not None else degree_schedule(iterations, 0.2, 0.1)
-        self.config = EvolutionConfig.build(iterations, population, deg, k=k, threshold=threshold,
-                                            keep_selected=keep_selected, voter=voter)
-        self.backend_spec, self.budget, self.weights = backend, budget, weights
-        self.label_shares = dict(label_shares) if label_shares else (schema.label_shares if self.label else None)
-        if not 0 < label_budget_share < 1:
-            raise ConfigError("label_budget_share must be in (0, 1)")
-        self.label_budget_share = label_budget_share
-        if not 0 <= calibrate < 1:
-            raise ConfigError("calibrate (budget share of the one-way marginals) must be in [0, 1)")
-        self.calibrate = calibrate
-        if not 0 <= pair_share < 1 or label_budget_share + calibrate + pair_share + structure_share >= 1:
-            raise ConfigError("pair_share must be in [0, 1) and leave budget for the votes")
-        self.pair_share, self.structure_share = pair_share, structure_share
-        self.marginals_: dict[str, np.ndarray] = {}
+        self.schema, self.epsilon, self.delta = schema, epsilon, delta
+        self.backend, self.iterations, self.population, self.k, self.degree = backend, iterations, population, k, degree
+        self.threshold, self.budget, self.label, self.label_shares = threshold, budget, label, label_shares
+        self.label_budget_share, self.calibrate, self.pair_share = label_budget_share, calibrate, pair_share
+        self.structure_share, self.keep_selected = structure_share, keep_selected
+        self.voter, self.weights = voter, weights
         self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
         self.vote_fn = vote_fn  # e.g. Dask-sharded voting (pe_tabular.voting.sharded.make_vote_fn)
+        self._check()
+        self.marginals_: dict[str, np.ndarray] = {}
         self.result: EvolutionResult | None = None
         self.ledger: Ledger | None = None
 
+    #: the arguments ``save`` writes and ``load`` restores (JSON-able; ``schema`` is saved on its own)
+    PARAMS = ("epsilon", "delta", "backend", "iterations", "population", "k", "degree", "threshold", "budget",
+              "label", "label_shares", "label_budget_share", "calibrate", "pair_share", "structure_share",
+              "keep_selected", "voter", "weights", "on_invalid", "seed")
+
+    def get_params(self) -> dict[str, Any]:
+        """Every constructor argument, as given (scikit-learn's convention)."""
+        return {"schema": self.schema, **{k: getattr(self, k) for k in self.PARAMS},
+                "on_event": self.on_event, "vote_fn": self.vote_fn}
+
+    def _check(self) -> None:
+        """Validate the arguments before any data is read; derive the run settings (trailing _)."""
+        self.mu_ = gdp_mu(float(self.epsilon), float(self.delta))
+        schema = self.schema
+        self.label_ = schema.label if self.label is True else (self.label or None)
+        if self.label_ is not None and self.label_ not in schema.names:
+            raise ConfigError(f"`label` {self.label_!r} is not a schema column", "label")
+        # backends read the class column from the schema
+        self.schema_ = schema.with_label(self.label_) if self.label_ != schema.label else schema
+        deg = self.degree if self.degree is not None else degree_schedule(self.iterations, 0.2, 0.1)
+        self.config_ = EvolutionConfig.build(self.iterations, self.population, deg, k=self.k,
+                                             threshold=self.threshold, keep_selected=self.keep_selected,
+                                             voter=self.voter)
+        self.label_shares_ = (dict(self.label_shares) if self.label_shares
+                              else (schema.label_shares if self.label_ else None))
+        if not 0 < self.label_budget_share < 1:
+            raise ConfigError("`label_budget_share` must be in (0, 1)", "label_budget_share")
+        if not 0 <= self.calibrate < 1:
+            raise ConfigError("`calibrate` (budget share of the one-way marginals) must be in [0, 1)", "calibrate")
+        if not 0 <= self.structure_share < 1:
+            raise ConfigError("`structure_share` must be in [0, 1)", "structure_share")
+        if not 0 <= self.pair_share < 1 or (self.label_budget_share + self.calibrate + self.pair_share
+                                            + self.structure_share >= 1):
+            raise ConfigError("`pair_share` must be in [0, 1) and, with label_budget_share, calibrate and "
+                              "structure_share, leave budget for the votes", "pair_share")
+
     # -- helpers --------------------------------------------------------------------------------
     def _backend(self) -> Backend:
-        if not isinstance(self.backend_spec, str):
-            return self.backend_spec
-        if self.backend_spec == "statistical":
-            return StatisticalBackend(self.schema, marginals=self.marginals_)
+        if not isinstance(self.backend, str):
+            return self.backend
+        if self.backend == "statistical":
+            return StatisticalBackend(self.schema_, marginals=self.marginals_)
         from pe_tabular.tables.generators.factory import make_backend  # optional backends (llm, sdv, mix)
 
-        return make_backend(self.backend_spec, self.schema)
+        return make_backend(self.backend, self.schema_)
 
-    def _policy(self, mu_left: float, weights: Sequence[float] | None = None):
-        if self.budget == "uniform":
-            from pe_tabular.evolution import FixedSigmas
-
-            return FixedSigmas(tuple(schedule_sigmas(mu_left, self.config.iterations, weights)))
-        from pe_tabular.privacy.schedules import make_policy
-
-        return make_policy(self.budget, mu_left, self.config.iterations, threshold=self.config.threshold)
+    def _policy(self, mu_left: float) -> BudgetPolicy:
+        return make_policy(self.budget, mu_left, self.config_.iterations, threshold=self.config_.threshold)
 
     def _start_ledger(self) -> Ledger:
-        extra = sum(r.get("extra_delta", 0.0) for r in (self.schema.dp_cost or {}).get("releases", []))
-        mu = self.mu if extra == 0 else gdp_mu(self.epsilon, self.delta - extra)
+        extra = sum(r.get("extra_delta", 0.0) for r in (self.schema_.dp_cost or {}).get("releases", []))
+        mu = self.mu_ if extra == 0 else gdp_mu(self.epsilon, self.delta - extra)
         led = Ledger(self.delta, mu_budget=mu, noise_mode=noise_source().mode)
         led.public_inputs = {"schema": "public (categories, bounds, rounding, special values)",
-                             "label_shares": "public" if self.label_shares else None}
-        if self.schema.dp_cost:  # a DP-estimated schema is charged to this run's budget
-            for r in self.schema.dp_cost.get("releases", []):
+                             "label_shares": "public" if self.label_shares_ else None}
+        if self.schema_.dp_cost:  # a DP-estimated schema is charged to this run's budget
+            for r in self.schema_.dp_cost.get("releases", []):
                 led.record(**{**r, "iteration": -1})
-            led.public_inputs["schema"] = f"DP-estimated, {len(self.schema.dp_cost['releases'])} releases charged"
+            led.public_inputs["schema"] = f"DP-estimated, {len(self.schema_.dp_cost['releases'])} releases charged"
         return led
 
     # -- API ------------------------------------------------------------------------------------
     def fit(self, data: Any, *, checkpoint: str | Path | None = None, resume: bool = False) -> PESynthesizer:
-        df = validate(_to_pandas(data), self.schema, self.on_invalid)
+        df = validate(_to_pandas(data), self.schema_, self.on_invalid)
         rng = np.random.default_rng(self.seed)
         noise = noise_source()
         ckpt = Checkpointer(checkpoint) if checkpoint else None
@@ -157,15 +180,15 @@ class PESynthesizer:
         labels = None
         rho = ledger.remaining_rho()  # stage shares below are fractions of this total
         labels = None
-        if self.label is not None:
-            labels = df[self.label].astype(str).to_numpy()
-            classes = [str(c) for c in self.schema[self.label].categories]
-            if self.label_shares is None:
+        if self.label_ is not None:
+            labels = df[self.label_].astype(str).to_numpy()
+            classes = [str(c) for c in self.schema_[self.label_].categories]
+            if self.label_shares_ is None:
                 shares = estimate_label_shares(labels, classes, self._sigma(rho * self.label_budget_share, 1),
                                                ledger, noise, ckpt)
                 ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
             else:
-                shares = {str(k): float(v) for k, v in self.label_shares.items()}
+                shares = {str(k): float(v) for k, v in self.label_shares_.items()}
                 missing = set(classes) - set(shares)
                 if missing:
                     raise ConfigError(f"public label shares lack classes {sorted(missing)}")
@@ -173,15 +196,15 @@ class PESynthesizer:
         targets: dict[Any, np.ndarray] = {}
         self._raw: dict[Any, tuple[np.ndarray, float]] = {}  # released noisy counts and σ, by marginal
         if self.calibrate > 0:
-            cols = [c.name for c in self.schema.columns if c.name != self.label]
+            cols = [c.name for c in self.schema_.columns if c.name != self.label_]
             sigma = self._sigma(rho * self.calibrate, len(cols))
             for j, name in enumerate(cols):
                 targets[name] = self._measure(df, (name,), sigma, f"marginal_{j:03d}", ledger, noise, ckpt, 100 + j)
             self.marginals_ = dict(targets)
         if labels is not None:
-            cats = [str(c) for c in self.schema[self.label].categories]
-            targets[self.label] = np.array([self.shares_[c] for c in cats] + [0.0])
-        encoder = TableEncoder(self.schema, self.weights)
+            cats = [str(c) for c in self.schema_[self.label_].categories]
+            targets[self.label_] = np.array([self.shares_[c] for c in cats] + [0.0])
+        encoder = TableEncoder(self.schema_, self.weights)
         private_codes = encoder.encode(df)
         extra = {"vote_fn": self.vote_fn} if self.vote_fn is not None else {}
         lab_shares = self.shares_ if labels is not None else None
@@ -189,14 +212,15 @@ class PESynthesizer:
         if self.pair_share > 0:
             # 1) every pair's two-way table on coarse groups read off the released one-way marginals, in
             #    one release (L2 sensitivity √pairs); its Chow-Liu tree is the dependence structure
-            names = self.schema.names
+            names = self.schema_.names
             one = {n: targets.get(n, self._uniform(n)) for n in names}
-            groups = {n: coarse_groups(self.schema[n], one[n]) for n in names}
+            groups = {n: coarse_groups(self.schema_[n], one[n]) for n in names}
             every = list(itertools.combinations(names, 2))
             sens = math.sqrt(len(every))
-            noisy, _ = release_once("structure", lambda: structure_counts(df, self.schema, groups, every),
-                                    sens * self._sigma(rho * self.structure_share, 1), 0, ledger, noise, ckpt,
-                                    f"all {len(every)} two-way tables on coarse groups (structure)", (0, 300), sens)
+            noisy = ReleasePath(ledger, noise, ckpt).release(
+                Spec("structure", f"all {len(every)} two-way tables on coarse groups (structure)",
+                     self._sigma(rho * self.structure_share, 1, sens), sens, stream=(0, 300)),
+                lambda: structure_counts(df, self.schema_, groups, every))
             pairs = noisy_chow_liu(noisy, groups, every, names)
             # 2) DP two-way marginals of the tree's edges; 3) a tree generator fitted on them
             sigma = self._sigma(rho * self.pair_share, len(pairs))
@@ -205,27 +229,27 @@ class PESynthesizer:
             self.pairs_ = pairs
             raw1 = {k: v for k, v in self._raw.items() if isinstance(k, str)}
             targets.update(combine_one_way(raw1, {k: v for k, v in self._raw.items() if isinstance(k, tuple)},
-                                           self.schema))
+                                           self.schema_))
             self.marginals_.update({k: targets[k] for k in raw1})
-            one = {n: targets.get(n, self._uniform(n)) for n in self.schema.names}
+            one = {n: targets.get(n, self._uniform(n)) for n in self.schema_.names}
             targets.update(consistent_pairs(one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
-                                            self.schema))
-            tree = TreeBackend(self.schema, one, {k: v for k, v in targets.items() if isinstance(k, tuple)})
-            if isinstance(self.backend_spec, str) and self.backend_spec == "statistical":
+                                            self.schema_))
+            tree = TreeBackend(self.schema_, one, {k: v for k, v in targets.items() if isinstance(k, tuple)})
+            if isinstance(self.backend, str) and self.backend == "statistical":
                 backend = tree
-            elif isinstance(self.backend_spec, str):  # mixtures / LLM fallback get the calibrated generator
+            elif isinstance(self.backend, str):  # mixtures / LLM fallback get the calibrated generator
                 from pe_tabular.tables.generators.factory import make_backend
 
-                backend = make_backend(self.backend_spec, self.schema, statistical=lambda: tree)
+                backend = make_backend(self.backend, self.schema_, statistical=lambda: tree)
         rho_pe = ledger.remaining_rho()
         policy = self._policy(math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf)
-        cfg = explore_every_source(self.config, backend)
+        cfg = explore_every_source(self.config_, backend)
         self.backend_ = backend  # the generator the evolution used; sample() varies duplicates with it
         evo = Evolution(backend, encoder, cfg, policy, ledger, noise, rng, self.on_event, **extra)
         self.result = evo.run(private_codes, private_labels=labels, label_shares=lab_shares, checkpoint=ckpt,
                               resume=resume)
         if targets:
-            self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema, targets)
+            self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema_, targets)
         self.ledger = ledger
         self._rng = rng
         return self
@@ -233,23 +257,25 @@ class PESynthesizer:
     def _uniform(self, name: str) -> np.ndarray:
         from pe_tabular.tables.marginals import Binning
 
-        n = Binning.of(self.schema[name]).n_bins
+        n = Binning.of(self.schema_[name]).n_bins
         p = np.ones(n)
-        p[-1] = 1.0 if self.schema[name].nullable else 0.0
+        p[-1] = 1.0 if self.schema_[name].nullable else 0.0
         return p / p.sum()
 
     @staticmethod
-    def _sigma(rho: float, n_releases: int) -> float:
-        """σ for n Δ=1 releases that together spend ``rho`` of μ²."""
-        return 0.0 if math.isinf(rho) else math.sqrt(n_releases / rho)
+    def _sigma(rho: float, n_releases: int, sensitivity: float = 1.0) -> float:
+        """σ for n releases of sensitivity Δ that together spend ``rho`` of μ²."""
+        return sigma_for_share(rho, n_releases, sensitivity)
 
     def _measure(self, df: pd.DataFrame, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
                  noise: Any, ckpt: Checkpointer | None, stream: int) -> np.ndarray:
         """One noisy marginal on public bins (Δ = 1: a row sits in one cell), as a distribution."""
-        noisy, sigma = release_once(name, lambda: histogram(df, self.schema, key), sigma, 0, ledger, noise, ckpt,
-                                    f"marginal {'x'.join(key)} on public bins", (0, stream))
+        noisy, rel = ReleasePath(ledger, noise, ckpt).release_recorded(
+            Spec(name, f"marginal {'×'.join(key)}", sigma, stream=(0, stream)),
+            lambda: histogram(df, self.schema_, key))
+        sigma = rel.sigma
         self._raw[key if len(key) > 1 else key[0]] = (noisy, sigma)  # for combine_one_way
-        return estimate(noisy, self.schema, key)
+        return estimate(noisy, self.schema_, key)
 
     def _need_fit(self) -> EvolutionResult:
         if self.result is None:
@@ -284,7 +310,7 @@ class PESynthesizer:
                     for c, arr in cols.items():
                         arr[rows] = varied[c].to_numpy()
             pop = dataclasses.replace(pop, samples=pd.DataFrame(cols), genome=None)
-        return to_external(pop.samples, self.schema)
+        return to_external(pop.samples, self.schema_)
 
     def _duplicate_variers(self, vary_degree: float | None) -> dict[str | None, tuple[Backend, float]]:
         """Which generator varies repeated rows, per source tag (None: every row), and how far. By default
@@ -326,16 +352,24 @@ class PESynthesizer:
             keys = [[n] for n in tree.p1] + [list(k) for k in tree.pairs]
             arrays = {f"m{i}": np.asarray(v) for i, v in enumerate([*tree.p1.values(), *tree.pairs.values()])}
             atomic_write_npz(d / "generator.npz", {"keys": np.array(json.dumps(keys)), **arrays})
-        atomic_write_json(d / "settings.json", {"epsilon": self.epsilon, "delta": self.delta, "seed": self.seed,
-                                                "iterations": self.config.iterations, "history": res.history})
+        params = {k: getattr(self, k) for k in self.PARAMS}
+        if not isinstance(self.backend, str):  # a generator object: its name is kept; load() needs it again
+            params["backend"] = None
+            params["backend_name"] = getattr(self.backend, "name", type(self.backend).__name__)
+        atomic_write_json(d / "settings.json", {"params": params, "history": res.history})
         return d
 
     @classmethod
-    def load(cls, directory: str | Path) -> PESynthesizer:
+    def load(cls, directory: str | Path, **runtime: Any) -> PESynthesizer:
+        """A saved synthesizer, every constructor argument restored. ``runtime`` gives what JSON cannot hold
+        (``on_event``, ``vote_fn``, a ``backend`` object) or overrides a saved argument."""
         d = Path(directory)
         schema = Schema.load(d / "schema.json")
         st = json.loads((d / "settings.json").read_text())
-        syn = cls(schema, st["epsilon"], st["delta"], iterations=st["iterations"], seed=st["seed"])
+        params = {k: v for k, v in st["params"].items() if k in cls.PARAMS}
+        if params.get("backend") is None:
+            params.pop("backend", None)
+        syn = cls(schema, **{**params, **runtime})
         meta = pd.read_parquet(d / "meta.parquet")
         pop = Population(pd.read_parquet(d / "population.parquet"), meta["source"].to_numpy(object),
                          np.full(len(meta), -1, np.int64), None,
@@ -348,7 +382,7 @@ class PESynthesizer:
             with np.load(d / "generator.npz", allow_pickle=False) as z:
                 keys = json.loads(str(z["keys"]))
                 arrays = [z[f"m{i}"] for i in range(len(keys))]
-            syn.backend_ = TreeBackend(schema, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
+            syn.backend_ = TreeBackend(syn.schema_, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
                                        {tuple(k): a for k, a in zip(keys, arrays) if len(k) == 2})
         return syn
 

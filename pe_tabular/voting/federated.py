@@ -118,9 +118,9 @@ class FederatedVoting:
                 noise: NoiseSource, iteration: int, candidate_labels: np.ndarray | None = None,
                 checkpoint: Checkpointer | None = None) -> np.ndarray:
         """One noisy round outside ``Evolution``: charge the ledger (Δ = 1 per client), then add noise."""
-        from pe_tabular.evolution import release_histogram  # noqa: PLC0415 - the engine's one release path
+        from pe_tabular.privacy.release import ReleasePath, Spec  # noqa: PLC0415 - the engine's one release path
 
-        clean = self(self.private, candidates, metric, k, None, candidate_labels, None)
-        return release_histogram(clean, sigma, f"federated_vote_{iteration:03d}", iteration, ledger, noise,
-                                 checkpoint, f"federated vote histogram, round {iteration}", (iteration, 0),
-                                 sensitivity=1.0)
+        spec = Spec(f"federated_vote_{iteration:03d}", f"federated vote histogram, round {iteration}", sigma,
+                    iteration=iteration, stream=(iteration, 0))
+        return ReleasePath(ledger, noise, checkpoint).release(
+            spec, lambda: self(self.private, candidates, metric, k, None, candidate_labels, None))

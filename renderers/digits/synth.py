@@ -31,9 +31,9 @@ from pe_tabular.evolution import (
     EvolutionConfig,
     allocate,
     estimate_label_shares,
-    uniform_policy,
 )
 from pe_tabular.population import Population
+from pe_tabular.privacy import schedules
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource, noise_source
@@ -188,7 +188,7 @@ def synthesize(private_images: np.ndarray, private_labels: np.ndarray, epsilon: 
         shares = estimate_label_shares(y, CLASSES, sigma_lab, ledger, noise, checkpoint)
         rho_votes = mu**2 - rho_lab if math.isfinite(mu) else math.inf
         ledger.public_inputs["label_shares"] = f"DP-estimated, {cfg.label_budget:.1%} of mu^2"
-    policy = (uniform_policy(math.sqrt(rho_votes), cfg.iterations) if cfg.budget == "uniform"
+    policy = (schedules.uniform(math.sqrt(rho_votes), cfg.iterations) if cfg.budget == "uniform"
               else make_policy(cfg.budget, math.sqrt(rho_votes), cfg.iterations))
     codes = encoder.encode(private_images)
     evo = Evolution(backend, encoder, evo_cfg, policy, ledger, noise, rng, on_event=on_event)

@@ -15,7 +15,7 @@ budget releases three noisy histograms and the simulator samples from them (post
 * **start times** — a histogram over the public time window.
 
 Every release is a Gaussian mechanism with L2 sensitivity 1 charged to the run's ``Ledger`` before
-noise is drawn (``pe_tabular.evolution.release_histogram``), and saved to the checkpoint so a resumed
+noise is drawn (the engine's one release path, ``pe_tabular.privacy.release``), and saved to the checkpoint so a resumed
 run reuses it instead of paying twice. Thresholds and domain sizes are public functions of σ.
 """
 
@@ -31,9 +31,9 @@ import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.distance import port_class
-from pe_tabular.evolution import release_once
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.voting.histogram import vote_histogram
 from simulators.network import priors as P
 from simulators.network.encoder import ICMP, TCP, UDP, ip_to_uint32, proto_to_number
@@ -64,17 +64,16 @@ class FittedPriors:
     times: P.TimePrior
 
 
-def _threshold(sigma: float, domain: int, false_positive: float = 0.05) -> float:
+def threshold(sigma: float, domain: int, false_positive: float = 0.05) -> float:
     """Noisy-count threshold with about ``false_positive`` expected pure-noise survivors per release."""
     return sigma * math.sqrt(2.0 * math.log(max(domain, 2) / false_positive))
 
 
-def _release(counts: np.ndarray | Callable[[], np.ndarray], sigma: float, key: str, ledger: Ledger,
-             noise: NoiseSource, checkpoint: Checkpointer | None, what: str,
-             release_key: tuple[int, ...]) -> np.ndarray:
+def release(counts: np.ndarray | Callable[[], np.ndarray], sigma: float, key: str, ledger: Ledger,
+            noise: NoiseSource, checkpoint: Checkpointer | None, what: str,
+            release_key: tuple[int, ...]) -> np.ndarray:
     """Charge and release (iteration 0), or restore the release an interrupted run already made."""
-    fn = counts if callable(counts) else (lambda: counts)
-    return release_once(key, fn, sigma, 0, ledger, noise, checkpoint, what, release_key)[0]
+    return ReleasePath(ledger, noise, checkpoint).release(Spec(key, what, sigma, stream=release_key), counts)
 
 
 def _group_ids(n: int, groups: np.ndarray | None) -> np.ndarray:
@@ -105,9 +104,9 @@ def fit_addresses(src: np.ndarray, dst: np.ndarray, groups: np.ndarray | None, s
             idx = np.where(hit, pos, len(cand))  # last bin = "elsewhere" (not released as a prefix)
             return vote_histogram(idx, len(cand) + 1, gid)[: len(cand)]
 
-        noisy = _release(counts, sigma, f"prior_addr_{plen:02d}", ledger, noise, checkpoint,
+        noisy = release(counts, sigma, f"prior_addr_{plen:02d}", ledger, noise, checkpoint,
                          f"address prefix histogram /{plen}", (0, 100 + plen))
-        keep = np.flatnonzero(noisy > _threshold(sigma, len(cand)))
+        keep = np.flatnonzero(noisy > threshold(sigma, len(cand)))
         keep = keep[np.argsort(-noisy[keep], kind="stable")[:MAX_PREFIXES]]
         keep = np.sort(keep)
         prefixes.append(cand[keep])
@@ -176,8 +175,8 @@ def fit_services(flows: pd.DataFrame, groups: np.ndarray | None, sigma: float, l
         idx = np.where(hit, order[np.minimum(pos, len(order) - 1)], len(order))
         return vote_histogram(idx[:, None], len(order) + 1, groups)[: len(order)]
 
-    noisy = _release(counts, sigma, "prior_services", ledger, noise, checkpoint, "service histogram", (0, 200))
-    keep = np.flatnonzero(noisy > _threshold(sigma, len(noisy)))
+    noisy = release(counts, sigma, "prior_services", ledger, noise, checkpoint, "service histogram", (0, 200))
+    keep = np.flatnonzero(noisy > threshold(sigma, len(noisy)))
     base = P.ServiceTable.default()
     if keep.size == 0:
         log.info("service prior: nothing above the noise threshold; keeping the public prior")
@@ -207,7 +206,7 @@ def fit_times(ts_seconds: np.ndarray, groups: np.ndarray | None, window: tuple[f
         b = np.clip(np.floor((np.asarray(ts_seconds, np.float64) - t0) / (t1 - t0) * bins), 0, bins - 1)
         return vote_histogram(b.astype(np.int64)[:, None], bins, groups)
 
-    noisy = _release(counts, sigma, "prior_times", ledger, noise, checkpoint, "start-time histogram", (0, 300))
+    noisy = release(counts, sigma, "prior_times", ledger, noise, checkpoint, "start-time histogram", (0, 300))
     return P.TimePrior(window, np.clip(noisy, 0, None) + 1e-3 * max(float(np.clip(noisy, 0, None).max()), 1.0))
 
 

@@ -14,7 +14,6 @@ alone, so noise in sparse bins never invents or erases mass.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,10 +21,11 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.privacy.accountant import sigma_for_share
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.voting.histogram import vote_histogram
-from simulators.network.dp_priors import _release, _threshold
+from simulators.network.dp_priors import release, threshold
 from simulators.network.encoder import (
     ICMP,
     TCP,
@@ -122,7 +122,7 @@ class Released:
     @property
     def known(self) -> np.ndarray:
         """Bins measured above the noise threshold (the only ones raking constrains)."""
-        return self.noisy > _threshold(self.sigma, self.spec.size) if self.sigma > 0 else self.noisy > 0
+        return self.noisy > threshold(self.sigma, self.spec.size) if self.sigma > 0 else self.noisy > 0
 
 
 def release_marginals(records: pd.DataFrame, groups: np.ndarray | None, specs: list[MarginalSpec], sigma: float,
@@ -133,7 +133,7 @@ def release_marginals(records: pd.DataFrame, groups: np.ndarray | None, specs: l
         def counts(spec: MarginalSpec = spec) -> np.ndarray:
             return vote_histogram(spec.bins(records)[:, None], spec.size, groups)
 
-        noisy = _release(counts, sigma, f"marginal_{spec.name}", ledger, noise, checkpoint,
+        noisy = release(counts, sigma, f"marginal_{spec.name}", ledger, noise, checkpoint,
                          f"{spec.name} marginal ({spec.size} public bins)", (0, 400 + i))
         out.append(Released(spec, noisy, sigma))
     return out
@@ -172,6 +172,4 @@ def rake(records: pd.DataFrame, weights: np.ndarray, released: list[Released], i
 
 def marginal_sigma(mu: float, share: float, n_releases: int) -> float:
     """σ of each of ``n_releases`` equal releases spending ``share`` of μ²."""
-    if not math.isfinite(mu):
-        return 0.0
-    return math.sqrt(n_releases / (share * mu * mu))
+    return sigma_for_share(share * mu * mu, n_releases)

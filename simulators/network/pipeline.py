@@ -20,8 +20,9 @@ import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.distance import port_class
-from pe_tabular.evolution import Evolution, EvolutionConfig, uniform_policy
+from pe_tabular.evolution import Evolution, EvolutionConfig
 from pe_tabular.population import Population
+from pe_tabular.privacy import schedules
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import noise_source
@@ -191,7 +192,7 @@ def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str,
     econf = EvolutionConfig.build(cfg.iterations, population,
                                   degree_schedule(cfg.iterations, cfg.degree_start, cfg.degree_end), k=cfg.k,
                                   threshold=cfg.threshold, keep_selected=cfg.keep_selected, voter=cfg.voter)
-    evo = Evolution(backend, encoder, econf, uniform_policy(float(mu_pe), cfg.iterations), ledger, noise, rng,
+    evo = Evolution(backend, encoder, econf, schedules.uniform(float(mu_pe), cfg.iterations), ledger, noise, rng,
                     on_event)
     res = evo.run(codes, groups=groups, checkpoint=ck, resume=resume)
     n_out = cfg.n_out or len(private)

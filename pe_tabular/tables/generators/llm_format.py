@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pe_tabular.tables.generators.statistical import snap
 from pe_tabular.tables.schema import Column, Schema
+from pe_tabular.tables.values import snap
 
 SPEC_TAG = "pe_tabular_spec"
 ROWS_TAG = "rows"

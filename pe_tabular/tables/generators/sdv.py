@@ -35,8 +35,8 @@ import pandas as pd
 
 from pe_tabular.population import Population
 from pe_tabular.tables.encoder import TableEncoder
-from pe_tabular.tables.generators.statistical import snap
 from pe_tabular.tables.schema import Schema, validate
+from pe_tabular.tables.values import snap
 
 log = logging.getLogger(__name__)
 TABLE = "public"

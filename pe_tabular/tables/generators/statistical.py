@@ -18,38 +18,8 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.population import Population
-from pe_tabular.tables.encoder import from_unit, to_unit
 from pe_tabular.tables.schema import Column, Schema
-
-
-def anchors(col: Column, max_anchors: int = 25) -> np.ndarray:
-    """Public anchor values: bounds, 0, declared special values and round numbers in range."""
-    lo, hi = col.lower, col.upper
-    vals = {lo, hi, *col.special_values}
-    if lo <= 0 <= hi:
-        vals.add(0.0)
-    span = hi - lo
-    for k in range(-3, 16):
-        for m in (1, 2, 5):
-            step = m * 10.0**k
-            if span / step <= max_anchors:
-                first = np.ceil(lo / step) * step
-                vals.update(np.arange(first, hi + step / 2, step).tolist())
-                break
-        else:
-            continue
-        break
-    out = np.array(sorted(v for v in vals if lo <= v <= hi), dtype=float)
-    return snap(col, out)
-
-
-def snap(col: Column, x: np.ndarray) -> np.ndarray:
-    """Round to the public precision grid and clip into bounds."""
-    x = np.clip(np.asarray(x, dtype=float), col.lower, col.upper)
-    if col.rounding:
-        x = np.round((x - col.lower) / col.rounding) * col.rounding + col.lower
-        x = np.clip(x, col.lower, col.upper)
-    return x
+from pe_tabular.tables.values import anchors, from_unit, snap, to_unit
 
 
 class StatisticalBackend:

@@ -34,10 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from pe_tabular.tables.encoder import from_unit, to_unit
 from pe_tabular.tables.generators.llm_format import parse_spec, to_json_value
-from pe_tabular.tables.generators.statistical import anchors, snap
 from pe_tabular.tables.schema import Column
+from pe_tabular.tables.values import anchors, from_unit, snap, to_unit
 
 FAULTS = ("429", "500", "503", "slow", "drop", "malformed", "truncated")
 

@@ -1,0 +1,88 @@
+"""The one path from exact counts on private data to a charged, noised release.
+
+Every stage of every wing — DP schema inference, label shares, marginals, structure tables, address
+tries, votes — releases through :meth:`ReleasePath.release`, which does, in this order:
+
+1. if the checkpoint already holds this release (an interrupted run made it), restore it into the
+   ledger and return it *without* touching private data (resuming never spends twice, rule 4);
+2. refuse, before any private data is read, a release the ledger's privacy filter cannot afford;
+3. compute the exact counts (the only step that reads private data);
+4. charge the ledger (the entry carries the histogram size, a public domain size);
+5. draw Gaussian noise from the CSPRNG-seeded source (rule 3) and add it;
+6. save the noisy values to the checkpoint at once — they are a release, so a checkpoint holding them
+   is as private as the output and no more.
+
+A release is described by a small value object, :class:`Spec`; σ comes from one formula,
+:func:`pe_tabular.privacy.accountant.sigma_for_share`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.privacy.ledger import BudgetExceeded, Ledger, Release
+from pe_tabular.privacy.noise import NoiseSource
+
+Counts = np.ndarray | Callable[[], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One Gaussian release.
+
+    ``key``        unique within a run: names the checkpoint file (and so what a resume may reuse);
+    ``what``       the readable ledger entry, e.g. "marginal age×sex";
+    ``sigma``      the noise standard deviation (0 only for a run without privacy, ε = ∞);
+    ``sensitivity`` the L2 sensitivity Δ of the counts to adding/removing one privacy unit;
+    ``iteration``  the PE iteration (0 for releases before the votes, −1 for a DP schema);
+    ``stream``     names the noise stream; used only by the test-only deterministic noise switch;
+    ``extra_delta`` δ paid outside the GDP curve (thresholding a data-dependent domain);
+    ``size``       the size recorded in the ledger; None records the histogram's length, which is right
+                   only when the domain is public. A histogram over the values found in the data (a
+                   thresholded release) must pass 0: its length counts distinct private values.
+    """
+
+    key: str
+    what: str
+    sigma: float
+    sensitivity: float = 1.0
+    iteration: int = 0
+    stream: tuple[int, ...] = (0, 0)
+    extra_delta: float = 0.0
+    size: int | None = None
+
+
+@dataclass
+class ReleasePath:
+    """The ledger, the noise source and (optionally) the checkpoint of one run."""
+
+    ledger: Ledger
+    noise: NoiseSource
+    checkpoint: Checkpointer | None = None
+
+    def release(self, spec: Spec, counts: Counts) -> np.ndarray:
+        """The noisy counts of ``spec`` (see the module docstring for the order of steps)."""
+        return self.release_recorded(spec, counts)[0]
+
+    def release_recorded(self, spec: Spec, counts: Counts) -> tuple[np.ndarray, Release]:
+        """Like :meth:`release`, also returning the ledger entry (a restored one keeps its recorded σ)."""
+        if self.checkpoint is not None and (saved := self.checkpoint.load_release(spec.key)) is not None:
+            values, rel = saved
+            self.ledger.releases.append(rel)
+            return values, rel
+        if not self.ledger.can_afford(spec.sigma, spec.sensitivity):
+            raise BudgetExceeded(
+                f"release '{spec.what}' (sigma={spec.sigma:g}, sensitivity={spec.sensitivity:g}) exceeds the "
+                f"remaining budget (mu^2 left {self.ledger.remaining_rho():.4g}); raise --epsilon or lower "
+                "--iterations")
+        exact = np.asarray(counts() if callable(counts) else counts, dtype=np.float64)
+        size = exact.size if spec.size is None else spec.size
+        rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta)
+        noisy = exact + self.noise.gaussian(exact.shape, spec.sigma, spec.stream)
+        if self.checkpoint is not None:
+            self.checkpoint.save_release(spec.key, noisy, rel, self.ledger)
+        return noisy, rel
