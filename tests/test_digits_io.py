@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from renderers.digits.io import load_mnist, read_idx, read_npz, write_idx, write_mnist, write_npz
+from renderers.digits.io import load_images, load_mnist, read_idx, read_npz, write_idx, write_mnist, write_npz
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
@@ -56,6 +56,23 @@ def test_mnist_folder_and_npz_round_trip(tmp_path):
     assert np.array_equal(x, x3) and np.array_equal(y, y3)
     with pytest.raises(FileNotFoundError, match="train-images"):
         load_mnist(tmp_path, "train")
+
+
+def test_load_images_reads_idx_folders_run_folders_and_npz_and_names_the_flag(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, 6)
+    write_mnist(tmp_path / "idx", x, y, "test")
+    assert np.array_equal(load_images(tmp_path / "idx", "test")[0], x)
+    (tmp_path / "run").mkdir()
+    write_npz(tmp_path / "run" / "synthetic.npz", x, y)  # a `digits synth` folder (npz format)
+    assert np.array_equal(load_images(tmp_path / "run")[1], y)
+    assert np.array_equal(load_images(tmp_path / "run" / "synthetic.npz")[0], x)
+    with pytest.raises(FileNotFoundError, match="--real .*does not exist"):
+        load_images(tmp_path / "missing", flag="--real")
+    (tmp_path / "x.csv").write_text("a\n")
+    with pytest.raises(ValueError, match="DIR must be a folder of MNIST IDX files or an .npz file"):
+        load_images(tmp_path / "x.csv", flag="DIR")
 
 
 def test_reads_official_mnist_files():

@@ -170,7 +170,8 @@ def few_threads():
 @pytest.fixture(scope="module")
 def report(run):
 
-    from pe_tabular.tables.report import html_section, write_report
+    from pe_tabular.report import html_section
+    from pe_tabular.tables.report import write_report
 
     extra = html_section("Other domain (section API)", figures=[_grid_image(), _svg()],
                          tables=[pd.DataFrame({"class": [0, 1], "samples": [10, 12]})],
@@ -293,7 +294,7 @@ def test_datetimes_are_binned_on_the_schema_scale_whatever_their_dtype(tmp_path)
 
 
 def test_figure_html_rejects_what_it_cannot_embed(tmp_path):
-    from pe_tabular.tables.report import figure_html
+    from pe_tabular.report import figure_html
 
     with pytest.raises(ValueError, match="PNG"):
         figure_html(b"GIF89a....")

@@ -19,25 +19,11 @@ import numpy as np
 from pe_tabular.cli_support import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
 from pe_tabular.privacy.schedules import BUDGET_NAMES
 from renderers.digits.geometry import PLACEMENTS
-from renderers.digits.io import load_mnist, read_npz, write_mnist, write_npz
+from renderers.digits.io import load_images, write_mnist, write_npz
 from renderers.digits.synth import RENDERERS, DigitsConfig, GridCheckpointer, render_baseline, synthesize
 
 log = logging.getLogger("pe_tabular.digits")
 _D = DigitsConfig()
-
-
-def load_images(path: str | Path, split: str = "train", flag: str = "--private") -> tuple[np.ndarray, np.ndarray]:
-    """A folder of MNIST IDX files (the given split) or an .npz with 'images' and 'labels'."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{flag} {p} does not exist")
-    if p.is_dir():
-        if (p / "synthetic.npz").exists() and not any(p.glob("*-images-idx3-ubyte*")):
-            return read_npz(p / "synthetic.npz")
-        return load_mnist(p, split)
-    if p.suffix == ".npz":
-        return read_npz(p)
-    raise UsageError(f"{flag} must be a folder of MNIST IDX files or an .npz file, got {p}")
 
 
 def _write_output(out: Path, images: np.ndarray, labels: np.ndarray, fmt: str, **extra: np.ndarray) -> list[str]:

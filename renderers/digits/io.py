@@ -96,6 +96,25 @@ def load_mnist(directory: str | Path, split: str = "train") -> tuple[np.ndarray,
     return x.astype(np.uint8, copy=False), y.astype(np.int64)
 
 
+def load_images(path: str | Path, split: str = "train", flag: str = "--private") -> tuple[np.ndarray, np.ndarray]:
+    """A folder of MNIST IDX files (the given split) or an .npz with 'images' and 'labels'.
+
+    ``flag`` is the command-line name of ``path`` (``--private``, ``--real``, ``DIR``), so the error
+    tells the user which argument to fix; a plain ``ValueError`` because this is file I/O, not CLI
+    code — the CLI maps it to exit code 2 like any bad input.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{flag} {p} does not exist")
+    if p.is_dir():
+        if (p / "synthetic.npz").exists() and not any(p.glob("*-images-idx3-ubyte*")):
+            return read_npz(p / "synthetic.npz")
+        return load_mnist(p, split)
+    if p.suffix == ".npz":
+        return read_npz(p)
+    raise ValueError(f"{flag} must be a folder of MNIST IDX files or an .npz file, got {p}")
+
+
 def write_mnist(directory: str | Path, images: np.ndarray, labels: np.ndarray, split: str = "train") -> list[Path]:
     """Write images/labels as MNIST-named gzipped IDX files (uint8) in ``directory``."""
     d = Path(directory)

@@ -7,9 +7,9 @@ beside them: per-class accuracy of the synthetic-trained CNN on the real test se
 (``evaluation.json`` from ``pe-tabular digits evaluate``), the class balance, the renderer shares of
 a mixture, the privacy ledger and the evolution curves.
 
-Everything is built with the domain-free page API of :mod:`pe_tabular.tables.report`
-(:func:`~pe_tabular.tables.report.html_section`, :func:`~pe_tabular.tables.report.figure_html`,
-:func:`~pe_tabular.tables.report.write_html`, the ledger and evolution sections), so the file is
+Everything is built with the engine's domain-free page API, :mod:`pe_tabular.report`
+(:func:`~pe_tabular.report.html_section`, :func:`~pe_tabular.report.figure_html`,
+:func:`~pe_tabular.report.write_html`, the ledger and evolution sections), so the file is
 self-contained (embedded PNGs, no scripts) and written atomically.
 
 Every input but the synthetic images is optional: a folder from ``render`` (no ledger, no history),
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from pe_tabular.tables.report import (
+from pe_tabular.report import (
     REAL_COLOR,
     SYNTH_COLOR,
     Section,
@@ -41,6 +41,7 @@ from pe_tabular.tables.report import (
     table_html,
     write_html,
 )
+from renderers.digits.io import load_images, read_npz
 
 log = logging.getLogger("pe_tabular.digits")
 
@@ -96,15 +97,11 @@ def load_run(directory: str | os.PathLike) -> DigitsRun:
     source = None
     npz = p / "synthetic.npz" if p.is_dir() else p
     if npz.is_file() and npz.suffix == ".npz":
-        from renderers.digits.io import read_npz
-
         images, labels = read_npz(npz)
         with np.load(npz, allow_pickle=False) as z:
             if "source" in z.files:
                 source = z["source"].astype(str)
-    else:
-        from renderers.digits.cli import load_images  # IDX files (synth --format idx)
-
+    else:  # IDX files (synth --format idx)
         images, labels = load_images(p, flag="DIR")
     if len(images) == 0:
         raise ValueError(f"DIR {p} holds no images")

@@ -1,6 +1,6 @@
 """A self-contained HTML report for synthetic network traces (flows or packet headers).
 
-Built only from the domain-free page API of :mod:`pe_tabular.tables.report` (sections, tables,
+Built only from the engine's domain-free page API, :mod:`pe_tabular.report` (sections, tables,
 embedded PNG figures, atomic write), so it opens anywhere without network or scripts. The numbers
 come from the traces fidelity suite (:func:`simulators.network.fidelity.flow_fidelity` /
 ``packet_fidelity``) — the report shows the same values ``pe-tabular traces evaluate`` prints, and the
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pe_tabular.tables.report import (
+from pe_tabular.report import (
     REAL_COLOR,
     SYNTH_COLOR,
     Section,
