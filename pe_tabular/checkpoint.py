@@ -1,13 +1,19 @@
 """Per-iteration checkpoints: atomic, no pickle (Parquet / npy / npz + JSON).
 
 Layout of a checkpoint directory:
-  config.json              the run's settings (resuming with other settings is refused)
+  run.json                 what identifies the run: its settings and a fingerprint of its input files (path,
+                           size, modification time — never a content hash, which could identify the data);
+                           written when the directory is opened, so a resume with anything else is refused
+  config.json              the evolution's settings (resuming with other settings is refused)
   pop_{t}.*, meta_{t}.parquet, state_{t}.json
                            population voted on at iteration t and the non-private RNG state then
   release_{key}.npz        every noisy release, saved the moment it is made, with its ledger entry
   ledger.json              convenience copy of the ledger
 
-Resuming reuses saved releases instead of voting again, so no iteration is ever paid for twice.
+Resuming reuses saved releases instead of voting again, so no iteration is ever paid for twice. A
+directory that already holds a run is refused unless the run is resumed (a later run on other data
+would otherwise reuse, and publish, the first run's releases). The noisy values in ``release_*.npz``
+are releases: a checkpoint is as private as the output it leads to, and no more.
 """
 
 from __future__ import annotations
@@ -45,10 +51,54 @@ def _load_array_or_frame(path_stem: Path) -> Any:
     return None
 
 
+def input_fingerprint(*paths: str | Path | None) -> list[dict[str, Any]]:
+    """Path, size and modification time of each input file (or folder's files): enough to notice that a
+    resume points at other data, and nothing that identifies the content."""
+    out = []
+    for p in paths:
+        if p is None:
+            continue
+        path = Path(p).resolve()
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        for f in files:
+            st = f.stat()
+            out.append({"path": str(f), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
 class Checkpointer:
-    def __init__(self, directory: str | Path):
+    """One run's checkpoint directory (see the module docstring).
+
+    ``resume``: continue the run the directory holds; without it a directory that holds anything is refused.
+    ``run``: settings and input fingerprint identifying the run; saved on the first open and compared on
+    every resume."""
+
+    def __init__(self, directory: str | Path, *, resume: bool = False, run: dict[str, Any] | None = None):
         self.dir = Path(directory)
+        held = self.dir.is_dir() and any(self.dir.iterdir())
+        if held and not resume:
+            raise FileExistsError(f"--checkpoint {self.dir} already holds a run; pass --resume to continue it, "
+                                  "or choose an empty or new directory")
+        if self.dir.exists() and not self.dir.is_dir():
+            raise FileExistsError(f"--checkpoint {self.dir} is a file; give a directory")
         self.dir.mkdir(parents=True, exist_ok=True)
+        if run is not None:
+            self._check_run(_jsonable(run))
+
+    def _check_run(self, run: dict[str, Any]) -> None:
+        path = self.dir / "run.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved != run:
+                diff = sorted(k for k in set(saved) | set(run) if saved.get(k) != run.get(k))
+                raise ValueError(f"--resume: the checkpoint in {self.dir} belongs to another run ({', '.join(diff)} "
+                                 "differ); resume with the same input and settings, or start a new --checkpoint")
+            return
+        atomic_write_json(path, run)
 
     # -- config -------------------------------------------------------------------------------
     def check_config(self, config: dict[str, Any], resume: bool) -> None:
@@ -107,3 +157,11 @@ class Checkpointer:
     def release_keys(self) -> list[str]:
         return sorted(m.group(1) for p in self.dir.glob("release_*.npz")
                       if (m := re.fullmatch(r"release_(.+)\.npz", p.name)))
+
+
+def open_checkpoint(checkpoint: str | Path | Checkpointer | None, resume: bool,
+                    run: dict[str, Any] | None = None) -> Checkpointer | None:
+    """The checkpoint of a run: None, an already opened ``Checkpointer``, or a directory to open."""
+    if checkpoint is None or isinstance(checkpoint, Checkpointer):
+        return checkpoint
+    return Checkpointer(checkpoint, resume=resume, run=run)

@@ -94,7 +94,7 @@ def test_resumed_release_is_restored_not_redrawn(tmp_path):
     first = ReleasePath(led, NoiseSource(), Checkpointer(tmp_path)).release(Spec("k", "m", 1.0), np.zeros(4))
     again_led = Ledger(1e-5, mu_budget=10.0)
     events: list[str] = []
-    again = ReleasePath(again_led, _SpyNoise(events), Checkpointer(tmp_path)).release(
+    again = ReleasePath(again_led, _SpyNoise(events), Checkpointer(tmp_path, resume=True)).release(
         Spec("k", "m", 1.0), lambda: pytest.fail("a resumed release must not read private data"))
     assert np.array_equal(first, again) and events == []
     assert [r.what for r in again_led.releases] == ["m"]

@@ -76,6 +76,58 @@ def test_resume_refuses_other_settings(tmp_path):
     PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **kw).fit(df, checkpoint=tmp_path / "ck")
     with pytest.raises(FileExistsError, match="--resume"):
         PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **kw).fit(df, checkpoint=tmp_path / "ck")
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ValueError, match=r"another run \(settings differ\)"):
         PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **{**kw, "population": 120}).fit(
             df, checkpoint=tmp_path / "ck", resume=True)
+
+
+def test_a_checkpoint_of_another_run_is_refused_before_any_release(tmp_path):
+    """Privacy rule 4 / hardening #7: a non-empty checkpoint directory without --resume is refused, and a
+    resume pointed at other data (path, size, mtime) is refused, before anything is released."""
+    from pe_tabular.checkpoint import Checkpointer, input_fingerprint
+
+    data = tmp_path / "a.csv"
+    data.write_text("x\n1\n")
+    run = {"settings": {"epsilon": 1.0}, "input": input_fingerprint(data)}
+    Checkpointer(tmp_path / "ck", run=run)  # first run: records what it is
+    (tmp_path / "ck" / "release_marginal_000.npz").write_bytes(b"stale")  # a release of the first run
+    with pytest.raises(FileExistsError, match="--resume"):
+        Checkpointer(tmp_path / "ck", run=run)
+    Checkpointer(tmp_path / "ck", resume=True, run=run)  # the same run resumes
+    data.write_text("x\n1\n2\n")  # other data at the same path
+    with pytest.raises(ValueError, match="another run"):
+        Checkpointer(tmp_path / "ck", resume=True, run={**run, "input": input_fingerprint(data)})
+
+
+@pytest.mark.parametrize("wing", ["tables", "traces", "digits"])
+def test_cli_refuses_a_stale_checkpoint_in_every_wing(tmp_path, wing, capsys):
+    from pe_tabular.cli import main
+
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "release_vote_001.npz").write_bytes(b"from another run")
+    if wing == "tables":
+        from pe_tabular.tables.datasets import adult_schema, load_adult
+
+        load_adult("train").head(300).to_csv(tmp_path / "d.csv", index=False)
+        adult_schema().save(tmp_path / "s.json")
+        argv = ["synth", str(tmp_path / "d.csv"), "--schema", str(tmp_path / "s.json"), "--out",
+                str(tmp_path / "o.csv")]
+    elif wing == "traces":
+        import pandas as pd
+
+        pd.DataFrame({"srcip": [167772161] * 3, "dstip": [167772162] * 3, "srcport": [40000] * 3,
+                      "dstport": [80] * 3, "proto": ["TCP"] * 3, "ts": [0, 1_000_000, 2_000_000], "td": [0.1] * 3,
+                      "pkt": [3] * 3, "byt": [300] * 3}).to_csv(tmp_path / "f.csv", index=False)
+        argv = ["traces", "synth", str(tmp_path / "f.csv"), "--epsilon", "1", "--time-window", "0", "10",
+                "--out", str(tmp_path / "o.csv")]
+    else:
+        import numpy as np
+
+        np.savez(tmp_path / "d.npz", images=np.zeros((30, 28, 28), np.uint8), labels=np.arange(30) % 10)
+        argv = ["digits", "synth", "--private", str(tmp_path / "d.npz"), "--epsilon", "1", "--out",
+                str(tmp_path / "out")]
+    rc = main([*argv, "--checkpoint", str(ck), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "already holds a run" in err and "--resume" in err
+    assert sorted(p.name for p in ck.iterdir()) == ["release_vote_001.npz"]  # nothing written into it

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from pe_tabular.checkpoint import input_fingerprint
 from pe_tabular.cli_support import (
     EXIT_OK,
     Formatter,
@@ -87,7 +88,8 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
                         voter=args.voter, on_invalid=args.on_invalid, seed=args.seed, on_event=bars,
                         vote_fn=_vote_fn(args))
     try:
-        syn.fit(df, checkpoint=args.checkpoint, resume=args.resume)
+        syn.fit(df, checkpoint=args.checkpoint, resume=args.resume,
+                input_fingerprint=input_fingerprint(getattr(args, "data", None)))
     finally:
         bars.close()
         if syn.vote_fn is not None and hasattr(syn.vote_fn, "close"):

@@ -26,7 +26,7 @@ import pandas as pd
 
 from pe_tabular.backends.base import Backend
 from pe_tabular.backends.mixture import explore_every_source
-from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import (
     ConfigError,
     Evolution,
@@ -171,11 +171,19 @@ class PESynthesizer:
         return led
 
     # -- API ------------------------------------------------------------------------------------
-    def fit(self, data: Any, *, checkpoint: str | Path | None = None, resume: bool = False) -> PESynthesizer:
+    def fit(self, data: Any, *, checkpoint: str | Path | Checkpointer | None = None, resume: bool = False,
+            input_fingerprint: Any = None) -> PESynthesizer:
+        """Run the DP measurements and the evolution on ``data`` (pandas or polars).
+
+        ``checkpoint``: a directory (or an open ``Checkpointer``) for per-release checkpoints; ``resume``
+        continues the run it holds. ``input_fingerprint`` (e.g. ``checkpoint.input_fingerprint(path)``)
+        identifies the input file, so a resume on other data is refused."""
         df = validate(_to_pandas(data), self.schema_, self.on_invalid)
         rng = np.random.default_rng(self.seed)
         noise = noise_source()
-        ckpt = Checkpointer(checkpoint) if checkpoint else None
+        settings = {k: v for k, v in self.get_params().items() if k in self.PARAMS}
+        ckpt = open_checkpoint(checkpoint, resume, {"settings": settings, "schema": self.schema_.to_dict(),
+                                                    "input": input_fingerprint})
         ledger = self._start_ledger()
         labels = None
         rho = ledger.remaining_rho()  # stage shares below are fractions of this total

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pe_tabular.checkpoint import input_fingerprint
 from pe_tabular.cli_support import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
 from pe_tabular.privacy.schedules import BUDGET_NAMES
 from renderers.digits.geometry import PLACEMENTS
@@ -60,7 +61,9 @@ def _synth(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR (the folder of the interrupted run)")
-    ck = GridCheckpointer(args.checkpoint, out / "grids")
+    ck = GridCheckpointer(args.checkpoint, out / "grids", resume=args.resume,
+                          run={"settings": asdict(cfg), "epsilon": args.epsilon, "delta": args.delta,
+                               "input": input_fingerprint(args.private)})
     rng = np.random.default_rng(args.seed)
     events: list[dict] = []
 

@@ -118,10 +118,11 @@ class GridCheckpointer(Checkpointer):
 
     With ``directory=None`` it persists nothing (no resume), it only draws the grids."""
 
-    def __init__(self, directory: str | Path | None, grid_dir: str | Path | None, per_class: int = 10):
+    def __init__(self, directory: str | Path | None, grid_dir: str | Path | None, per_class: int = 10, *,
+                 resume: bool = False, run: dict[str, Any] | None = None):
         self.persist = directory is not None
         if self.persist:
-            super().__init__(directory)
+            super().__init__(directory, resume=resume, run=run)
         else:
             self.dir = Path(".")
         self.grid_dir = None if grid_dir is None else Path(grid_dir)

@@ -105,7 +105,13 @@ def _synth(args: argparse.Namespace) -> int:
         prior_shares=PriorShares(addresses=args.address_share, services=args.service_share, times=0.0),
         marginal_share=args.marginal_share, time_coupling=args.time_coupling,
     )
-    kw = {"checkpoint": args.checkpoint, "resume": args.resume, "on_event": _progress(args.quiet)}
+    from dataclasses import asdict
+
+    from pe_tabular.checkpoint import input_fingerprint, open_checkpoint
+
+    ck = open_checkpoint(args.checkpoint, args.resume, {"settings": asdict(cfg), "level": args.level,
+                                                        "input": input_fingerprint(src)})
+    kw = {"checkpoint": ck, "resume": args.resume, "on_event": _progress(args.quiet)}
     if pcap_in:
         packets = read_pcap(src)
         if args.level == "packet":

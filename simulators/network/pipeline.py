@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.distance import port_class
 from pe_tabular.evolution import Evolution, EvolutionConfig
 from pe_tabular.population import Population
@@ -150,7 +150,7 @@ def _public_inputs(cfg: TraceSynthConfig, level: str) -> dict[str, Any]:
 
 def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str,
          make_backend: Callable[[FittedPriors | None], Any], encoder: Any, specs: list[MarginalSpec],
-         finish: Callable[[Any, Population, np.random.Generator], pd.DataFrame], checkpoint: str | None,
+         finish: Callable[[Any, Population, np.random.Generator], pd.DataFrame], checkpoint: str | Checkpointer | None,
          resume: bool, on_event: Callable[[dict[str, Any]], None] | None) -> TraceSynthResult:
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     cfg.validate()
@@ -159,7 +159,7 @@ def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str,
     codes = encoder.encode(private)
     groups = privacy_groups(private, cfg.unit)
     mu = gdp_mu(cfg.epsilon, cfg.delta)
-    ck = Checkpointer(checkpoint) if checkpoint else None
+    ck = open_checkpoint(checkpoint, resume, {"settings": asdict(cfg), "level": level})
     # on --resume every release already made is restored into this ledger from the checkpoint
     ledger = Ledger(cfg.delta, mu_budget=mu)
     ledger.public_inputs.update(_public_inputs(cfg, level))
@@ -210,7 +210,7 @@ def _flow_backend(cfg: TraceSynthConfig, priors: FittedPriors | None) -> FlowSim
                          addresses=priors.addresses if len(priors.addresses.prefixes) else None, times=priors.times)
 
 
-def synthesize_flows(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoint: str | None = None,
+def synthesize_flows(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoint: str | Checkpointer | None = None,
                      resume: bool = False, on_event: Callable[[dict[str, Any]], None] | None = None
                      ) -> TraceSynthResult:
     """DP synthetic NetFlow records (same schema) from private flows."""
@@ -228,7 +228,7 @@ def synthesize_flows(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoint
                 finish, checkpoint, resume, on_event)
 
 
-def synthesize_packets(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoint: str | None = None,
+def synthesize_packets(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoint: str | Checkpointer | None = None,
                        resume: bool = False, on_event: Callable[[dict[str, Any]], None] | None = None
                        ) -> TraceSynthResult:
     """DP synthetic packet-header records from private packet headers (PE on packets directly)."""
