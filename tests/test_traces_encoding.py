@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_tabular.distance import ABS, CAT, IPV4, PORT, MixedMetric
+from pe_tabular.distance import ABS, CAT, IPV4, MixedMetric
 from pe_tabular.voting.reference import mixed_distances
 from simulators.network.encoder import (
+    PORT_CLASS_WEIGHT,
     FlowEncoder,
+    PacketEncoder,
     encode_duration,
     encode_ipv4,
     encode_log_size,
@@ -21,6 +23,7 @@ from simulators.network.encoder import (
     ip_to_uint32,
     mask_to_flags,
     number_to_proto,
+    port_class,
     uint32_to_ip,
 )
 
@@ -48,17 +51,53 @@ def test_ip_parsing_accepts_ints_and_dotted_quads_and_names_bad_rows():
         ip_to_uint32(["1.2.3.4", "1.2.3.400"], "srcip")
 
 
+def _port_dist(a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
+    """Distances of ports through their two CAT columns (port weight w, class PORT_CLASS_WEIGHT·w)."""
+    (ca, kinds), (cb, _) = encode_port(a), encode_port(b)
+    m = MixedMetric(kinds, np.array([w, PORT_CLASS_WEIGHT * w], np.int64))
+    return mixed_distances(ca, cb, m)
+
+
 def test_port_distance_orders_equal_same_class_other_class():
-    a, kind = encode_port([80])
-    b, _ = encode_port([80, 443, 51000, 53000, 8080])
-    assert kind == PORT
-    d = _dist(a, b, kind, 2)[0]
+    codes, kinds = encode_port([80, 51000])
+    assert kinds.tolist() == [CAT, CAT] and codes.tolist() == [[80, 0], [51000, 2]]
+    d = _port_dist([80], [80, 443, 51000, 53000, 8080], 2)[0]
     assert d[0] == 0 and d[1] == 2  # another well-known service: same class
     assert d[2] == 6 and d[4] == 6  # ephemeral or registered: another class
-    e = _dist(encode_port([51000])[0], encode_port([53000, 80])[0], kind)[0]
+    e = _port_dist([51000], [53000, 80], 1)[0]
     assert e[0] < e[1]  # two client ports are closer than a client port and a service
     with pytest.raises(ValueError, match="dstport.*row 0"):
         encode_port([70000], "dstport")
+
+
+def _old_port_distance(a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
+    """The engine's former PORT kind, written out: 0 if equal, w if same service class, 3w otherwise."""
+    a, b = np.asarray(a)[:, None], np.asarray(b)[None, :]
+    return np.where(a == b, 0, np.where(port_class(a) == port_class(b), w, 3 * w))
+
+
+@pytest.mark.parametrize("w", [0, 1, 2, 7])
+def test_port_columns_reproduce_the_old_port_distance_exactly(w):
+    """Port and class as two CAT columns give exactly the distance of the retired PORT kind, at the
+    class boundaries and on random ports, so trace votes (neighbours and ties) are unchanged."""
+    edges = [0, 1, 80, 1023, 1024, 1025, 8080, 49151, 49152, 49153, 60000, 65535]
+    rng = np.random.default_rng(w)
+    ports = np.r_[edges, rng.integers(0, 65536, 200), rng.choice(edges, 50)]
+    d = _port_dist(ports, ports, w)
+    np.testing.assert_array_equal(d, _old_port_distance(ports, ports, w))
+    assert set(np.unique(d).tolist()) == ({0, w, 3 * w} if w else {0})
+
+
+@pytest.mark.parametrize("encoder", [FlowEncoder, PacketEncoder])
+def test_record_encoders_weigh_ports_like_the_old_port_kind(encoder):
+    """Through a record encoder (only one port field weighted): the old PORT distance with that weight."""
+    enc = encoder((0.0, 1.0), weights={f: 0 for f in encoder.fields} | {"dstport": 5})
+    ports = np.array([22, 80, 1023, 1024, 8080, 49151, 49152, 51000, 65535])
+    df = pd.DataFrame({"srcip": 1, "dstip": 2, "srcport": 40000, "dstport": ports, "proto": "TCP", "ts": 0.0,
+                       "td": 0.1, "pkt": 3, "byt": 200, "length": 60, "ttl": 64, "flags": ".A....", "tos": 0})
+    codes = enc.encode(df)
+    assert codes.shape == (len(ports), len(enc.columns)) and len(enc.columns) == len(enc.metric.kinds)
+    np.testing.assert_array_equal(mixed_distances(codes, codes, enc.metric), _old_port_distance(ports, ports, 5))
 
 
 def test_sizes_and_durations_on_log_scale():
@@ -95,8 +134,13 @@ def test_flow_encoder_shape_metric_and_weights():
                        "ts": [1.5e15], "td": [0.1], "pkt": [3], "byt": [200], "flags": [".A..SF"], "tos": [0]})
     enc = FlowEncoder((1.5e9, 1.5e9 + 3600), weights={"ts": 0})
     c = enc.encode(df)
-    assert c.shape == (1, len(enc.fields)) and c.dtype == np.int64
-    assert enc.metric.weights[enc.fields.index("ts")] == 0
+    assert c.shape == (1, len(enc.columns)) and c.dtype == np.int64
+    assert len(enc.columns) == len(enc.fields) + 2  # each port field brings its class column
+    assert enc.metric.weights[enc.columns.index("ts")] == 0
+    w = dict(zip(enc.columns, enc.metric.weights.tolist()))
+    assert w["srcport_class"] == PORT_CLASS_WEIGHT * w["srcport"]
+    assert enc.metric.kinds[enc.columns.index("srcport")] == enc.metric.kinds[enc.columns.index("srcport_class")] == CAT
+    assert c[0, enc.columns.index("dstport_class")] == port_class(51000)
     with pytest.raises(ValueError, match="unknown flow fields"):
         _ = FlowEncoder((0, 1), weights={"bogus": 1}).metric
     with pytest.raises(ValueError, match="lack columns"):

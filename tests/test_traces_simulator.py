@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from pe_tabular.backends.base import Backend
-from pe_tabular.distance import port_class
-from simulators.network.encoder import ACK, TCP, flags_to_mask, proto_to_number
+from simulators.network.encoder import ACK, TCP, flags_to_mask, port_class, proto_to_number
 from simulators.network.flows import FlowSimulator, elite_mask, flow_validity
 from simulators.network.packets import PacketSimulator, expand_flows, packet_validity
 

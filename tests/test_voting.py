@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from pe_tabular.distance import ABS, CAT, IPV4, PORT, SQ, L2Metric, MixedMetric
+from pe_tabular.distance import ABS, CAT, IPV4, SQ, L2Metric, MixedMetric
 from pe_tabular.voting import nearest, select, vote_histogram
 from pe_tabular.voting.reference import mixed_distances
 
@@ -28,20 +28,16 @@ def brute_mixed(p, c, metric):
                 elif kind == IPV4:
                     x = a ^ b
                     tot += w * x.bit_length()
-                elif kind == PORT:
-                    cls = lambda v: 0 if v < 1024 else (1 if v < 49152 else 2)  # noqa: E731
-                    tot += 0 if a == b else (w if cls(a) == cls(b) else 3 * w)
             d[i, j] = tot
     return d
 
 
 def test_mixed_distances_match_brute_force():
     rng = np.random.default_rng(1)
-    metric = MixedMetric(np.array([CAT, ABS, SQ, IPV4, PORT], np.int8), np.array([5, 2, 1, 3, 4], np.int64))
+    metric = MixedMetric(np.array([CAT, ABS, SQ, IPV4], np.int8), np.array([5, 2, 1, 3], np.int64))
     def rows(n):
         return np.stack([rng.integers(0, 4, n), rng.integers(0, 50, n), rng.integers(0, 9, n),
-                         rng.integers(0, 2**32, n, dtype=np.int64), rng.choice([22, 80, 443, 5000, 8080, 50000], n)],
-                        axis=1)
+                         rng.integers(0, 2**32, n, dtype=np.int64)], axis=1)
     p, c = rows(30), rows(40)
     assert np.array_equal(mixed_distances(p, c, metric), brute_mixed(p, c, metric))
 

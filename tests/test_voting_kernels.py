@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pe_tabular.distance import ABS, CAT, IPV4, PORT, SQ, L2Metric, MixedMetric
+from pe_tabular.distance import ABS, CAT, IPV4, SQ, L2Metric, MixedMetric
 from pe_tabular.voting import jax_kernel, numba_kernel, reference
 from pe_tabular.voting.prepare import l2_operands, prepare_mixed
 from pe_tabular.voting.registry import get_voter
@@ -24,14 +24,13 @@ _RANGES = {
     ABS: (4, 300, 2**40),
     SQ: (4, 200, 2**20),  # SQ past 2**20 would overflow the reference's int64 keys
     IPV4: (2**32 - 1,) * 3,
-    PORT: (65535, 2048, 65535),
 }
 
 
 @st.composite
 def mixed_problem(draw, max_rows: int = 40, max_cands: int = 40):
     c = draw(st.integers(1, 6))
-    kinds = np.array(draw(st.lists(st.sampled_from([CAT, ABS, SQ, IPV4, PORT]), min_size=c, max_size=c)), np.int8)
+    kinds = np.array(draw(st.lists(st.sampled_from([CAT, ABS, SQ, IPV4]), min_size=c, max_size=c)), np.int8)
     weights = np.array(draw(st.lists(st.integers(0, 6), min_size=c, max_size=c)), np.int64)
     scale = draw(st.integers(0, 2))
     n = draw(st.integers(0, max_rows))
@@ -132,7 +131,7 @@ def test_progress_reports_every_row_once(kernel):
 
 def test_prange_driver_matches_thread_pool():
     rng = np.random.default_rng(6)
-    metric = MixedMetric(np.array([CAT, ABS, IPV4, PORT], np.int8), np.array([3, 1, 1, 2], np.int64))
+    metric = MixedMetric(np.array([CAT, ABS, IPV4, CAT], np.int8), np.array([3, 1, 1, 2], np.int64))
     p = np.stack([rng.integers(0, 5, 300), rng.integers(0, 40, 300), rng.integers(0, 2**32, 300),
                   rng.integers(0, 65536, 300)], axis=1)
     c = p[rng.integers(0, 300, 90)]
@@ -182,6 +181,15 @@ def test_bad_inputs_name_the_problem(kernel):
         kernel.nearest(np.array([[-1]]), np.array([[5]]), metric)
     with pytest.raises(ValueError, match="NaN or infinite"):
         kernel.nearest(np.array([[np.nan]], np.float32), np.zeros((1, 1), np.float32), L2Metric())
+
+
+@pytest.mark.parametrize("kernel", [reference, numba_kernel, jax_kernel])
+def test_retired_and_unknown_kinds_are_refused(kernel):
+    """Kind 4 (retired) and prepared-only or unknown codes must fail, never fall into another kind's branch."""
+    for kind in (4, 5, 9):
+        metric = MixedMetric(np.array([kind], np.int8), np.array([1], np.int64))
+        with pytest.raises(ValueError, match="unknown distance kind"):
+            kernel.nearest(np.zeros((2, 1), np.int64), np.zeros((2, 1), np.int64), metric)
 
 
 def test_jax_int64_path_leaves_global_x64_setting_alone():

@@ -103,14 +103,8 @@ def _mixed_step(p, ct, weights, j_off, m, best_d, best_i, big, *, kinds, k, wbit
             term = w * (jnp.maximum(x, a) - jnp.minimum(x, a))
         elif kind == 2:  # SQ
             term = w * (x - a) * (x - a)
-        elif kind == 3:  # IPV4: bit length of a XOR b
+        else:  # 3, IPV4: bit length of a XOR b
             term = w * (wbits - lax.clz(x ^ a)).astype(d.dtype)
-        else:  # PORT
-            wide_t = jnp.promote_types(d.dtype, jnp.int32)  # 49152 does not fit int16
-            a32, x32 = a.astype(wide_t), x.astype(wide_t)
-            cls_a = (a32 >= 1024).astype(jnp.int8) + (a32 >= 49152).astype(jnp.int8)
-            cls_x = (x32 >= 1024).astype(jnp.int8) + (x32 >= 49152).astype(jnp.int8)
-            term = jnp.where(x == a, 0, jnp.where(cls_x == cls_a, w, 3 * w)).astype(d.dtype)
         d = d + term
     j = j_off + jnp.arange(ct.shape[1])
     d = jnp.where((j < m)[None, :], d, big)

@@ -102,7 +102,7 @@ def _mixed_rows(P, Ct, kinds, weights, checks, k, big, out):  # pragma: no cover
 
     Loop order: candidate chunk outermost, so a chunk's codes (c × 512) stay in L1 while every
     row of the block is scored against it. Kinds are the prepared ones: 0 CAT, 1 ABS, 2 SQ,
-    3 IPV4, 4 PORT, 5 ABS with the weight already folded into the codes (no multiply).
+    3 IPV4, 5 ABS with the weight already folded into the codes (no multiply).
 
     Pruning: after each column flagged in ``checks`` the chunk's partial distances are tested; if
     none is below the current k-th best, no candidate of the chunk can enter (every term is ≥ 0)
@@ -141,17 +141,9 @@ def _mixed_rows(P, Ct, kinds, weights, checks, k, big, out):  # pragma: no cover
                     for t in range(L):
                         x = row[t] - a
                         b[t] += w * (x * x)
-                elif kind == 3:  # IPV4: 32 - common prefix = bit length of a XOR b
+                else:  # 3, IPV4: 32 - common prefix = bit length of a XOR b
                     for t in range(L):
                         b[t] += w * _bitlen32(row[t] ^ a)
-                else:  # PORT: 0 equal, w same service class, 3w otherwise
-                    ca = (a >= 1024) + (a >= 49152)
-                    w3 = 3 * w
-                    for t in range(L):
-                        x = row[t]
-                        cx = (x >= 1024) + (x >= 49152)
-                        v = w if cx == ca else w3
-                        b[t] += v if x != a else 0
                 if checks[col] and _chunk_min(b, L) >= best_d[i, k - 1]:
                     pruned = True
                     break

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pe_tabular.distance import ABS, CAT, IPV4, PORT, SQ, MixedMetric
+from pe_tabular.distance import ABS, CAT, IPV4, SQ, MixedMetric
 
 _I64_MAX = np.iinfo(np.int64).max
-_KNOWN_KINDS = (CAT, ABS, SQ, IPV4, PORT)
+_KNOWN_KINDS = (CAT, ABS, SQ, IPV4)
 ABS_FOLDED = 5  # prepared kind: ABS whose weight is folded into the codes
 
 
@@ -77,11 +77,8 @@ def prepare_mixed(p: np.ndarray, c: np.ndarray, metric: MixedMetric) -> Prepared
             elif kind == SQ:
                 fits &= span <= info.max
                 bound += w * span * span
-            elif kind == IPV4:
+            else:  # IPV4
                 bound += 32 * w
-            else:  # PORT codes stay unshifted (service classes depend on the value)
-                fits &= info.min <= int(lo[j]) and int(hi[j]) <= info.max
-                bound += 3 * w
         if not (fits and bound < info.max):
             continue
         shift = np.where(np.isin(kinds, (CAT, ABS, SQ)) & active, lo, 0)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pe_tabular.distance import ABS, CAT, IPV4, PORT, SQ, L2Metric, Metric, MixedMetric, port_class
+from pe_tabular.distance import ABS, CAT, IPV4, SQ, L2Metric, Metric, MixedMetric
 
 _BLOCK_ELEMS = 1 << 22  # ~32 MB of int64 distances per block
 
@@ -21,7 +21,7 @@ def _block_rows(n_candidates: int, block_elems: int = _BLOCK_ELEMS) -> int:
 
 
 def _lcp32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Common-prefix length of two uint32 addresses (32 when equal)."""
+    """Common binary prefix length of two uint32 codes (32 when equal)."""
     x = (a ^ b).astype(np.uint64)
     # number of significant bits of x = floor(log2 x) + 1; exact via frexp on values < 2^32
     nbits = np.where(x == 0, 0, np.frexp(x.astype(np.float64))[1])
@@ -43,9 +43,6 @@ def mixed_distances(p: np.ndarray, c: np.ndarray, metric: MixedMetric) -> np.nda
             d += w * (a - b) ** 2
         elif kind == IPV4:
             d += w * (32 - _lcp32(a, b))
-        elif kind == PORT:
-            same_class = port_class(a) == port_class(b)
-            d += np.where(a == b, 0, np.where(same_class, w, 3 * w))
         else:
             raise ValueError(f"unknown distance kind {kind} in column {j}")
     return d

@@ -39,6 +39,28 @@ def _profile(edge: float, soft: float) -> float:
     return u * u * (3.0 - 2.0 * u)
 
 
+@nb.njit(cache=True, inline="always")
+def _stamp_segment(d2: np.ndarray, h: int, w: int, xa: float, ya: float, xb: float, yb: float,
+                   reach: float) -> None:
+    """Lower the squared distances ``d2`` (h·w, row-major) to segment (xa, ya)–(xb, yb) over the
+    segment's bounding box grown by ``reach``: pixels farther away get no ink, so visiting only that
+    box keeps the cost per segment, not per image. Inlined at numba IR level, so each renderer
+    compiles it with its own ``fastmath``/``parallel`` flags, as when the loop was written out."""
+    dx, dy = xb - xa, yb - ya
+    l2 = dx * dx + dy * dy
+    inv = 1.0 / l2 if l2 > 1e-12 else 0.0
+    c0 = max(int(np.floor(min(xa, xb) - reach)), 0)
+    c1 = min(int(np.ceil(max(xa, xb) + reach)), w - 1)
+    r0 = max(int(np.floor(min(ya, yb) - reach)), 0)
+    r1 = min(int(np.ceil(max(ya, yb) + reach)), h - 1)
+    for py in range(r0, r1 + 1):
+        cy = py + 0.5
+        for px in range(c0, c1 + 1):
+            v = _seg_d2(px + 0.5, cy, xa, ya, dx, dy, inv)
+            if v < d2[py * w + px]:
+                d2[py * w + px] = v
+
+
 @nb.njit(cache=True)
 def _shape(pts: np.ndarray, n: int, g: np.ndarray, ew: np.ndarray, ep: np.ndarray) -> None:
     """In place, glyph units: elastic field, x-scale e^aspect, shear, rotation (see geometry.py)."""
@@ -121,20 +143,7 @@ def render_strokes(genome: np.ndarray, nodes: np.ndarray, nnodes: np.ndarray, ba
         d2 = np.full(h * w, 1e9, dtype=np.float32)
         for k in range(ns):
             a, c = pairs[t, k, 0], pairs[t, k, 1]
-            xa, ya, xb, yb = pts[a, 0], pts[a, 1], pts[c, 0], pts[c, 1]
-            dx, dy = xb - xa, yb - ya
-            l2 = dx * dx + dy * dy
-            inv = 1.0 / l2 if l2 > 1e-12 else 0.0
-            c0 = max(int(np.floor(min(xa, xb) - reach)), 0)
-            c1 = min(int(np.ceil(max(xa, xb) + reach)), w - 1)
-            r0 = max(int(np.floor(min(ya, yb) - reach)), 0)
-            r1 = min(int(np.ceil(max(ya, yb) + reach)), h - 1)
-            for py in range(r0, r1 + 1):
-                cy = py + 0.5
-                for px in range(c0, c1 + 1):
-                    v = _seg_d2(px + 0.5, cy, xa, ya, dx, dy, inv)
-                    if v < d2[py * w + px]:
-                        d2[py * w + px] = v
+            _stamp_segment(d2, h, w, pts[a, 0], pts[a, 1], pts[c, 0], pts[c, 1], reach)
         lim = reach * reach
         for p in range(h * w):
             val = _profile(r - np.sqrt(d2[p]), s) if d2[p] < lim else 0.0
@@ -171,20 +180,7 @@ def render_outlines(genome: np.ndarray, edges: np.ndarray, nedge: np.ndarray, ce
         # unsigned distance to the outline, stamped edge by edge over each edge's bounding box
         d2 = np.full(h * w, 1e9, dtype=np.float32)
         for k in range(ne):
-            xa, ya, xb, yb = pts[2 * k, 0], pts[2 * k, 1], pts[2 * k + 1, 0], pts[2 * k + 1, 1]
-            dx, dy = xb - xa, yb - ya
-            l2 = dx * dx + dy * dy
-            inv = 1.0 / l2 if l2 > 1e-12 else 0.0
-            c0 = max(int(np.floor(min(xa, xb) - reach)), 0)
-            c1 = min(int(np.ceil(max(xa, xb) + reach)), w - 1)
-            r0 = max(int(np.floor(min(ya, yb) - reach)), 0)
-            r1 = min(int(np.ceil(max(ya, yb) + reach)), h - 1)
-            for py in range(r0, r1 + 1):
-                cy = py + 0.5
-                for px in range(c0, c1 + 1):
-                    v = _seg_d2(px + 0.5, cy, xa, ya, dx, dy, inv)
-                    if v < d2[py * w + px]:
-                        d2[py * w + px] = v
+            _stamp_segment(d2, h, w, pts[2 * k, 0], pts[2 * k, 1], pts[2 * k + 1, 0], pts[2 * k + 1, 1], reach)
         # inside test by even-odd scanline parity: toggle where an edge crosses the row's centre line
         flip = np.zeros(w + 1, dtype=np.uint8)
         lim = reach * reach

@@ -30,13 +30,12 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
-from pe_tabular.distance import port_class
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.voting.histogram import vote_histogram
 from simulators.network import priors as P
-from simulators.network.encoder import ICMP, TCP, UDP, ip_to_uint32, proto_to_number
+from simulators.network.encoder import ICMP, TCP, UDP, ip_to_uint32, port_class, proto_to_number
 
 log = logging.getLogger(__name__)
 TRIE_LEVELS = (8, 12, 16, 20, 24, 28, 32)

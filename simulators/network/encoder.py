@@ -1,13 +1,16 @@
 """Encoders for network-trace fields: flow and packet records -> MixedMetric integer codes.
 
 Each ``encode_*`` function takes a plain numpy array (or anything ``np.asarray`` accepts) and returns
-``(codes, kind)``: int64 codes plus the MixedMetric distance kind the voting kernels apply to them.
+``(codes, kind)``: int64 codes plus the MixedMetric distance kind the voting kernels apply to them
+(``encode_port`` returns two columns and their two kinds).
 Distances then mean something for traffic:
 
 * IPv4 (kind IPV4 on the uint32 address): 32 − longest common prefix, so two hosts of one /24 are
   closer than two hosts of one /16 — the hierarchy routing and address allocation follow.
-* ports (kind PORT): equal < same service class (well-known / registered / ephemeral) < other class,
-  so a client's ephemeral port 51234 vs 60001 barely matters while 80 vs 51234 does.
+* ports (two CAT columns: the port, weight w, and its service class — well-known / registered /
+  ephemeral — weight ``PORT_CLASS_WEIGHT``·w = 2w): equal 0 < same class w < other class 3w, so a
+  client's ephemeral port 51234 vs 60001 barely matters while 80 vs 51234 does. The engine has no
+  port kind: this domain knowledge lives here, built from the generic CAT kind.
 * protocol, TCP flags, ToS (kind CAT): nominal.
 * packet/byte counts and durations (kind ABS on a log grid): heavy-tailed, so relative size matters —
   1 vs 2 packets is as far apart as 1000 vs 2000.
@@ -22,12 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from pe_tabular.distance import ABS, CAT, IPV4, PORT, MixedMetric
+from pe_tabular.distance import ABS, CAT, IPV4, MixedMetric
 
 # IANA protocol numbers for the names NetFlow exports use (public registry).
 PROTO_NUMBERS: dict[str, int] = {
@@ -40,6 +43,18 @@ TCP, UDP, ICMP = 6, 17, 1
 FLAG_LETTERS = "UAPRSF"
 URG, ACK, PSH, RST, SYN, FIN = 0x20, 0x10, 0x08, 0x04, 0x02, 0x01
 MIN_IP_HEADER = 20  # bytes; the floor every IPv4 packet pays
+# A port's class column weighs this many times its port column: equal 0, same class w, other class
+# w + 2w = 3w, so changing service class costs three times what changing port inside a class does.
+PORT_CLASS_WEIGHT = 2
+
+
+def port_class(p: Any) -> np.ndarray:
+    """IANA service class of ports: 0 = well-known (<1024), 1 = registered (<49152), 2 = ephemeral.
+
+    Clients draw ephemeral ports and services sit on well-known or registered ones, so the class says
+    which side of a connection a port is on; encoders, simulators and the privacy unit all rely on it."""
+    p = np.asarray(p)
+    return np.where(p < 1024, 0, np.where(p < 49152, 1, 2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,19 +169,23 @@ def encode_network(x: Any, prefix_len: int = 8) -> tuple[np.ndarray, int]:
     return ip_to_uint32(x) >> (32 - prefix_len), CAT
 
 
-def encode_port(x: Any, column: str = "port") -> tuple[np.ndarray, int]:
-    """Port number; distance by service class then value (see distance.base.port_class)."""
+def encode_port(x: Any, column: str = "port") -> tuple[np.ndarray, np.ndarray]:
+    """Port numbers as two CAT columns, (n, 2) codes [port, service class] and their kinds.
+
+    Weighted w and ``PORT_CLASS_WEIGHT``·w they give the port distance traffic needs (0 equal, w same
+    service class, 3w another class) from the engine's generic CAT kind alone."""
     v = np.asarray(x, dtype=np.float64)
     bad = ~np.isfinite(v) | (v < 0) | (v > 65535) | (np.floor(v) != v)
     if np.any(bad):
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"column {column!r}, row {row}: port {v[row]!r} is not an integer in 0..65535")
-    return v.astype(np.int64), PORT
+    port = v.astype(np.int64)
+    return np.stack([port, port_class(port)], axis=1), np.array([CAT, CAT], dtype=np.int8)
 
 
 def encode_port_bucket(x: Any, bits: int = 12) -> tuple[np.ndarray, int]:
-    """Coarse port range (port >> bits): lets votes tell OS ephemeral ranges apart, which the PORT kind
-    (equal / same class / other class) cannot."""
+    """Coarse port range (port >> bits): lets votes tell OS ephemeral ranges apart, which the port and
+    class columns (equal / same class / other class) cannot."""
     return np.asarray(x, dtype=np.int64) >> bits, ABS
 
 
@@ -230,49 +249,97 @@ def _window_seconds(time_window: tuple[float, float]) -> tuple[float, float]:
     return t0, t1
 
 
+PORT_FIELDS = ("srcport", "dstport")  # fields encoded as two columns: the port, then its service class
+
+
 @dataclass(frozen=True)
-class FlowEncoder:
-    """NetFlow records (UGR'16/NetShare columns; ``ts`` in µs, ``td`` in s) -> MixedMetric codes.
+class _RecordEncoder:
+    """What the flow and packet encoders share: their settings, the metric from per-field kinds and
+    weights, and the head of every record (addresses, ports, protocol, start time on the public window).
 
     ``time_window`` is (start, end) in epoch seconds and must be public (declared, not read from the
-    private file). ``weights`` maps field -> integer weight; a field with weight 0 is ignored, and a
-    field missing from ``weights`` keeps its default."""
+    private file); ``ts_bins`` cells cover it. ``weights`` maps field -> integer weight; a field with
+    weight 0 is ignored, and a field missing from ``weights`` keeps its default.
 
+    A *field* is what users weight (``weights`` keys); a *column* is what the metric sees. Every port
+    field brings two columns (``encode_port``): the port with the field's weight and its service
+    class with ``PORT_CLASS_WEIGHT`` times it. Subclasses set the class constants below, a
+    ``ts_bins`` default and their own knobs, and name their remaining columns in ``_rest``."""
+
+    record: ClassVar[str]  # names the records in errors: "flow", "packet"
+    fields: ClassVar[tuple[str, ...]]  # head fields first: srcip, dstip, srcport, dstport, proto, ts
+    required: ClassVar[tuple[str, ...]]  # columns a record table must hold
+    kinds: ClassVar[Mapping[str, int]]  # distance kind of every field but the ports
+    default_weights: ClassVar[Mapping[str, int]]
     time_window: tuple[float, float]
-    ts_bins: int = 32
-    size_q: int = 2
-    duration_q: int = 1
-    weights: Mapping[str, int] = field(default_factory=dict)
+    ts_bins: int
+    weights: Mapping[str, int] = field(default_factory=dict, kw_only=True)
 
-    fields = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt", "flags", "tos",
-              "srcport_range", "dstport_range", "srcnet", "dstnet")
-
-    def _weights(self) -> dict[str, int]:
-        unknown = set(self.weights) - set(self.fields)
-        if unknown:
-            raise ValueError(f"unknown flow fields in weights: {sorted(unknown)}; known: {list(self.fields)}")
-        return {**FLOW_WEIGHTS, **{k: int(v) for k, v in self.weights.items()}}
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The code columns in order: the fields, each port followed by its ``<port>_class``."""
+        return tuple(c for f in self.fields for c in ((f, f"{f}_class") if f in PORT_FIELDS else (f,)))
 
     @property
     def metric(self) -> MixedMetric:
-        kinds = {"srcip": IPV4, "dstip": IPV4, "srcport": PORT, "dstport": PORT, "proto": CAT, "ts": ABS,
-                 "td": ABS, "pkt": ABS, "byt": ABS, "flags": CAT, "tos": CAT, "srcport_range": ABS,
-                 "dstport_range": ABS, "srcnet": CAT, "dstnet": CAT}
-        w = self._weights()
-        return MixedMetric(np.array([kinds[f] for f in self.fields], dtype=np.int8),
-                           np.array([w[f] for f in self.fields], dtype=np.int64))
+        """One (kind, weight) per column; unknown weight keys are refused so a typo cannot silently
+        leave a field at its default."""
+        unknown = set(self.weights) - set(self.fields)
+        if unknown:
+            raise ValueError(f"unknown {self.record} fields in weights: {sorted(unknown)}; "
+                             f"known: {list(self.fields)}")
+        w = {**self.default_weights, **{k: int(v) for k, v in self.weights.items()}}
+        kinds: list[int] = []
+        weights: list[int] = []
+        for f in self.fields:
+            if f in PORT_FIELDS:
+                kinds += [CAT, CAT]
+                weights += [w[f], PORT_CLASS_WEIGHT * w[f]]
+            else:
+                kinds.append(self.kinds[f])
+                weights.append(w[f])
+        return MixedMetric(np.array(kinds, dtype=np.int8), np.array(weights, dtype=np.int64))
 
     def encode(self, samples: pd.DataFrame) -> np.ndarray:
-        missing = [c for c in self.fields[:9] if c not in samples.columns]
+        """int64 codes (n, len(columns)); every bound used is public (the declared time window)."""
+        missing = [c for c in self.required if c not in samples.columns]
         if missing:
-            raise ValueError(f"flow records lack columns {missing}; expected {list(self.fields)}")
-        n = len(samples)
+            raise ValueError(f"{self.record} records lack columns {missing}; expected {list(self.fields)}")
         t0, t1 = _window_seconds(self.time_window)
         cols = [
             encode_ipv4(samples["srcip"])[0], encode_ipv4(samples["dstip"])[0],
             encode_port(samples["srcport"], "srcport")[0], encode_port(samples["dstport"], "dstport")[0],
             encode_protocol(samples["proto"])[0],
             encode_timestamp(samples["ts"].to_numpy(np.float64) / 1e6, t0, t1, self.ts_bins)[0],
+            *self._rest(samples),
+        ]
+        return np.column_stack(cols).astype(np.int64)
+
+    def _rest(self, samples: pd.DataFrame) -> list[np.ndarray]:  # pragma: no cover - abstract
+        """The columns of the fields after the head, in ``fields`` order."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class FlowEncoder(_RecordEncoder):
+    """NetFlow records (UGR'16/NetShare columns; ``ts`` in µs, ``td`` in s) -> MixedMetric codes;
+    sizes on a log grid of ``size_q`` steps per doubling, durations of ``duration_q``."""
+
+    record = "flow"
+    fields = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt", "flags", "tos",
+              "srcport_range", "dstport_range", "srcnet", "dstnet")
+    required = fields[:9]  # flags and tos are optional (zeros), the rest derive from these
+    kinds = {"srcip": IPV4, "dstip": IPV4, "proto": CAT, "ts": ABS, "td": ABS, "pkt": ABS, "byt": ABS,
+             "flags": CAT, "tos": CAT, "srcport_range": ABS, "dstport_range": ABS, "srcnet": CAT, "dstnet": CAT}
+    default_weights = FLOW_WEIGHTS
+    # settings (time_window and the keyword-only weights come from _RecordEncoder)
+    ts_bins: int = 32
+    size_q: int = 2
+    duration_q: int = 1
+
+    def _rest(self, samples: pd.DataFrame) -> list[np.ndarray]:
+        n = len(samples)
+        return [
             encode_duration(samples["td"], q=self.duration_q)[0],
             encode_log_size(samples["pkt"], q=self.size_q)[0],
             encode_log_size(samples["byt"], lo=float(MIN_IP_HEADER), q=self.size_q)[0],
@@ -281,45 +348,28 @@ class FlowEncoder:
             encode_port_bucket(samples["srcport"])[0], encode_port_bucket(samples["dstport"])[0],
             encode_network(samples["srcip"])[0], encode_network(samples["dstip"])[0],
         ]
-        return np.stack(cols, axis=1).astype(np.int64)
 
 
 @dataclass(frozen=True)
-class PacketEncoder:
-    """Packet-header records (``ts`` in µs, ``length`` = IP total length) -> MixedMetric codes."""
+class PacketEncoder(_RecordEncoder):
+    """Packet-header records (``ts`` in µs, ``length`` = IP total length) -> MixedMetric codes;
+    lengths on a log grid of ``length_q`` steps per doubling, TTL in cells of ``ttl_step`` hops."""
 
-    time_window: tuple[float, float]
+    record = "packet"
+    fields = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "length", "ttl", "flags", "tos")
+    required = fields
+    kinds = {"srcip": IPV4, "dstip": IPV4, "proto": CAT, "ts": ABS, "length": ABS, "ttl": ABS, "flags": CAT,
+             "tos": CAT}
+    default_weights = PACKET_WEIGHTS
+    # settings (time_window and the keyword-only weights come from _RecordEncoder)
     ts_bins: int = 64
     length_q: int = 4
     ttl_step: float = 4.0
-    weights: Mapping[str, int] = field(default_factory=dict)
 
-    fields = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "length", "ttl", "flags", "tos")
-
-    @property
-    def metric(self) -> MixedMetric:
-        kinds = {"srcip": IPV4, "dstip": IPV4, "srcport": PORT, "dstport": PORT, "proto": CAT, "ts": ABS,
-                 "length": ABS, "ttl": ABS, "flags": CAT, "tos": CAT}
-        unknown = set(self.weights) - set(self.fields)
-        if unknown:
-            raise ValueError(f"unknown packet fields in weights: {sorted(unknown)}; known: {list(self.fields)}")
-        w = {**PACKET_WEIGHTS, **{k: int(v) for k, v in self.weights.items()}}
-        return MixedMetric(np.array([kinds[f] for f in self.fields], dtype=np.int8),
-                           np.array([w[f] for f in self.fields], dtype=np.int64))
-
-    def encode(self, samples: pd.DataFrame) -> np.ndarray:
-        missing = [c for c in self.fields if c not in samples.columns]
-        if missing:
-            raise ValueError(f"packet records lack columns {missing}; expected {list(self.fields)}")
-        t0, t1 = _window_seconds(self.time_window)
-        cols = [
-            encode_ipv4(samples["srcip"])[0], encode_ipv4(samples["dstip"])[0],
-            encode_port(samples["srcport"], "srcport")[0], encode_port(samples["dstport"], "dstport")[0],
-            encode_protocol(samples["proto"])[0],
-            encode_timestamp(samples["ts"].to_numpy(np.float64) / 1e6, t0, t1, self.ts_bins)[0],
+    def _rest(self, samples: pd.DataFrame) -> list[np.ndarray]:
+        return [
             encode_log_size(samples["length"], lo=float(MIN_IP_HEADER), hi=65535.0, q=self.length_q)[0],
             encode_linear(samples["ttl"], self.ttl_step, 0.0, 255.0)[0],
             encode_tcp_flags(samples["flags"])[0],
             encode_category(samples["tos"])[0],
         ]
-        return np.stack(cols, axis=1).astype(np.int64)

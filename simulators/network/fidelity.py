@@ -278,11 +278,12 @@ def _headline(r: dict[str, float], jsd_keys: list[str], emd_keys: list[str]) -> 
             "emd_mean": float(np.nanmean([r[k] for k in emd_keys]))}
 
 
-def flow_fidelity(real: pd.DataFrame, synth: pd.DataFrame, window: tuple[float, float] | None = None,
-                  top: int = 10) -> dict[str, object]:
-    """Every flow metric; ``headline`` holds pairwise TVD, validity, heavy-hitter error and the means of
-    the per-field JSDs and EMDs. Lower is better except ``valid_*`` and ``hh_recall``."""
-    window = window or _window(real)
+_HEADER_JSD = ["jsd_srcport", "jsd_dstport", "jsd_proto", "jsd_srcip_rank", "jsd_dstip_rank"]
+
+
+def _header_jsds(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, object]:
+    """JSDs of the header fields flows and packets share (``_HEADER_JSD``): ports and protocol by
+    value, addresses by popularity rank (NetShare's per-field metrics)."""
     r: dict[str, object] = {}
     for c in ("srcport", "dstport"):
         r[f"jsd_{c}"] = js_distance(real[c].value_counts(), synth[c].value_counts())
@@ -290,19 +291,37 @@ def flow_fidelity(real: pd.DataFrame, synth: pd.DataFrame, window: tuple[float, 
                                  pd.Series(proto_to_number(synth["proto"])).value_counts())
     for c in ("srcip", "dstip"):
         r[f"jsd_{c}_rank"] = rank_js(ip_to_uint32(real[c]), ip_to_uint32(synth[c]))
+    return r
+
+
+def _joint_and_headline(r: dict[str, object], real: pd.DataFrame, synth: pd.DataFrame, window: tuple[float, float],
+                        top: int, validity: Callable[[pd.DataFrame], dict[str, float]],
+                        coarse: Callable[[pd.DataFrame, tuple[float, float]], dict[str, np.ndarray]],
+                        emd_keys: list[str]) -> dict[str, object]:
+    """The part both suites share after their per-field metrics: destination heavy hitters, validity
+    of the synthetic records, pairwise TVD over the coarse bins, then the headline. Kept in one
+    place so flow and packet headlines stay comparable."""
+    r.update(heavy_hitter_error(ip_to_uint32(real["dstip"]), ip_to_uint32(synth["dstip"]), top))
+    r.update(validity(synth))
+    pairs = pairwise_tvd(coarse(real, window), coarse(synth, window))
+    r["pairwise_tvd"] = float(np.mean(list(pairs.values())))
+    r["pairwise_tvd_by_pair"] = pairs
+    r["headline"] = _headline(r, _HEADER_JSD, emd_keys)  # type: ignore[arg-type]
+    return r
+
+
+def flow_fidelity(real: pd.DataFrame, synth: pd.DataFrame, window: tuple[float, float] | None = None,
+                  top: int = 10) -> dict[str, object]:
+    """Every flow metric; ``headline`` holds pairwise TVD, validity, heavy-hitter error and the means of
+    the per-field JSDs and EMDs. Lower is better except ``valid_*`` and ``hh_recall``."""
+    window = window or _window(real)
+    r = _header_jsds(real, synth)
     r["emd_ts"] = emd_normalised(real["ts"].to_numpy(np.float64) / 1e6, synth["ts"].to_numpy(np.float64) / 1e6)
     for c in ("td", "pkt", "byt"):
         r[f"emd_{c}"] = emd_normalised(np.log1p(np.clip(real[c].to_numpy(np.float64), 0, None)),
                                        np.log1p(np.clip(synth[c].to_numpy(np.float64), 0, None)))
-    r.update(heavy_hitter_error(ip_to_uint32(real["dstip"]), ip_to_uint32(synth["dstip"]), top))
-    r.update(flow_validity(synth))
-    pairs = pairwise_tvd(flow_coarse(real, window), flow_coarse(synth, window))
-    r["pairwise_tvd"] = float(np.mean(list(pairs.values())))
-    r["pairwise_tvd_by_pair"] = pairs
-    jsd = ["jsd_srcport", "jsd_dstport", "jsd_proto", "jsd_srcip_rank", "jsd_dstip_rank"]
-    emd = ["emd_ts", "emd_td", "emd_pkt", "emd_byt"]
-    r["headline"] = _headline(r, jsd, emd)  # type: ignore[arg-type]
-    return r
+    return _joint_and_headline(r, real, synth, window, top, flow_validity, flow_coarse,
+                               ["emd_ts", "emd_td", "emd_pkt", "emd_byt"])
 
 
 def packet_fidelity(real: pd.DataFrame, synth: pd.DataFrame, window: tuple[float, float] | None = None,
@@ -310,13 +329,7 @@ def packet_fidelity(real: pd.DataFrame, synth: pd.DataFrame, window: tuple[float
     """Packet-header metrics: port/protocol JSDs and IP rank JSDs, EMD of length, TTL, inter-arrival
     time and flow size (packets per 5-tuple), heavy hitters, validity and pairwise TVD."""
     window = window or _window(real)
-    r: dict[str, object] = {}
-    for c in ("srcport", "dstport"):
-        r[f"jsd_{c}"] = js_distance(real[c].value_counts(), synth[c].value_counts())
-    r["jsd_proto"] = js_distance(pd.Series(proto_to_number(real["proto"])).value_counts(),
-                                 pd.Series(proto_to_number(synth["proto"])).value_counts())
-    for c in ("srcip", "dstip"):
-        r[f"jsd_{c}_rank"] = rank_js(ip_to_uint32(real[c]), ip_to_uint32(synth[c]))
+    r = _header_jsds(real, synth)
     r["emd_length"] = emd_normalised(real["length"], synth["length"])
     r["emd_ttl"] = emd_normalised(real["ttl"], synth["ttl"])
 
@@ -329,12 +342,5 @@ def packet_fidelity(real: pd.DataFrame, synth: pd.DataFrame, window: tuple[float
 
     r["emd_iat"] = emd_normalised(iat(real), iat(synth))
     r["emd_flow_size"] = emd_normalised(flow_size(real), flow_size(synth))
-    r.update(heavy_hitter_error(ip_to_uint32(real["dstip"]), ip_to_uint32(synth["dstip"]), top))
-    r.update(packet_validity(synth))
-    pairs = pairwise_tvd(packet_coarse(real, window), packet_coarse(synth, window))
-    r["pairwise_tvd"] = float(np.mean(list(pairs.values())))
-    r["pairwise_tvd_by_pair"] = pairs
-    jsd = ["jsd_srcport", "jsd_dstport", "jsd_proto", "jsd_srcip_rank", "jsd_dstip_rank"]
-    emd = ["emd_length", "emd_ttl", "emd_iat", "emd_flow_size"]
-    r["headline"] = _headline(r, jsd, emd)  # type: ignore[arg-type]
-    return r
+    return _joint_and_headline(r, real, synth, window, top, packet_validity, packet_coarse,
+                               ["emd_length", "emd_ttl", "emd_iat", "emd_flow_size"])

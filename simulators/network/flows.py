@@ -26,10 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pe_tabular.distance import port_class
 from pe_tabular.population import Population
 from simulators.network import priors as P
-from simulators.network.encoder import ACK, FIN, ICMP, PSH, SYN, TCP, mask_to_flags, number_to_proto
+from simulators.network.encoder import ACK, FIN, ICMP, PSH, SYN, TCP, mask_to_flags, number_to_proto, port_class
 
 GENOME_COLUMNS = ("service", "proto", "srvport", "cport", "cip", "sip", "dir", "start", "td", "pkt", "payload",
                   "flags", "tos", "ttl", "cip_h", "sip_h")

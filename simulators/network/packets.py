@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pe_tabular.distance import port_class
 from pe_tabular.population import Population
 from simulators.network import priors as P
 from simulators.network.encoder import (
@@ -29,6 +28,7 @@ from simulators.network.encoder import (
     TCP,
     URG,
     flags_to_mask,
+    port_class,
     proto_to_number,
 )
 from simulators.network.flows import FlowSimulator, header_bytes

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
-from pe_tabular.distance import port_class
 from pe_tabular.evolution import Evolution, EvolutionConfig
 from pe_tabular.population import Population
 from pe_tabular.privacy import schedules
@@ -29,7 +28,7 @@ from pe_tabular.privacy.noise import noise_source
 from pe_tabular.voting.histogram import select
 from simulators.network import priors as P
 from simulators.network.dp_priors import FittedPriors, PriorShares, fit_priors
-from simulators.network.encoder import FlowEncoder, PacketEncoder, ip_to_uint32, proto_to_number
+from simulators.network.encoder import FlowEncoder, PacketEncoder, ip_to_uint32, port_class, proto_to_number
 from simulators.network.flows import FlowSimulator
 from simulators.network.marginals import (
     MarginalSpec,
