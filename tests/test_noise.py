@@ -98,3 +98,15 @@ def test_resumed_release_is_restored_not_redrawn(tmp_path):
         Spec("k", "m", 1.0), lambda: pytest.fail("a resumed release must not read private data"))
     assert np.array_equal(first, again) and events == []
     assert [r.what for r in again_led.releases] == ["m"]
+
+
+def test_release_count_is_a_charged_noisy_count():
+    from pe_tabular.privacy.release import release_count, size_from_count
+
+    led = Ledger(1e-5, mu_budget=10.0)
+    path = ReleasePath(led, NoiseSource())
+    draws = [release_count(path, Spec(f"n{i}", "record count", 50.0), lambda: 1000) for i in range(400)]
+    assert len(led.releases) == 400 and all(r.sensitivity == 1.0 and r.size == 1 for r in led.releases)
+    assert abs(np.mean(draws) - 1000) < 4 * 50 / np.sqrt(400) and 40 < np.std(draws) < 60
+    assert len({size_from_count(d) for d in draws}) > 50  # the size moves with the noise, not with n alone
+    assert size_from_count(-30.0, minimum=10) == 10 and size_from_count(float("nan"), 5) == 5

@@ -86,3 +86,17 @@ class ReleasePath:
         if self.checkpoint is not None:
             self.checkpoint.save_release(spec.key, noisy, rel, self.ledger)
         return noisy, rel
+
+
+def release_count(path: ReleasePath, spec: Spec, count: Callable[[], int]) -> float:
+    """A noisy count of privacy units (Δ = 1 when one unit adds or removes one to the count).
+
+    The exact number of private units is private (neighbouring data sets differ by one unit), so every
+    size a run publishes or derives something from — the default output size, population sizes —
+    comes from this release (or from a public setting), never from ``len(private)``."""
+    return float(path.release(spec, lambda: np.array([float(count())]))[0])
+
+
+def size_from_count(noisy: float, minimum: int = 1) -> int:
+    """A size from a noisy count (post-processing): rounded, never below ``minimum``."""
+    return max(int(minimum), int(round(noisy)) if np.isfinite(noisy) else int(minimum))
