@@ -45,6 +45,7 @@ from pe_tabular.tables.encoder import TableEncoder
 from pe_tabular.tables.generators.statistical import StatisticalBackend
 from pe_tabular.tables.generators.tree import TreeBackend
 from pe_tabular.tables.marginals import (
+    PAIR_BINS,
     by_frequency,
     coarse_groups,
     combine_one_way,
@@ -52,6 +53,7 @@ from pe_tabular.tables.marginals import (
     estimate,
     histogram,
     noisy_chow_liu,
+    pair_resolutions,
     rake,
     structure_counts,
 )
@@ -275,20 +277,22 @@ class PESynthesizer:
                 lambda: structure_counts(df, self.schema_, groups, every))
             pairs = noisy_chow_liu(noisy, groups, every, names, ledger.releases[-1].sigma, self.n_hat_)
             # 3) DP two-way marginals of the tree's edges (none when no dependence beat the noise: their share
-            #    then stays with the votes); 4) a tree generator fitted on them
+            #    then stays with the votes), each at the finest resolution its noise supports; 4) a tree
+            #    generator fitted on them
             sigma = self._sigma(rho * self._share("pair_share"), len(pairs)) if pairs else 0.0
+            self.res_ = pair_resolutions(self.schema_, pairs, self.n_hat_, sigma)
             for j, key in enumerate(pairs):
                 targets[key] = self._measure(df, key, sigma, f"pair_{j:03d}", ledger, noise, ckpt, 200 + j)
             self.pairs_ = pairs
             raw1 = {k: v for k, v in self._raw.items() if isinstance(k, str)}
             targets.update(combine_one_way(raw1, {k: v for k, v in self._raw.items() if isinstance(k, tuple)},
-                                           self.schema_))
+                                           self.schema_, self.res_))
             self.marginals_.update({k: targets[k] for k in raw1})
             one = {n: targets.get(n, self._uniform(n)) for n in self.schema_.names}
             targets.update(consistent_pairs(one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
-                                            self.schema_))
+                                            self.schema_, res=self.res_))
             tree = TreeBackend(self.schema_, one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
-                               decoders=self.decoders_)
+                               decoders=self.decoders_, res=self.res_)
             if isinstance(self.backend, str) and self.backend == "statistical":
                 backend = tree
             elif isinstance(self.backend, str):  # mixtures / LLM fallback get the calibrated generator
@@ -308,7 +312,8 @@ class PESynthesizer:
             pop = backend.random(self.config_.population[-1], rng=rng)
             self.result = EvolutionResult(pop, np.ones(len(pop)), ledger, [])
         if targets:
-            self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema_, targets)
+            self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema_, targets,
+                                       res=getattr(self, "res_", None))
         self.ledger = ledger
         self._rng = rng
         return self
@@ -342,12 +347,13 @@ class PESynthesizer:
     def _measure(self, df: pd.DataFrame, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
                  noise: Any, ckpt: Checkpointer | None, stream: int) -> np.ndarray:
         """One noisy marginal on public bins (Δ = 1: a row sits in one cell), as a distribution."""
+        res = getattr(self, "res_", None)
         noisy, rel = ReleasePath(ledger, noise, ckpt).release_recorded(
             Spec(name, f"marginal {'×'.join(key)}", sigma, stream=(0, stream)),
-            lambda: histogram(df, self.schema_, key))
+            lambda: histogram(df, self.schema_, key, res=res))
         sigma = rel.sigma
         self._raw[key if len(key) > 1 else key[0]] = (noisy, sigma)  # for combine_one_way
-        return estimate(noisy, self.schema_, key)
+        return estimate(noisy, self.schema_, key, res)
 
     def _need_fit(self) -> EvolutionResult:
         if self.result is None:
@@ -429,7 +435,7 @@ class PESynthesizer:
             self.schema_.save(d / "resolved_schema.json")
         if isinstance(getattr(self, "backend_", None), TreeBackend):  # released marginals: sample() varies with it
             tree = self.backend_
-            keys = [[n] for n in tree.p1] + [list(k) for k in tree.pairs]
+            keys = [[n] for n in tree.p1] + [[*k, *tree.res.get(k, (PAIR_BINS, PAIR_BINS))] for k in tree.pairs]
             arrays = {f"m{i}": np.asarray(v) for i, v in enumerate([*tree.p1.values(), *tree.pairs.values()])}
             for name, dec in tree.decoders.items():
                 arrays.update(dec.to_arrays(f"d{tree.schema.names.index(name)}_"))
@@ -474,7 +480,8 @@ class PESynthesizer:
                 decoders = {n: Decoder.from_arrays(z, f"d{j}_") for j, n in enumerate(syn.schema_.names)
                             if f"d{j}_sub" in z.files}
             syn.backend_ = TreeBackend(syn.schema_, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
-                                       {tuple(k): a for k, a in zip(keys, arrays) if len(k) == 2}, decoders=decoders)
+                                       {tuple(k[:2]): a for k, a in zip(keys, arrays) if len(k) > 1},
+                                       decoders=decoders, res={tuple(k[:2]): tuple(k[2:]) for k in keys if len(k) == 4})
         return syn
 
 
