@@ -3,8 +3,9 @@
 The tree (Chow & Liu 1968) is chosen from a DP release of every pair on coarse groups, its one- and
 two-way marginals are noisy releases; sampling follows the tree from the root, each column drawn
 from its conditional given its parent's (coarse) bin, then refined to a fine public bin by that
-column's one-way marginal. ``vary`` resamples a degree-sized subset of columns from their tree
-conditionals given the row's current parent values — a local, structure-preserving move.
+column's one-way marginal. ``vary`` resamples a degree-sized subset of columns (each with its subtree, so no
+child contradicts a new parent) from their tree conditionals given the row's current parent values — a
+local, structure-preserving move.
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ class TreeBackend:
         mut = rng.random((n, len(cols))) < degree
         none = ~mut.any(1)
         mut[np.flatnonzero(none), rng.integers(0, len(cols), none.sum())] = True
+        at = {name: j for j, name in enumerate(cols)}
+        for j, name in enumerate(cols):  # a resampled column takes its subtree along (parents come first):
+            pa = self.parent.get(name, (None,))[0]  # a child kept as it was would contradict its new parent
+            if pa in at:
+                mut[:, j] |= mut[:, at[pa]]
         for j, name in enumerate(cols):  # tree order: a resampled parent conditions its children
             rows = np.flatnonzero(mut[:, j])
             if rows.size:
