@@ -48,26 +48,26 @@ def tree_counts(u: np.ndarray, branch: int = BRANCH, levels: int = LEVELS) -> np
 
 def leaf_masses(noisy: np.ndarray, sigma: float, total: float | None = None, branch: int = BRANCH,
                 levels: int = LEVELS, min_split: float = MIN_SPLIT, child_min: float = CHILD_MIN,
-                exclusive: bool = False) -> np.ndarray:
+                exclusive: int = 0) -> np.ndarray:
     """Non-negative leaf masses consistent with the tree (top-down, see the module docstring).
 
     ``total`` (e.g. a separately released noisy count) fixes the root mass; by default it is the clipped sum
-    of the first level (``exclusive``: of its cells that clear ``child_min``·σ). ``exclusive`` is for bounds,
-    where mass must never reach a region without evidence."""
+    of the first level (with ``exclusive``: of its cells that clear ``child_min``·σ). ``exclusive`` (a number of
+    top levels) is for bounds on a wide scale, where mass must never reach a coarse region without evidence."""
     y = np.asarray(noisy, float)
     pos = 0
     first = y[:branch]
     if total is None:
         sig = first[first > child_min * sigma]  # exclusive: the first level's cells that stand out of the noise
-        total = float(sig.sum()) if exclusive and sig.size else float(np.maximum(first, 0).sum())
+        total = float(sig.sum()) if exclusive > 0 and sig.size else float(np.maximum(first, 0).sum())
     mass = np.array([max(float(total), 0.0)])
     for lv in range(1, levels + 1):
         c = y[pos:pos + branch**lv].reshape(-1, branch)
         pos += branch**lv
         keep = c > child_min * sigma
-        # children in the noise count as empty; ``exclusive``: they get nothing even when the node holds more
-        # than the standing-out children (else the excess is shared evenly, which smooths a weak level)
-        split = project_rows(np.where(keep, c, -1e300 if exclusive else 0.0), mass)
+        # children in the noise count as empty; on the first ``exclusive`` levels they get nothing even when the
+        # node holds more than its standing-out children (else the excess is shared evenly: a smoother level)
+        split = project_rows(np.where(keep, c, -1e300 if lv <= exclusive else 0.0), mass)
         even = (mass < min_split * branch * sigma) | ~keep.any(1)  # children within the noise: no split by it
         split[even] = (mass[even] / branch)[:, None]
         mass = split.ravel()

@@ -114,9 +114,10 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
                                       iteration=-1, stream=(-1, j)),
                                  lambda fin=fin, nc=null_count: np.concatenate(
                                      [dq.tree_counts(to_signed_log(fin)), [nc]]))
-            # min_split 0: a node splits toward any child that stands out (4σ) — spreading a weak node evenly
-            # over decades of the public scale is what would make a bound absurd
-            leaves = dq.leaf_masses(noisy[:-1], sigma_num, min_split=0.0, child_min=BOUND_SIGMAS, exclusive=True)
+            # min_split 0 and two exclusive levels: a node splits toward any child that stands out (4σ), and no
+            # mass reaches a coarse cell (decades of the public scale) without evidence — that is what would
+            # make a bound absurd; finer levels share a node's excess evenly, so bounds err on the wide side
+            leaves = dq.leaf_masses(noisy[:-1], sigma_num, min_split=0.0, child_min=BOUND_SIGMAS, exclusive=2)
             if leaves.sum() <= 0:
                 raise SchemaError(f"column {name!r}: the DP histogram holds no mass; raise --dp-epsilon or give "
                                   "its bounds publicly")
