@@ -145,3 +145,12 @@ def test_votes_are_skipped_where_they_would_be_noise_and_the_budget_is_still_spe
     assert rep["epsilon"] == pytest.approx(0.3, rel=1e-3)  # the votes' share went to the measurements
     big = PESynthesizer(schema, 0.3, 1e-5, seed=0, population=2000, k=4, voter="numpy", min_vote_snr=0.0).fit(df)
     assert big.votes_ and any("vote" in r["what"] for r in big.privacy_report()["releases"])
+
+
+def test_public_bin_edges_are_kept():
+    rng = np.random.default_rng(9)
+    x = rng.normal(50, 10, 5000).round(1)
+    edges = tuple(float(e) for e in np.arange(10, 100, 10))
+    schema = Schema((Column("v", "float", lower=0, upper=100, rounding=0.1, bin_edges=edges),))
+    (res, dec), _ = _resolve(pd.DataFrame({"v": x}), schema)
+    assert res["v"].bin_edges == edges and dec["v"].sub.shape[0] == len(edges) + 1

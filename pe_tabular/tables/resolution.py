@@ -19,6 +19,9 @@ stage makes two Gaussian releases through the engine's one release path and deri
    later one-way measurement supports, at most ``MAX_INTERVALS``); edges of a rounded column sit half-way
    between grid values, so rounding a decoded value never moves it to another bin.
 
+A schema that declares ``bin_edges`` publicly keeps them (the hierarchical histogram then only shapes the
+decoding inside them).
+
 The ``Decoder`` of a column turns an interval bin back into a value from this released information: an atom
 with its noisy share of the interval, otherwise a draw between equal-mass sub-quantiles of the interval
 (not uniformly over it). Nothing here reads private data except the two releases.
@@ -193,9 +196,11 @@ def _resolve_column(c: Column, x: np.ndarray, path: ReleasePath, p: Plan, n_hat:
     inside = (atoms >= c.lower) & (atoms <= c.upper)
     np.add.at(both, np.clip((to_unit(c, atoms[inside]) * both.size).astype(np.int64), 0, both.size - 1),
               atom_w[inside])
-    n_int = int(np.clip(np.floor(both.sum() / max(target_mass, 1.0)), 2, MAX_INTERVALS))
-    pos = dq.quantiles(both, np.arange(1, n_int) / n_int)
-    edges = _edges(c, from_unit(c, pos))
+    if c.bin_edges:  # public interval edges (documentation, a public discretisation) are kept as given
+        edges = [float(e) for e in c.bin_edges if c.lower < e < c.upper]
+    else:
+        n_int = int(np.clip(np.floor(both.sum() / max(target_mass, 1.0)), 2, MAX_INTERVALS))
+        edges = _edges(c, from_unit(c, dq.quantiles(both, np.arange(1, n_int) / n_int)))
     col = replace(c, special_values=tuple(float(v) for v in points), bin_edges=tuple(edges))
     return col, _decoder(c, edges, leaves, atoms, atom_w)
 
