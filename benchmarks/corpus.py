@@ -278,11 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--notes", help="a Markdown file whose lines go under '### Reading' in the section")
+    ap.add_argument("--command", help="the command line(s) to record (with --report-only: those of the runs)")
     a = ap.parse_args(argv)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     store = Store(work / "results.json")
-    command = "nice -n 10 python -m benchmarks.corpus " + " ".join(argv if argv is not None else sys.argv[1:])
+    args_given = " ".join(argv if argv is not None else sys.argv[1:])
+    command = a.command or f"nice -n 10 python -m benchmarks.corpus {args_given}"
     if not a.report_only:
         ts = tables()
         if a.tables:
