@@ -51,3 +51,14 @@ def test_schema_infer_warns_about_private_data(files, capsys):
 def test_schema_infer_dp_needs_public_types(files, capsys):
     rc = main(["schema", "infer", str(files / "private.csv"), "--dp-epsilon", "0.5"])
     assert rc == 2 and "--types" in capsys.readouterr().err
+
+
+def test_schema_infer_public_takes_types_and_summarises_each_column(tmp_path, capsys):
+    (tmp_path / "p.csv").write_text("k,when,x\n" + "1,2017-01-01T06:00:42Z,0\n10,2017-02-01T00:00:00Z,0\n2,,3.5\n" * 10)
+    rc = main(["schema", "infer", str(tmp_path / "p.csv"), "--types", "x=float"])
+    assert rc == 0
+    cap = capsys.readouterr()
+    cols = {c["name"]: c for c in json.loads(cap.out)["columns"]}
+    assert cols["k"]["categories"] == [1, 2, 10] and cols["when"]["type"] == "datetime"
+    assert cols["x"]["type"] == "float" and cols["x"]["special_values"] == [0.0, 3.5]
+    assert all(f"  {n}: " in cap.err for n in ("k", "when", "x"))  # one summary line per column
