@@ -263,7 +263,8 @@ class MemoryCheckpoint:
     def latest_population(self) -> None:
         return None
 
-    def save_population(self, t: int, pop: Population, rng: np.random.Generator) -> None:
+    def save_population(self, t: int, pop: Population, rng: np.random.Generator,
+                        history: list[dict[str, Any]] | None = None) -> None:
         self.populations[t] = pop
 
     def load_release(self, key: str) -> None:

@@ -117,8 +117,12 @@ class EvolutionResult:
         return select(self.weights, n, rng, threshold=0.0, mode="systematic").index
 
 
-def allocate(n: int, shares: dict[Any, float]) -> dict[Any, int]:
-    """Split n over classes ∝ shares (largest remainder), at least 2 per class."""
+def allocate(n: int, shares: dict[Any, float], minimum: int = 2) -> dict[Any, int]:
+    """Split n over classes ∝ shares (largest remainder), at least ``minimum`` per class.
+
+    Class-conditional voting needs k candidates in every class a private row may hold; giving every
+    declared class at least k (a public rule) keeps the run's control flow independent of which
+    classes the private data holds (a class held by one private row must not crash the run)."""
     labels = list(shares)
     s = np.clip(np.array([shares[c] for c in labels], dtype=float), 0, None)
     s = s / s.sum() if s.sum() > 0 else np.full(len(s), 1 / len(s))
@@ -126,7 +130,7 @@ def allocate(n: int, shares: dict[Any, float]) -> dict[Any, int]:
     base = np.floor(raw).astype(int)
     for i in np.argsort(-(raw - base), kind="stable")[: n - base.sum()]:
         base[i] += 1
-    return {c: max(int(b), 2) for c, b in zip(labels, base)}
+    return {c: max(int(b), minimum) for c, b in zip(labels, base)}
 
 
 def estimate_label_shares(
@@ -169,7 +173,7 @@ class Evolution:
         if shares is None:
             return self.backend.random(n, rng=self.rng)
         return Population.concat([self.backend.random(m, label=c, rng=self.rng)
-                                  for c, m in allocate(n, shares).items()])
+                                  for c, m in allocate(n, shares, max(2, self.cfg.k)).items()])
 
     def _vary(self, parents: Population, degree: float) -> Population:
         out = self.backend.vary(parents, degree, self.rng)
@@ -189,11 +193,14 @@ class Evolution:
     def _vote(self, private: np.ndarray, pop: Population, t: int, labels: np.ndarray | None,
               groups: np.ndarray | None) -> np.ndarray:
         cand = self._candidate_codes(pop, t)
+        if len(private) == 0:  # nothing votes: the release is pure noise (no error: an error would reveal n = 0)
+            return np.zeros(len(pop))
         done = [0]
 
-        def progress(n: int) -> None:
+        def progress(n: int) -> None:  # a fraction, never a row count: the number of private rows is private
             done[0] += n
-            self.on_event({"type": "vote_progress", "iteration": t, "done": done[0], "total": len(private)})
+            frac = min(done[0] / max(len(private), 1), 1.0)
+            self.on_event({"type": "vote_progress", "iteration": t, "fraction": frac})
 
         if self.vote_fn is not None:
             counts = np.asarray(self.vote_fn(private, cand, self.encoder.metric, self.cfg.k, labels, pop.label,
@@ -213,7 +220,7 @@ class Evolution:
             idx, fallback = sel.index, sel.fallback
         else:
             parts, fallback = [], False
-            for c, m in allocate(n_next, shares or {}).items():
+            for c, m in allocate(n_next, shares or {}, max(2, self.cfg.k)).items():
                 cidx = np.flatnonzero(pop.label == c)
                 sel = select(noisy[cidx], m, self.rng, self.cfg.threshold, self.cfg.selection)
                 parts.append(cidx[sel.index])
@@ -244,15 +251,14 @@ class Evolution:
             checkpoint: Checkpointer | None = None, resume: bool = False) -> EvolutionResult:
         if private_labels is not None and label_shares is None:
             raise ConfigError("class-conditional runs need label shares (public, or DP-estimated first)")
-        if len(private) == 0:
-            raise ConfigError("the private data has no rows")
         if checkpoint is not None:
             checkpoint.check_config({**asdict(self.cfg), "backend": self.backend.name,
                                      "labels": sorted(map(str, label_shares)) if label_shares else None},
                                     resume)
+        history: list[Event] = []
         saved = checkpoint.latest_population() if (checkpoint is not None and resume) else None
         if saved is not None:
-            t0, pop, rng_state = saved
+            t0, pop, rng_state, history = saved
             self.rng.bit_generator.state = rng_state
             for s in range(1, t0):  # votes released before the interruption belong to this run's ledger too
                 if (old := checkpoint.load_release(f"vote_{s:03d}")) is not None:
@@ -264,7 +270,6 @@ class Evolution:
                 checkpoint.save_population(1, pop, self.rng)
 
         path = ReleasePath(self.ledger, self.noise, checkpoint)
-        history: list[Event] = []
         voted: tuple[Population, np.ndarray] | None = None
         for t in range(t0, self.cfg.iterations + 1):
             self.on_event({"type": "iteration_start", "iteration": t, "total": self.cfg.iterations})
@@ -292,7 +297,7 @@ class Evolution:
             if t < self.cfg.iterations:
                 pop = nxt
                 if checkpoint is not None:
-                    checkpoint.save_population(t + 1, pop, self.rng)
+                    checkpoint.save_population(t + 1, pop, self.rng, history)
         if voted is None:
             raise RuntimeError("the budget policy allowed no vote at all; raise --epsilon")
         return EvolutionResult(voted[0], clip_counts(voted[1], self.cfg.threshold), self.ledger, history)

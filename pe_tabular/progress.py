@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 
 class ProgressBars:
-    """Outer bar over iterations, inner bar over private rows voting in the current iteration."""
+    """Outer bar over iterations, inner bar over the share of private rows that voted (in percent)."""
 
     def __init__(self, enabled: bool = True, desc: str = "PE"):
         self.enabled = enabled and sys.stderr is not None
@@ -28,13 +28,14 @@ class ProgressBars:
             if self.outer is None:
                 self.outer = tqdm(total=ev["total"], desc=f"{self.desc} iterations", unit="it", position=0,
                                   initial=ev["iteration"] - 1, file=sys.stderr)
-        elif kind == "vote_progress":
-            if self.inner is None or self.inner.total != ev["total"] or ev["done"] <= self.inner.n:
+        elif kind == "vote_progress":  # in percent: the bar never shows the number of private rows
+            pct = int(100 * ev["fraction"])
+            if self.inner is None or self.inner.desc != f"voting (iteration {ev['iteration']})" or pct < self.inner.n:
                 if self.inner is not None:
                     self.inner.close()
-                self.inner = tqdm(total=ev["total"], desc=f"voting (iteration {ev['iteration']})", unit="rows",
+                self.inner = tqdm(total=100, desc=f"voting (iteration {ev['iteration']})", unit="%",
                                   position=1, leave=False, file=sys.stderr)
-            self.inner.update(ev["done"] - self.inner.n)
+            self.inner.update(pct - self.inner.n)
         elif kind == "iteration" and self.outer is not None:
             self.outer.set_postfix(eps=f"{ev['epsilon_so_far']:.3g}", ess=f"{ev['ess']:.0f}")
             self.outer.update(1)

@@ -88,8 +88,6 @@ CASES = [
     ("--resume without --checkpoint", {}, _synth("--resume"), 2, ["--resume needs --checkpoint"]),
     ("DP schema cost above the budget", {"dp.json": json.dumps(DP_COST_SCHEMA)}, _synth(schema="dp.json"), 3,
      ["privacy error", "bounds of age", "exceeds the remaining budget", "--epsilon"]),
-    ("too few candidates per class (fails mid-run)", {}, _synth("--label", "color", "--population", "20", "--k", "16"),
-     2, ["candidates", "fewer than k=16", "--population"]),
     ("evaluate: numeric --target", {}, ["evaluate", "data.csv", "data.csv", "--schema", "schema.json", "--test",
                                         "data.csv", "--target", "age"], 2, ["--target 'age'", "categorical"]),
     ("evaluate: missing schema", {}, ["evaluate", "data.csv", "data.csv", "--schema", "no.json"], 2,

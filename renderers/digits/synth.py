@@ -132,7 +132,8 @@ class GridCheckpointer(Checkpointer):
         if self.persist:
             super().check_config(config, resume)
 
-    def save_population(self, t: int, pop: Population, rng: np.random.Generator) -> None:
+    def save_population(self, t: int, pop: Population, rng: np.random.Generator,
+                        history: list[dict[str, Any]] | None = None) -> None:
         if self.grid_dir is not None and pop.label is not None:
             from renderers.digits.evaluation import save_grid
 
@@ -140,7 +141,7 @@ class GridCheckpointer(Checkpointer):
             save_grid(self.grid_dir / f"iteration_{t:02d}.png", pop.samples, pop.label, self.per_class,
                       rng=np.random.default_rng(t))
         if self.persist:
-            super().save_population(t, pop, rng)
+            super().save_population(t, pop, rng, history)
 
     def latest_population(self):
         return super().latest_population() if self.persist else None
