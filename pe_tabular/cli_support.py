@@ -98,6 +98,17 @@ def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
         print(text)
 
 
+def timing_record(wall_seconds: float, cpu_seconds: float | None = None) -> dict[str, Any]:
+    """Run time for a sidecar, labelled as what it is: it grows with the number of private records, and
+    no DP guarantee covers it (drop it before sharing outputs if that matters)."""
+    rec: dict[str, Any] = {"wall_seconds": round(float(wall_seconds), 1)}
+    if cpu_seconds is not None:
+        rec["cpu_seconds"] = round(float(cpu_seconds), 1)
+    rec["note"] = ("timing is not covered by the DP guarantee and grows with the number of private records; "
+                   "remove it before sharing if that matters")
+    return rec
+
+
 def check_writable_dir(directory: Path, flag: str, what: str) -> None:
     """Fail before any work when ``directory`` (the parent of an output) is missing or read-only."""
     if not directory.is_dir():

@@ -62,7 +62,8 @@ def test_cli_synth_evaluate_and_resume(mnist, tmp_path, monkeypatch):
     assert imgs.shape == (400, 28, 28) and labs.shape == (400,)
     assert (out / "train-images-idx3-ubyte.gz").exists() and (out / "grids" / "iteration_03.png").exists()
     run = json.loads((out / "run.json").read_text())
-    assert run["n_private"] == 1500 and len(run["history"]) == 3
+    assert "n_private" not in run and run["n_private_cap"] is None and len(run["history"]) == 3  # n is private
+    assert "1500" not in json.dumps({k: v for k, v in run.items() if k != "history"})
     # resume: every release is reused, nothing is charged twice
     assert main(argv + ["--resume"]) == 0
     led2 = Ledger.load(out / "ledger.json")

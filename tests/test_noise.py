@@ -110,3 +110,19 @@ def test_release_count_is_a_charged_noisy_count():
     assert abs(np.mean(draws) - 1000) < 4 * 50 / np.sqrt(400) and 40 < np.std(draws) < 60
     assert len({size_from_count(d) for d in draws}) > 50  # the size moves with the noise, not with n alone
     assert size_from_count(-30.0, minimum=10) == 10 and size_from_count(float("nan"), 5) == 5
+
+
+def test_released_values_are_snapped_to_a_public_grid():
+    """Mironov (2012): float noise leaks through its low-order bits; releases are rounded to a grid in (σ/2^13, σ/2^12]."""
+    from pe_tabular.privacy.release import snap
+
+    for sigma in (0.37, 3.7, 20.0):
+        led = Ledger(1e-5)
+        counts = np.full(50_000, 1 / np.sqrt(16)) * (np.arange(50_000) % 5)  # k-NN weights: not on any grid
+        noisy = ReleasePath(led, NoiseSource()).release(Spec("k", "t", sigma), counts)
+        grid = 2.0 ** (np.floor(np.log2(sigma)) - 12)
+        assert np.all(noisy / grid == np.round(noisy / grid))
+        assert sigma / 8192 < grid <= sigma / 4096
+        z = noisy - counts
+        assert abs(z.std() / sigma - 1) < 0.02  # rounding costs nothing measurable
+    assert np.array_equal(snap(np.array([0.123456]), 0.0), np.array([0.123456]))  # no privacy: untouched

@@ -8,7 +8,11 @@ tries, votes — releases through :meth:`ReleasePath.release`, which does, in th
 2. refuse, before any private data is read, a release the ledger's privacy filter cannot afford;
 3. compute the exact counts (the only step that reads private data);
 4. charge the ledger (the entry carries the histogram size, a public domain size);
-5. draw Gaussian noise from the CSPRNG-seeded source (rule 3) and add it;
+5. draw Gaussian noise from the CSPRNG-seeded source (rule 3), add it, and snap the sum to a grid of
+   2^(⌊log2 σ⌋ − 12) (:func:`snap`): float64 Gaussian samples do not cover the reals evenly, and
+   Mironov (CCS 2012) showed that the low-order bits of ``x + noise`` can reveal x; rounding to a
+   public grid far coarser than a float's resolution (and finer than σ/4096, so no quality cost) removes
+   that channel;
 6. save the noisy values to the checkpoint at once — they are a release, so a checkpoint holding them
    is as private as the output and no more.
 
@@ -28,6 +32,18 @@ from pe_tabular.privacy.ledger import BudgetExceeded, Ledger, Release
 from pe_tabular.privacy.noise import NoiseSource
 
 Counts = np.ndarray | Callable[[], np.ndarray]
+
+
+SNAP_BITS = 12  # the grid lies in (σ/2^13, σ/2^12] (a power of two, so its multiples are exact floats)
+
+
+def snap(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """Round released values to the power-of-two grid 2^(⌊log2 σ⌋ − SNAP_BITS) (a function of σ only,
+    so public); σ = 0 (no privacy) is left alone."""
+    if not sigma > 0 or not np.isfinite(sigma):
+        return noisy
+    grid = 2.0 ** (np.floor(np.log2(sigma)) - SNAP_BITS)
+    return np.round(noisy / grid) * grid
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,7 @@ class ReleasePath:
         exact = np.asarray(counts() if callable(counts) else counts, dtype=np.float64)
         size = exact.size if spec.size is None else spec.size
         rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta)
-        noisy = exact + self.noise.gaussian(exact.shape, spec.sigma, spec.stream)
+        noisy = snap(exact + self.noise.gaussian(exact.shape, spec.sigma, spec.stream), spec.sigma)
         if self.checkpoint is not None:
             self.checkpoint.save_release(spec.key, noisy, rel, self.ledger)
         return noisy, rel

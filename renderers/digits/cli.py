@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pe_tabular.checkpoint import input_fingerprint
-from pe_tabular.cli_support import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
+from pe_tabular.cli_support import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float, timing_record
 from pe_tabular.privacy.schedules import BUDGET_NAMES
 from renderers.digits.geometry import PLACEMENTS
 from renderers.digits.io import load_images, write_mnist, write_npz
@@ -82,8 +83,10 @@ def _synth(args: argparse.Namespace) -> int:
     from renderers.digits.evaluation import save_grid, save_json
 
     save_grid(out / "grids" / "final.png", res.images, res.labels, 16, rng=np.random.default_rng(0))
+    # never the number of private images (privacy rule 6): --n-private is recorded as the public cap it is
     summary = {"epsilon": res.ledger.epsilon, "delta": args.delta, "mu": res.ledger.mu, "n_images": len(res.labels),
-               "n_private": len(y), "wall_s": round(wall, 1), "files": files, "ledger": str(out / "ledger.json"),
+               "n_private_cap": args.n_private or None, "timing": timing_record(wall), "files": files,
+               "ledger": str(out / "ledger.json"),
                "label_shares": res.label_shares, "config": asdict(cfg), "seed": args.seed, "history": res.history}
     save_json(out / "run.json", summary)
     emit(args, {k: v for k, v in summary.items() if k != "history"},
@@ -135,9 +138,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     rec = evaluate(images, labels, test, real_train=real_train, seed=args.seed, threads=args.threads,
                    log_fn=None if args.quiet else (lambda m: log.info(m)))
     rec["synthetic"] = str(args.dir)
+    rec["reads_real_data"] = ("computed from the REAL images of --real (the test set, and the training set for the "
+                              "FD): keep this file with the private data, not with the synthetic set you share")
     d = Path(args.dir)
     if d.is_dir():
         save_json(d / "evaluation.json", rec)
+        if not (args.quiet or args.json):
+            print(f"pe-tabular: wrote {d / 'evaluation.json'}; it is computed from the REAL data of --real: remove "
+                  "it before sharing the synthetic folder", file=sys.stderr)
     fd = f", FD {rec['fd']:.2f} (own feature net; not Inception FID)" if "fd" in rec else ""
     text = f"accuracy on the real test set: {rec['acc']:.4f}{fd}"
     if report is not None:

@@ -166,7 +166,7 @@ def synthesize(private_images: np.ndarray, private_labels: np.ndarray, epsilon: 
         raise ConfigError(f"final_degree must be in [0, 1], got {cfg.final_degree}")
     y = np.asarray(private_labels, dtype=np.int64)
     if len(y) != len(private_images):
-        raise ConfigError(f"{len(private_images)} private images but {len(y)} labels")
+        raise ConfigError("the private images and labels differ in number; give one label per image")
     if np.any((y < 0) | (y > 9)):
         raise ConfigError("private labels must be digits 0-9")
     backend = make_backend(cfg.renderer, cfg.placement)
