@@ -113,7 +113,8 @@ def test_release_count_is_a_charged_noisy_count():
 
 
 def test_released_values_are_snapped_to_a_public_grid():
-    """Mironov (2012): float noise leaks through its low-order bits; releases are rounded to a grid in (σ/2^13, σ/2^12]."""
+    """Mironov (2012): float noise leaks through its low-order bits; releases are rounded to a public grid
+    in (σ/2^13, σ/2^12]."""
     from pe_tabular.privacy.release import snap
 
     for sigma in (0.37, 3.7, 20.0):
