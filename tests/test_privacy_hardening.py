@@ -101,3 +101,81 @@ def test_resumed_adaptive_run_makes_the_same_choices(tmp_path: Path, monkeypatch
     resumed = run(Checkpointer(tmp_path / "ck", resume=True), resume=True)
     assert [r.sigma for r in resumed.ledger.releases] == pytest.approx([r.sigma for r in whole.ledger.releases])
     assert [h["iteration"] for h in resumed.history] == [h["iteration"] for h in whole.history]
+
+
+# -- whole-pipeline audit: D vs D minus one unit through the real CLI -------------------------------------
+def _rare_class_data(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(1)
+    rows = [(int(rng.integers(18, 90)), "common") for _ in range(300)]
+    d1 = tmp_path / "d_minus.csv"
+    d1.write_text(_csv(rows))
+    d = tmp_path / "d.csv"
+    d.write_text(_csv([*rows, (44, "rare")]))  # D = D' + one row, the only holder of its class
+    # public label shares: the candidate allocation is then public too, so the old crash was deterministic
+    (tmp_path / "s.json").write_text(json.dumps({**SCHEMA, "label_shares": {"common": 0.99, "other": 0.005,
+                                                                            "rare": 0.005}}))
+    return d, d1
+
+
+def _tables_argv(schema: Path):
+    def argv(data: Path, out: Path) -> list[str]:
+        return ["synth", str(data), "--schema", str(schema), "--out", str(out / "synth.csv"), "--population", "200",
+                "--iterations", "2", "--voter", "numpy", "--samples", "150", "--seed", "0"]
+    return argv
+
+
+def test_pipeline_audit_passes_the_tables_cli_and_catches_a_crash_on_a_rare_class(tmp_path, monkeypatch):
+    from pe_tabular import evolution
+    from pe_tabular.pipeline_audit import audit_cli
+
+    d, d1 = _rare_class_data(tmp_path)
+    ok = audit_cli("tables synth", "correct", main, _tables_argv(tmp_path / "s.json"), d, d1, tmp_path / "w",
+                   repeats=2)
+    assert not ok.violation, ok.leaks
+    assert "rows:synth.csv" not in ok.leaks and ok.public > 0
+    # the behaviour before the fix: 2 candidates per class, and a check that looked at the private labels
+    real_allocate = evolution.allocate
+    monkeypatch.setattr(evolution, "allocate", lambda n, shares, minimum=2: real_allocate(n, shares, 2))
+
+    def old_check(nearest_fn, private, candidates, metric, k, private_labels, candidate_labels, **kw):
+        if private_labels is not None:
+            for lab in np.unique(private_labels):
+                if (candidate_labels == lab).sum() < k:
+                    raise ValueError(f"class {lab!r} has fewer than k={k} candidates")
+        out = np.zeros((len(private), k), np.int64)
+        return out
+
+    monkeypatch.setattr(evolution, "class_conditional_nearest", old_check)
+    broken = audit_cli("tables synth", "BROKEN: 2 candidates per class", main, _tables_argv(tmp_path / "s.json"),
+                       d, d1, tmp_path / "w", repeats=2)
+    assert broken.violation and "exit_code" in broken.leaks
+
+
+def test_pipeline_audit_catches_an_exact_count_in_a_sidecar(tmp_path):
+    from pe_tabular.pipeline_audit import compare
+
+    honest = [{"json:run.json.n_images": 400, "json:run.json.noisy_n": v} for v in (1000.4, 1003.9)]
+    honest1 = [{"json:run.json.n_images": 400, "json:run.json.noisy_n": v} for v in (997.2, 1001.0)]
+    assert not compare("x", "ok", honest, honest1).violation
+    leaky = [{**o, "json:run.json.n_private": 1000} for o in honest]
+    leaky1 = [{**o, "json:run.json.n_private": 999} for o in honest1]
+    res = compare("x", "broken", leaky, leaky1)
+    assert list(res.leaks) == ["json:run.json.n_private"] and "json:run.json.noisy_n" in res.noisy
+
+
+def test_pipeline_audit_passes_the_digits_cli(tmp_path):
+    from pe_tabular.pipeline_audit import audit_cli
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (61, 28, 28)).astype(np.uint8)
+    labs = np.arange(61) % 10
+    np.savez(tmp_path / "d.npz", images=imgs, labels=labs)
+    np.savez(tmp_path / "d1.npz", images=imgs[:60], labels=labs[:60])
+
+    def argv(data: Path, out: Path) -> list[str]:
+        return ["digits", "synth", "--private", str(data), "--epsilon", "2", "--out", str(out / "run"),
+                "--population", "100", "--iterations", "2", "--n-out", "100", "--seed", "0", "--voter", "numpy"]
+
+    res = audit_cli("digits synth", "correct", main, argv, tmp_path / "d.npz", tmp_path / "d1.npz", tmp_path / "w",
+                    repeats=2, ignore=lambda k: "timing" in k)
+    assert not res.violation, res.leaks
