@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 unexpected internal error; 2 bad usage or bad input (the message names the
 flag, column or row and the fix); 3 privacy budget/accounting error; 130 interrupted (the run can be
-continued with --resume when --checkpoint was given).
+continued with --resume when --checkpoint was given; SIGTERM is handled the same way).
 
 Every command group (tables, traces, digits) belongs to a wing and is imported lazily: each
 module named in ``_PLUGINS`` exposes ``add_parser(subparsers)``.
@@ -13,8 +13,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from pe_tabular.cli_support import (
     EXIT_INTERRUPTED,
@@ -84,12 +89,29 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it unwinds like Ctrl-C (atomic writes clean up)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
+    # default: warnings and errors only (progress bars and the summary say the rest); -v adds INFO and DEBUG
     level = logging.ERROR if getattr(args, "quiet", False) else (
-        logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING)
+    root = logging.getLogger()
+    saved_logging = (root.level, list(root.handlers))  # restored on return: main() leaves no global state behind
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    if getattr(args, "epsilon", None) == math.inf:
+        print("pe-tabular: WARNING: --epsilon inf adds no noise: the output is NOT differentially private (use it "
+              "only to measure what noise costs)", file=sys.stderr)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except AccountingError as e:
@@ -109,9 +131,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pe-tabular: error: {e.strerror or e} ({e.filename or 'output'}); free space or choose another "
               "--out; nothing was left half-written", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("pe-tabular: interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        ck = getattr(args, "checkpoint", None)
+        hint = (f"; rerun with --resume --checkpoint {ck} to continue from the last release"
+                if ck and Path(ck).is_dir() and any(Path(ck).iterdir()) else "; nothing was left half-written")
+        print(f"pe-tabular: {what}{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        root.setLevel(saved_logging[0])
+        for h in saved_logging[1]:
+            root.addHandler(h)
 
 
 if __name__ == "__main__":

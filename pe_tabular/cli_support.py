@@ -133,6 +133,28 @@ def check_html_out(path: str | os.PathLike, flag: str = "--out") -> Path:
     return check_out_file(path, flag, (".html", ".htm"), "an HTML file")
 
 
+def refuse_overwriting_inputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None],
+                              flag: str = "--out") -> None:
+    """Refuse, before any work, an output that IS an input — the same path after resolving symlinks and
+    relative parts, or the same file through a hard link — or that lies inside an input folder: writing
+    it would destroy the (private) input with nothing to recover it from."""
+    ins = [Path(i) for i in inputs if i is not None and Path(i).exists()]
+    for out in outputs:
+        if out is None:
+            continue
+        o = Path(out)
+        o_res = o.resolve()
+        for i in ins:
+            i_res = i.resolve()
+            if i.is_dir():
+                if o_res == i_res or i_res in o_res.parents:
+                    raise UsageError(f"{flag} {o} lies in the input folder {i}; write outputs somewhere else so the "
+                                     f"input is never touched")
+            elif o_res == i_res or (o.exists() and os.path.samefile(o, i)):
+                raise UsageError(f"{flag} {o} is the input file {i}; writing it would destroy the input: choose "
+                                 f"another {flag}")
+
+
 def read_json(path: str | os.PathLike, flag: str) -> Any:
     """A JSON sidecar (ledger, history, run settings); errors name the flag and the file."""
     p = Path(path)

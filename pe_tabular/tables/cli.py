@@ -22,6 +22,7 @@ from pe_tabular.cli_support import (
     epsilon_arg,
     positive_float,
     positive_int,
+    refuse_overwriting_inputs,
 )
 from pe_tabular.io_utils import atomic_write_json
 from pe_tabular.privacy.accountant import gdp_mu
@@ -108,6 +109,8 @@ def _vote_fn(args: argparse.Namespace) -> Any:
 
 def _synth(args: argparse.Namespace) -> int:
     out = check_out(args.out)
+    refuse_overwriting_inputs([out, out.with_suffix(".privacy.json"), Path(f"{out.with_suffix('')}.report.html")],
+                              [args.data, args.schema])
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
     schema = Schema.load(args.schema)
@@ -150,6 +153,7 @@ def _parse_types(s: str | None, columns: list[str]) -> dict[str, str]:
 
 
 def _schema_infer(args: argparse.Namespace) -> int:
+    refuse_overwriting_inputs([args.out], [args.data])
     df = read_table(args.data)
     if args.dp_epsilon is not None:
         from pe_tabular.privacy.noise import noise_source

@@ -22,6 +22,7 @@ from pe_tabular.cli_support import (
     emit,
     read_history,
     read_json,
+    refuse_overwriting_inputs,
 )
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def _report(args: argparse.Namespace) -> int:
     from pe_tabular.tables.schema import Schema, validate
 
     out = check_html_out(args.out)
+    refuse_overwriting_inputs([out], [args.real, args.synth, args.schema, args.test, args.ledger, args.history])
     schema = Schema.load(args.schema)
     ledger = load_ledger(args)
     history = read_history(args.history)

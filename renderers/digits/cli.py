@@ -18,13 +18,23 @@ from pathlib import Path
 import numpy as np
 
 from pe_tabular.checkpoint import input_fingerprint
-from pe_tabular.cli_support import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float, timing_record
+from pe_tabular.cli_support import (
+    EXIT_OK,
+    Formatter,
+    UsageError,
+    add_common,
+    emit,
+    positive_float,
+    refuse_overwriting_inputs,
+    timing_record,
+)
 from pe_tabular.privacy.schedules import BUDGET_NAMES
 from renderers.digits.geometry import PLACEMENTS
 from renderers.digits.io import load_images, write_mnist, write_npz
 from renderers.digits.synth import RENDERERS, DigitsConfig, GridCheckpointer, render_baseline, synthesize
 
 log = logging.getLogger("pe_tabular.digits")
+OUTPUT_FILES = ("synthetic.npz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "ledger.json", "run.json")
 _D = DigitsConfig()
 
 
@@ -55,10 +65,12 @@ def _config(args: argparse.Namespace) -> DigitsConfig:
 
 def _synth(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    out = Path(args.out)
+    # never write into the private data's folder, nor over a private file in the output folder
+    refuse_overwriting_inputs([out, *(out / f for f in OUTPUT_FILES)], [args.private])
     x, y = load_images(args.private)
     if args.n_private:
         x, y = x[:args.n_private], y[:args.n_private]
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR (the folder of the interrupted run)")

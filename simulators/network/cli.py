@@ -70,7 +70,7 @@ def _progress(quiet: bool) -> Any:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from pe_tabular.cli_support import UsageError, emit
+    from pe_tabular.cli_support import UsageError, emit, refuse_overwriting_inputs
     from simulators.network.dp_priors import PriorShares
     from simulators.network.io import (
         packets_to_flows,
@@ -86,6 +86,7 @@ def _synth(args: argparse.Namespace) -> int:
     src, out = Path(args.input), Path(args.out)
     if not src.exists():
         raise FileNotFoundError(f"input {src} does not exist")
+    refuse_overwriting_inputs([out, Path(f"{out}.privacy.json"), Path(f"{out}.history.json"), args.report], [src])
     if args.time_window is None:
         raise UsageError("--time-window START END is required: give the trace's public time range (epoch seconds "
                          "or ISO 8601), e.g. the capture's documented period; it is never read from the private data")

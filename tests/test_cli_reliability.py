@@ -1,0 +1,152 @@
+"""Reliability of the command line: it never destroys or silently changes data (through the real entry point)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pe_tabular.cli import main
+from pe_tabular.io_utils import TMP_SUFFIX, atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def adult_files(tmp_path: Path) -> tuple[Path, Path]:
+    from pe_tabular.tables.datasets import adult_schema, load_adult
+
+    data = tmp_path / "adult.csv"
+    load_adult("train").head(400).to_csv(data, index=False)
+    adult_schema().save(tmp_path / "schema.json")
+    return data, tmp_path / "schema.json"
+
+
+def _rc(argv: list[str], capsys) -> tuple[int, str]:
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = int(e.code)
+    return rc, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["same path", "relative path", "symlink", "hard link"])
+def test_synth_refuses_to_overwrite_its_input(adult_files, tmp_path, how, capsys, monkeypatch):
+    data, schema = adult_files
+    before = data.read_bytes()
+    if how == "same path":
+        out = str(data)
+    elif how == "relative path":
+        monkeypatch.chdir(tmp_path)
+        os.mkdir("sub")
+        out = "sub/../adult.csv"
+    elif how == "symlink":
+        os.symlink(data, tmp_path / "link.csv")
+        out = str(tmp_path / "link.csv")
+    else:
+        os.link(data, tmp_path / "hard.csv")
+        out = str(tmp_path / "hard.csv")
+    rc, err = _rc(["synth", str(data), "--schema", str(schema), "--out", out, "-q"], capsys)
+    assert rc == 2 and "input" in err and "--out" in err
+    assert data.read_bytes() == before
+
+
+def test_schema_infer_and_traces_refuse_to_overwrite_their_input(adult_files, tmp_path, capsys):
+    data, _ = adult_files
+    before = data.read_bytes()
+    rc, err = _rc(["schema", "infer", str(data), "--out", str(data), "-q"], capsys)
+    assert rc == 2 and "input" in err and data.read_bytes() == before
+    flows = tmp_path / "flows.csv"
+    flows.write_text("srcip,dstip,srcport,dstport,proto,ts,td,pkt,byt\n167772161,167772162,40000,80,TCP,0,0.1,3,300\n")
+    fb = flows.read_bytes()
+    rc, err = _rc(["traces", "synth", str(flows), "--epsilon", "1", "--time-window", "0", "10", "--out", str(flows),
+                   "-q"], capsys)
+    assert rc == 2 and "input" in err and flows.read_bytes() == fb
+
+
+def test_digits_never_writes_into_the_private_folder(tmp_path, capsys):
+    from renderers.digits.io import write_mnist
+
+    priv = tmp_path / "mnist"
+    priv.mkdir()
+    write_mnist(priv, np.zeros((20, 28, 28), np.uint8), np.arange(20) % 10, "train")  # an IDX folder
+    before = {p.name: p.read_bytes() for p in priv.iterdir()}
+    for out in (priv, priv / "sub"):  # into the private folder, or below it
+        rc, err = _rc(["digits", "synth", "--private", str(priv), "--epsilon", "1", "--out", str(out),
+                       "--format", "both", "-q"], capsys)
+        assert rc == 2 and "input folder" in err
+    npz = tmp_path / "run" / "synthetic.npz"  # a private .npz where synth would write its own synthetic.npz
+    npz.parent.mkdir()
+    np.savez(npz, images=np.zeros((20, 28, 28), np.uint8), labels=np.arange(20) % 10)
+    rc, err = _rc(["digits", "synth", "--private", str(npz), "--epsilon", "1", "--out", str(npz.parent), "-q"], capsys)
+    assert rc == 2 and "input file" in err
+    assert {p.name: p.read_bytes() for p in priv.iterdir()} == before
+
+
+def test_epsilon_inf_warns_that_the_output_is_not_private(adult_files, tmp_path, capsys):
+    data, schema = adult_files
+    rc, err = _rc(["synth", str(data), "--schema", str(schema), "--out", str(tmp_path / "o.csv"), "--epsilon", "inf",
+                   "--population", "100", "--iterations", "1", "--k", "2", "--voter", "numpy", "--samples", "50"],
+                  capsys)
+    assert rc == 0 and "NOT differentially private" in err
+
+
+def test_default_verbosity_shows_no_info_lines_and_quiet_shows_nothing(adult_files, tmp_path, capsys):
+    data, schema = adult_files
+    argv = ["synth", str(data), "--schema", str(schema), "--population", "100", "--iterations", "1", "--k", "2",
+            "--samples", "50"]
+    rc, err = _rc([*argv, "--out", str(tmp_path / "a.csv")], capsys)
+    assert rc == 0 and "INFO" not in err
+    rc, err = _rc([*argv, "--out", str(tmp_path / "b.csv"), "-q"], capsys)
+    assert rc == 0 and err == ""
+
+
+def test_a_killed_write_leaves_a_temporary_that_the_next_write_removes(tmp_path):
+    target = tmp_path / "synth.csv"
+    stale = tmp_path / f".synth.csv.abc123{TMP_SUFFIX}"
+    stale.write_text("half a file")
+    other = tmp_path / f".other.csv.abc123{TMP_SUFFIX}"  # another output's temporary: not ours to remove
+    other.write_text("x")
+    atomic_write_text(target, "a,b\n1,2\n")
+    assert target.read_text() == "a,b\n1,2\n" and not stale.exists() and other.exists()
+
+
+@pytest.mark.parametrize("sig, word", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_sigint_and_sigterm_exit_130_with_a_message_and_no_partial_output(adult_files, tmp_path, sig, word):
+    data, schema = adult_files
+    big = tmp_path / "big.csv"
+    import pandas as pd
+
+    pd.concat([pd.read_csv(data)] * 40).to_csv(big, index=False)
+    out = tmp_path / "o.csv"
+    ck = tmp_path / "ck"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "pe_tabular.cli", "synth", str(big), "--schema", str(schema),
+                             "--out", str(out), "--checkpoint", str(ck), "--population", "3000", "--iterations", "4",
+                             "--voter", "numpy", "-q"], stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(ck.glob("release_*.npz")):  # wait until a release exists
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err
+    assert word in err and "--resume" in err
+    assert not out.exists() and not list(tmp_path.glob(f".*{TMP_SUFFIX}"))
+
+
+def test_resume_hint_only_when_a_checkpoint_exists(adult_files, tmp_path, monkeypatch, capsys):
+    data, schema = adult_files
+    from pe_tabular.tables import synthesizer
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthesizer.PESynthesizer, "fit", interrupted)
+    rc, err = _rc(["synth", str(data), "--schema", str(schema), "--out", str(tmp_path / "o.csv")], capsys)
+    assert rc == 130 and "--resume" not in err and "interrupted" in err
