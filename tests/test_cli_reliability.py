@@ -150,3 +150,43 @@ def test_resume_hint_only_when_a_checkpoint_exists(adult_files, tmp_path, monkey
     monkeypatch.setattr(synthesizer.PESynthesizer, "fit", interrupted)
     rc, err = _rc(["synth", str(data), "--schema", str(schema), "--out", str(tmp_path / "o.csv")], capsys)
     assert rc == 130 and "--resume" not in err and "interrupted" in err
+
+
+def test_inputs_people_have_latin1_gzip_and_parquet(tmp_path, capsys):
+    import gzip
+    import json
+
+    schema = {"columns": [{"name": "city", "type": "categorical", "categories": ["Köln", "Málaga"]},
+                          {"name": "n", "type": "integer", "lower": 0, "upper": 9}]}
+    (tmp_path / "s.json").write_text(json.dumps(schema))
+    rows = "city,n\n" + "".join(f"{'Köln' if i % 3 else 'Málaga'},{i % 10}\n" for i in range(120))
+    (tmp_path / "l1.csv").write_bytes(rows.encode("latin-1"))
+    with gzip.open(tmp_path / "d.csv.gz", "wt", encoding="utf-8") as f:
+        f.write(rows)
+    tiny = ["--population", "60", "--iterations", "1", "--k", "2", "--voter", "numpy", "--samples", "20", "-q"]
+    rc, err = _rc(["synth", str(tmp_path / "l1.csv"), "--schema", str(tmp_path / "s.json"), "--out",
+                   str(tmp_path / "a.csv"), *tiny], capsys)
+    assert rc == 2 and "--encoding" in err and "l1.csv" in err and "0x" not in err
+    rc, err = _rc(["synth", str(tmp_path / "l1.csv"), "--encoding", "latin-1", "--schema", str(tmp_path / "s.json"),
+                   "--out", str(tmp_path / "a.csv"), *tiny], capsys)
+    assert rc == 0, err
+    rc, err = _rc(["synth", str(tmp_path / "d.csv.gz"), "--schema", str(tmp_path / "s.json"), "--out",
+                   str(tmp_path / "b.parquet"), *tiny], capsys)
+    assert rc == 0, err
+    whole = (tmp_path / "b.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(whole[: len(whole) // 2])
+    rc, err = _rc(["synth", str(tmp_path / "cut.parquet"), "--schema", str(tmp_path / "s.json"), "--out",
+                   str(tmp_path / "c.csv"), *tiny], capsys)
+    assert rc == 2 and "cut.parquet" in err and "Parquet" in err and "<Buffer>" not in err
+
+
+def test_a_malformed_csv_error_names_no_row(tmp_path, capsys):
+    import json
+
+    (tmp_path / "s.json").write_text(json.dumps({"columns": [{"name": "a", "type": "integer", "lower": 0,
+                                                              "upper": 9}]}))
+    (tmp_path / "bad.csv").write_text("a\n1\n2\n3,4,5\n")
+    rc, err = _rc(["synth", str(tmp_path / "bad.csv"), "--schema", str(tmp_path / "s.json"), "--out",
+                   str(tmp_path / "o.csv"), "-q"], capsys)
+    assert rc == 2 and "bad.csv" in err and "well-formed" in err
+    assert "line" not in err and "3" not in err.replace("bad.csv", "")

@@ -42,6 +42,10 @@ def _int_list(s: str) -> int | list[int]:
     return vals[0] if len(vals) == 1 else vals
 
 
+def add_encoding_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encoding", default="utf-8", help="text encoding of CSV inputs (e.g. latin-1, cp1252)")
+
+
 def add_privacy_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epsilon", type=epsilon_arg(), default=1.0, help="total privacy budget ('inf' = no noise)")
     p.add_argument("--delta", type=delta_arg, default=1e-5)
@@ -114,7 +118,7 @@ def _synth(args: argparse.Namespace) -> int:
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
     schema = Schema.load(args.schema)
-    df = read_table(args.data)
+    df = read_table(args.data, encoding=args.encoding)
     t0 = time.time()
     syn, synth = run_synth(df, schema, args, args.quiet or args.json)
     write_table(synth, out)
@@ -154,7 +158,7 @@ def _parse_types(s: str | None, columns: list[str]) -> dict[str, str]:
 
 def _schema_infer(args: argparse.Namespace) -> int:
     refuse_overwriting_inputs([args.out], [args.data])
-    df = read_table(args.data)
+    df = read_table(args.data, encoding=args.encoding)
     if args.dp_epsilon is not None:
         from pe_tabular.privacy.noise import noise_source
         from pe_tabular.tables.schema_dp import infer_dp
@@ -185,9 +189,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from pe_tabular.tables.schema import validate
 
     schema = Schema.load(args.schema)
-    real = validate(read_table(args.real, "REAL"), schema, "drop")
-    synth = validate(read_table(args.synth, "SYNTH"), schema, "drop")
-    test = validate(read_table(args.test, "--test"), schema, "drop") if args.test else None
+    real = validate(read_table(args.real, "REAL", args.encoding), schema, "drop")
+    synth = validate(read_table(args.synth, "SYNTH", args.encoding), schema, "drop")
+    test = validate(read_table(args.test, "--test", args.encoding), schema, "drop") if args.test else None
     target = args.target or schema.label
     if test is not None and target is None:
         raise UsageError("--test needs --target COLUMN (or a schema with a label)")
@@ -265,7 +269,8 @@ def add_parser(sub: Any) -> None:
                        epilog="examples:\n  pe-tabular synth adult.csv --schema s.json --epsilon 1 --out synth.csv\n"
                               "  pe-tabular synth data.parquet --schema s.json --checkpoint ck --out s.parquet\n"
                               "  pe-tabular synth data.csv --schema s.json --checkpoint ck --resume --out s.csv")
-    p.add_argument("data", help="private table (.csv or .parquet)")
+    p.add_argument("data", help="private table (.csv, .csv.gz or .parquet)")
+    add_encoding_flag(p)
     p.add_argument("--schema", required=True, help="public schema (JSON/YAML; see `pe-tabular schema infer`)")
     p.add_argument("--out", required=True, help="synthetic table (.csv or .parquet); OUT.privacy.json beside it")
     add_privacy_flags(p)
@@ -297,6 +302,7 @@ def add_parser(sub: Any) -> None:
                       epilog="examples:\n  pe-tabular schema infer public.csv --label income --out schema.json\n"
                              "  pe-tabular schema infer private.csv --dp-epsilon 0.1 --types a=integer,b=categorical")
     i.add_argument("data")
+    add_encoding_flag(i)
     i.add_argument("--out", help="write here instead of stdout")
     i.add_argument("--label")
     i.add_argument("--dp-epsilon", type=positive_float("--dp-epsilon"), help="estimate from PRIVATE data with DP")
@@ -310,6 +316,7 @@ def add_parser(sub: Any) -> None:
                               "  pe-tabular evaluate real.csv synth.csv --schema s.json --test t.csv --target y --json")
     e.add_argument("real")
     e.add_argument("synth")
+    add_encoding_flag(e)
     e.add_argument("--schema", required=True)
     e.add_argument("--test")
     e.add_argument("--target")

@@ -51,7 +51,7 @@ def _report(args: argparse.Namespace) -> int:
     ledger = load_ledger(args)
     history = read_history(args.history)
     def load(path: str, flag: str) -> Any:
-        raw = read_table(path, flag)
+        raw = read_table(path, flag, args.encoding)
         df = validate(raw, schema, "drop")
         if len(df) < len(raw):
             log.warning("%s %s: %d of %d rows do not fit the schema and are left out of the report", flag, path,
@@ -99,6 +99,7 @@ def add_parser(sub: Any) -> None:
                "`pe-tabular demo` write the same report directly (with the evolution curves).")
     p.add_argument("real", help="the real (private) training table, .csv or .parquet")
     p.add_argument("synth", help="the synthetic table, .csv or .parquet")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of CSV inputs (e.g. latin-1)")
     p.add_argument("--schema", required=True, help="the public schema the synthetic data was made with")
     p.add_argument("--test", help="a real holdout table: enables TSTR and the distance-to-closest-record check")
     p.add_argument("--target", help="class column for TSTR (default: the schema's label)")

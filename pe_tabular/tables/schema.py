@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.io_utils import atomic_write_text
+from pe_tabular.tables.errors import SchemaError
+from pe_tabular.tables.schema_file import check_schema_dict
 
 CATEGORICAL_TYPES = {"categorical", "boolean", "protocol", "tcp_flags"}
 NUMERIC_TYPES = {"integer", "float", "datetime", "port", "timestamp", "duration", "count", "ipv4"}
@@ -24,8 +26,6 @@ TYPES = CATEGORICAL_TYPES | NUMERIC_TYPES
 INTEGER_TYPES = {"integer", "port", "count", "ipv4", "timestamp"}
 
 
-class SchemaError(ValueError):
-    """A malformed schema; the message names the column and the fix."""
 
 
 class ValidationError(ValueError):
@@ -151,8 +151,7 @@ class Schema:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Schema:
-        if not isinstance(d, dict) or "columns" not in d:
-            raise SchemaError("a schema must be a mapping with a 'columns' list")
+        check_schema_dict(d)  # the declared shape first: errors name the column and field
         extra = set(d) - {"columns", "label", "label_shares", "description", "dp_cost", "meta"}
         if extra:
             raise SchemaError(f"unknown top-level schema keys {sorted(extra)}")
