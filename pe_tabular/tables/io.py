@@ -10,7 +10,6 @@ from pe_tabular.cli_support import UsageError, check_out_file
 from pe_tabular.io_utils import atomic_write
 from pe_tabular.tables.schema import Schema
 
-
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".parquet")
 
 
