@@ -136,7 +136,8 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=6),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                     lambda inner: (st.lists(inner, max_size=3)
+                                    | st.dictionaries(st.text(max_size=6), inner, max_size=3)),
                      max_leaves=8)
 _FIELDS = ["name", "type", "categories", "lower", "upper", "rounding", "special_values", "scale", "nullable", "weight",
            "description"]
@@ -161,7 +162,8 @@ def test_any_schema_file_loads_or_fails_with_a_schema_error(d):
     ([1, 2], "column #0: must be a mapping"),
     ([{"name": "x", "type": "float", "lower": 0, "upper": 1, "rounding": "x"}], "column 'x': field 'rounding' must be"),
     ([{"name": "x", "type": "float", "lower": "one", "upper": 1}], "column 'x': field 'lower' must be a finite number"),
-    ([{"name": "c", "type": "categorical", "categories": "cauc"}], "column 'c': field 'categories' must be a non-empty"),
+    ([{"name": "c", "type": "categorical", "categories": "cauc"}],
+     "column 'c': field 'categories' must be a non-empty"),
     ([{"name": "c", "type": "categorical", "categories": ["a"], "nullable": "maybe"}],
      "column 'c': field 'nullable' must be true or false"),
     ([{"name": "d", "type": "datetime", "lower": "2016-13-45", "upper": "2017-01-01"}], "field 'lower' must be an ISO"),
