@@ -86,7 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
             importlib.import_module(module).add_parser(sub)
         except ImportError as e:  # an optional domain whose extra is not installed
             log.debug("command group %s unavailable: %s", name, e)
+    _show_defaults(ap)
     return ap
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option with a default says it in --help, in every wing: argparse prints nothing (not even the
+    default) for an option without help text, so such options get one."""
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for sp in a.choices.values():
+                _show_defaults(sp)
+        elif a.option_strings and not a.help and a.default not in (None, False, argparse.SUPPRESS):
+            a.help = "(default: %(default)s)"
 
 
 class Terminated(KeyboardInterrupt):

@@ -190,3 +190,30 @@ def test_a_malformed_csv_error_names_no_row(tmp_path, capsys):
                    str(tmp_path / "o.csv"), "-q"], capsys)
     assert rc == 2 and "bad.csv" in err and "well-formed" in err
     assert "line" not in err and "3" not in err.replace("bad.csv", "")
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    import argparse
+
+    from pe_tabular.cli import build_parser
+
+    def options(p, path):
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sp in a.choices.items():
+                    yield from options(sp, [*path, name])
+            elif a.option_strings and a.default not in (None, False, argparse.SUPPRESS) and a.dest != "help":
+                yield " ".join(path), p, a
+
+    seen = 0
+    for cmd, parser, action in options(build_parser(), []):
+        text = parser.format_help()
+        text = text[text.index("options:"):]
+        start = max(text.find(f"  {o} ") for o in action.option_strings)
+        start = start if start >= 0 else max(text.find(f"  {o}\n") for o in action.option_strings)
+        block = text[start:]
+        nxt = block.find("\n  -", 2)
+        block = block[: nxt if nxt > 0 else len(block)]
+        assert "default" in block, f"{cmd} {action.option_strings[-1]}: --help does not show its default"
+        seen += 1
+    assert seen > 40
