@@ -98,6 +98,16 @@ def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
         print(text)
 
 
+def ledger_path(output: str | os.PathLike) -> Path:
+    """The privacy ledger of an output, in every wing: ``NAME.privacy.json`` beside ``NAME.csv`` /
+    ``NAME.parquet`` / ``NAME.npz`` / ``NAME.pcap`` (compression suffixes such as ``.gz`` are dropped too)."""
+    p = Path(output)
+    stem = p.name
+    for sfx in (".gz", ".bz2", ".xz"):
+        stem = stem.removesuffix(sfx)
+    return p.with_name(Path(stem).stem + ".privacy.json")
+
+
 def timing_record(wall_seconds: float, cpu_seconds: float | None = None) -> dict[str, Any]:
     """Run time for a sidecar, labelled as what it is: it grows with the number of private records, and
     no DP guarantee covers it (drop it before sharing outputs if that matters)."""

@@ -217,3 +217,12 @@ def test_every_option_with_a_default_shows_it_in_help():
         assert "default" in block, f"{cmd} {action.option_strings[-1]}: --help does not show its default"
         seen += 1
     assert seen > 40
+
+
+def test_one_ledger_naming_in_every_wing():
+    from pe_tabular.cli_support import ledger_path
+
+    assert ledger_path("out/synth.csv").name == "synth.privacy.json"
+    assert ledger_path("out/synth.parquet").name == "synth.privacy.json"
+    assert ledger_path("out/flows.csv.gz").name == "flows.privacy.json"
+    assert ledger_path("run/synthetic.npz") == Path("run/synthetic.privacy.json")

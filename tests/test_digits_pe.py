@@ -56,7 +56,7 @@ def test_cli_synth_evaluate_and_resume(mnist, tmp_path, monkeypatch):
             "--out", str(out), "--population", "200", "--iterations", "3", "--n-out", "400", "--renderer", "mix",
             "--checkpoint", str(ck), "--format", "both", "-q"]
     assert main(argv) == 0
-    led = Ledger.load(out / "ledger.json")
+    led = Ledger.load(out / "synthetic.privacy.json")
     assert led.epsilon <= 5 + 1e-6 and len(led.releases) == 4  # label histogram + 3 votes
     imgs, labs = read_npz(out / "synthetic.npz")
     assert imgs.shape == (400, 28, 28) and labs.shape == (400,)
@@ -66,7 +66,7 @@ def test_cli_synth_evaluate_and_resume(mnist, tmp_path, monkeypatch):
     assert "1500" not in json.dumps({k: v for k, v in run.items() if k != "history"})
     # resume: every release is reused, nothing is charged twice
     assert main(argv + ["--resume"]) == 0
-    led2 = Ledger.load(out / "ledger.json")
+    led2 = Ledger.load(out / "synthetic.privacy.json")
     assert [r.sigma for r in led2.releases] == [r.sigma for r in led.releases]
     # resume without --checkpoint is a usage error naming the flag
     assert main([a for a in argv if a not in (str(ck), "--checkpoint")] + ["--resume"]) == 2

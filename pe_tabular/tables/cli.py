@@ -20,6 +20,7 @@ from pe_tabular.cli_support import (
     delta_arg,
     emit,
     epsilon_arg,
+    ledger_path,
     positive_float,
     positive_int,
     refuse_overwriting_inputs,
@@ -113,7 +114,7 @@ def _vote_fn(args: argparse.Namespace) -> Any:
 
 def _synth(args: argparse.Namespace) -> int:
     out = check_out(args.out)
-    refuse_overwriting_inputs([out, out.with_suffix(".privacy.json"), Path(f"{out.with_suffix('')}.report.html")],
+    refuse_overwriting_inputs([out, ledger_path(out), Path(f"{out.with_suffix('')}.report.html")],
                               [args.data, args.schema])
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
@@ -122,7 +123,7 @@ def _synth(args: argparse.Namespace) -> int:
     t0 = time.time()
     syn, synth = run_synth(df, schema, args, args.quiet or args.json)
     write_table(synth, out)
-    privacy_path = out.with_suffix(".privacy.json")
+    privacy_path = ledger_path(out)
     report = syn.privacy_report()
     report["wall_seconds"] = time.time() - t0
     atomic_write_json(privacy_path, report)

@@ -24,6 +24,7 @@ from pe_tabular.cli_support import (
     UsageError,
     add_common,
     emit,
+    ledger_path,
     positive_float,
     refuse_overwriting_inputs,
     timing_record,
@@ -34,7 +35,8 @@ from renderers.digits.io import load_images, write_mnist, write_npz
 from renderers.digits.synth import RENDERERS, DigitsConfig, GridCheckpointer, render_baseline, synthesize
 
 log = logging.getLogger("pe_tabular.digits")
-OUTPUT_FILES = ("synthetic.npz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "ledger.json", "run.json")
+OUTPUT_FILES = ("synthetic.npz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "synthetic.privacy.json",
+                "run.json")
 _D = DigitsConfig()
 
 
@@ -91,19 +93,19 @@ def _synth(args: argparse.Namespace) -> int:
     wall = time.time() - t0
     files = _write_output(out, res.images, res.labels, args.format, genome=res.genome,
                           source=res.source.astype(str))
-    res.ledger.save(out / "ledger.json")
+    res.ledger.save(ledger_path(out / "synthetic.npz"))
     from renderers.digits.evaluation import save_grid, save_json
 
     save_grid(out / "grids" / "final.png", res.images, res.labels, 16, rng=np.random.default_rng(0))
     # never the number of private images (privacy rule 6): --n-private is recorded as the public cap it is
     summary = {"epsilon": res.ledger.epsilon, "delta": args.delta, "mu": res.ledger.mu, "n_images": len(res.labels),
                "n_private_cap": args.n_private or None, "timing": timing_record(wall), "files": files,
-               "ledger": str(out / "ledger.json"),
+               "ledger": str(ledger_path(out / "synthetic.npz")),
                "label_shares": res.label_shares, "config": asdict(cfg), "seed": args.seed, "history": res.history}
     save_json(out / "run.json", summary)
     emit(args, {k: v for k, v in summary.items() if k != "history"},
          f"wrote {len(res.labels)} images to {out} in {wall:.0f}s; privacy: epsilon={res.ledger.epsilon:.4g}, "
-         f"delta={args.delta:g} (ledger: {out / 'ledger.json'})")
+         f"delta={args.delta:g} (ledger: {ledger_path(out / 'synthetic.npz')})")
     return EXIT_OK
 
 
@@ -259,7 +261,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                               "  pe-tabular digits report out1 --out out1/report.html\n"
                               "  pe-tabular digits report out1 --real ../shared/data/mnist --out out1/report.html\n\n"
                               "`pe-tabular digits evaluate DIR --report FILE.html` evaluates and writes it in one go.")
-    h.add_argument("dir", help="output folder of synth/render (synthetic.npz, ledger.json, run.json, grids/)")
+    h.add_argument("dir", help="output folder of synth/render (synthetic.npz, synthetic.privacy.json, run.json, "
+                   "grids/)")
     h.add_argument("--out", required=True, help="the .html file to write")
     h.add_argument("--real", help="folder with the real MNIST IDX files: its TEST split is shown beside the "
                                   "synthetic images (never the private training data)")
