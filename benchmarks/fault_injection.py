@@ -64,12 +64,12 @@ def _prepare(work: Path) -> None:
     adult_schema().save(work / "adult.json")
     rng = np.random.default_rng(0)
     n = 3000
-    pd.DataFrame({"srcip": rng.integers(167772160, 167772160 + 4000, n), "dstip": rng.integers(3232235520,
-                  3232235520 + 500, n), "srcport": rng.integers(1024, 65535, n), "dstport": rng.choice([53, 80, 443], n),
-                  "proto": rng.choice(["TCP", "UDP"], n), "ts": np.sort(rng.integers(0, 3_600_000_000, n)),
-                  "td": rng.exponential(1.0, n).round(3), "pkt": rng.integers(1, 20, n),
-                  "byt": rng.integers(40, 20000, n)}).assign(byt=lambda d: np.maximum(d.byt, 40 * d.pkt)).to_csv(
-        work / "flows.csv", index=False)
+    flows = pd.DataFrame({
+        "srcip": rng.integers(167772160, 167772160 + 4000, n), "dstip": rng.integers(3232235520, 3232235520 + 500, n),
+        "srcport": rng.integers(1024, 65535, n), "dstport": rng.choice([53, 80, 443], n),
+        "proto": rng.choice(["TCP", "UDP"], n), "ts": np.sort(rng.integers(0, 3_600_000_000, n)),
+        "td": rng.exponential(1.0, n).round(3), "pkt": rng.integers(1, 20, n), "byt": rng.integers(40, 20000, n)})
+    flows.assign(byt=np.maximum(flows.byt, 40 * flows.pkt)).to_csv(work / "flows.csv", index=False)
     np.savez(work / "digits.npz", images=rng.integers(0, 255, (2000, 28, 28)).astype(np.uint8),
              labels=np.arange(2000) % 10)
 
@@ -201,15 +201,16 @@ def run(wings: list[str], trials: int, seed: int, keep: bool = False) -> list[Ta
 
 
 def section(tallies: list[Tally], command: str, seconds: float) -> str:
-    rows = "\n".join(f"| {t.wing} | {t.trials} | {t.killed_mid_run} | {t.crashes} | {t.respent} | {t.half_written} | "
-                     f"{t.stale_temporaries} |" for t in tallies)
+    rows = "\n".join(f"| {t.wing} | {t.trials} | {t.killed_mid_run} | {t.crashes} | {t.respent} | "
+                     f"{t.half_written} | {t.stale_temporaries} |" for t in tallies)
     notes = "".join(f"\n- {n}" for t in tallies for n in t.notes)
-    return (f"{SECTION}\n\nEach trial starts a small `synth` of the wing with `--checkpoint`, sends SIGKILL at a uniformly "
-            "random moment of the uninterrupted run's duration, then reruns it with `--resume` "
+    return (f"{SECTION}\n\nEach trial starts a small `synth` of the wing with `--checkpoint`, sends SIGKILL at a "
+            "uniformly random moment of the uninterrupted run's duration, then reruns it with `--resume` "
             "(benchmarks/fault_injection.py). *re-spent*: a final ledger with more releases than the uninterrupted "
             "run's, or other σ; *half-written*: an output at its final name that does not read whole (after the kill "
             "or after the resume); *stale temporaries*: our own `.NAME.*.pe-tmp` files left after the resume.\n\n"
-            "| wing | trials | killed mid-run | crashes | releases re-spent | outputs half-written | stale temporaries |\n"
+            "| wing | trials | killed mid-run | crashes | releases re-spent | outputs half-written | "
+            "stale temporaries |\n"
             f"|---|---|---|---|---|---|---|\n{rows}\n{notes}\n\nCommand: `{command}` ({seconds:.0f} s). Machine: "
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible; Python "
             f"{platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}.\n")
