@@ -49,3 +49,21 @@ class ProgressBars:
 
 def bar(total: int, desc: str, enabled: bool = True) -> tqdm:
     return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr)
+
+
+class stage:  # noqa: N801 - used as a context manager, reads like a statement
+    """A stage without natural steps (sampling, fitting): a bar that shows its name and elapsed time, so a
+    long stage never looks like a hang. Silent when disabled (--quiet / --json)."""
+
+    def __init__(self, desc: str, enabled: bool = True):
+        self.desc, self.enabled = desc, enabled and sys.stderr is not None
+        self.bar: tqdm | None = None
+
+    def __enter__(self) -> stage:
+        if self.enabled:
+            self.bar = tqdm(total=None, desc=self.desc, bar_format="{desc}: {elapsed}", file=sys.stderr)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -101,7 +101,10 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
         if syn.vote_fn is not None and hasattr(syn.vote_fn, "close"):
             syn.vote_fn.close()  # shut a local Dask cluster down
     n = args.samples or len(df)
-    return syn, syn.sample(n)
+    from pe_tabular.progress import stage
+
+    with stage("sampling the synthetic rows", not quiet):
+        return syn, syn.sample(n)
 
 
 def _vote_fn(args: argparse.Namespace) -> Any:
@@ -122,7 +125,7 @@ def _synth(args: argparse.Namespace) -> int:
     df = read_table(args.data, encoding=args.encoding)
     t0 = time.time()
     syn, synth = run_synth(df, schema, args, args.quiet or args.json)
-    write_table(synth, out)
+    write_table(synth, out, progress=not (args.quiet or args.json))
     privacy_path = ledger_path(out)
     report = syn.privacy_report()
     report["wall_seconds"] = time.time() - t0

@@ -8,6 +8,7 @@ import pandas as pd
 
 from pe_tabular.cli_support import UsageError, check_out_file
 from pe_tabular.io_utils import atomic_write
+from pe_tabular.progress import bar, stage
 from pe_tabular.tables.schema import Schema
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".parquet")
@@ -65,10 +66,24 @@ def _check_header(p: Path, flag: str, encoding: str = "utf-8") -> None:
         raise UsageError(f"{flag} {p}: duplicate column names {dups} in the header; rename or drop the copies")
 
 
-def write_table(df: pd.DataFrame, path: Path) -> Path:
+WRITE_CHUNK = 100_000  # rows per CSV chunk: the progress bar moves at least every few seconds
+
+
+def write_table(df: pd.DataFrame, path: Path, progress: bool = False) -> Path:
+    """Write atomically (temporary + rename); a CSV is written in chunks with a progress bar when asked."""
     if path.suffix == ".parquet":
-        return atomic_write(path, lambda t: df.to_parquet(t, index=False))
-    return atomic_write(path, lambda t: df.to_csv(t, index=False))
+        with stage(f"writing {path.name}", progress and len(df) > WRITE_CHUNK):
+            return atomic_write(path, lambda t: df.to_parquet(t, index=False))
+
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f, \
+                bar(len(df), f"writing {path.name}", progress and len(df) > WRITE_CHUNK) as b:
+            for start in range(0, max(len(df), 1), WRITE_CHUNK):
+                part = df.iloc[start:start + WRITE_CHUNK]
+                part.to_csv(f, index=False, header=start == 0)
+                b.update(len(part))
+
+    return atomic_write(path, write_csv)
 
 
 def check_out(path: str, flag: str = "--out") -> Path:
