@@ -124,8 +124,7 @@ def _tables_argv(schema: Path):
     return argv
 
 
-def test_pipeline_audit_passes_the_tables_cli_and_catches_a_crash_on_a_rare_class(tmp_path, monkeypatch):
-    from pe_tabular import evolution
+def test_pipeline_audit_passes_the_tables_cli_and_catches_a_crash_on_a_rare_class(tmp_path):
     from pe_tabular.pipeline_audit import audit_cli
 
     d, d1 = _rare_class_data(tmp_path)
@@ -134,20 +133,11 @@ def test_pipeline_audit_passes_the_tables_cli_and_catches_a_crash_on_a_rare_clas
     assert not ok.violation, ok.leaks
     assert "rows:synth.csv" not in ok.leaks and ok.public > 0
     # the behaviour before the fix: 2 candidates per class, and a check that looked at the private labels
-    real_allocate = evolution.allocate
-    monkeypatch.setattr(evolution, "allocate", lambda n, shares, minimum=2: real_allocate(n, shares, 2))
+    from benchmarks.pipeline_audit import two_candidates_per_class
 
-    def old_check(nearest_fn, private, candidates, metric, k, private_labels, candidate_labels, **kw):
-        if private_labels is not None:
-            for lab in np.unique(private_labels):
-                if (candidate_labels == lab).sum() < k:
-                    raise ValueError(f"class {lab!r} has fewer than k={k} candidates")
-        out = np.zeros((len(private), k), np.int64)
-        return out
-
-    monkeypatch.setattr(evolution, "class_conditional_nearest", old_check)
-    broken = audit_cli("tables synth", "BROKEN: 2 candidates per class", main, _tables_argv(tmp_path / "s.json"),
-                       d, d1, tmp_path / "w", repeats=2)
+    with two_candidates_per_class():
+        broken = audit_cli("tables synth", "BROKEN: 2 candidates per class", main, _tables_argv(tmp_path / "s.json"),
+                           d, d1, tmp_path / "w", repeats=2)
     assert broken.violation and "exit_code" in broken.leaks
 
 
