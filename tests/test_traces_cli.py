@@ -33,8 +33,9 @@ def test_synth_csv_writes_valid_flows_and_privacy_report(flows_csv, tmp_path, ca
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     syn = read_netflow_csv(out)
-    assert len(syn) == 400 and flow_validity(syn).all()
+    assert len(syn) >= 50 and flow_validity(syn).all()  # size: a noisy count (privacy hardening #1)
     rep = json.loads((tmp_path / "synth.csv.privacy.json").read_text())
+    assert any(r["what"].startswith("record count") for r in rep["releases"])
     assert rep["epsilon"] <= 2.0 + 1e-6 and rep["delta"] == 1e-5
     assert rep["public_inputs"]["unit"] == "flow" and summary["epsilon"] == pytest.approx(rep["epsilon"])
     assert gdp_epsilon(rep["mu"], 1e-5) == pytest.approx(rep["epsilon"])
@@ -60,7 +61,7 @@ def test_synth_from_pcap_to_pcap_packet_level(tmp_path):
                "--time-window", str(np.floor(t0)), str(np.ceil(t1)), "--out", str(out), "-q", *SMALL])
     assert rc == 0
     back = read_pcap(out)
-    assert len(back) == len(pk)
+    assert len(back) >= 50  # a noisy count of packets (privacy hardening #1)
     assert (back["ts"] / 1e6 >= np.floor(t0)).all() and (back["ts"] / 1e6 <= np.ceil(t1)).all()
 
 

@@ -57,6 +57,35 @@ def port_class(p: Any) -> np.ndarray:
     return np.where(p < 1024, 0, np.where(p < 49152, 1, 2))
 
 
+# ICMP types sent *towards* the host that started the exchange: replies (echo 0, timestamp 14, info 16,
+# address mask 18) and errors (unreachable 3, source quench 4, redirect 5, time exceeded 11, parameter 12)
+ICMP_TO_CLIENT_TYPES = (0, 3, 4, 5, 11, 12, 14, 16, 18)
+PORTED_PROTOCOLS = (TCP, UDP, 132, 136)  # TCP, UDP, SCTP, UDP-Lite: protocols whose ports name endpoints
+
+
+def icmp_type(srcport: np.ndarray, dstport: np.ndarray) -> np.ndarray:
+    """The ICMP type of records under either export convention: nfdump writes type·256+code into
+    ``dstport`` (``srcport`` 0); Argus writes the type (or type·256+code) into ``srcport``."""
+    sp, dp = np.asarray(srcport, np.int64), np.asarray(dstport, np.int64)
+    argus = np.where(sp >= 256, sp >> 8, sp)
+    return np.where(sp == 0, dp >> 8, argus)
+
+
+def client_is_source(records: pd.DataFrame) -> np.ndarray:
+    """True where the record's source address is the connection's client.
+
+    Ported protocols: the side with the higher port class (ephemeral > registered > well-known), ties to
+    the higher port. Port-less protocols: their "ports" are not endpoints (for ICMP they hold type and
+    code), so the client is the source, except for ICMP replies and errors, which travel to the host that
+    sent the request: an ICMP sweep and its answers all belong to the sweeping host."""
+    sp, dp = records["srcport"].to_numpy(np.int64), records["dstport"].to_numpy(np.int64)
+    proto = proto_to_number(records["proto"])
+    cs, cd = port_class(sp), port_class(dp)
+    ported = (cs > cd) | ((cs == cd) & (sp >= dp))
+    to_client = (proto == ICMP) & np.isin(icmp_type(sp, dp), ICMP_TO_CLIENT_TYPES)
+    return np.where(np.isin(proto, PORTED_PROTOCOLS), ported, ~to_client)
+
+
 # ---------------------------------------------------------------------------------------------
 # value conversions
 # ---------------------------------------------------------------------------------------------
