@@ -93,7 +93,7 @@ def reference_score(df, path: Path) -> dict[str, Any]:
 
 
 def run_arm(arm: str, spec: str, seed: int, args, train, schema, tmp: Path) -> dict[str, Any]:
-    d = synth_defaults(len(train))
+    d = synth_defaults()
     iterations = args.iterations or d["iterations"]
     population = args.population or d["population"]
     opts = {"cache_dir": None, "progress": False, "concurrency": args.concurrency,

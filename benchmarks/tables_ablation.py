@@ -41,10 +41,10 @@ ARMS = ("default", "exact-repeats", "oracle-structure")
 
 def oracle_tree(df: Any, schema: Any) -> list[tuple[str, str]]:
     """Chow–Liu tree of the real rows on the pair bins (non-private: the ceiling arm only)."""
-    from pe_tabular.tables.marginals import PAIR_BINS, Binning
+    from pe_tabular.tables.marginals import pair_binning
 
     names = schema.names
-    nb = {n: Binning.of(schema[n], PAIR_BINS, PAIR_BINS).n_bins for n in names}
+    nb = {n: pair_binning(schema[n]).n_bins for n in names}
     mi = np.zeros((len(names), len(names)))
     for (i, a), (j, b) in itertools.combinations(enumerate(names), 2):
         mi[i, j] = mi[j, i] = mutual_information(histogram(df, schema, (a, b)).reshape(nb[a], nb[b]))

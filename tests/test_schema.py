@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from pe_tabular.tables.generators.statistical import StatisticalBackend
-from pe_tabular.tables.schema import Column, Schema, SchemaError, ValidationError, infer_public, validate
+from pe_tabular.tables.schema import (
+    Column,
+    InvalidRowsWarning,
+    Schema,
+    SchemaError,
+    ValidationError,
+    infer_public,
+    validate,
+)
 from pe_tabular.tables.values import anchors
 
 
@@ -35,15 +45,28 @@ def test_valid_frame_passes(schema):
 
 
 @pytest.mark.parametrize("over, match", [
-    (dict(job=["a", "zz", "c"]), r"column 'job': unknown categories \['zz'\] in rows 1 "),
-    (dict(age=[20, 300, 40]), r"column 'age': values outside the public bounds \[17, 90\] in rows 1 "),
-    (dict(age=[20, "x", 40]), r"column 'age': non-numeric values \['x'\] in rows 1 "),
-    (dict(age=[20, None, 40]), r"column 'age': missing values in non-nullable column in rows 1 "),
-    (dict(when=["2020-02-01", "not a date", "2020-12-01"]), r"column 'when': non-numeric values"),
+    (dict(job=["a", "Alice-Smith-HIV+", "c"]), r"column 'job': values outside the public categories"),
+    (dict(age=[20, 300, 40]), r"column 'age': values outside the public bounds \[17, 90\]"),
+    (dict(age=[20, "x-secret", 40]), r"column 'age': values that are not numbers"),
+    (dict(age=[20, None, 40]), r"column 'age': missing values in a non-nullable column"),
+    (dict(when=["2020-02-01", "not a date", "2020-12-01"]), r"column 'when': values that are not dates"),
 ])
-def test_each_validation_error_names_column_and_rows(schema, over, match):
-    with pytest.raises(ValidationError, match=match):
+def test_each_validation_error_names_column_and_kind_but_no_private_value(schema, over, match):
+    """Privacy rule 7: the message names the column, the problem and the fix — never a value, a row number or
+    a count (the old messages printed "unknown categories ['Alice-Smith-HIV+'] in rows 1 (1 in all)")."""
+    with pytest.raises(ValidationError, match=match) as e:
         validate(frame(**over), schema)
+    msg = str(e.value)
+    assert "Alice" not in msg and "secret" not in msg and "300" not in msg and "not a date" not in msg
+    assert "row" not in msg.replace("--on-invalid", "") and not re.search(r"\b1\b", msg)
+
+
+def test_show_invalid_prints_values_only_through_the_local_callback(schema):
+    shown: list[str] = []
+    with pytest.raises(ValidationError) as e:
+        validate(frame(job=["a", "Alice-Smith-HIV+", "c"]), schema, show=shown.append)
+    assert "Alice" not in str(e.value)
+    assert len(shown) == 1 and "Alice-Smith-HIV+" in shown[0] and "[1]" in shown[0]
 
 
 def test_structural_errors(schema):
@@ -58,9 +81,23 @@ def test_structural_errors(schema):
 
 def test_on_invalid_drop_and_clip(schema):
     bad = frame(age=[20, 300, 40], job=["a", "zz", "c"])
-    assert len(validate(bad, schema, "drop")) == 2
+    with pytest.warns(InvalidRowsWarning):
+        assert len(validate(bad, schema, "drop")) == 2
     clipped = validate(frame(age=[20, 300, 40]), schema, "clip")
     assert clipped["age"].tolist() == [20, 90, 40]
+
+
+def test_clip_never_drops_rows_silently(schema):
+    """--on-invalid clip maps unknown categories to the column's other bucket; what it cannot repair is
+    dropped with a warning that names the column (no value, no count). The old clip dropped such rows
+    without a word."""
+    with_other = Schema(tuple(Column("job", "categorical", categories=("a", "b", "(other)"), other="(other)")
+                              if c.name == "job" else c for c in schema.columns), label="job")
+    out = validate(frame(job=["a", "zz", "c"]), with_other, "clip")
+    assert out["job"].tolist() == ["a", "(other)", "(other)"]
+    with pytest.warns(InvalidRowsWarning, match=r"column 'job'") as rec:
+        out = validate(frame(job=["a", "zz", "c"]), schema, "clip")
+    assert len(out) == 2 and all("zz" not in str(w.message) and " 1 " not in str(w.message) for w in rec)
 
 
 def test_schema_errors():
@@ -112,8 +149,34 @@ def test_sdv_metadata_round_trip(schema):
 def test_infer_public_reads_domains():
     df = pd.DataFrame({"n": np.arange(100), "c": ["x", "y"] * 50})
     s = infer_public(df)
-    assert s["n"].type == "integer" and s["n"].lower == 0 and s["n"].upper == 99
+    assert s["n"].type == "integer" and s["n"].lower <= 0 and s["n"].upper > 99  # a margin beyond the range seen
     assert s["c"].categories == ("x", "y")
+
+
+def test_infer_public_orders_numbers_numerically_and_reads_iso_dates():
+    df = pd.DataFrame({"k": [1, 2, 10, 11, 2] * 20,
+                       "when": ["2017-01-01T06:00:42Z", "2017-03-05T10:00:00Z", "2017-12-31T23:59:59Z", "", ""] * 20})
+    df["when"] = df["when"].replace("", None)
+    s = infer_public(df)
+    assert s["k"].categories == (1, 2, 10, 11)  # not 1, 10, 11, 2
+    w = s["when"]
+    assert w.type == "datetime" and w.nullable
+    first, last = (pd.Timestamp(t).value / 1e9 for t in ("2017-01-01T06:00:42", "2017-12-31T23:59:59"))
+    assert w.lower <= first < last <= w.upper
+    out = validate(df, s)
+    assert out["when"].notna().sum() == 60
+
+
+def test_infer_public_proposes_point_masses_and_an_other_bucket():
+    rng = np.random.default_rng(0)
+    x = np.where(rng.random(2000) < 0.68, 0.0, rng.gamma(2.0, 500.0, 2000).round(2))
+    ids = [f"id{i}" for i in range(2000)]
+    s = infer_public(pd.DataFrame({"x": x, "id": ids}), types={"x": "float"})
+    assert s["x"].special_values == (0.0,) and s["x"].rounding == 0.01
+    assert s["id"].other is not None and s["id"].other in s["id"].categories  # unique values: one bucket
+    assert validate(pd.DataFrame({"x": [0.0], "id": ["never-seen"]}), s)["id"].iloc[0] == s["id"].other
+    with pytest.raises(SchemaError, match="types given for columns"):
+        infer_public(pd.DataFrame({"x": x}), types={"nope": "float"})
 
 
 def test_variation_lands_on_and_keeps_point_masses():

@@ -62,13 +62,13 @@ def run(method: str, eps: float, seed: int, args: argparse.Namespace) -> tuple[p
         from pe_tabular.tables.cli import synth_defaults
         from pe_tabular.tables.synthesizer import PESynthesizer
 
-        syn = PESynthesizer(adult_schema(), eps, DELTA, seed=seed, **synth_defaults(n)).fit(df)
+        syn = PESynthesizer(adult_schema(), eps, DELTA, seed=seed, **synth_defaults()).fit(df)
         rep = syn.privacy_report()
         out = syn.sample(n)
         return out, {"epsilon": rep["epsilon"], "delta": rep["delta"], "accounting": f"GDP, mu={rep['mu']:.4f}",
                      "reads": "noisy 1-way marginals, noisy label shares, all-pairs structure tables, PE votes, "
                               "tree 2-way marginals (all charged); schema public (config.yml bounds/categories)",
-                     "n_releases": rep["n_releases"], "settings": synth_defaults(n)}
+                     "n_releases": rep["n_releases"], "settings": synth_defaults()}
     if method == "mst":
         from .adult_bins import decode, domain_sizes
         from .mst import mst

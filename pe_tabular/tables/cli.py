@@ -64,8 +64,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-def synth_defaults(n_private: int) -> dict[str, Any]:
-    """Defaults chosen by measurement on Adult (benchmarks/RESULTS.md, 'Tables: settings')."""
+def synth_defaults() -> dict[str, Any]:
+    """Defaults chosen by measurement (benchmarks/RESULTS.md). Public settings: they never depend on the
+    number of private rows, which is private (privacy rule 6)."""
     return {"iterations": 2, "population": 16000, "k": 16}
 
 
@@ -73,7 +74,7 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
     from pe_tabular.progress import ProgressBars
     from pe_tabular.tables.synthesizer import PESynthesizer
 
-    d = synth_defaults(len(df))
+    d = synth_defaults()
     iterations = args.iterations or d["iterations"]
     population = args.population or d["population"]
     bars = ProgressBars(enabled=not quiet)
@@ -94,17 +95,17 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
                         voter=args.voter, on_invalid=args.on_invalid, seed=args.seed, on_event=bars,
                         vote_fn=_vote_fn(args))
     try:
+        show = (lambda m: print(m, file=sys.stderr)) if getattr(args, "show_invalid", False) else None
         syn.fit(df, checkpoint=args.checkpoint, resume=args.resume,
-                input_fingerprint=input_fingerprint(getattr(args, "data", None)))
+                input_fingerprint=input_fingerprint(getattr(args, "data", None)), show_invalid=show)
     finally:
         bars.close()
         if syn.vote_fn is not None and hasattr(syn.vote_fn, "close"):
             syn.vote_fn.close()  # shut a local Dask cluster down
-    n = args.samples or len(df)
     from pe_tabular.progress import stage
 
     with stage("sampling the synthetic rows", not quiet):
-        return syn, syn.sample(n)
+        return syn, syn.sample(args.samples)  # default: the released noisy row count, never len(df)
 
 
 def _vote_fn(args: argparse.Namespace) -> Any:
@@ -144,10 +145,12 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
-def _parse_types(s: str | None, columns: list[str]) -> dict[str, str]:
+def _parse_types(s: str | None, columns: list[str], required: bool) -> dict[str, str]:
     if not s:
-        raise UsageError("schema infer --dp-epsilon needs --types NAME=TYPE,...: column types are public "
-                         "input and are never read from private data")
+        if required:
+            raise UsageError("schema infer --dp-epsilon needs --types NAME=TYPE,...: column types are public "
+                             "input and are never read from private data")
+        return {}
     out = {}
     for item in s.split(","):
         if "=" not in item:
@@ -157,28 +160,43 @@ def _parse_types(s: str | None, columns: list[str]) -> dict[str, str]:
     unknown = set(out) - set(columns)
     if unknown:
         raise UsageError(f"--types names columns {sorted(unknown)} that the file does not have")
+    from pe_tabular.tables.schema import TYPES
+
+    bad = sorted({v for v in out.values() if v not in TYPES})
+    if bad:
+        raise UsageError(f"--types: unknown types {bad}; use one of {sorted(TYPES)}")
     return out
 
 
 def _schema_infer(args: argparse.Namespace) -> int:
+    from pe_tabular.tables.schema import describe
+
     refuse_overwriting_inputs([args.out], [args.data])
     df = read_table(args.data, encoding=args.encoding)
+    quiet = args.quiet or args.json
+    types = _parse_types(args.types, list(df.columns), required=args.dp_epsilon is not None)
     if args.dp_epsilon is not None:
         from pe_tabular.privacy.noise import noise_source
         from pe_tabular.tables.schema_dp import infer_dp
 
         gdp_mu(args.dp_epsilon, args.delta)
-        schema = infer_dp(df, _parse_types(args.types, list(df.columns)), args.dp_epsilon, args.delta,
-                          noise_source(), label=args.label)
-        print(f"pe-tabular: schema estimated with ({args.dp_epsilon:g}, {args.delta:g})-DP; the cost is recorded "
-              "in 'dp_cost' and charged again to any synth run that uses this schema", file=sys.stderr)
+        schema = infer_dp(df, types, args.dp_epsilon, args.delta, noise_source(), label=args.label)
+        head = (f"pe-tabular: schema estimated with ({args.dp_epsilon:g}, {args.delta:g})-DP; the cost is recorded "
+                "in 'dp_cost' and charged again to any synth run that uses this schema. Bounds are DP quantiles "
+                "rounded outward (synth with --on-invalid clip keeps rows beyond them); categories that did not "
+                "clear the DP threshold go to each column's '(other)' bucket. Per column:")
     else:
         from pe_tabular.tables.schema import infer_public
 
         print("pe-tabular: WARNING: `schema infer` without --dp-epsilon reads categories and bounds straight from "
               "the file. Run it on PUBLIC data only; on private data the schema itself leaks. Use --dp-epsilon for "
               "private data.", file=sys.stderr)
-        schema = infer_public(df, label=args.label)
+        schema = infer_public(df, label=args.label, types=types)
+        head = ("pe-tabular: read from the file: categories (numeric order where they are numbers; long tails in an "
+                "'(other)' bucket), bounds (the range seen, rounded outward), decimal grids and special values "
+                "(values holding >= 5% of the rows); --types overrides a column's type. Per column:")
+    if not quiet:
+        print("\n".join([head, *describe(schema)]), file=sys.stderr)
     if args.out:
         schema.save(args.out)
     else:
@@ -280,7 +298,10 @@ def add_parser(sub: Any) -> None:
     add_privacy_flags(p)
     add_run_flags(p)
     p.add_argument("--samples", type=positive_int("--samples"), default=None,
-                   help="rows to write (default: as many as the input)")
+                   help="rows to write (default: a noisy count of the input rows, released with 1%% of the budget)")
+    p.add_argument("--show-invalid", action="store_true",
+                   help="LOCAL USE ONLY: print offending values and row numbers of invalid input to this terminal "
+                        "(never written to any file; they are private)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--label", help="class column for class-conditional PE (default: the schema's label)")
     g.add_argument("--no-label", action="store_true", help="ignore the schema's label")
@@ -311,7 +332,9 @@ def add_parser(sub: Any) -> None:
     i.add_argument("--label")
     i.add_argument("--dp-epsilon", type=positive_float("--dp-epsilon"), help="estimate from PRIVATE data with DP")
     i.add_argument("--delta", type=delta_arg, default=1e-5)
-    i.add_argument("--types", help="NAME=TYPE,... (required with --dp-epsilon)")
+    i.add_argument("--types", help="NAME=TYPE,...: column types (required with --dp-epsilon; overrides otherwise)")
+    i.add_argument("--seed", type=int, default=None, help="accepted for symmetry with synth; the DP noise is "
+                   "never seeded")
     add_common(i)
     i.set_defaults(func=_schema_infer)
 

@@ -11,6 +11,8 @@ votes on sparse candidate sets while the evolved population keeps the joint stru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,67 +24,230 @@ MAX_INTEGER_BINS = 100
 NUMERIC_BINS = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Binning:
-    """Public bins of one column: categories (+ null), or a grid on the public scale."""
+    """Bins of one column: categories (+ null); one bin per value of a small public grid; an equal-width
+    grid on the public scale; or, for a number with ``special_values`` / ``bin_edges`` (public, or found by
+    the DP resolution stage, ``pe_tabular.tables.resolution``), *mixed* bins: each special value (a point
+    mass) is a bin of its own, the remaining values fall into intervals between the edges. A coarser mixed
+    binning (fewer ``numeric_bins``) groups the fine bins: the first-listed (heaviest) special values keep
+    their own bins, the rest are merged in value order into runs of about equal size (``group``)."""
 
     column: Column
     n_bins: int
     numeric_bins: int = NUMERIC_BINS
     max_integer_bins: int = MAX_INTEGER_BINS
+    kind: str = "grid"  # category | value | grid | mixed
+    points: tuple[float, ...] = ()
+    edges: tuple[float, ...] = ()  # interior interval edges of a mixed binning
+    n_intervals: int = 0
+    group: tuple[int, ...] | None = None  # mixed, coarsened: fine bin -> bin of this binning
 
     @classmethod
-    def of(cls, c: Column, numeric_bins: int = NUMERIC_BINS, max_integer_bins: int = MAX_INTEGER_BINS) -> Binning:
-        if c.is_categorical:
-            return cls(c, len(c.categories) + 1, numeric_bins, max_integer_bins)
-        if c.rounding and (c.upper - c.lower) / c.rounding + 1 <= max_integer_bins:
-            return cls(c, int(round((c.upper - c.lower) / c.rounding)) + 2, numeric_bins, max_integer_bins)
-        return cls(c, numeric_bins + 1, numeric_bins, max_integer_bins)
+    def of(cls, c: Column, numeric_bins: int = NUMERIC_BINS, max_integer_bins: int = MAX_INTEGER_BINS,
+           max_categories: int | None = None) -> Binning:
+        """``max_categories``: categories beyond the first max_categories − 1 listed share one bin."""
+        return _binning(c, numeric_bins, max_integer_bins, max_categories)
 
     @property
     def per_value(self) -> bool:
-        c = self.column
-        return bool(c.rounding) and (c.upper - c.lower) / c.rounding + 1 <= self.max_integer_bins
+        return self.kind == "value"
 
-    def index(self, s: pd.Series) -> np.ndarray:
-        c = self.column
-        if c.is_categorical:
-            lut = {str(v): i for i, v in enumerate(c.categories)}
-            return s.astype(str).map(lut).fillna(len(lut)).to_numpy(np.int64)
+    def fine(self) -> Binning:
+        """The uncoarsened mixed binning this one groups (itself when not coarsened)."""
+        if self.group is None:
+            return self
+        return Binning(self.column, len(self.points) + self.n_intervals + 1, self.numeric_bins, self.max_integer_bins,
+                       "mixed", self.points, self.edges, self.n_intervals, None)
+
+    def _numbers(self, s: pd.Series) -> np.ndarray:
         if pd.api.types.is_datetime64_any_dtype(s):
             x = s.astype("int64").to_numpy(float) / 1e9  # schema bounds are epoch seconds
             x[s.isna().to_numpy()] = np.nan
-        else:
-            x = pd.to_numeric(s, errors="coerce").to_numpy(float)
+            return x
+        return pd.to_numeric(s, errors="coerce").to_numpy(float)
+
+    def index(self, s: pd.Series) -> np.ndarray:
+        c = self.column
+        if self.kind == "category":
+            lut = {str(v): i for i, v in enumerate(c.categories)}
+            b = s.astype(str).map(lut).fillna(len(lut)).to_numpy(np.int64)
+            if self.group is not None:
+                b = np.append(np.asarray(self.group, np.int64), self.n_bins - 1)[b]
+            return b
+        x = self._numbers(s)
         null = np.isnan(x)
-        if self.per_value:
-            b = np.rint((np.where(null, c.lower, x) - c.lower) / c.rounding)
+        xf = np.where(null, c.lower, x)
+        if self.kind == "mixed":
+            b = self._mixed_index(xf)
+            if self.group is not None:
+                b = np.asarray(self.group, np.int64)[b]
+            return np.where(null, self.n_bins - 1, b)
+        if self.kind == "value":
+            b = np.rint((xf - c.lower) / c.rounding)
         else:
-            b = np.floor(to_unit(c, np.where(null, c.lower, x)) * self.numeric_bins)
+            b = np.floor(to_unit(c, xf) * self.numeric_bins)
         b = np.clip(b, 0, self.n_bins - 2).astype(np.int64)
         return np.where(null, self.n_bins - 1, b)
 
-    def values(self, rng: np.random.Generator, bins: np.ndarray) -> np.ndarray:
-        """Representative values for bin indices (for drawing candidates from a marginal)."""
+    def _mixed_index(self, x: np.ndarray) -> np.ndarray:
+        p = len(self.points)
+        pts = np.asarray(self.points, float)
+        if self.n_intervals:
+            b = p + np.searchsorted(np.asarray(self.edges, float), x, side="right").astype(np.int64)
+        else:  # the special values enumerate the whole public grid: an off-grid value goes to the nearest
+            order = np.argsort(pts)
+            near = np.clip(np.searchsorted(pts[order], x), 1, p - 1) if p > 1 else np.zeros(x.size, np.int64)
+            lo_, hi_ = pts[order][np.maximum(near - 1, 0)], pts[order][near]
+            b = order[np.where(np.abs(x - lo_) <= np.abs(x - hi_), np.maximum(near - 1, 0), near)]
+        for j, v in enumerate(pts):
+            b = np.where(np.isclose(x, v, rtol=1e-9, atol=1e-12), j, b)
+        return b.astype(np.int64)
+
+    def interval(self, i: int) -> tuple[float, float]:
+        """Raw-value range [a, b) of interval ``i`` of a mixed binning."""
         c = self.column
+        full = [c.lower, *self.edges, c.upper]
+        return float(full[i]), float(full[i + 1])
+
+    def values(self, rng: np.random.Generator, bins: np.ndarray, decoder: Any = None) -> np.ndarray:
+        """Values for bin indices (drawing candidates from a marginal): a category or point mass as itself, an
+        interval by ``decoder`` (released within-bin information, ``resolution.Decoder``) or else uniformly
+        on the public scale, a grid bin uniformly; snapped onto the public precision grid."""
+        from pe_tabular.tables.values import snap
+
+        c = self.column
+        bins = np.asarray(bins, np.int64)
         out = np.empty(bins.size, dtype=object)
         null = bins == self.n_bins - 1
-        if c.is_categorical:
+        if self.kind == "category":
+            if self.group is not None:
+                raise ValueError(f"column {c.name!r}: values() needs the ungrouped categories")
             cats = np.empty(len(c.categories), dtype=object)
             cats[:] = list(c.categories)
             out[~null] = cats[bins[~null]]
-        elif self.per_value:
+        elif self.kind == "value":
             out[~null] = c.lower + bins[~null] * c.rounding
+        elif self.kind == "mixed":
+            fine = self.fine()
+            fb = bins[~null]
+            if self.group is not None:  # a member fine bin, uniformly
+                g = np.asarray(self.group, np.int64)
+                members = [np.flatnonzero(g == k) for k in range(self.n_bins - 1)]
+                fb = np.array([m[rng.integers(m.size)] for m in (members[k] for k in fb)], np.int64)
+            out[~null] = fine._mixed_values(rng, fb, decoder)
         else:
             u = (bins[~null] + rng.random((~null).sum())) / self.numeric_bins
-            from pe_tabular.tables.values import snap
-
             out[~null] = snap(c, from_unit(c, u))
         out[null] = None
         return out
 
+    def _mixed_values(self, rng: np.random.Generator, fb: np.ndarray, decoder: Any) -> np.ndarray:
+        from pe_tabular.tables.values import snap
+
+        c = self.column
+        p = len(self.points)
+        v = np.empty(fb.size, float)
+        pt = fb < p
+        v[pt] = np.asarray(self.points, float)[fb[pt]]
+        iv = np.flatnonzero(~pt)
+        if iv.size:
+            k = fb[iv] - p
+            if decoder is not None:
+                v[iv] = decoder.draw(rng, k)
+            else:
+                full = np.concatenate([[c.lower], np.asarray(self.edges, float), [c.upper]])
+                a, b = to_unit(c, full[k]), to_unit(c, full[k + 1])
+                v[iv] = from_unit(c, a + rng.random(k.size) * (b - a))
+            v[iv] = snap(c, v[iv])
+        return v
+
+    def labels(self) -> list[str]:
+        """A short label per bin (for reports)."""
+        from pe_tabular.tables.values import from_unit as fu
+
+        c = self.column
+
+        def fmt(v: float) -> str:
+            return pd.Timestamp(v, unit="s").strftime("%Y-%m-%d") if c.type == "datetime" else f"{v:.4g}"
+
+        if self.kind == "category":
+            return [str(v) for v in c.categories] + ["(missing)"]
+        if self.kind == "value":
+            return [fmt(c.lower + i * c.rounding) for i in range(self.n_bins - 1)] + ["(missing)"]
+        if self.kind == "grid":
+            return [fmt(float(fu(c, np.array([i / self.numeric_bins]))[0])) for i in range(self.n_bins - 1)] + \
+                ["(missing)"]
+        fine = self.fine()
+        names = [f"={fmt(v)}" for v in self.points] + \
+            [f"[{fmt(fine.interval(i)[0])}, {fmt(fine.interval(i)[1])})" for i in range(self.n_intervals)]
+        if self.group is None:
+            return names + ["(missing)"]
+        g = np.asarray(self.group)
+        return ["|".join(names[j] for j in np.flatnonzero(g == k)[:3]) for k in range(self.n_bins - 1)] + \
+            ["(missing)"]
+
+
+def _grid_enumerated(c: Column) -> bool:
+    """The special values list every value of the column's public precision grid."""
+    if not c.rounding or not c.special_values:
+        return False
+    return (c.upper - c.lower) / c.rounding + 1 <= len(c.special_values) + 1e-9
+
+
+@lru_cache(maxsize=8192)
+def _binning(c: Column, numeric_bins: int, max_integer_bins: int, max_categories: int | None = None) -> Binning:
+    if c.is_categorical:
+        k = len(c.categories)
+        if max_categories is None or k <= max_categories:
+            return Binning(c, k + 1, numeric_bins, max_integer_bins, "category")
+        group = tuple(min(i, max_categories - 1) for i in range(k))
+        return Binning(c, max_categories + 1, numeric_bins, max_integer_bins, "category", group=group)
+    if c.special_values or c.bin_edges:
+        points = tuple(float(v) for v in c.special_values if c.lower <= v <= c.upper)
+        if c.bin_edges:
+            edges = tuple(float(e) for e in c.bin_edges if c.lower < e < c.upper)
+        elif _grid_enumerated(c):
+            edges = None
+        else:  # public special values on an equal-width grid of the public scale
+            k = max(numeric_bins - len(points), 1)
+            edges = tuple(np.unique(from_unit(c, np.arange(1, k) / k)).tolist())
+        n_int = 0 if edges is None else len(edges) + 1
+        edges = edges or ()
+        n_fine = len(points) + n_int
+        if n_fine <= numeric_bins:
+            return Binning(c, n_fine + 1, numeric_bins, max_integer_bins, "mixed", points, edges, n_int)
+        group = _coarsen(c, points, edges, n_int, numeric_bins)
+        return Binning(c, int(max(group)) + 2, numeric_bins, max_integer_bins, "mixed", points, edges, n_int,
+                       tuple(int(g) for g in group))
+    if c.rounding and (c.upper - c.lower) / c.rounding + 1 <= max_integer_bins:
+        return Binning(c, int(round((c.upper - c.lower) / c.rounding)) + 2, numeric_bins, max_integer_bins, "value")
+    return Binning(c, numeric_bins + 1, numeric_bins, max_integer_bins, "grid")
+
+
+def _coarsen(c: Column, points: tuple[float, ...], edges: tuple[float, ...], n_int: int, k: int) -> np.ndarray:
+    """Group of every fine bin for at most ``k`` groups: the heaviest special values (listed first) keep a group
+    each, up to k/2 of them; every other fine bin joins a run of value-adjacent bins of about equal length."""
+    p = len(points)
+    kept = min(p, k // 2)
+    full = [c.lower, *edges, c.upper]
+    others = sorted([(points[j], j) for j in range(kept, p)] +
+                    [((full[i] + full[i + 1]) / 2, p + i) for i in range(n_int)])
+    group = np.zeros(p + n_int, np.int64)
+    group[:kept] = np.arange(kept)
+    if others:
+        for g, chunk in enumerate(np.array_split(np.arange(len(others)), min(k - kept, len(others)))):
+            group[[others[i][1] for i in chunk]] = kept + g
+    return group
+
 
 PAIR_BINS = 16  # coarser bins for two-way marginals: fewer cells, more signal per cell
+
+
+def pair_binning(c: Column) -> Binning:
+    """A column's bins in two-way marginals: at most PAIR_BINS numbers' bins, and at most PAIR_BINS − 1
+    categories of their own (the first listed: the synthesizer lists them by released frequency) + the rest."""
+    return Binning.of(c, PAIR_BINS, PAIR_BINS, PAIR_BINS)
 
 Key = tuple[str, ...]
 
@@ -92,7 +257,7 @@ def codes(df: pd.DataFrame, schema: Schema, key: Key) -> tuple[np.ndarray, int]:
     if len(key) == 1:
         b = Binning.of(schema[key[0]])
         return b.index(df[key[0]]), b.n_bins
-    bins = [Binning.of(schema[k], PAIR_BINS, PAIR_BINS) for k in key]
+    bins = [pair_binning(schema[k]) for k in key]
     idx = [b.index(df[k]) for b, k in zip(bins, key)]
     dims = tuple(b.n_bins for b in bins)
     return np.ravel_multi_index(idx, dims), int(np.prod(dims))
@@ -130,7 +295,7 @@ def allowed_cells(schema: Schema, key: Key) -> np.ndarray:
     masks = []
     for name in key:
         c = schema[name]
-        b = Binning.of(c) if len(key) == 1 else Binning.of(c, PAIR_BINS, PAIR_BINS)
+        b = Binning.of(c) if len(key) == 1 else pair_binning(c)
         m = np.ones(b.n_bins, dtype=bool)
         m[-1] = c.nullable
         masks.append(m)
@@ -151,7 +316,11 @@ def estimate(noisy: np.ndarray, schema: Schema, key: Key) -> np.ndarray:
 def fine_to_coarse(c: Column) -> np.ndarray:
     """Coarse (two-way) bin of every fine (one-way) bin of column ``c``, via each fine bin's
     representative value (a fixed generator: the map is a function of the public schema only)."""
-    fine, coarse = Binning.of(c), Binning.of(c, PAIR_BINS, PAIR_BINS)
+    fine, coarse = Binning.of(c), pair_binning(c)
+    same_intervals = bool(c.bin_edges) or _grid_enumerated(c)  # else each binning has its own grid
+    if fine.kind == "mixed" and fine.group is None and coarse.kind == "mixed" and same_intervals:
+        g = np.arange(fine.n_bins - 1) if coarse.group is None else np.asarray(coarse.group, np.int64)
+        return np.append(g, coarse.n_bins - 1)
     reps = fine.values(np.random.default_rng(0), np.arange(fine.n_bins))
     return coarse.index(pd.Series(reps, dtype=object))
 
@@ -175,7 +344,7 @@ def combine_one_way(one: dict[str, tuple[np.ndarray, float]], pairs: dict[Key, t
             continue
         c = schema[name]
         f2c = fine_to_coarse(c)
-        nc = Binning.of(c, PAIR_BINS, PAIR_BINS).n_bins
+        nc = pair_binning(c).n_bins
         k = np.bincount(f2c, minlength=nc).astype(float)
         num = np.bincount(f2c, weights=y1, minlength=nc)
         coarse_1 = num.copy()
@@ -184,7 +353,7 @@ def combine_one_way(one: dict[str, tuple[np.ndarray, float]], pairs: dict[Key, t
         for (a, b), (y2, s2) in pairs.items():
             if name not in (a, b) or s2 <= 0:
                 continue
-            na, nb = (Binning.of(schema[x], PAIR_BINS, PAIR_BINS).n_bins for x in (a, b))
+            na, nb = (pair_binning(schema[x]).n_bins for x in (a, b))
             t = np.asarray(y2, float).reshape(na, nb)
             m, other = (t.sum(1), nb) if name == a else (t.sum(0), na)
             p = 1.0 / (other * s2**2)
@@ -192,8 +361,31 @@ def combine_one_way(one: dict[str, tuple[np.ndarray, float]], pairs: dict[Key, t
             prec = prec + p
         best = np.divide(num, prec, out=coarse_1.copy(), where=prec > 0)
         shift = np.divide(best - coarse_1, k, out=np.zeros(nc), where=k > 0)
-        out[name] = estimate(np.asarray(y1, float) + shift[f2c], schema, (name,))
+        out[name] = estimate(shrink(np.asarray(y1, float) + shift[f2c], s1, Binning.of(c)), schema, (name,))
     return out
+
+
+def shrink(y: np.ndarray, sigma: float, b: Binning) -> np.ndarray:
+    """Positive-part James–Stein shrinkage of noisy counts toward their mean, over the cells a public prior
+    makes exchangeable: the categories of a column, or the intervals of a mixed binning (equal-mass DP
+    quantile bins: equal counts is their prior). A column of many small cells (50 states of ~80 rows under
+    σ ≈ 36) is then estimated near uniform instead of at noise-sized errors, a column with real spread keeps
+    it (James & Stein 1961; post-processing of the release)."""
+    y = np.asarray(y, float).copy()
+    if b.kind == "category" and b.group is None:
+        cells = np.arange(b.n_bins - 1)
+    elif b.kind == "mixed" and b.group is None:
+        cells = len(b.points) + np.arange(b.n_intervals)
+    else:
+        return y
+    if cells.size < 4 or sigma <= 0:
+        return y
+    v = y[cells]
+    m = v.mean()
+    ss = float(((v - m) ** 2).sum())
+    lam = max(0.0, 1.0 - (cells.size - 3) * sigma**2 / ss) if ss > 0 else 0.0
+    y[cells] = m + lam * (v - m)
+    return y
 
 
 def consistent_pairs(one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray], schema: Schema,
@@ -209,7 +401,7 @@ def consistent_pairs(one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray
     margin cell the pair missed receive mass."""
     out: dict[Key, np.ndarray] = {}
     for (a, b), joint in pairs.items():
-        na, nb = (Binning.of(schema[x], PAIR_BINS, PAIR_BINS).n_bins for x in (a, b))
+        na, nb = (pair_binning(schema[x]).n_bins for x in (a, b))
         ra = np.bincount(fine_to_coarse(schema[a]), weights=one_way[a], minlength=na)[:na]
         cb = np.bincount(fine_to_coarse(schema[b]), weights=one_way[b], minlength=nb)[:nb]
         ra, cb = ra / ra.sum(), cb / cb.sum()
@@ -256,9 +448,31 @@ def coarse_groups(c: Column, one_way: np.ndarray, n_groups: int = STRUCTURE_GROU
         top = np.argsort(-body, kind="stable")[: n_groups - 1]
         g[top] = np.arange(top.size)
     elif body.sum() > 0:
-        mid = (np.cumsum(body) - body / 2) / body.sum()
-        g[:-1] = np.minimum((mid * n_groups).astype(np.int64), n_groups - 1)
+        order = value_order(Binning.of(c))
+        b = body[order]
+        mid = (np.cumsum(b) - b / 2) / b.sum()
+        g[order] = np.minimum((mid * n_groups).astype(np.int64), n_groups - 1)
     return np.unique(g, return_inverse=True)[1].astype(np.int64)
+
+
+def by_frequency(c: Column, one_way: np.ndarray) -> tuple[Column, np.ndarray]:
+    """``c`` with its categories listed by released frequency, heaviest first (pair_binning keeps the first
+    PAIR_BINS − 1 of them apart), and the permutation of its one-way bins: new bin i = old bin perm[i]."""
+    from dataclasses import replace
+
+    p = np.asarray(one_way, float)[:-1]
+    order = np.argsort(-p, kind="stable")
+    return replace(c, categories=tuple(c.categories[i] for i in order)), np.append(order, p.size)
+
+
+def value_order(b: Binning) -> np.ndarray:
+    """The non-null bins of a numeric binning in increasing value (a mixed binning lists its points first)."""
+    n = b.n_bins - 1
+    if b.kind != "mixed" or b.group is not None:
+        return np.arange(n)
+    full = [b.column.lower, *b.edges, b.column.upper]
+    pos = list(b.points) + [(full[i] + full[i + 1]) / 2 for i in range(b.n_intervals)]
+    return np.argsort(np.asarray(pos, float), kind="stable")
 
 
 def structure_counts(df: pd.DataFrame, schema: Schema, groups: dict[str, np.ndarray], pairs: list[Key]) -> np.ndarray:
@@ -272,18 +486,63 @@ def structure_counts(df: pd.DataFrame, schema: Schema, groups: dict[str, np.ndar
     return np.concatenate(parts)
 
 
-def noisy_chow_liu(noisy: np.ndarray, groups: dict[str, np.ndarray], pairs: list[Key], names: list[str]) -> list[Key]:
-    """Chow–Liu tree from the released all-pairs tables: mutual information of each table after the
-    simplex projection (which keeps empty cells empty instead of inflating them with noise)."""
+EDGE_Z = 3.0  # an edge must beat its simulated no-dependence MI by this many standard deviations
+NULL_DRAWS = 24
+
+
+def noisy_chow_liu(noisy: np.ndarray, groups: dict[str, np.ndarray], pairs: list[Key], names: list[str],
+                   sigma: float | None = None, n_rows: float | None = None, z: float = EDGE_Z) -> list[Key]:
+    """Chow–Liu tree (or forest) from the released all-pairs tables: mutual information of each table after
+    the simplex projection (which keeps empty cells empty instead of inflating them with noise).
+
+    With ``sigma`` (the release's noise) and ``n_rows`` (a released row count), an edge joins only if its MI
+    beats what noise alone gives a table without dependence: NULL_DRAWS tables are simulated from the outer
+    product of the pair's released (projected) margins scaled to ``n_rows``, with the release's Gaussian noise
+    added and put through the same projection; the edge needs MI above the simulated mean + ``z`` standard
+    deviations. Columns with no such edge stay independent, so no pair is spent on a dependence that the
+    noise invented. Everything here is post-processing of released values (the simulation's generator is
+    fixed and public)."""
     idx = {n: i for i, n in enumerate(names)}
     mi = np.zeros((len(names), len(names)))
+    ok = np.ones_like(mi, dtype=bool)
+    rng = np.random.default_rng(0)
     pos = 0
     for a, b in pairs:
         na, nb = int(groups[a].max()) + 1, int(groups[b].max()) + 1
-        t = to_distribution(noisy[pos:pos + na * nb]).reshape(na, nb)
+        raw = np.asarray(noisy[pos:pos + na * nb], float)
         pos += na * nb
-        mi[idx[a], idx[b]] = mi[idx[b], idx[a]] = mutual_information(t)
-    return max_spanning_tree(mi, names)
+        m = mutual_information(to_distribution(raw).reshape(na, nb))
+        mi[idx[a], idx[b]] = mi[idx[b], idx[a]] = m
+        if sigma is not None and n_rows is not None and sigma > 0:
+            r = raw.reshape(na, nb)
+            indep = np.outer(to_distribution(r.sum(1)), to_distribution(r.sum(0))).ravel() * max(n_rows, 1.0)
+            sims = indep[None, :] + rng.normal(0.0, sigma, (NULL_DRAWS, indep.size))
+            null = np.array([mutual_information(to_distribution(x).reshape(na, nb)) for x in sims])
+            ok[idx[a], idx[b]] = ok[idx[b], idx[a]] = m > null.mean() + z * null.std()
+    if ok.all():
+        return max_spanning_tree(mi, names)
+    return max_spanning_forest(np.where(ok, mi, -1.0), names)
+
+
+def max_spanning_forest(weight: np.ndarray, names: list[str]) -> list[Key]:
+    """Kruskal on the edges of positive weight only: a maximum spanning forest (parent first)."""
+    root = list(range(len(names)))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    edges = []
+    cand = sorted(((weight[i, j], i, j) for i in range(len(names)) for j in range(i + 1, len(names))
+                   if weight[i, j] >= 0), reverse=True)
+    for _, i, j in cand:
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            root[ri] = rj
+            edges.append((names[i], names[j]))
+    return edges
 
 
 def rake(df: pd.DataFrame, weights: np.ndarray, schema: Schema, targets: dict, iterations: int = 30,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ class Column:
     lower: float | None = None
     upper: float | None = None
     rounding: float | None = None  # public precision grid (1 for integers)
-    special_values: tuple[float, ...] = ()  # public point masses worth landing on exactly (e.g. 0)
+    special_values: tuple[float, ...] = ()  # point masses: own bins and exact output values (e.g. 0)
+    bin_edges: tuple[float, ...] = ()  # interior edges of a number's interval bins (else a public grid)
+    other: Any = None  # the category that takes values outside ``categories`` (instead of dropping rows)
     scale: str = "linear"  # or "log" for heavy-tailed sizes
     nullable: bool = False
     weight: float = 1.0  # relative weight in the distance
@@ -56,6 +59,8 @@ class Column:
                 raise SchemaError(f"column {self.name!r}: a {self.type} column needs its public 'categories'")
             if len(set(map(str, self.categories))) != len(self.categories):
                 raise SchemaError(f"column {self.name!r}: duplicate categories")
+            if self.other is not None and str(self.other) not in set(map(str, self.categories)):
+                raise SchemaError(f"column {self.name!r}: 'other' ({self.other!r}) must be one of its categories")
         else:
             if self.lower is None or self.upper is None:
                 raise SchemaError(f"column {self.name!r}: a {self.type} column needs public 'lower' and 'upper' "
@@ -64,6 +69,9 @@ class Column:
                 raise SchemaError(f"column {self.name!r}: need finite lower < upper, got {self.lower}, {self.upper}")
             if self.type in INTEGER_TYPES and self.rounding is None:
                 object.__setattr__(self, "rounding", 1.0)
+            if list(self.bin_edges) != sorted(set(self.bin_edges)) or any(
+                    not math.isfinite(e) for e in self.bin_edges):
+                raise SchemaError(f"column {self.name!r}: 'bin_edges' must be finite and strictly increasing")
         if self.scale not in ("linear", "log"):
             raise SchemaError(f"column {self.name!r}: scale must be 'linear' or 'log', got {self.scale!r}")
         if self.weight < 0:
@@ -81,7 +89,7 @@ class Column:
             d.pop("weight", None)
         if self.scale == "linear":
             d.pop("scale", None)
-        for k in ("categories", "special_values"):
+        for k in ("categories", "special_values", "bin_edges"):
             if k in d:
                 d[k] = list(d[k])
         return d
@@ -96,7 +104,7 @@ class Column:
         if "type" not in d or "name" not in d:
             raise SchemaError(f"column {name!r}: every column needs 'name' and 'type'")
         d = dict(d)
-        for k in ("categories", "special_values"):
+        for k in ("categories", "special_values", "bin_edges"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
         for k in ("lower", "upper"):
@@ -243,61 +251,171 @@ def _jsonable(o: Any) -> Any:
 # ------------------------------------------------------------------------------------------------
 # inference from a PUBLIC table
 
+OTHER = "(other)"  # the other-bucket category `schema infer` adds for values it does not list
+MAX_CATEGORIES = 200
+DISCRETE_MAX = 20  # a number column with at most this many distinct values is a category (numeric order)
+SPECIAL_SHARE = 0.05  # `schema infer` proposes values holding at least this share of rows as special values
+MAX_SPECIAL = 10
+_ISO_DATE = r"^\s*\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2})?\s*$"
 
-def infer_column(s: pd.Series, name: str, type_: str | None = None, max_categories: int = 200) -> Column:
-    """Column spec from a *public* column (bounds = observed min/max, categories = observed values)."""
+
+def category_order(values: list[Any]) -> list[Any]:
+    """Categories in numeric order when they are numbers ('2' before '10'), else in text order."""
+    def key(v: Any) -> tuple[int, float, str]:
+        try:
+            return (0, float(v), str(v)) if not isinstance(v, bool) else (1, 0.0, str(v))
+        except (TypeError, ValueError):
+            return (1, 0.0, str(v))
+
+    return sorted(values, key=key)
+
+
+def looks_like_dates(v: pd.Series) -> bool:
+    """Text that is ISO 8601 dates/times in every non-empty cell (so numbers are never taken for dates)."""
+    if v.empty or not (pd.api.types.is_object_dtype(v) or pd.api.types.is_string_dtype(v)):
+        return False
+    return bool(v.astype(str).str.match(_ISO_DATE).all())
+
+
+def parse_dates(s: pd.Series) -> pd.Series:
+    """Epoch seconds (float, NaN where empty or unparseable) of dates given as text or datetimes."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        d = s
+    else:
+        d = pd.to_datetime(s, errors="coerce", utc=True, format="ISO8601") if s.dtype == object else \
+            pd.to_datetime(s, errors="coerce", utc=True)
+    if getattr(d.dt, "tz", None) is not None:
+        d = d.dt.tz_convert("UTC").dt.tz_localize(None)
+    out = d.astype("int64").astype(float) / 1e9
+    return out.where(d.notna())
+
+
+def outward(lo: float, hi: float) -> tuple[float, float]:
+    """Bounds rounded outward to the leading digit of the span (so new data a little beyond the seen range
+    still fits); a non-negative column keeps a non-negative lower bound."""
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    step = 10.0 ** math.floor(math.log10(span))
+    a, b = math.floor(lo / step) * step, math.ceil(hi / step) * step
+    if a == lo and lo != 0:
+        a -= step
+    if b == hi:
+        b += step
+    if lo >= 0 > a:
+        a = 0.0
+    return float(a), float(b)
+
+
+def decimal_rounding(x: np.ndarray, max_places: int = 4) -> float | None:
+    """The coarsest power-of-ten grid every value sits on (1, 0.1, ..., 1e-4), or None."""
+    for k in range(0, max_places + 1):
+        scaled = x * 10.0**k
+        if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-6):
+            return 10.0**-k
+    return None
+
+
+def infer_type(v: pd.Series) -> str:
+    """A column type from a PUBLIC column's values (non-null)."""
+    if pd.api.types.is_bool_dtype(v):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(v) or looks_like_dates(v):
+        return "datetime"
+    x = pd.to_numeric(v, errors="coerce")
+    if v.empty or x.notna().sum() < len(v):
+        return "categorical"
+    if x.nunique() <= DISCRETE_MAX:
+        return "categorical"
+    return "integer" if np.all(np.mod(x.to_numpy(float), 1) == 0) else "float"
+
+
+def infer_column(s: pd.Series, name: str, type_: str | None = None, max_categories: int = MAX_CATEGORIES) -> Column:
+    """Column spec from a *public* column: categories = observed values in numeric or text order (values
+    beyond ``max_categories``, or seen once in a long tail, go to an explicit other bucket); numbers get
+    bounds rounded outward from the observed range, the file's decimal grid, and the values holding ≥ 5 % of
+    the rows as special values (point masses); ISO dates become datetimes."""
     nullable = bool(s.isna().any())
     v = s.dropna()
-    if type_ is None:
-        if pd.api.types.is_bool_dtype(v):
-            type_ = "boolean"
-        elif pd.api.types.is_datetime64_any_dtype(v):
-            type_ = "datetime"
-        elif pd.api.types.is_integer_dtype(v):
-            type_ = "integer" if v.nunique() > 20 else "categorical"
-        elif pd.api.types.is_float_dtype(v):
-            type_ = "integer" if np.all(np.mod(v, 1) == 0) and v.nunique() > 20 else (
-                "float" if v.nunique() > 20 else "categorical")
-        else:
-            parsed = pd.to_numeric(v, errors="coerce")
-            type_ = "float" if parsed.notna().all() and v.nunique() > 20 else "categorical"
+    type_ = type_ or infer_type(v)
+    if type_ not in TYPES:
+        raise SchemaError(f"column {name!r}: unknown type {type_!r}; use one of {sorted(TYPES)}")
     if type_ in CATEGORICAL_TYPES:
-        cats = sorted(v.unique().tolist(), key=str)
-        if len(cats) > max_categories:
-            raise SchemaError(f"column {name!r} has {len(cats)} distinct values; declare it numeric or give categories")
-        return Column(name, type_, categories=tuple(cats), nullable=nullable)
-    if type_ == "datetime":
-        t = pd.to_datetime(v).astype("int64") / 1e9
-        return Column(name, "datetime", lower=float(t.min()), upper=float(t.max()) + 1, nullable=nullable)
-    x = pd.to_numeric(v).astype(float)
-    lo, hi = float(x.min()), float(x.max())
-    if hi <= lo:
-        hi = lo + 1
-    return Column(name, type_, lower=lo, upper=hi, rounding=1.0 if type_ == "integer" else None,
-                  scale="log" if lo >= 0 and hi > 1000 * max(np.median(x), 1) else "linear", nullable=nullable)
+        if type_ == "boolean" and pd.api.types.is_bool_dtype(v):
+            return Column(name, type_, nullable=nullable)
+        vc = v.value_counts()
+        if len(vc) <= max_categories:
+            cats, other = category_order(vc.index.tolist()), None
+        else:  # long tail: the most frequent repeated values, the rest in one named bucket
+            keep = vc[vc >= 2].index[: max_categories - 1].tolist()
+            other = OTHER if OTHER not in set(map(str, keep)) else OTHER + "_"
+            cats = category_order(keep) + [other]
+        if not cats:
+            cats, other = [OTHER], OTHER
+        return Column(name, type_, categories=tuple(cats), nullable=nullable, other=other)
+    x = parse_dates(v).dropna() if type_ == "datetime" else pd.to_numeric(v, errors="coerce").dropna().astype(float)
+    if x.empty:
+        raise SchemaError(f"column {name!r}: no {type_} values to infer bounds from; give its bounds in the schema")
+    xv = x.to_numpy(float)
+    lo, hi = outward(float(xv.min()), float(xv.max()))
+    rounding = 1.0 if type_ in INTEGER_TYPES else (None if type_ == "datetime" else decimal_rounding(xv))
+    vc = x.value_counts(normalize=True)
+    special = tuple(float(u) for u in sorted(vc[vc >= SPECIAL_SHARE].index[:MAX_SPECIAL]))
+    med = float(np.median(xv))
+    scale = "log" if type_ != "datetime" and lo >= 0 and hi > 1000 * max(med, 1) else "linear"
+    return Column(name, type_, lower=lo, upper=hi, rounding=rounding, special_values=special, scale=scale,
+                  nullable=nullable)
 
 
-def infer_public(df: pd.DataFrame, label: str | None = None) -> Schema:
-    """Schema from a PUBLIC table. Never call this on private data: it reads categories and bounds."""
-    return Schema(tuple(infer_column(df[c], str(c)) for c in df.columns), label=label)
+def infer_public(df: pd.DataFrame, label: str | None = None, types: dict[str, str] | None = None) -> Schema:
+    """Schema from a PUBLIC table. Never call this on private data: it reads categories and bounds.
+    ``types`` overrides the inferred type of the columns it names."""
+    types = types or {}
+    unknown = set(types) - {str(c) for c in df.columns}
+    if unknown:
+        raise SchemaError(f"types given for columns {sorted(unknown)} that the table does not have")
+    return Schema(tuple(infer_column(df[c], str(c), types.get(str(c))) for c in df.columns), label=label)
+
+
+def describe(schema: Schema) -> list[str]:
+    """One line per column saying what the schema decided (for the `schema infer` summary on stderr)."""
+    out = []
+    for c in schema.columns:
+        if c.is_categorical:
+            k = len(c.categories)
+            what = f"{c.type}, {k} categories" + (f" (values not listed go to {c.other!r})" if c.other is not None
+                                                   else "")
+        else:
+            lo, hi = (pd.Timestamp(c.lower, unit="s"), pd.Timestamp(c.upper, unit="s")) if c.type == "datetime" \
+                else (f"{c.lower:g}", f"{c.upper:g}")
+            what = f"{c.type} in [{lo}, {hi}]"
+            if c.rounding:
+                what += f", grid {c.rounding:g}"
+            if c.scale == "log":
+                what += ", log scale"
+            if c.special_values:
+                what += ", special values " + ", ".join(f"{v:g}" for v in c.special_values)
+        out.append(f"  {c.name}: {what}{', nullable' if c.nullable else ''}")
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
 # validation of private input
 
 
-def _rows(mask: np.ndarray, limit: int = 5) -> str:
-    idx = np.flatnonzero(mask)
-    s = ", ".join(str(i) for i in idx[:limit])
-    return f"rows {s}{' ...' if idx.size > limit else ''} ({idx.size} in all)"
+class InvalidRowsWarning(UserWarning):
+    """Rows that do not fit the schema were dropped (by --on-invalid drop/clip); names the column only."""
 
 
-def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error") -> pd.DataFrame:
+def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
+             show: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Check private input against the public schema *before* any budget is spent.
 
-    on_invalid: ``error`` (default) raises naming the column and first rows; ``drop`` removes
-    offending rows; ``clip`` clips numbers into bounds and drops the rest. Row numbers are 0-based
-    data rows (the header is not counted)."""
+    on_invalid: ``error`` (default) raises naming each column and the kind of problem; ``drop`` removes
+    offending rows; ``clip`` clips numbers into bounds and maps values outside a column's categories to its
+    ``other`` bucket, dropping only what cannot be repaired (a non-number, a missing value in a
+    non-nullable column, a category with no other bucket). Every drop is announced by an
+    ``InvalidRowsWarning`` that names the column and the problem. Messages never hold a private value, a row
+    number or a count (privacy rule 7); ``show`` (the CLI's local-only ``--show-invalid``) receives the
+    first offending values and row numbers for the user's terminal."""
     if on_invalid not in ("error", "drop", "clip"):
         raise ValidationError(f"--on-invalid must be error, drop or clip, got {on_invalid!r}")
     if len(df) == 0:
@@ -308,59 +426,68 @@ def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error") -> pd.
         raise ValidationError(f"duplicate columns in the private data: {dups}; rename or drop them")
     missing = [c for c in schema.names if c not in cols]
     if missing:
-        raise ValidationError(f"columns {missing} are in the schema but not in the private data "
-                              f"(which has {cols[:20]}); fix the header or the schema")
+        raise ValidationError(f"columns {missing} are in the schema but not in the private data; fix the header "
+                              "or the schema")
     df = df[schema.names].reset_index(drop=True)
     bad_any = np.zeros(len(df), dtype=bool)
     out = {}
-    problems = []
+    problems: list[tuple[str, str]] = []
+
+    def problem(name: str, mask: np.ndarray, kind: str, fix: str, values: pd.Series | None = None) -> None:
+        problems.append((name, f"{kind}; {fix}"))
+        if show is not None:
+            idx = np.flatnonzero(mask)[:5]
+            shown = f" values {sorted(set(values[mask].astype(str)))[:5]}" if values is not None else ""
+            show(f"--show-invalid: column {name!r}: {kind}: rows {idx.tolist()}{shown}")
+
     for c in schema.columns:
         s = df[c.name]
         null = s.isna().to_numpy()
         if c.is_categorical:
-            allowed = {str(v) for v in c.categories}
-            as_str = s.astype(str).str.strip()
-            unknown = ~as_str.isin(allowed).to_numpy() & ~null
-            if unknown.any():
-                vals = sorted(set(as_str[unknown].tolist()))[:5]
-                problems.append((c.name, unknown, f"unknown categories {vals} in {_rows(unknown)}; add them to "
-                                 "the schema's public categories or use --on-invalid drop"))
-            bad = unknown
             lookup = {str(v): v for v in c.categories}
+            as_str = s.astype(str).str.strip()
+            unknown = ~as_str.isin(set(lookup)).to_numpy() & ~null
+            if unknown.any() and c.other is not None:
+                as_str = as_str.where(~unknown, str(c.other))  # the schema's other bucket takes them
+                unknown = np.zeros_like(unknown)
+            if unknown.any():
+                problem(c.name, unknown, "values outside the public categories",
+                        "add them to the schema's categories, give the column an 'other' category, or use "
+                        "--on-invalid drop", as_str)
+            bad = unknown
             val = as_str.map(lookup).where(~null, None)
         else:
-            if c.type == "datetime":
-                num = pd.to_datetime(s, errors="coerce")
-                wrong = num.isna().to_numpy() & ~null
-                num = num.astype("int64").astype(float) / 1e9
-                num[num.isna() | wrong | null] = np.nan
-            else:
-                num = pd.to_numeric(s, errors="coerce").astype(float)
-                wrong = num.isna().to_numpy() & ~null
+            num = parse_dates(s) if c.type == "datetime" else pd.to_numeric(s, errors="coerce").astype(float)
+            wrong = num.isna().to_numpy() & ~null
             if wrong.any():
-                problems.append((c.name, wrong, f"non-numeric values {sorted(set(s[wrong].astype(str)))[:5]} "
-                                 f"in {_rows(wrong)}; fix them or use --on-invalid drop"))
-            x = num.to_numpy()
+                problem(c.name, wrong, f"values that are not {'dates' if c.type == 'datetime' else 'numbers'}",
+                        "fix them or use --on-invalid drop", s.astype(str))
+            x = num.to_numpy(float)
             oob = ~np.isnan(x) & ((x < c.lower) | (x > c.upper))
             if oob.any() and on_invalid == "clip":
                 x = np.clip(x, c.lower, c.upper)
                 oob = np.zeros_like(oob)
             if oob.any():
-                problems.append((c.name, oob, f"values outside the public bounds [{c.lower}, {c.upper}] in "
-                                 f"{_rows(oob)}; widen the bounds or use --on-invalid clip"))
+                problem(c.name, oob, f"values outside the public bounds [{c.lower:g}, {c.upper:g}]",
+                        "widen the bounds or use --on-invalid clip", pd.Series(x))
             bad = wrong | oob
             val = pd.Series(x)
         if null.any() and not c.nullable:
-            problems.append((c.name, null, f"missing values in non-nullable column in {_rows(null)}; "
-                             "mark the column nullable in the schema or use --on-invalid drop"))
+            problem(c.name, null, "missing values in a non-nullable column",
+                    "mark the column nullable in the schema or use --on-invalid drop")
             bad = bad | null
         bad_any |= bad
         out[c.name] = val
     if problems and on_invalid == "error":
-        msg = "; ".join(f"column {name!r}: {m}" for name, _, m in problems[:10])
+        msg = "; ".join(f"column {name!r}: {m}" for name, m in problems[:10])
         raise ValidationError(f"private data does not fit the schema: {msg}")
     res = pd.DataFrame(out)
     if bad_any.any():
+        import warnings
+
+        for name, m in problems:
+            warnings.warn(InvalidRowsWarning(f"--on-invalid {on_invalid}: rows dropped in column {name!r}: "
+                                             f"{m.split(';')[0]}"), stacklevel=2)
         res = res[~bad_any].reset_index(drop=True)
         if len(res) == 0:
             raise ValidationError("no valid rows remain after --on-invalid " + on_invalid)

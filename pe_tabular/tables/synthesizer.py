@@ -39,12 +39,13 @@ from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
 from pe_tabular.privacy.ledger import Ledger, Release
 from pe_tabular.privacy.noise import noise_source
-from pe_tabular.privacy.release import ReleasePath, Spec
+from pe_tabular.privacy.release import ReleasePath, Spec, release_count, size_from_count
 from pe_tabular.privacy.schedules import BudgetPolicy, make_policy
 from pe_tabular.tables.encoder import TableEncoder
 from pe_tabular.tables.generators.statistical import StatisticalBackend
 from pe_tabular.tables.generators.tree import TreeBackend
 from pe_tabular.tables.marginals import (
+    by_frequency,
     coarse_groups,
     combine_one_way,
     consistent_pairs,
@@ -54,10 +55,14 @@ from pe_tabular.tables.marginals import (
     rake,
     structure_counts,
 )
+from pe_tabular.tables.resolution import MAX_INTERVALS, numeric_columns, resolve, thresholded
+from pe_tabular.tables.resolution import plan as resolution_plan
 from pe_tabular.tables.schema import Schema, validate
 
 log = logging.getLogger(__name__)
 DUPLICATE_VARY = 0.25  # default variation degree of repeated output rows (see PESynthesizer.sample)
+RESOLUTION_DELTA = 0.1  # share of δ paid by the thresholded exact-value releases of the resolution stage
+INTERVAL_SIGMAS = 10.0  # an interval bin should hold at least this many σ of its one-way measurement
 
 
 def _to_pandas(df: Any) -> pd.DataFrame:
@@ -90,8 +95,9 @@ class PESynthesizer:
         backend: Backend | str = "statistical", iterations: int = 2, population: int | Sequence[int] = 16000,
         k: int = 16, degree: float | Sequence[float] | None = None, threshold: float = 0.0,
         budget: str = "uniform", label: str | None | bool = True, label_shares: Mapping[str, float] | None = None,
-        label_budget_share: float = 0.02, calibrate: float = 0.25, pair_share: float = 0.5,
-        structure_share: float = 0.05, keep_selected: float = 0.0,
+        label_budget_share: float = 0.02, calibrate: float = 0.20, pair_share: float = 0.47,
+        structure_share: float = 0.05, count_share: float = 0.01, resolution_share: float = 0.10,
+        votes: bool = True, keep_selected: float = 0.0,
         voter: str = "auto",
         weights: Mapping[str, float] | None = None, on_invalid: str = "error", seed: int | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None, vote_fn: Any = None,
@@ -101,6 +107,7 @@ class PESynthesizer:
         self.threshold, self.budget, self.label, self.label_shares = threshold, budget, label, label_shares
         self.label_budget_share, self.calibrate, self.pair_share = label_budget_share, calibrate, pair_share
         self.structure_share, self.keep_selected = structure_share, keep_selected
+        self.count_share, self.resolution_share, self.votes = count_share, resolution_share, votes
         self.voter, self.weights = voter, weights
         self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
         self.vote_fn = vote_fn  # e.g. Dask-sharded voting (pe_tabular.voting.sharded.make_vote_fn)
@@ -112,7 +119,7 @@ class PESynthesizer:
     #: the arguments ``save`` writes and ``load`` restores (JSON-able; ``schema`` is saved on its own)
     PARAMS = ("epsilon", "delta", "backend", "iterations", "population", "k", "degree", "threshold", "budget",
               "label", "label_shares", "label_budget_share", "calibrate", "pair_share", "structure_share",
-              "keep_selected", "voter", "weights", "on_invalid", "seed")
+              "count_share", "resolution_share", "votes", "keep_selected", "voter", "weights", "on_invalid", "seed")
 
     def get_params(self) -> dict[str, Any]:
         """Every constructor argument, as given (scikit-learn's convention)."""
@@ -126,8 +133,12 @@ class PESynthesizer:
         self.label_ = schema.label if self.label is True else (self.label or None)
         if self.label_ is not None and self.label_ not in schema.names:
             raise ConfigError(f"`label` {self.label_!r} is not a schema column", "label")
+        if self.label_ is not None and schema[self.label_].nullable:  # missing labels are no class to condition on
+            log.warning("label column %r is nullable: the run is not class-conditional", self.label_)
+            self.label_ = None
         # backends read the class column from the schema
         self.schema_ = schema.with_label(self.label_) if self.label_ != schema.label else schema
+        self.schema_given_ = self.schema_  # fit() refines schema_ with the DP resolution of number columns
         deg = self.degree if self.degree is not None else degree_schedule(self.iterations, 0.2, 0.1)
         self.config_ = EvolutionConfig.build(self.iterations, self.population, deg, k=self.k,
                                              threshold=self.threshold, keep_selected=self.keep_selected,
@@ -140,10 +151,23 @@ class PESynthesizer:
             raise ConfigError("`calibrate` (budget share of the one-way marginals) must be in [0, 1)", "calibrate")
         if not 0 <= self.structure_share < 1:
             raise ConfigError("`structure_share` must be in [0, 1)", "structure_share")
-        if not 0 <= self.pair_share < 1 or (self.label_budget_share + self.calibrate + self.pair_share
-                                            + self.structure_share >= 1):
-            raise ConfigError("`pair_share` must be in [0, 1) and, with label_budget_share, calibrate and "
-                              "structure_share, leave budget for the votes", "pair_share")
+        if not 0 < self.count_share < 1:
+            raise ConfigError("`count_share` (budget share of the noisy row count) must be in (0, 1)", "count_share")
+        if not 0 <= self.resolution_share < 1:
+            raise ConfigError("`resolution_share` must be in [0, 1)", "resolution_share")
+        if not 0 <= self.pair_share < 1 or self._measure_total() >= 1:
+            raise ConfigError("`pair_share` must be in [0, 1) and, with label_budget_share, calibrate, "
+                              "structure_share, count_share and resolution_share, leave budget for the votes",
+                              "pair_share")
+
+    def _measure_total(self) -> float:
+        return (self.label_budget_share + self.calibrate + self.pair_share + self.structure_share + self.count_share
+                + self.resolution_share)
+
+    def _share(self, name: str) -> float:
+        """A measurement's budget share; without votes the measurements share the whole budget (same ratios)."""
+        v = float(getattr(self, name))
+        return v if self.votes else v / self._measure_total()
 
     # -- helpers --------------------------------------------------------------------------------
     def _backend(self) -> Backend:
@@ -158,8 +182,13 @@ class PESynthesizer:
     def _policy(self, mu_left: float) -> BudgetPolicy:
         return make_policy(self.budget, mu_left, self.config_.iterations, threshold=self.config_.threshold)
 
+    def _delta_reserved(self) -> float:
+        """δ the resolution stage pays for thresholding exact values (a public choice: depends on the schema)."""
+        return RESOLUTION_DELTA * self.delta if self.resolution_share > 0 and thresholded(self.schema_) else 0.0
+
     def _start_ledger(self) -> Ledger:
         extra = sum(r.get("extra_delta", 0.0) for r in (self.schema_.dp_cost or {}).get("releases", []))
+        extra += self._delta_reserved()
         mu = self.mu_ if extra == 0 else gdp_mu(self.epsilon, self.delta - extra)
         led = Ledger(self.delta, mu_budget=mu, noise_mode=noise_source().mode)
         led.public_inputs = {"schema": "public (categories, bounds, rounding, special values)",
@@ -172,27 +201,35 @@ class PESynthesizer:
 
     # -- API ------------------------------------------------------------------------------------
     def fit(self, data: Any, *, checkpoint: str | Path | Checkpointer | None = None, resume: bool = False,
-            input_fingerprint: Any = None) -> PESynthesizer:
+            input_fingerprint: Any = None, show_invalid: Callable[[str], None] | None = None) -> PESynthesizer:
         """Run the DP measurements and the evolution on ``data`` (pandas or polars).
 
         ``checkpoint``: a directory (or an open ``Checkpointer``) for per-release checkpoints; ``resume``
         continues the run it holds. ``input_fingerprint`` (e.g. ``checkpoint.input_fingerprint(path)``)
-        identifies the input file, so a resume on other data is refused."""
-        df = validate(_to_pandas(data), self.schema_, self.on_invalid)
+        identifies the input file, so a resume on other data is refused. ``show_invalid`` receives offending
+        values and rows of invalid input (local terminal only, see ``schema.validate``)."""
+        df = validate(_to_pandas(data), self.schema_, self.on_invalid, show=show_invalid)
         rng = np.random.default_rng(self.seed)
         noise = noise_source()
         settings = {k: v for k, v in self.get_params().items() if k in self.PARAMS}
         ckpt = open_checkpoint(checkpoint, resume, {"settings": settings, "schema": self.schema_.to_dict(),
                                                     "input": input_fingerprint})
+        self.schema_ = self.schema_given_
         ledger = self._start_ledger()
-        labels = None
+        path = ReleasePath(ledger, noise, ckpt)
         rho = ledger.remaining_rho()  # stage shares below are fractions of this total
+        # 0) the number of private rows is private: every size derives from this noisy count (or is public)
+        self.n_hat_ = size_from_count(release_count(
+            path, Spec("count", "number of private rows", self._sigma(rho * self._share("count_share"), 1),
+                       stream=(0, 399)), lambda: len(df)))
+        ledger.public_inputs["output_size"] = "the noisy row count (default) or the caller's --samples"
         labels = None
         if self.label_ is not None:
             labels = df[self.label_].astype(str).to_numpy()
             classes = [str(c) for c in self.schema_[self.label_].categories]
             if self.label_shares_ is None:
-                shares = estimate_label_shares(labels, classes, self._sigma(rho * self.label_budget_share, 1),
+                shares = estimate_label_shares(labels, classes,
+                                               self._sigma(rho * self._share("label_budget_share"), 1),
                                                ledger, noise, ckpt)
                 ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
             else:
@@ -201,37 +238,45 @@ class PESynthesizer:
                 if missing:
                     raise ConfigError(f"public label shares lack classes {sorted(missing)}")
             self.shares_ = shares
+        # 1) data-adaptive resolution of number columns: point masses and DP quantile bins
+        self.decoders_: dict[str, Any] = {}
+        cols = [c.name for c in self.schema_.columns if c.name != self.label_]
+        if self.resolution_share > 0 and numeric_columns(self.schema_):
+            sigma_1 = self._sigma(rho * self._share("calibrate"), len(cols)) if self.calibrate > 0 else 0.0
+            plan = resolution_plan(self.schema_, rho * self._share("resolution_share"), self._delta_reserved())
+            target = max(self.n_hat_ / MAX_INTERVALS, INTERVAL_SIGMAS * sigma_1)
+            self.schema_, self.decoders_ = resolve(df, self.schema_, path, plan, self.n_hat_, target)
         targets: dict[Any, np.ndarray] = {}
         self._raw: dict[Any, tuple[np.ndarray, float]] = {}  # released noisy counts and σ, by marginal
         if self.calibrate > 0:
-            cols = [c.name for c in self.schema_.columns if c.name != self.label_]
-            sigma = self._sigma(rho * self.calibrate, len(cols))
+            sigma = self._sigma(rho * self._share("calibrate"), len(cols))
             for j, name in enumerate(cols):
                 targets[name] = self._measure(df, (name,), sigma, f"marginal_{j:03d}", ledger, noise, ckpt, 100 + j)
+            self._order_categories(targets)
             self.marginals_ = dict(targets)
         if labels is not None:
             cats = [str(c) for c in self.schema_[self.label_].categories]
             targets[self.label_] = np.array([self.shares_[c] for c in cats] + [0.0])
         encoder = TableEncoder(self.schema_, self.weights)
-        private_codes = encoder.encode(df)
         extra = {"vote_fn": self.vote_fn} if self.vote_fn is not None else {}
         lab_shares = self.shares_ if labels is not None else None
         backend = self._backend()
         if self.pair_share > 0:
-            # 1) every pair's two-way table on coarse groups read off the released one-way marginals, in
+            # 2) every pair's two-way table on coarse groups read off the released one-way marginals, in
             #    one release (L2 sensitivity √pairs); its Chow-Liu tree is the dependence structure
             names = self.schema_.names
             one = {n: targets.get(n, self._uniform(n)) for n in names}
             groups = {n: coarse_groups(self.schema_[n], one[n]) for n in names}
             every = list(itertools.combinations(names, 2))
             sens = math.sqrt(len(every))
-            noisy = ReleasePath(ledger, noise, ckpt).release(
+            noisy = path.release(
                 Spec("structure", f"all {len(every)} two-way tables on coarse groups (structure)",
-                     self._sigma(rho * self.structure_share, 1, sens), sens, stream=(0, 300)),
+                     self._sigma(rho * self._share("structure_share"), 1, sens), sens, stream=(0, 300)),
                 lambda: structure_counts(df, self.schema_, groups, every))
-            pairs = noisy_chow_liu(noisy, groups, every, names)
-            # 2) DP two-way marginals of the tree's edges; 3) a tree generator fitted on them
-            sigma = self._sigma(rho * self.pair_share, len(pairs))
+            pairs = noisy_chow_liu(noisy, groups, every, names, ledger.releases[-1].sigma, self.n_hat_)
+            # 3) DP two-way marginals of the tree's edges (none when no dependence beat the noise: their share
+            #    then stays with the votes); 4) a tree generator fitted on them
+            sigma = self._sigma(rho * self._share("pair_share"), len(pairs)) if pairs else 0.0
             for j, key in enumerate(pairs):
                 targets[key] = self._measure(df, key, sigma, f"pair_{j:03d}", ledger, noise, ckpt, 200 + j)
             self.pairs_ = pairs
@@ -242,25 +287,44 @@ class PESynthesizer:
             one = {n: targets.get(n, self._uniform(n)) for n in self.schema_.names}
             targets.update(consistent_pairs(one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
                                             self.schema_))
-            tree = TreeBackend(self.schema_, one, {k: v for k, v in targets.items() if isinstance(k, tuple)})
+            tree = TreeBackend(self.schema_, one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
+                               decoders=self.decoders_)
             if isinstance(self.backend, str) and self.backend == "statistical":
                 backend = tree
             elif isinstance(self.backend, str):  # mixtures / LLM fallback get the calibrated generator
                 from pe_tabular.tables.generators.factory import make_backend
 
                 backend = make_backend(self.backend, self.schema_, statistical=lambda: tree)
-        rho_pe = ledger.remaining_rho()
-        policy = self._policy(math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf)
-        cfg = explore_every_source(self.config_, backend)
         self.backend_ = backend  # the generator the evolution used; sample() varies duplicates with it
-        evo = Evolution(backend, encoder, cfg, policy, ledger, noise, rng, self.on_event, **extra)
-        self.result = evo.run(private_codes, private_labels=labels, label_shares=lab_shares, checkpoint=ckpt,
-                              resume=resume)
+        if self.votes:
+            rho_pe = ledger.remaining_rho()
+            policy = self._policy(math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf)
+            cfg = explore_every_source(self.config_, backend)
+            private_codes = encoder.encode(df)
+            evo = Evolution(backend, encoder, cfg, policy, ledger, noise, rng, self.on_event, **extra)
+            self.result = evo.run(private_codes, private_labels=labels, label_shares=lab_shares, checkpoint=ckpt,
+                                  resume=resume)
+        else:  # generator only (ablation): the measurements had the whole budget; no private row votes
+            pop = backend.random(self.config_.population[-1], rng=rng)
+            self.result = EvolutionResult(pop, np.ones(len(pop)), ledger, [])
         if targets:
             self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema_, targets)
         self.ledger = ledger
         self._rng = rng
         return self
+
+    def _order_categories(self, targets: dict[Any, np.ndarray]) -> None:
+        """List every category column (but the label) by its released frequency, so two-way marginals keep the
+        frequent categories apart and pool the rare ones (post-processing; permutes the released vectors)."""
+        cols = []
+        for c in self.schema_.columns:
+            if c.is_categorical and c.name != self.label_ and c.name in targets:
+                c, perm = by_frequency(c, targets[c.name])
+                targets[c.name] = targets[c.name][perm]
+                noisy, sigma = self._raw[c.name]
+                self._raw[c.name] = (np.asarray(noisy)[perm], sigma)
+            cols.append(c)
+        self.schema_ = dataclasses.replace(self.schema_, columns=tuple(cols))
 
     def _uniform(self, name: str) -> np.ndarray:
         from pe_tabular.tables.marginals import Binning
@@ -290,8 +354,10 @@ class PESynthesizer:
             raise RuntimeError("call fit() (or load()) before sample()")
         return self.result
 
-    def sample(self, n: int, *, seed: int | None = None, vary_degree: float | None = None) -> pd.DataFrame:
-        """n synthetic rows ∝ final noisy counts (post-processing; no privacy cost).
+    def sample(self, n: int | None = None, *, seed: int | None = None, vary_degree: float | None = None
+               ) -> pd.DataFrame:
+        """n synthetic rows ∝ final noisy counts (post-processing; no privacy cost). The default n is the
+        released noisy row count (``n_hat_``), never the exact number of private rows (privacy rule 6).
 
         Rows are drawn by systematic resampling, so a candidate with weight p appears ⌊n·p⌋ or ⌈n·p⌉
         times. Repeats of a candidate are then varied by ``vary_degree`` with the evolution's own
@@ -301,6 +367,10 @@ class PESynthesizer:
         The default (None) is 0.25 for the built-in local generators and 0 for API-backed ones, so that
         sampling never calls an LLM."""
         res = self._need_fit()
+        if n is None:
+            n = getattr(self, "n_hat_", None)
+            if n is None:
+                raise ValueError("sample() needs n: this synthesizer holds no released row count")
         if n < 1:
             raise ValueError(f"--samples must be >= 1, got {n}")
         rng = np.random.default_rng(seed if seed is not None else self.seed)
@@ -355,16 +425,21 @@ class PESynthesizer:
             meta["label"] = res.population.label.astype(str)
         atomic_write(d / "meta.parquet", lambda t: meta.to_parquet(t, index=False))
         res.ledger.save(d / "ledger.json")
+        if self.schema_ is not self.schema_given_:  # the DP resolution (released bins): sample() needs it
+            self.schema_.save(d / "resolved_schema.json")
         if isinstance(getattr(self, "backend_", None), TreeBackend):  # released marginals: sample() varies with it
             tree = self.backend_
             keys = [[n] for n in tree.p1] + [list(k) for k in tree.pairs]
             arrays = {f"m{i}": np.asarray(v) for i, v in enumerate([*tree.p1.values(), *tree.pairs.values()])}
+            for name, dec in tree.decoders.items():
+                arrays.update(dec.to_arrays(f"d{tree.schema.names.index(name)}_"))
             atomic_write_npz(d / "generator.npz", {"keys": np.array(json.dumps(keys)), **arrays})
         params = {k: getattr(self, k) for k in self.PARAMS}
         if not isinstance(self.backend, str):  # a generator object: its name is kept; load() needs it again
             params["backend"] = None
             params["backend_name"] = getattr(self.backend, "name", type(self.backend).__name__)
-        atomic_write_json(d / "settings.json", {"params": params, "history": res.history})
+        atomic_write_json(d / "settings.json", {"params": params, "history": res.history,
+                                                "n_hat": getattr(self, "n_hat_", None)})
         return d
 
     @classmethod
@@ -385,13 +460,21 @@ class PESynthesizer:
         led = Ledger.load(d / "ledger.json")
         syn.result = EvolutionResult(pop, meta["weight"].to_numpy(float), led, st.get("history", []))
         syn.ledger = led
+        if st.get("n_hat") is not None:
+            syn.n_hat_ = int(st["n_hat"])
+        if (d / "resolved_schema.json").exists():
+            syn.schema_ = Schema.load(d / "resolved_schema.json")
         syn.backend_ = None  # unknown generator: sample() draws without varying unless asked to
         if (d / "generator.npz").exists():
+            from pe_tabular.tables.resolution import Decoder
+
             with np.load(d / "generator.npz", allow_pickle=False) as z:
                 keys = json.loads(str(z["keys"]))
                 arrays = [z[f"m{i}"] for i in range(len(keys))]
+                decoders = {n: Decoder.from_arrays(z, f"d{j}_") for j, n in enumerate(syn.schema_.names)
+                            if f"d{j}_sub" in z.files}
             syn.backend_ = TreeBackend(syn.schema_, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
-                                       {tuple(k): a for k, a in zip(keys, arrays) if len(k) == 2})
+                                       {tuple(k): a for k, a in zip(keys, arrays) if len(k) == 2}, decoders=decoders)
         return syn
 
 

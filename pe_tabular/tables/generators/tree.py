@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.population import Population
-from pe_tabular.tables.marginals import PAIR_BINS, Binning, Key, fine_to_coarse
+from pe_tabular.tables.marginals import Binning, Key, fine_to_coarse, pair_binning
 from pe_tabular.tables.schema import Schema
 
 
@@ -24,10 +24,11 @@ class TreeBackend:
     name = "tree"
 
     def __init__(self, schema: Schema, one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray],
-                 rng_root: str | None = None):
+                 rng_root: str | None = None, decoders: dict[str, Any] | None = None):
         self.schema = schema
+        self.decoders = dict(decoders or {})  # within-bin decoding from released information (resolution.py)
         self.fine = {c.name: Binning.of(c) for c in schema.columns}
-        self.coarse = {c.name: Binning.of(c, PAIR_BINS, PAIR_BINS) for c in schema.columns}
+        self.coarse = {c.name: pair_binning(c) for c in schema.columns}
         self.p1 = {n: np.asarray(one_way[n], float) for n in schema.names}
         self.pairs = {tuple(k): np.asarray(v, float) for k, v in pairs.items()}  # kept for save/load
         self.f2c = {c.name: fine_to_coarse(c) for c in schema.columns}  # fine bin -> coarse bin
@@ -36,21 +37,23 @@ class TreeBackend:
             j = np.asarray(joint, float).reshape(self.coarse[a].n_bins, self.coarse[b].n_bins)
             adj[a].append((b, j))
             adj[b].append((a, j.T))
-        root = rng_root or schema.label or schema.names[0]
+        first = rng_root or schema.label or schema.names[0]
         self.order: list[tuple[str, str | None, np.ndarray | None]] = []
-        seen, queue = {root}, deque([root])
-        self.order.append((root, None, None))
-        while queue:
-            a = queue.popleft()
-            for b, j in adj[a]:
-                if b not in seen:
-                    seen.add(b)
-                    queue.append(b)
-                    cond = j / np.maximum(j.sum(1, keepdims=True), 1e-300)  # P(b_coarse | a_coarse)
-                    self.order.append((b, a, cond))
-        for n in schema.names:  # columns outside the tree: independent
-            if n not in seen:
-                self.order.append((n, None, None))
+        seen: set[str] = set()
+        for root in [first, *[n for n in schema.names if n != first]]:  # every tree of the forest, BFS
+            if root in seen:
+                continue
+            seen.add(root)
+            queue = deque([root])
+            self.order.append((root, None, None))  # a root (or a column without edges): its one-way marginal
+            while queue:
+                a = queue.popleft()
+                for b, j in adj[a]:
+                    if b not in seen:
+                        seen.add(b)
+                        queue.append(b)
+                        cond = j / np.maximum(j.sum(1, keepdims=True), 1e-300)  # P(b_coarse | a_coarse)
+                        self.order.append((b, a, cond))
         self.parent = {b: (a, cond) for b, a, cond in self.order if a is not None}
 
     def _draw_fine(self, name: str, coarse: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -74,7 +77,7 @@ class TreeBackend:
                 df[name][rows] = _sample(np.broadcast_to(self.p1[name], (n, self.p1[name].size)), rng)
 
     def _frame(self, bins: dict[str, np.ndarray], rng: np.random.Generator) -> pd.DataFrame:
-        out = {n: self.fine[n].values(rng, bins[n]) for n in self.schema.names}
+        out = {n: self.fine[n].values(rng, bins[n], self.decoders.get(n)) for n in self.schema.names}
         df = pd.DataFrame(out)
         for c in self.schema.columns:
             if not c.is_categorical:

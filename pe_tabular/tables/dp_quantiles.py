@@ -1,0 +1,99 @@
+"""Hierarchical histograms on a public grid, and DP quantiles read off them (post-processing).
+
+A value in [0, 1) (a column mapped through its public scale) falls into exactly one cell of every level
+of a ``BRANCH``-ary tree of ``LEVELS`` levels (4, 16, ..., 4096 cells). All levels are released in one
+Gaussian release; adding or removing a row changes one cell per level, so the L2 sensitivity is
+√LEVELS. This is the hierarchical method of Hay, Rastogi, Miklau & Suciu ("Boosting the accuracy of
+differentially private histograms through consistency", VLDB 2010); branching 4 rather than 2 follows
+Qardaji, Yang & Li ("Understanding hierarchical methods for differentially private histograms", VLDB
+2013). A range, and so a quantile, is answered from O(levels) noisy cells instead of one per leaf, which
+is what makes quantile bins affordable at small ε; the recursive-split view of quantiles is that of
+Kaplan, Schnapp & Stemmer ("Differentially private approximate quantiles", ICML 2022).
+
+The estimate is top-down (post-processing): a node whose children would hold less than ``min_split``·σ on
+average is not split by noise — its mass is spread evenly over its range (the honest resolution at that noise level);
+a heavier node's mass is split among its children by the least-squares fit of their noisy counts on
+{x ≥ 0, Σx = the node's mass} (a Euclidean projection onto a scaled simplex) of the children whose noisy
+count clears ``child_min``·σ, which keeps empty regions empty instead of filling them with clipped noise.
+Quantiles are read off the cumulative leaf masses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BRANCH = 8
+LEVELS = 4
+MIN_SPLIT = 1.5  # split a node only where its children average at least this many σ
+CHILD_MIN = 2.0  # a child whose noisy count is below this many σ gets no mass of a split node
+
+
+def n_cells(branch: int = BRANCH, levels: int = LEVELS) -> int:
+    """Length of the released vector (every level's cells, coarsest first)."""
+    return sum(branch**level for level in range(1, levels + 1))
+
+
+def sensitivity(levels: int = LEVELS) -> float:
+    return float(np.sqrt(levels))
+
+
+def tree_counts(u: np.ndarray, branch: int = BRANCH, levels: int = LEVELS) -> np.ndarray:
+    """Exact counts of every tree cell for values ``u`` in [0, 1] (private input: released only with noise)."""
+    leaves = branch**levels
+    leaf = np.clip((np.asarray(u, float) * leaves).astype(np.int64), 0, leaves - 1)
+    parts = [np.bincount(leaf // branch ** (levels - lv), minlength=branch**lv) for lv in range(1, levels + 1)]
+    return np.concatenate(parts).astype(float)
+
+
+def leaf_masses(noisy: np.ndarray, sigma: float, total: float | None = None, branch: int = BRANCH,
+                levels: int = LEVELS, min_split: float = MIN_SPLIT, child_min: float = CHILD_MIN) -> np.ndarray:
+    """Non-negative leaf masses consistent with the tree (top-down, see the module docstring).
+
+    ``total`` (e.g. a separately released noisy count) fixes the root mass; by default it is the clipped sum
+    of the first level."""
+    y = np.asarray(noisy, float)
+    pos = 0
+    first = y[:branch]
+    mass = np.array([max(float(total if total is not None else np.maximum(first, 0).sum()), 0.0)])
+    for lv in range(1, levels + 1):
+        c = y[pos:pos + branch**lv].reshape(-1, branch)
+        pos += branch**lv
+        split = project_rows(np.where(c > child_min * sigma, c, 0.0), mass)
+        even = mass < min_split * branch * sigma  # children would be below min_split·σ on average
+        split[even] = (mass[even] / branch)[:, None]
+        mass = split.ravel()
+    return mass
+
+
+def project_rows(c: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Row-wise Euclidean projection of ``c`` onto {x ≥ 0, Σx = total} (Duchi et al., ICML 2008)."""
+    c = np.asarray(c, float)
+    total = np.asarray(total, float)
+    u = -np.sort(-c, axis=1)
+    css = np.cumsum(u, axis=1) - total[:, None]
+    k = np.arange(1, c.shape[1] + 1)
+    cond = u - css / k > 0
+    r = c.shape[1] - 1 - np.argmax(cond[:, ::-1], axis=1)  # last index where cond holds
+    theta = css[np.arange(c.shape[0]), r] / (r + 1)
+    out = np.maximum(c - theta[:, None], 0.0)
+    zero = total <= 0
+    out[zero] = 0.0
+    return out
+
+
+def quantiles(leaves: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """Positions in [0, 1] (leaf boundaries) at which the cumulative leaf mass first reaches each q."""
+    m = np.asarray(leaves, float)
+    tot = m.sum()
+    if tot <= 0:
+        return np.asarray(qs, float)
+    cdf = np.cumsum(m) / tot
+    idx = np.searchsorted(cdf, np.clip(np.asarray(qs, float), 0.0, 1.0), side="left")
+    return (np.minimum(idx, m.size - 1) + 1.0) / m.size
+
+
+def interval_mass(leaves: np.ndarray, a: float, b: float) -> float:
+    """Mass of the leaves inside [a, b) (positions in [0, 1], rounded to leaf boundaries)."""
+    n = leaves.size
+    i, j = int(round(a * n)), int(round(b * n))
+    return float(np.asarray(leaves)[max(i, 0):max(j, 0)].sum())
