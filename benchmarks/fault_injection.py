@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -40,9 +39,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from benchmarks.common import machine, write_section  # noqa: E402
 from pe_tabular.io_utils import TMP_SUFFIX  # noqa: E402
 
-SECTION = "## Fault injection"
+HEADING = "Fault injection"
 
 
 @dataclass
@@ -204,7 +204,7 @@ def section(tallies: list[Tally], command: str, seconds: float) -> str:
     rows = "\n".join(f"| {t.wing} | {t.trials} | {t.killed_mid_run} | {t.crashes} | {t.respent} | "
                      f"{t.half_written} | {t.stale_temporaries} |" for t in tallies)
     notes = "".join(f"\n- {n}" for t in tallies for n in t.notes)
-    return (f"{SECTION}\n\nEach trial starts a small `synth` of the wing with `--checkpoint`, sends SIGKILL at a "
+    return (f"Each trial starts a small `synth` of the wing with `--checkpoint`, sends SIGKILL at a "
             "uniformly random moment of the uninterrupted run's duration, then reruns it with `--resume` "
             "(benchmarks/fault_injection.py). *re-spent*: a final ledger with more releases than the uninterrupted "
             "run's, or other σ; *half-written*: an output at its final name that does not read whole (after the kill "
@@ -212,22 +212,7 @@ def section(tallies: list[Tally], command: str, seconds: float) -> str:
             "| wing | trials | killed mid-run | crashes | releases re-spent | outputs half-written | "
             "stale temporaries |\n"
             f"|---|---|---|---|---|---|---|\n{rows}\n{notes}\n\nCommand: `{command}` ({seconds:.0f} s). Machine: "
-            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible; Python "
-            f"{platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}.\n")
-
-
-def write_section(text: str) -> None:
-    from pe_tabular.io_utils import atomic_write_text
-
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    doc = path.read_text()
-    if SECTION in doc:
-        a = doc.index(SECTION)
-        b = doc.find("\n## ", a + len(SECTION))
-        doc = doc[:a] + text + (doc[b + 1:] if b >= 0 else "")
-    else:
-        doc = doc.rstrip() + "\n\n" + text
-    atomic_write_text(path, doc)
+            f"{machine('pandas')}.\n")
 
 
 def main() -> None:
@@ -241,9 +226,9 @@ def main() -> None:
     t0 = time.time()
     tallies = run(args.wings, args.trials, args.seed, args.keep)
     text = section(tallies, "python benchmarks/fault_injection.py " + " ".join(sys.argv[1:]), time.time() - t0)
-    print(text)
+    print(f"## {HEADING}\n\n{text}")
     if args.write:
-        write_section(text)
+        write_section(HEADING, ["", text])
 
 
 if __name__ == "__main__":

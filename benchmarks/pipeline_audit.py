@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -36,10 +34,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from benchmarks.common import machine, write_section  # noqa: E402
 from pe_tabular.cli import main  # noqa: E402
 from pe_tabular.pipeline_audit import PipelineAudit, audit_cli  # noqa: E402
 
-SECTION = "## Whole-pipeline audit"
+HEADING = "Whole-pipeline audit"
 DATA = ROOT.parent / "shared" / "data"
 
 
@@ -176,7 +175,7 @@ def section(results: list[PipelineAudit], command: str, seconds: float) -> str:
         verdict = ("**leak caught**" if r.violation else "no leak found") if r.variant.startswith("BROKEN") else \
             ("**LEAK**" if r.violation else "no leak found")
         lines.append(f"| {r.name} | {r.variant} | {r.runs} | {r.public} | {len(r.noisy)} | {leaks} | {verdict} |")
-    return (f"{SECTION}\n\nD vs D minus one privacy unit through each wing's real command line "
+    return ("D vs D minus one privacy unit through each wing's real command line "
             "(benchmarks/pipeline_audit.py, pe_tabular/pipeline_audit.py): every shipped artefact — exit status, "
             "files, row counts, array shapes, JSON sidecar fields, stderr lines — compared over repeated runs with "
             "fresh privacy noise. *public*: fields equal in every run; *noise-governed*: fields that vary from run "
@@ -184,23 +183,7 @@ def section(results: list[PipelineAudit], command: str, seconds: float) -> str:
             "labelled in the sidecars as not covered and left out here.\n\n"
             "| pipeline | variant | runs | public fields | noise-governed fields | deterministic leaks | verdict |\n"
             "|---|---|---|---|---|---|---|\n" + "\n".join(lines) +
-            f"\n\nCommand: `{command}` ({seconds:.0f} s). Machine: {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores visible; Python {platform.python_version()}, numpy {np.__version__}, "
-            f"pandas {pd.__version__}.\n")
-
-
-def write_section(text: str) -> None:
-    from pe_tabular.io_utils import atomic_write_text
-
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    doc = path.read_text()
-    if SECTION in doc:
-        a = doc.index(SECTION)
-        b = doc.find("\n## ", a + len(SECTION))
-        doc = doc[:a] + text + (doc[b + 1:] if b >= 0 else "")
-    else:
-        doc = doc.rstrip() + "\n\n" + text
-    atomic_write_text(path, doc)
+            f"\n\nCommand: `{command}` ({seconds:.0f} s). Machine: {machine('pandas')}.\n")
 
 
 def cli() -> None:
@@ -213,9 +196,9 @@ def cli() -> None:
     t0 = time.time()
     results = run(rows, args.repeats)
     text = section(results, "python benchmarks/pipeline_audit.py " + " ".join(sys.argv[1:]), time.time() - t0)
-    print(text)
+    print(f"## {HEADING}\n\n{text}")
     if args.write:
-        write_section(text)
+        write_section(HEADING, ["", text])
 
 
 if __name__ == "__main__":
