@@ -208,11 +208,11 @@ def section(tallies: list[Tally], command: str, seconds: float) -> str:
     rows = "\n".join(f"| {t.wing} | {t.trials} | {t.killed_mid_run} | {t.crashes} | {t.respent} | "
                      f"{t.half_written} | {t.stale_temporaries} |" for t in tallies)
     notes = "".join(f"\n- {n}" for t in tallies for n in t.notes)
-    return (f"Each trial starts a small `synth` of the wing with `--checkpoint`, sends SIGKILL at a "
+    return ("Each trial starts a small `synth` of the wing with `--checkpoint`, sends SIGKILL at a "
             "uniformly random moment of the uninterrupted run's duration, then reruns it with `--resume` "
             "(benchmarks/fault_injection.py). *re-spent*: a final ledger with a repeated entry, more entries than "
-            "saved releases, or an ε above the uninterrupted run's; *half-written*: an output at its final name that does not read whole (after the kill "
-            "or after the resume); *stale temporaries*: our own `.NAME.*.pe-tmp` files left after the resume.\n\n"
+            "saved releases, or an ε above the uninterrupted run's; *half-written*: an output at its final name "
+            "that does not read whole (after the kill or after the resume); *stale temporaries*: our own `.NAME.*.pe-tmp` files left after the resume.\n\n"
             "| wing | trials | killed mid-run | crashes | releases re-spent | outputs half-written | "
             "stale temporaries |\n"
             f"|---|---|---|---|---|---|---|\n{rows}\n{notes}\n\nCommand: `{command}` ({seconds:.0f} s). Machine: "
