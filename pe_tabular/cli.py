@@ -17,6 +17,7 @@ import math
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,13 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """A warning as one line a user reads (``pe-tabular: warning: ...``), not a source location."""
+    if logging.getLogger().level <= logging.WARNING:
+        print(f"pe-tabular: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
@@ -124,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    saved_showwarning = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except AccountingError as e:
@@ -151,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pe-tabular: {what}{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
+        warnings.showwarning = saved_showwarning
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         for h in list(root.handlers):

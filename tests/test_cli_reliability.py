@@ -226,3 +226,15 @@ def test_one_ledger_naming_in_every_wing():
     assert ledger_path("out/synth.parquet").name == "synth.privacy.json"
     assert ledger_path("out/flows.csv.gz").name == "flows.privacy.json"
     assert ledger_path("run/synthetic.npz") == Path("run/synthetic.privacy.json")
+
+
+def test_a_data_column_missing_from_the_schema_is_named_not_dropped_silently(adult_files, tmp_path, capsys):
+    import pandas as pd
+
+    data, schema = adult_files
+    df = pd.read_csv(data).assign(notes="free text")
+    df.to_csv(tmp_path / "extra.csv", index=False)
+    rc, err = _rc(["synth", str(tmp_path / "extra.csv"), "--schema", str(schema), "--out", str(tmp_path / "o.csv"),
+                   "--population", "100", "--iterations", "1", "--k", "2", "--samples", "50"], capsys)
+    assert rc == 0 and "pe-tabular: warning:" in err and "'notes'" in err and "left out" in err
+    assert "free text" not in err
