@@ -9,8 +9,8 @@ counts / array shapes, every field of every JSON sidecar, and stderr (pe_tabular
 field that is constant on D, constant on D' and different between them is a deterministic leak. The
 BROKEN rows re-create the bugs the privacy review found and must be caught:
 
-* *record count without noise*: the noise of every one-cell release (the record count) is zeroed, so
-  default output sizes equal the exact number of records, as before the fix;
+* *record count without noise*: the releases that measure how many records there are get no noise, so
+  default output sizes follow the exact number of records, as before the fix;
 * *2 candidates per class*: the candidate allocation of the old code (2 per class) and its check on
   the private labels: the run crashes only when a private row holds a rare class.
 
@@ -44,20 +44,27 @@ DATA = ROOT.parent / "shared" / "data"
 
 @contextlib.contextmanager
 def count_without_noise() -> Iterator[None]:
-    """BROKEN: one-cell releases (record counts) get no noise."""
+    """BROKEN: every release that measures how many records there are (its ledger name says 'count') is
+    made without noise, as the output sizes were before the fix."""
     from pe_tabular.privacy.noise import NoiseSource
+    from pe_tabular.privacy.release import ReleasePath
 
-    real = NoiseSource.gaussian
+    class Silent(NoiseSource):
+        def gaussian(self, shape, sigma, release_key):
+            return np.zeros(shape)
 
-    def gaussian(self, shape, sigma, release_key):
-        z = real(self, shape, sigma, release_key)
-        return np.zeros_like(z) if np.size(z) == 1 else z
+    real = ReleasePath.release_recorded
 
-    NoiseSource.gaussian = gaussian
+    def release_recorded(self, spec, counts):
+        if "count" in spec.what.lower():
+            return real(ReleasePath(self.ledger, Silent(), self.checkpoint), spec, counts)
+        return real(self, spec, counts)
+
+    ReleasePath.release_recorded = release_recorded
     try:
         yield
     finally:
-        NoiseSource.gaussian = real
+        ReleasePath.release_recorded = real
 
 
 @contextlib.contextmanager
