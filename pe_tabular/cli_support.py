@@ -120,9 +120,15 @@ def timing_record(wall_seconds: float, cpu_seconds: float | None = None) -> dict
 
 
 def check_writable_dir(directory: Path, flag: str, what: str) -> None:
-    """Fail before any work when ``directory`` (the parent of an output) is missing or read-only."""
-    if not directory.is_dir():
-        raise UsageError(f"{flag} {what}: directory {directory} does not exist; create it first")
+    """Before any work: create ``directory`` (the parent of an output) if it is missing, as --checkpoint
+    directories are, and fail clearly when it cannot be created or written."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{flag} {what}: {directory} is a file, not a directory; choose another {flag}")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{flag} {what}: directory {directory} cannot be created ({e.strerror}); choose another "
+                         f"{flag}") from None
     if not os.access(directory, os.W_OK):
         raise UsageError(f"{flag} {what}: directory {directory} is not writable; choose another {flag}")
 

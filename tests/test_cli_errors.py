@@ -82,7 +82,7 @@ CASES = [
     ("--samples 0", {}, _synth("--samples", "0"), 2, ["--samples", ">= 1"]),
     ("--population 0", {}, _synth("--population", "50,0"), 2, ["--population", ">= 1"]),
     ("--label not categorical", {}, _synth("--label", "age"), 2, ["'age'", "categorical"]),
-    ("--out in a missing directory", {}, _synth(out="missing/o.csv"), 2, ["--out", "missing", "does not exist"]),
+    ("--out below a file", {"afile": "x"}, _synth(out="afile/o.csv"), 2, ["--out", "afile", "not a directory"]),
     ("--out under a file", {"f.txt": "x"}, _synth(out="f.txt/o.csv"), 2, ["--out", "f.txt"]),
     ("--out with a wrong suffix", {}, _synth(out="o.txt"), 2, ["--out", ".csv or .parquet"]),
     ("--resume without --checkpoint", {}, _synth("--resume"), 2, ["--resume needs --checkpoint"]),

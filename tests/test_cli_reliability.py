@@ -238,3 +238,11 @@ def test_a_data_column_missing_from_the_schema_is_named_not_dropped_silently(adu
                    "--population", "100", "--iterations", "1", "--k", "2", "--samples", "50"], capsys)
     assert rc == 0 and "pe-tabular: warning:" in err and "'notes'" in err and "left out" in err
     assert "free text" not in err
+
+
+def test_a_missing_out_directory_is_created_like_a_checkpoint_directory(adult_files, tmp_path, capsys):
+    data, schema = adult_files
+    out = tmp_path / "new" / "deeper" / "o.csv"
+    rc, err = _rc(["synth", str(data), "--schema", str(schema), "--out", str(out), "--population", "100",
+                   "--iterations", "1", "--k", "2", "--samples", "50", "-q"], capsys)
+    assert rc == 0 and out.exists() and (out.parent / "o.privacy.json").exists()

@@ -147,7 +147,7 @@ def test_bad_report_paths_are_refused_before_any_work(run_dir, tmp_path, capsys)
     assert main(["digits", "report", str(d), "--out", str(tmp_path / "report.pdf")]) == 2
     err = capsys.readouterr().err
     assert "--out" in err and ".html" in err
-    assert main(["digits", "report", str(d), "--out", str(tmp_path / "nodir" / "r.html")]) == 2
+    assert main(["digits", "report", str(d), "--out", str(d / "synthetic.npz" / "r.html")]) == 2  # below a file
     assert "--out" in capsys.readouterr().err
     # evaluate: checked before the (slow) evaluation, and the message names --report, not --out
     assert main(["digits", "evaluate", str(d), "--real", str(tmp_path / "none"), "--report",
