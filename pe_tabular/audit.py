@@ -270,7 +270,8 @@ class MemoryCheckpoint:
     def load_release(self, key: str) -> None:
         return None
 
-    def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger) -> None:
+    def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger,
+                     index: np.ndarray | None = None) -> None:
         self.releases[key] = (np.array(values, copy=True), release)
 
 

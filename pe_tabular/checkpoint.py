@@ -146,18 +146,26 @@ class Checkpointer:
         return t, pop, st["rng"], list(st.get("history", []))
 
     # -- releases -----------------------------------------------------------------------------
-    def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger) -> None:
+    def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger,
+                     index: np.ndarray | None = None) -> None:
+        """One release, at once; a sparse (thresholded) release saves only its released cells (``index``)."""
         rec = json.dumps(release.__dict__)
-        atomic_write_npz(self.dir / f"release_{key}.npz",
-                         {"values": np.asarray(values, dtype=np.float64), "release": np.array(rec)})
+        arrays = {"values": np.asarray(values, dtype=np.float64), "release": np.array(rec)}
+        if index is not None:
+            arrays["index"] = np.asarray(index, dtype=np.int64)
+        atomic_write_npz(self.dir / f"release_{key}.npz", arrays)
         ledger.save(self.dir / "ledger.json")
 
-    def load_release(self, key: str) -> tuple[np.ndarray, Release] | None:
+    def load_release(self, key: str) -> tuple[Any, Release] | None:
+        """(values, ledger entry); for a sparse release the values are (index, released values)."""
         path = self.dir / f"release_{key}.npz"
         if not path.exists():
             return None
         with np.load(path, allow_pickle=False) as z:
-            return z["values"].copy(), Release(**json.loads(str(z["release"])))
+            rel = Release(**json.loads(str(z["release"])))
+            if "index" in z.files:
+                return (z["index"].copy(), z["values"].copy()), rel
+            return z["values"].copy(), rel
 
     def release_keys(self) -> list[str]:
         return sorted(m.group(1) for p in self.dir.glob("release_*.npz")

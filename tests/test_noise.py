@@ -127,3 +127,20 @@ def test_released_values_are_snapped_to_a_public_grid():
         z = noisy - counts
         assert abs(z.std() / sigma - 1) < 0.02  # rounding costs nothing measurable
     assert np.array_equal(snap(np.array([0.123456]), 0.0), np.array([0.123456]))  # no privacy: untouched
+
+
+def test_a_thresholded_release_keeps_suppressed_cells_out_of_checkpoint_and_ledger(tmp_path):
+    """The sparse-histogram mechanism is DP only if sub-threshold cells (keys found in the private data)
+    are never published: not their noisy counts, not how many there are."""
+    from pe_tabular.checkpoint import Checkpointer
+
+    counts = np.array([5.0, 1000.0, 1.0, 1.0, 1.0, 2.0])  # cell 0 public; cells 1..5 private keys
+    spec = Spec("cats", "thresholded category histogram", 1.0, threshold=50.0, public_cells=1, extra_delta=1e-7)
+    led = Ledger(1e-5)
+    noisy = ReleasePath(led, NoiseSource(), Checkpointer(tmp_path)).release(spec, counts)
+    assert np.isfinite(noisy[:2]).all() and np.isneginf(noisy[2:]).all()
+    assert led.releases[0].size == 1  # the public part only: the number of private keys is not recorded
+    with np.load(tmp_path / "release_cats.npz") as z:
+        assert z["values"].size == 2 and z["index"].tolist() == [0, 1]
+    again = ReleasePath(Ledger(1e-5), NoiseSource(), Checkpointer(tmp_path, resume=True)).release(spec, counts)
+    assert np.array_equal(again, noisy)

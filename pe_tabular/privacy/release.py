@@ -60,6 +60,11 @@ class Spec:
     ``size``       the size recorded in the ledger; None records the histogram's length, which is right
                    only when the domain is public. A histogram over the values found in the data (a
                    thresholded release) must pass 0: its length counts distinct private values.
+    ``threshold``  makes it a sparse (thresholded) release — the Gaussian sparse-histogram mechanism: the
+                   first ``public_cells`` cells (public keys) are always released; any later cell (a key
+                   found in the private data) only if its noisy count clears ``threshold``. Suppressed cells
+                   come back as −inf, and neither they nor the number of cells reach the ledger or the
+                   checkpoint (only the released cells' positions and values are saved).
     """
 
     key: str
@@ -70,6 +75,12 @@ class Spec:
     stream: tuple[int, ...] = (0, 0)
     extra_delta: float = 0.0
     size: int | None = None
+    threshold: float | None = None
+    public_cells: int = 0
+
+    @property
+    def thresholded(self) -> bool:
+        return self.threshold is not None
 
 
 @dataclass
@@ -89,6 +100,12 @@ class ReleasePath:
         if self.checkpoint is not None and (saved := self.checkpoint.load_release(spec.key)) is not None:
             values, rel = saved
             self.ledger.releases.append(rel)
+            if spec.thresholded:  # rebuild the vector: its length is read again from the data, nothing released
+                exact = np.asarray(counts() if callable(counts) else counts, dtype=np.float64)
+                full = np.full(exact.shape, -np.inf)
+                index, kept = values
+                full[index.astype(np.int64)] = kept
+                values = full
             return values, rel
         if not self.ledger.can_afford(spec.sigma, spec.sensitivity):
             raise BudgetExceeded(
@@ -96,11 +113,15 @@ class ReleasePath:
                 f"remaining budget (mu^2 left {self.ledger.remaining_rho():.4g}); raise --epsilon or lower "
                 "--iterations")
         exact = np.asarray(counts() if callable(counts) else counts, dtype=np.float64)
-        size = exact.size if spec.size is None else spec.size
+        size = spec.public_cells if spec.thresholded else (exact.size if spec.size is None else spec.size)
         rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta)
         noisy = snap(exact + self.noise.gaussian(exact.shape, spec.sigma, spec.stream), spec.sigma)
+        if spec.thresholded:
+            private = np.arange(noisy.size) >= spec.public_cells
+            noisy = np.where(private & ~(noisy > spec.threshold), -np.inf, noisy)
         if self.checkpoint is not None:
-            self.checkpoint.save_release(spec.key, noisy, rel, self.ledger)
+            kept = np.flatnonzero(np.isfinite(noisy)) if spec.thresholded else None
+            self.checkpoint.save_release(spec.key, noisy if kept is None else noisy[kept], rel, self.ledger, kept)
         return noisy, rel
 
 

@@ -146,9 +146,9 @@ class GridCheckpointer(Checkpointer):
     def latest_population(self):
         return super().latest_population() if self.persist else None
 
-    def save_release(self, key, values, release, ledger) -> None:
+    def save_release(self, key, values, release, ledger, index=None) -> None:
         if self.persist:
-            super().save_release(key, values, release, ledger)
+            super().save_release(key, values, release, ledger, index)
 
     def load_release(self, key: str):
         return super().load_release(key) if self.persist else None
