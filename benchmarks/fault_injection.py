@@ -97,7 +97,7 @@ WINGS = {
     "traces": Wing("traces", lambda w, o: ["traces", "synth", str(w / "flows.csv"), "--epsilon", "2", "--time-window",
                                            "0", "3600", "--out", str(o), "--iterations", "4", "--population", "2000",
                                            "--n", "3000", "--seed", "0"],
-                   "synth.csv", "synth.csv.privacy.json", _csv_whole),
+                   "synth.csv", "synth.privacy.json", _csv_whole),
     "digits": Wing("digits", lambda w, o: ["digits", "synth", "--private", str(w / "digits.npz"), "--epsilon", "2",
                                            "--out", str(o), "--iterations", "4", "--population", "400", "--n-out",
                                            "1000", "--seed", "0"],

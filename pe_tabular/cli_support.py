@@ -98,14 +98,24 @@ def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
         print(text)
 
 
-def ledger_path(output: str | os.PathLike) -> Path:
-    """The privacy ledger of an output, in every wing: ``NAME.privacy.json`` beside ``NAME.csv`` /
-    ``NAME.parquet`` / ``NAME.npz`` / ``NAME.pcap`` (compression suffixes such as ``.gz`` are dropped too)."""
+def sidecar_path(output: str | os.PathLike, kind: str) -> Path:
+    """``NAME.KIND.json`` beside ``NAME.csv`` / ``NAME.parquet`` / ``NAME.npz`` / ``NAME.pcap`` (compression
+    suffixes such as ``.gz`` are dropped too): one naming of sidecars in every wing."""
     p = Path(output)
     stem = p.name
     for sfx in (".gz", ".bz2", ".xz"):
         stem = stem.removesuffix(sfx)
-    return p.with_name(Path(stem).stem + ".privacy.json")
+    return p.with_name(f"{Path(stem).stem}.{kind}.json")
+
+
+def ledger_path(output: str | os.PathLike) -> Path:
+    """The privacy ledger of an output: ``NAME.privacy.json``."""
+    return sidecar_path(output, "privacy")
+
+
+def history_path(output: str | os.PathLike) -> Path:
+    """The per-iteration statistics of the run that made an output: ``NAME.history.json``."""
+    return sidecar_path(output, "history")
 
 
 def timing_record(wall_seconds: float, cpu_seconds: float | None = None) -> dict[str, Any]:

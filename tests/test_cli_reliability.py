@@ -189,7 +189,8 @@ def test_a_malformed_csv_error_names_no_row(tmp_path, capsys):
     rc, err = _rc(["synth", str(tmp_path / "bad.csv"), "--schema", str(tmp_path / "s.json"), "--out",
                    str(tmp_path / "o.csv"), "-q"], capsys)
     assert rc == 2 and "bad.csv" in err and "well-formed" in err
-    assert "line" not in err and "3" not in err.replace("bad.csv", "")
+    told = err.split("bad.csv", 1)[1]  # what is said about the file (its path may hold digits)
+    assert "line" not in told and not any(ch.isdigit() for ch in told)
 
 
 def test_every_option_with_a_default_shows_it_in_help():

@@ -34,7 +34,7 @@ def test_synth_csv_writes_valid_flows_and_privacy_report(flows_csv, tmp_path, ca
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     syn = read_netflow_csv(out)
     assert len(syn) >= 50 and flow_validity(syn).all()  # size: a noisy count (privacy hardening #1)
-    rep = json.loads((tmp_path / "synth.csv.privacy.json").read_text())
+    rep = json.loads((tmp_path / "synth.privacy.json").read_text())
     assert any(r["what"].startswith("record count") for r in rep["releases"])
     assert rep["epsilon"] <= 2.0 + 1e-6 and rep["delta"] == 1e-5
     assert rep["public_inputs"]["unit"] == "flow" and summary["epsilon"] == pytest.approx(rep["epsilon"])
@@ -81,10 +81,10 @@ def test_resume_reuses_released_histograms(flows_csv, tmp_path, monkeypatch):
     args = ["traces", "synth", str(flows_csv), "--epsilon", "2", "--time-window", *WINDOW, "-q", *SMALL,
             "--checkpoint", str(ck)]
     assert main(args + ["--out", str(tmp_path / "a.csv")]) == 0
-    first = json.loads((tmp_path / "a.csv.privacy.json").read_text())
+    first = json.loads((tmp_path / "a.privacy.json").read_text())
     # resuming a finished run re-votes nothing and reports the same budget
     assert main(args + ["--out", str(tmp_path / "b.csv"), "--resume"]) == 0
-    second = json.loads((tmp_path / "b.csv.privacy.json").read_text())
+    second = json.loads((tmp_path / "b.privacy.json").read_text())
     assert second["n_releases"] == first["n_releases"] and second["epsilon"] == pytest.approx(first["epsilon"])
     a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
     assert a.equals(b)

@@ -70,7 +70,7 @@ def _progress(quiet: bool) -> Any:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from pe_tabular.cli_support import UsageError, emit, refuse_overwriting_inputs
+    from pe_tabular.cli_support import UsageError, emit, history_path, ledger_path, refuse_overwriting_inputs
     from simulators.network.dp_priors import PriorShares
     from simulators.network.io import (
         packets_to_flows,
@@ -86,7 +86,7 @@ def _synth(args: argparse.Namespace) -> int:
     src, out = Path(args.input), Path(args.out)
     if not src.exists():
         raise FileNotFoundError(f"input {src} does not exist")
-    refuse_overwriting_inputs([out, Path(f"{out}.privacy.json"), Path(f"{out}.history.json"), args.report], [src])
+    refuse_overwriting_inputs([out, ledger_path(out), history_path(out), args.report], [src])
     if args.time_window is None:
         raise UsageError("--time-window START END is required: give the trace's public time range (epoch seconds "
                          "or ISO 8601), e.g. the capture's documented period; it is never read from the private data")
@@ -130,11 +130,11 @@ def _synth(args: argparse.Namespace) -> int:
         real = read_netflow_csv(src)
         res = synthesize_flows(real, cfg, **kw)
         _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows)
-    priv = Path(str(out) + ".privacy.json")
+    priv = ledger_path(out)
     res.ledger.save(priv)
     from pe_tabular.io_utils import atomic_write_json
 
-    hist = atomic_write_json(Path(str(out) + ".history.json"), res.history)  # for `traces evaluate --report`
+    hist = atomic_write_json(history_path(out), res.history)  # for `traces evaluate --report`
     eps = res.ledger.epsilon
     summary = {"out": str(out), "records": len(res.records), "epsilon": eps if math.isfinite(eps) else "inf",
                "delta": args.delta, "unit": args.unit, "level": args.level, "privacy_report": str(priv),
@@ -220,14 +220,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_ledger(args: argparse.Namespace) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
     """The ledger (--ledger, else SYNTH.privacy.json beside the synthetic file if present) and the history
     (--history, else SYNTH.history.json, which `traces synth` writes)."""
-    from pe_tabular.cli_support import UsageError, read_history, read_json
+    from pe_tabular.cli_support import UsageError, history_path, ledger_path, read_history, read_json
 
-    path = Path(args.ledger) if args.ledger else Path(str(args.synth) + ".privacy.json")
+    path = Path(args.ledger) if args.ledger else ledger_path(args.synth)
     ledger = read_json(path, "--ledger") if args.ledger or path.is_file() else None
     if ledger is not None and (not isinstance(ledger, dict) or "epsilon" not in ledger or "releases" not in ledger):
         raise UsageError(f"--ledger {path} must be the privacy JSON `pe-tabular traces synth` writes "
                          "(OUT.privacy.json), with 'epsilon' and 'releases'")
-    beside = Path(str(args.synth) + ".history.json")
+    beside = history_path(args.synth)
     return ledger, read_history(args.history or (str(beside) if beside.is_file() else None))
 
 
@@ -299,7 +299,7 @@ def add_parser(subparsers: Any) -> None:
                               "  pe-tabular traces evaluate capture.pcap synth.pcap --json\n"
                               "  pe-tabular traces evaluate real.csv synth.csv --report report.html\n"
                               "  pe-tabular traces evaluate real.csv synth.csv --report r.html --ledger "
-                              "synth.csv.privacy.json --history history.json\n\n"
+                              "synth.privacy.json --history history.json\n\n"
                               "The report shows REAL-data statistics: keep it with the private data.")
     e.add_argument("real")
     e.add_argument("synth")
