@@ -30,6 +30,7 @@ import numpy as np
 from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.privacy.ledger import BudgetExceeded, Ledger, Release
 from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.units import PoissonSample
 
 Counts = np.ndarray | Callable[[], np.ndarray]
 
@@ -60,6 +61,8 @@ class Spec:
     ``size``       the size recorded in the ledger; None records the histogram's length, which is right
                    only when the domain is public. A histogram over the values found in the data (a
                    thresholded release) must pass 0: its length counts distinct private values.
+    ``sampling_rate`` q < 1: the counts are computed on a Poisson subsample of the units at rate q (use
+                   :meth:`ReleasePath.release_subsampled`, which draws the sample); accounted by PLD.
     """
 
     key: str
@@ -70,6 +73,7 @@ class Spec:
     stream: tuple[int, ...] = (0, 0)
     extra_delta: float = 0.0
     size: int | None = None
+    sampling_rate: float = 1.0
 
 
 @dataclass
@@ -90,18 +94,28 @@ class ReleasePath:
             values, rel = saved
             self.ledger.releases.append(rel)
             return values, rel
-        if not self.ledger.can_afford(spec.sigma, spec.sensitivity):
+        if not self.ledger.can_afford(spec.sigma, spec.sensitivity, spec.sampling_rate):
             raise BudgetExceeded(
                 f"release '{spec.what}' (sigma={spec.sigma:g}, sensitivity={spec.sensitivity:g}) exceeds the "
                 f"remaining budget (mu^2 left {self.ledger.remaining_rho():.4g}); raise --epsilon or lower "
                 "--iterations")
         exact = np.asarray(counts() if callable(counts) else counts, dtype=np.float64)
         size = exact.size if spec.size is None else spec.size
-        rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta)
+        rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta,
+                                 spec.sampling_rate)
         noisy = snap(exact + self.noise.gaussian(exact.shape, spec.sigma, spec.stream), spec.sigma)
         if self.checkpoint is not None:
             self.checkpoint.save_release(spec.key, noisy, rel, self.ledger)
         return noisy, rel
+
+    def release_subsampled(self, spec: Spec, counts: Callable[[PoissonSample | None], np.ndarray]) -> np.ndarray:
+        """A release whose counts are computed on a Poisson subsample at ``spec.sampling_rate``:
+        ``counts(sample)`` gets the sample (None when q = 1), e.g. ``lambda s: source.sum(fn, sample=s)``.
+        The sample's seed comes from the privacy noise source for ``spec.stream`` (rule 3), so the rate
+        charged and the rate used are one value."""
+        q = spec.sampling_rate
+        sample = PoissonSample.secret(q, self.noise, spec.stream) if q < 1.0 else None
+        return self.release(spec, lambda: counts(sample))
 
 
 def release_count(path: ReleasePath, spec: Spec, count: Callable[[], int]) -> float:
