@@ -35,6 +35,7 @@ from pe_tabular.cli_support import (
     positive_int,
 )
 from pe_tabular.evolution import ConfigError
+from pe_tabular.memory import MemoryLimitExceeded
 from pe_tabular.privacy.accountant import AccountingError, epsilon_for_sigmas, gdp_mu, sigma_for_epsilon
 
 _PLUGINS: dict[str, str] = {  # the wing registry: each module exposes add_parser(subparsers)
@@ -138,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pe-tabular: error: {e}", file=sys.stderr)
         if getattr(args, "verbose", False):
             raise
+        return EXIT_USAGE
+    except MemoryLimitExceeded as e:  # --max-memory: a setting to change, not a crash
+        print(f"pe-tabular: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:  # full disk, I/O error: nothing partial is left (atomic writes)
         print(f"pe-tabular: error: {e.strerror or e} ({e.filename or 'output'}); free space or choose another "

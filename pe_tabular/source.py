@@ -397,7 +397,7 @@ class CodedPart:
         for codes, labels, digests, tag, offset, done in self.chunks:
             c = np.load(codes, mmap_mode="r") if isinstance(codes, str) else codes
             lab = np.load(labels, allow_pickle=True) if isinstance(labels, str) else labels
-            d = np.load(digests).view(np.dtype((np.void, 16))).ravel() if isinstance(digests, str) else digests
+            d = np.load(digests) if isinstance(digests, str) else digests
             yield Batch(Codes(np.ascontiguousarray(c), lab), offset, done, d, tag)
 
 
@@ -423,7 +423,7 @@ def encode_part(part: Part, encode: Callable[[pd.DataFrame], np.ndarray], column
                 np.save(stem + "-labels.npy", labels, allow_pickle=True)
                 labels = stem + "-labels.npy"
             if d is not None:
-                np.save(stem + "-units.npy", d.view(np.uint64))
+                np.save(stem + "-units.npy", d)
                 d = stem + "-units.npy"
         out.chunks.append((codes, labels, d, tag, b.offset, b.done))
         if guard is not None:

@@ -21,12 +21,13 @@ table at all.
 
 **Digests.** A single integer unit column is used as it is (an exact, collision-free key). Any other
 unit (strings, several columns) is keyed by two independent 64-bit SipHash digests of its values' text
-(fixed public keys, so every process and every Dask worker computes the same digest). A collision of
-two units would only *merge* them (both weighted by 1/(n_a + n_b), which can only lower the weights of
-the data set it happens in); for a chosen pair it has probability 2⁻¹²⁸. What would break the bound is
-one unit split into two digests, which happens only if its column has different types in different
-chunks (e.g. integers in one CSV file, text in another); every digest records its type and a pass
-refuses mixed types (:class:`UnitTypeError`).
+(fixed public keys, so every process and every Dask worker computes the same 128-bit digest). Two units
+with one digest would be counted as one; adding a unit that collides with a present one could then move
+a sum by up to 2Δ instead of Δ. For the added unit that happens with probability at most U·2⁻¹²⁸ (U
+units present; below 10⁻²⁸ for any real data set), a failure probability far inside δ. The other way
+to break the bound — one unit split into two digests — happens only if its column has different types
+in different chunks (e.g. integers in one CSV file, text in another); every digest records its type and
+a pass refuses mixed types (:class:`UnitTypeError`).
 
 **Poisson subsampling** (:class:`PoissonSample`): every unit is in the sample independently with
 probability q (Balle, Barthe & Gaboardi, "Privacy Amplification by Subsampling: Tight Analyses via
@@ -48,7 +49,6 @@ import pandas as pd
 
 from pe_tabular.privacy.noise import NoiseSource
 
-DIGEST = np.dtype((np.void, 16))
 _KEYS = ("pe-tabular/unit0", "pe-tabular/unit1")  # public SipHash keys: 16 bytes each
 _UNIT_STREAM = 2**31  # the seed-sequence word that separates unit draws from row draws
 
@@ -57,37 +57,54 @@ class UnitTypeError(ValueError):
     """A unit column changed type between chunks: the same unit could get two digests."""
 
 
-def _pack(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.stack([hi.astype(np.uint64, copy=False), lo.astype(np.uint64, copy=False)],
-                                         axis=1)).view(DIGEST).ravel()
+_MIXED = ("the unit column has different types in different chunks or files, so one unit could be counted as "
+          "two; declare the column's type (column_types=...)")
 
 
 def unit_digests(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, str]:
-    """(digest per row, type tag). See the module docstring for why the tag matters."""
+    """((n, 2) uint64 digests, one row per frame row; type tag). See the module docstring for the tag."""
     if len(columns) == 1 and pd.api.types.is_integer_dtype(frame[columns[0]].dtype) \
             and not frame[columns[0]].isna().any():
-        v = frame[columns[0]].to_numpy().astype(np.int64, copy=False)
-        return _pack(v.view(np.uint64), np.zeros(len(v), np.uint64)), "int"
+        v = frame[columns[0]].to_numpy().astype(np.int64, copy=False).view(np.uint64)
+        return np.stack([v, np.zeros_like(v)], axis=1), "int"
     text = frame[list(columns)[0]].astype(str).to_numpy(dtype=object)
     for c in list(columns)[1:]:  # a separator no str() of a value starts with keeps the columns apart
         text = text + "\x1f" + frame[c].astype(str).to_numpy(dtype=object)
     h = [pd.util.hash_array(text, hash_key=k, categorize=False) for k in _KEYS]
     tag = ",".join(str(frame[c].dtype.kind) for c in columns)
-    return _pack(h[0], h[1]), "text:" + tag
+    return np.stack(h, axis=1), "text:" + tag
+
+
+def _unique(d: np.ndarray, counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Unique digest rows sorted by (hi, lo), with summed counts. The fast path sorts the 64-bit hi words
+    only; the lo words are then checked, and a genuine 64-bit collision takes the exact (lexsort) path."""
+    c = np.ones(len(d), np.int64) if counts is None else np.asarray(counts, np.int64)
+    hi, lo = d[:, 0], d[:, 1]
+    u, inv = np.unique(hi, return_inverse=True)
+    inv = inv.ravel()
+    first = np.zeros(u.size, np.int64)
+    first[inv[::-1]] = np.arange(len(d))[::-1]  # a row of each hi value
+    if np.array_equal(lo[first][inv], lo):
+        return np.stack([u, lo[first]], axis=1), np.bincount(inv, weights=c, minlength=u.size).astype(np.int64)
+    order = np.lexsort((lo, hi))
+    hs, ls = hi[order], lo[order]
+    new = np.r_[True, (hs[1:] != hs[:-1]) | (ls[1:] != ls[:-1])]
+    grp = np.cumsum(new) - 1
+    return np.stack([hs[new], ls[new]], axis=1), np.bincount(grp, weights=c[order]).astype(np.int64)
 
 
 @dataclass(frozen=True)
 class UnitTable:
-    """Sorted unique unit digests and each unit's number of rows over the WHOLE data set."""
+    """Unique unit digests sorted by (hi, lo), and each unit's number of rows over the WHOLE data set."""
 
-    digests: np.ndarray
+    digests: np.ndarray  # (U, 2) uint64
     counts: np.ndarray
     tag: str | None = None
 
     @staticmethod
     def from_digests(digests: np.ndarray, tag: str | None) -> UnitTable:
-        u, c = np.unique(digests, return_counts=True)
-        return UnitTable(u, c.astype(np.int64), tag)
+        u, c = _unique(digests)
+        return UnitTable(u, c, tag)
 
     @staticmethod
     def merge(tables: Sequence[UnitTable]) -> UnitTable:
@@ -95,14 +112,11 @@ class UnitTable:
         tables = [t for t in tables if t.digests.size]
         tags = {t.tag for t in tables}
         if len(tags) > 1:
-            raise UnitTypeError("the unit column has different types in different chunks or files, so one unit "
-                                "could be counted as two; declare the column's type (column_types=...)")
+            raise UnitTypeError(_MIXED)
         if not tables:
-            return UnitTable(np.zeros(0, DIGEST), np.zeros(0, np.int64))
-        d = np.concatenate([t.digests for t in tables])
-        c = np.concatenate([t.counts for t in tables])
-        u, inv = np.unique(d, return_inverse=True)
-        return UnitTable(u, np.bincount(inv.ravel(), weights=c, minlength=u.size).astype(np.int64), tags.pop())
+            return UnitTable(np.zeros((0, 2), np.uint64), np.zeros(0, np.int64))
+        u, c = _unique(np.concatenate([t.digests for t in tables]), np.concatenate([t.counts for t in tables]))
+        return UnitTable(u, c, tags.pop())
 
     @property
     def nbytes(self) -> int:
@@ -112,7 +126,7 @@ class UnitTable:
         """Per-unit row weight 1/n_u, times the unit's inclusion in ``sample`` (one draw per unit)."""
         w = 1.0 / np.maximum(self.counts, 1).astype(np.float64)
         if sample is not None and sample.rate < 1.0:
-            w = w * (sample.unit_uniforms(self.digests.size) < sample.rate)
+            w = w * (sample.unit_uniforms(len(self.digests)) < sample.rate)
         return UnitWeights(self.digests, w, self.tag)
 
 
@@ -128,14 +142,20 @@ class UnitWeights:
         """Row weights for a chunk's digests. A digest missing from the table means the data changed
         since the counting pass: refuse, since its unit's count (and so its weight) is unknown."""
         if self.tag is not None and tag != self.tag:
-            raise UnitTypeError("the unit column has different types in different chunks or files, so one unit "
-                                "could be counted as two; declare the column's type (column_types=...)")
-        idx = np.searchsorted(self.digests, digests)
-        ok = idx < self.digests.size
-        ok[ok] = self.digests[idx[ok]] == digests[ok]
-        if not ok.all():
-            raise RuntimeError("a privacy unit appeared that the counting pass did not see: the private data "
-                               "changed between passes; rerun on data that is not being written to")
+            raise UnitTypeError(_MIXED)
+        hi, lo = self.digests[:, 0], self.digests[:, 1]
+        if hi.size == 0:
+            idx, ok = np.zeros(len(digests), np.int64), np.zeros(len(digests), bool)
+        else:
+            idx = np.minimum(np.searchsorted(hi, digests[:, 0]), hi.size - 1)
+            ok = (hi[idx] == digests[:, 0]) & (lo[idx] == digests[:, 1])
+        for r in np.flatnonzero(~ok):  # a 64-bit hi collision in the table (or a unit never counted): exact search
+            a, b = np.searchsorted(hi, digests[r, 0], "left"), np.searchsorted(hi, digests[r, 0], "right")
+            hit = a + np.flatnonzero(lo[a:b] == digests[r, 1])
+            if hit.size == 0:
+                raise RuntimeError("a privacy unit appeared that the counting pass did not see: the private data "
+                                   "changed between passes; rerun on data that is not being written to")
+            idx[r] = hit[0]
         return self.weights[idx]
 
 

@@ -20,7 +20,7 @@ from pe_tabular.privacy import Ledger, NoiseSource, schedules
 from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.progress import ProgressBars
 from pe_tabular.source import Accumulator, ChunkedSource, Codes, SourceError, weighted_histogram
-from pe_tabular.units import PoissonSample, UnitTypeError
+from pe_tabular.units import PoissonSample, UnitTable, UnitTypeError
 from pe_tabular.voting import numba_kernel
 from pe_tabular.voting.histogram import vote_histogram
 from pe_tabular.voting.streaming import SourceVoter
@@ -121,6 +121,22 @@ def test_a_unit_column_of_mixed_types_is_refused(tmp_path):
     pd.DataFrame({"a": [1, 2], "b": [0, 0], "user": ["7", "x"]}).to_parquet(tmp_path / "p1.parquet")
     with pytest.raises(UnitTypeError, match="different types"):
         ChunkedSource.scan(tmp_path, unit="user").sum(hist, columns=["a", "b"])
+
+
+def test_digest_collisions_in_the_high_word_keep_units_apart():
+    """Two units sharing the first 64-bit digest word stay two units (the exact path), and a unit the
+    counting pass never saw is refused rather than weighted by a guess."""
+    d = np.array([[5, 1], [5, 2], [5, 1], [3, 0], [5, 2], [5, 2]], dtype=np.uint64)
+    table = UnitTable.from_digests(d, "text:O")
+    assert table.counts.tolist() == [1, 2, 3] and table.digests[:, 0].tolist() == [3, 5, 5]
+    w = table.weights().lookup(d, "text:O")
+    np.testing.assert_allclose(w, [1 / 2, 1 / 3, 1 / 2, 1, 1 / 3, 1 / 3])
+    merged = UnitTable.merge([table, UnitTable.from_digests(d[:2], "text:O")])
+    assert merged.counts.tolist() == [1, 3, 4]
+    with pytest.raises(RuntimeError, match="changed between passes"):
+        table.weights().lookup(np.array([[5, 9]], dtype=np.uint64), "text:O")
+    with pytest.raises(UnitTypeError):
+        table.weights().lookup(d, "int")
 
 
 def test_only_the_requested_columns_are_parsed_and_errors_quote_no_value(tmp_path):
