@@ -326,14 +326,20 @@ def _columns(columns: Sequence[str] | None, units: Sequence[str]) -> list[str] |
     return list(dict.fromkeys([*columns, *units]))
 
 
+_MERGE_AT = 1 << 18  # unit digests waiting to be merged into a part's table (24 bytes each)
+
+
 def part_table(part: Part, units: Sequence[str], guard: MemoryGuard | None = None) -> UnitTable:
     """Rows per unit in one part (reads the unit columns only)."""
     tables: list[UnitTable] = []
+    pending = 0
     for b in part.batches(None if is_coded(part) else list(units)):
         d, tag = (b.digests, b.tag) if b.digests is not None else unit_digests(b.data, units)
         tables.append(UnitTable.from_digests(d, tag))
-        if len(tables) >= 32:  # keep the partial tables few: merge as we go
+        pending += len(tables[-1].counts)
+        if pending > _MERGE_AT and len(tables) > 1:  # merge as we go: memory O(units + _MERGE_AT), not O(rows)
             tables = [UnitTable.merge(tables)]
+            pending = 0
         if guard is not None:
             guard.check("counting rows per privacy unit")
     return UnitTable.merge(tables)

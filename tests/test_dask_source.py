@@ -15,7 +15,8 @@ dd = pytest.importorskip("dask.dataframe")
 import tests.test_source as ts  # noqa: E402
 import tests.toy as toy  # noqa: E402
 from pe_tabular.dask_source import DaskSource  # noqa: E402
-from pe_tabular.privacy import Ledger, NoiseSource  # noqa: E402
+from pe_tabular.privacy import Ledger  # noqa: E402
+from pe_tabular.privacy.noise import TEST_NOISE_ENV, noise_source  # noqa: E402
 from pe_tabular.privacy.release import ReleasePath, Spec  # noqa: E402
 from pe_tabular.source import ChunkedSource  # noqa: E402
 from pe_tabular.voting.streaming import SourceVoter  # noqa: E402
@@ -41,13 +42,14 @@ def data(tmp_path_factory):
 
 
 def _release(src, rate):
-    path = ReleasePath(Ledger(1e-5), NoiseSource(test_seed=21))
+    path = ReleasePath(Ledger(1e-5), noise_source())  # PE_TABULAR_TEST_ONLY_NOISE_SEED, set by the test
     spec = Spec("m_ab", "marginal a×b", sigma=1.5, stream=(0, 9), sampling_rate=rate)
     return path.release_subsampled(spec, lambda s: src.sum(ts.hist, columns=["a", "b"], sample=s))
 
 
 @pytest.mark.parametrize("unit, rate", [(None, 1.0), (None, 0.4), ("user", 1.0), ("user", 0.3)])
-def test_two_workers_give_the_releases_of_one_process(client, data, unit, rate):
+def test_two_workers_give_the_releases_of_one_process(client, data, unit, rate, monkeypatch):
+    monkeypatch.setenv(TEST_NOISE_ENV, "21")
     parts, folder = data
     one = ChunkedSource.scan(folder, unit=unit, chunk_rows=64, csv_block_bytes=2048)
     want = _release(one, rate)
