@@ -88,9 +88,21 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=500)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--rows", help="re-render the table from the JSON lines a run printed (no new runs)")
     a = ap.parse_args()
     from benchmarks.common import machine, write_section
 
+    if a.rows:
+        rows = [json.loads(line) for line in Path(a.rows).read_text().splitlines() if line.startswith("{")]
+        a.sizes = sorted({r["n"] for r in rows})
+        a.iterations = sorted({r["T"] for r in rows})
+        a.reps = int(rows[0].get("reps", a.reps))
+    else:
+        rows = measure_all(a)
+    render(a, rows, machine, write_section)
+
+
+def measure_all(a: argparse.Namespace) -> list[dict]:
     policies = {(T, q): schedules.subsampled(EPS, DELTA, T, q) for T in a.iterations for q in RATES}
     # warm the numba kernel outside the timings
     run(private_points(2000, np.random.default_rng(0)), 1.0, 2, 50, 0, schedules.subsampled(EPS, DELTA, 2, 1.0))
@@ -101,7 +113,7 @@ def main() -> None:
             for q in RATES:
                 rs = [run(private, q, T, a.population, rep, policies[T, q]) for rep in range(a.reps)]
                 sigma = policies[T, q].sigmas[0]
-                row = {"T": T, "n": n, "q": q, "sigma": sigma, "sigma_over_q": sigma / q,
+                row = {"T": T, "n": n, "q": q, "reps": a.reps, "sigma": sigma, "sigma_over_q": sigma / q,
                        "signal_per_candidate": q * n / a.population,
                        "tvd": float(np.mean([r["tvd"] for r in rs])), "tvd_sd": float(np.std([r["tvd"] for r in rs])),
                        "s_per_it": float(np.mean([r["s_per_it"] for r in rs])),
@@ -109,6 +121,10 @@ def main() -> None:
                        "epsilon": max(r["epsilon"] for r in rs)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+    return rows
+
+
+def render(a: argparse.Namespace, rows: list[dict], machine, write_section) -> None:  # noqa: ANN001
     uniform = tvd(np.random.default_rng(1).uniform(0, 100, (20_000, 2)),
                   private_points(10**6, np.random.default_rng(2)))
     lines = ["", f"`PYTHONPATH=. nice -n 10 python benchmarks/subsampling.py` (machine: "
@@ -123,6 +139,14 @@ def main() -> None:
         lines.append(f"| {r['T']} | {r['n']:,} | {r['q']:g} | {r['sigma']:.2f} | {r['sigma_over_q']:.1f} | "
                      f"{r['signal_per_candidate']:,.0f} | {r['tvd']:.3f} ± {r['tvd_sd']:.3f} | "
                      f"{r['vote_s_per_it']:.3f} | {r['s_per_it']:.3f} |")
+    lines += ["", "Per (T, n), against q = 1 (ΔTVD > 0: worse; its sd over seeds in the table):", ""]
+    for T in a.iterations:
+        for n in (int(x) for x in a.sizes):
+            base = next(r for r in rows if (r["T"], r["n"], r["q"]) == (T, n, 1.0))
+            parts = [f"q={r['q']:g}: ΔTVD {r['tvd'] - base['tvd']:+.3f}, "
+                     f"vote cost ×{r['vote_s_per_it'] / base['vote_s_per_it']:.2f}"
+                     for r in rows if (r["T"], r["n"]) == (T, n) and r["q"] < 1]
+            lines.append(f"- T = {T}, n = {n:,}: " + "; ".join(parts))
     lines.append("")
     if not a.no_write:
         write_section(HEADING, lines)

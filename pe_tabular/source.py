@@ -52,6 +52,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pe_tabular.memory import MemoryGuard
+from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.units import PoissonSample, UnitTable, UnitWeights, unit_digests
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,22 @@ ChunkFn = Callable[[Chunk], np.ndarray]
 def weighted_histogram(index: np.ndarray, chunk: Chunk, size: int) -> np.ndarray:
     """The usual fn body: each row adds its weight to one bin (Δ = 1)."""
     return np.bincount(np.asarray(index, dtype=np.int64), weights=chunk.weights, minlength=size).astype(np.float64)
+
+
+class Summable(Protocol):
+    """What :func:`release_sum` needs: ChunkedSource and DaskSource both are."""
+
+    def sum(self, fn: ChunkFn, *, columns: Sequence[str] | None = None, sample: PoissonSample | None = None,
+            desc: str = "", empty: Callable[[], np.ndarray] | None = None) -> np.ndarray: ...
+
+
+def release_sum(path: ReleasePath, spec: Spec, source: Summable, fn: ChunkFn, size: int,
+                columns: Sequence[str] | None = None) -> np.ndarray:
+    """The one-line way a wing releases a streamed measurement: ``fn`` summed over ``source`` (on a Poisson
+    subsample when ``spec.sampling_rate`` < 1), charged and noised by ``path``. ``size`` (the histogram's
+    public length) is what an empty data set releases — pure noise, never an error (rule 6)."""
+    return path.release_subsampled(spec, lambda sample: source.sum(
+        fn, columns=columns, sample=sample, desc=spec.what, empty=lambda: np.zeros(size)))
 
 
 # -- compensated accumulation ------------------------------------------------------------------------

@@ -19,7 +19,14 @@ from pe_tabular.memory import MemoryGuard, MemoryLimitExceeded, parse_memory
 from pe_tabular.privacy import Ledger, NoiseSource, schedules
 from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.progress import ProgressBars
-from pe_tabular.source import Accumulator, ChunkedSource, Codes, SourceError, weighted_histogram
+from pe_tabular.source import (
+    Accumulator,
+    ChunkedSource,
+    Codes,
+    SourceError,
+    release_sum,
+    weighted_histogram,
+)
 from pe_tabular.units import PoissonSample, UnitTable, UnitTypeError
 from pe_tabular.voting import numba_kernel
 from pe_tabular.voting.histogram import vote_histogram
@@ -91,6 +98,14 @@ def test_releases_are_identical_for_the_same_test_noise(data):
         outs.append(path.release_subsampled(spec, lambda s, src=src: src.sum(hist, columns=["a", "b"], sample=s)))
         assert path.ledger.releases[0].sampling_rate == 0.5
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_release_sum_is_the_release_path_and_an_empty_source_releases_noise(tmp_path):
+    pd.DataFrame({"a": pd.Series([], dtype="int64"), "b": pd.Series([], dtype="int64")}).to_parquet(
+        tmp_path / "empty.parquet")
+    path = ReleasePath(Ledger(1e-5), NoiseSource(test_seed=2))
+    noisy = release_sum(path, Spec("m", "marginal a×b", 1.0), ChunkedSource.scan(tmp_path), hist, 50, ["a", "b"])
+    assert noisy.shape == (50,) and len(path.ledger.releases) == 1 and np.std(noisy) > 0.5
 
 
 def test_a_unit_spread_over_chunks_and_files_moves_the_sum_by_at_most_one(data, tmp_path):
