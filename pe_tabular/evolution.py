@@ -311,7 +311,8 @@ class Evolution:
             noisy, rel = path.release_recorded(
                 Spec(key, f"{self.stage} vote histogram, iteration {t}".lstrip(), sigma, iteration=t, stream=(t, 0),
                      sampling_rate=q),
-                lambda p=pop, i=t, s=sample: self._vote(private, p, i, private_labels, groups, s))
+                lambda p=pop, i=t, s=sample: self._vote(private, p, i, private_labels, groups,
+                                                        **({} if s is None else {"sample": s})))
             sigma = rel.sigma
             voted = (pop, noisy)
             fallback = False
