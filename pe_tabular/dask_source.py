@@ -90,8 +90,10 @@ class DaskSource:
         workers = sorted(client.scheduler_info()["workers"])
         if not workers:
             raise RuntimeError("the Dask cluster has no workers; start some or use --dask-local N")
-        self.workers = [workers[i % len(workers)] for i in range(len(parts))]
-        self.parts = [p if _is_future(p) else client.scatter(p, workers=[w], hash=False)
+        # a part we place is pinned to one worker; a part already on the workers (a future) is left where
+        # Dask keeps it, so its tasks run there (locality) and its rows never travel
+        self.workers = [None if _is_future(p) else workers[i % len(workers)] for i, p in enumerate(parts)]
+        self.parts = [p if w is None else client.scatter(p, workers=[w], hash=False)
                       for p, w in zip(parts, self.workers)]
         # progress weights: bytes of a file, rows of a frame; only ever shown as a share of the whole
         self._w = np.array(client.gather([self._submit(i, _weight, p) for i, p in enumerate(self.parts)]), float)
@@ -128,9 +130,26 @@ class DaskSource:
             cluster.close()
             raise
 
+    @classmethod
+    def remote(cls, address: str, source: ChunkedSource, **kw: Any) -> DaskSource:
+        """``source``'s parts on the cluster of the scheduler at ``address`` (``--dask-scheduler``, e.g.
+        ``tcp://host:8786``). File parts are read by the workers, so their paths must be visible there (a
+        shared file system); in-memory frames are sent once each. The returned source owns the client."""
+        from distributed import Client  # noqa: PLC0415 - extra 'dask'
+
+        client = Client(address)
+        try:
+            return cls.from_source(client, source, owns=(client,), **kw)
+        except BaseException:
+            client.close()
+            raise
+
     # -- plumbing -----------------------------------------------------------------------------------
     def _submit(self, i: int, fn: Callable, *args: Any) -> Any:
-        return self.client.submit(fn, *args, workers=[self.workers[i]], allow_other_workers=False, pure=False)
+        w = self.workers[i]
+        if w is None:
+            return self.client.submit(fn, *args, pure=False)
+        return self.client.submit(fn, *args, workers=[w], allow_other_workers=False, pure=False)
 
     def _progress(self, desc: str, also: Callable[[float], None] | None = None) -> Callable[[int], None]:
         share = self._w / self._w.sum()

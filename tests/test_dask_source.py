@@ -62,6 +62,15 @@ def test_two_workers_give_the_releases_of_one_process(client, data, unit, rate, 
         np.testing.assert_array_equal(_release(DaskSource.from_dask(client, ddf, unit=unit), rate), want)
 
 
+def test_any_scheduler_address_works_and_the_source_owns_its_client(client, data):
+    one = ChunkedSource.scan(data[1], unit="user", chunk_rows=64)
+    with DaskSource.remote(client.scheduler.address, one) as src:
+        got = src.sum(ts.hist, columns=["a", "b"])
+        own = src._owns[0]
+    np.testing.assert_allclose(got, one.sum(ts.hist, columns=["a", "b"]), rtol=0, atol=1e-12)
+    assert own.status == "closed" and client.status == "running"  # closes its own client, not the caller's
+
+
 def test_a_unit_spread_over_partitions_counts_once(client, data, tmp_path):
     parts = [p.copy() for p in data[0]]
     for i, p in enumerate(parts):  # unit 10 000 has rows in every file, all in bin 0
