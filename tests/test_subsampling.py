@@ -130,3 +130,17 @@ def test_the_evolution_refuses_what_pld_cannot_account():
         _evo(schedules.subsampled(1.0, 1e-5, 3, 0.5), 0.5, plain_vote_fn)
     with pytest.raises(ConfigError, match="sampling_rate"):
         EvolutionConfig.build(3, 100, 0.3, sampling_rate=0.0)
+
+
+def test_the_privacy_calculator_solves_and_checks_subsampled_schedules(capsys):
+    import json
+
+    from pe_tabular.cli import main
+    assert main(["privacy", "sigma", "--epsilon", "1", "--iterations", "5", "--sampling-rate", "0.2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["accounting"] == "PLD" and out["sigma"] == pytest.approx(sigma_for_epsilon_subsampled(1, 1e-5, 5, 0.2))
+    assert main(["privacy", "epsilon", "--sigma", str(out["sigma"]), "--iterations", "5", "--sampling-rate", "0.2",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epsilon"] <= 1.0
+    assert main(["privacy", "sigma", "--epsilon", "1", "--sampling-rate", "2"]) == 2
+    assert "--sampling-rate" in capsys.readouterr().err
