@@ -262,6 +262,7 @@ def test_chunked_votes_equal_in_memory_votes(data, cache, k):
         got = SourceVoter(coded, voter="numba")(None, cand, XY.metric, k, None, None, None, None)
         np.testing.assert_allclose(got, want, rtol=1e-12)
         assert (tmp is not None) == (cache == "disk")
+        assert tmp is None or os.stat(tmp).st_mode & 0o777 == 0o700  # encoded private rows: owner only
     assert tmp is None or not os.path.exists(tmp)  # the encoded private rows are deleted on close
 
 
