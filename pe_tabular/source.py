@@ -465,6 +465,7 @@ class ChunkedSource:
 
     def __init__(self, parts: Sequence[Part], *, unit: str | Sequence[str] | None = None,
                  guard: MemoryGuard | None = None, on_event: Callable[[Event], None] | None = None):
+        self._tmp: str | None = None  # set first: __del__ runs even when __init__ raises
         if not parts:
             raise SourceError("no private data given (no frames or files)")
         self.parts = list(parts)
@@ -472,7 +473,6 @@ class ChunkedSource:
         self.guard = guard or MemoryGuard()
         self.on_event = on_event or (lambda e: None)
         self._table: UnitTable | None = None
-        self._tmp: str | None = None
 
     @classmethod
     def from_frames(cls, frames: pd.DataFrame | Sequence[pd.DataFrame], *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
