@@ -36,7 +36,9 @@ from pe_tabular.cli_support import (
     positive_int,
 )
 from pe_tabular.evolution import ConfigError
+from pe_tabular.memory import MemoryLimitExceeded
 from pe_tabular.privacy.accountant import AccountingError, epsilon_for_sigmas, gdp_mu, sigma_for_epsilon
+from pe_tabular.privacy.subsampling import mechanisms, pld_epsilon, sigma_for_epsilon_subsampled
 
 _PLUGINS: dict[str, str] = {  # the wing registry: each module exposes add_parser(subparsers)
     "tables": "pe_tabular.tables.cli",
@@ -47,18 +49,29 @@ log = logging.getLogger("pe_tabular")
 
 
 def _privacy(args: argparse.Namespace) -> int:
+    q = args.sampling_rate
+    if not 0 < q <= 1:
+        raise UsageError(f"--sampling-rate must be in (0, 1], got {q}")
     if args.what == "epsilon":
         if args.sigma is None:
             raise UsageError("privacy epsilon needs --sigma")
-        eps = epsilon_for_sigmas([args.sigma] * args.iterations, args.delta, args.sensitivity)
-        emit(args, {"epsilon": eps, "sigma": args.sigma, "iterations": args.iterations, "delta": args.delta},
-             f"{eps:.6g}")
+        if q < 1:  # Poisson-subsampled releases: PLD (privacy.subsampling)
+            eps = pld_epsilon(mechanisms([args.sigma] * args.iterations, args.sensitivity, q), args.delta)
+        else:
+            eps = epsilon_for_sigmas([args.sigma] * args.iterations, args.delta, args.sensitivity)
+        emit(args, {"epsilon": eps, "sigma": args.sigma, "iterations": args.iterations, "delta": args.delta,
+                    "sampling_rate": q}, f"{eps:.6g}")
     else:
         if args.epsilon is None:
             raise UsageError("privacy sigma needs --epsilon")
-        sig = sigma_for_epsilon(args.epsilon, args.delta, args.iterations, sensitivity=args.sensitivity)[0]
+        if q < 1:
+            sig = sigma_for_epsilon_subsampled(args.epsilon, args.delta, args.iterations, q, args.sensitivity)
+            extra: dict[str, Any] = {"sampling_rate": q, "accounting": "PLD"}
+        else:
+            sig = sigma_for_epsilon(args.epsilon, args.delta, args.iterations, sensitivity=args.sensitivity)[0]
+            extra = {"mu": gdp_mu(args.epsilon, args.delta)}
         emit(args, {"sigma": sig, "epsilon": args.epsilon, "iterations": args.iterations, "delta": args.delta,
-                    "mu": gdp_mu(args.epsilon, args.delta)}, f"{sig:.6g}")
+                    **extra}, f"{sig:.6g}")
     return EXIT_OK
 
 
@@ -73,13 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("privacy", formatter_class=Formatter, help="privacy calculator (sigma <-> epsilon)",
                        epilog="examples:\n  pe-tabular privacy epsilon --sigma 11.8 --iterations 10 --delta 1e-5\n"
-                              "  pe-tabular privacy sigma --epsilon 1 --iterations 10 --delta 1e-5 --json")
+                              "  pe-tabular privacy sigma --epsilon 1 --iterations 10 --delta 1e-5 --json\n"
+                              "  pe-tabular privacy sigma --epsilon 1 --iterations 10 --sampling-rate 0.1")
     p.add_argument("what", choices=["epsilon", "sigma"])
     p.add_argument("--sigma", type=positive_float("--sigma"))
     p.add_argument("--epsilon", type=positive_float("--epsilon"))
     p.add_argument("--iterations", type=positive_int("--iterations"), default=1)
     p.add_argument("--delta", type=delta_arg, default=1e-5)
     p.add_argument("--sensitivity", type=positive_float("--sensitivity"), default=1.0)
+    p.add_argument("--sampling-rate", type=positive_float("--sampling-rate"), default=1.0,
+                   help="each release on a Poisson subsample of the units at this rate (accounted by PLD)")
     add_common(p)
     p.set_defaults(func=_privacy)
     for name, module in _PLUGINS.items():
@@ -148,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pe-tabular: error: {e}", file=sys.stderr)
         if getattr(args, "verbose", False):
             raise
+        return EXIT_USAGE
+    except MemoryLimitExceeded as e:  # --max-memory: a setting to change, not a crash
+        print(f"pe-tabular: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:  # full disk, I/O error: nothing partial is left (atomic writes)
         print(f"pe-tabular: error: {e.strerror or e} ({e.filename or 'output'}); free space or choose another "

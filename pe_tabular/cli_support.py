@@ -85,6 +85,25 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
 
 
+def memory_arg(s: str) -> int:
+    """A size for --max-memory (4G, 512M, 1.5GiB) in bytes."""
+    from pe_tabular.memory import parse_memory  # noqa: PLC0415 - keeps this module's imports light
+
+    try:
+        return parse_memory(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_scale_flags(p: argparse.ArgumentParser, chunk_rows: int = 65_536) -> None:
+    """--max-memory and --chunk-rows, for commands that stream the private data (pe_tabular.source)."""
+    p.add_argument("--max-memory", type=memory_arg, default=None, metavar="SIZE",
+                   help="fail with a clear error when this process's memory passes SIZE (e.g. 4G) instead of "
+                        "swapping; checked between chunks of the private data (default: no limit)")
+    p.add_argument("--chunk-rows", type=positive_int("--chunk-rows"), default=chunk_rows, metavar="N",
+                   help="rows per chunk when streaming the private data (smaller: less memory, more overhead)")
+
+
 def quiet(args: argparse.Namespace) -> bool:
     """True when nothing but errors (and --json's summary) may reach the terminal."""
     return bool(getattr(args, "quiet", False) or getattr(args, "json", False))

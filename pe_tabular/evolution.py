@@ -22,7 +22,8 @@ from pe_tabular.population import Population
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
-from pe_tabular.privacy.schedules import BudgetPolicy
+from pe_tabular.privacy.schedules import BudgetPolicy, Scheduled
+from pe_tabular.units import PoissonSample
 from pe_tabular.voting.histogram import clip_counts, select, vote_histogram
 from pe_tabular.voting.registry import VoteFn, class_conditional_nearest, get_voter
 
@@ -73,6 +74,7 @@ class EvolutionConfig:
     keep_selected: float = 0.0
     lookahead: int = 0
     voter: str = "auto"
+    sampling_rate: float = 1.0  # q < 1: each vote on a Poisson subsample of the private units (PLD accounting)
 
     @classmethod
     def build(cls, iterations: int, population: int | Sequence[int], degree: float | Sequence[float] = 0.5,
@@ -100,6 +102,8 @@ class EvolutionConfig:
             raise ConfigError(f"`lookahead` must be >= 0, got {self.lookahead}", "lookahead")
         if self.threshold < 0:
             raise ConfigError(f"`threshold` must be >= 0, got {self.threshold}", "threshold")
+        if not 0.0 < self.sampling_rate <= 1.0:
+            raise ConfigError(f"`sampling_rate` must be in (0, 1], got {self.sampling_rate}", "sampling_rate")
 
 
 @dataclass
@@ -167,6 +171,15 @@ class Evolution:
         if config.lookahead and not isinstance(encoder.metric, L2Metric):
             raise ConfigError("`lookahead` needs a vector (L2) encoder: the mean of mixed-type codes is undefined",
                               "lookahead")
+        if config.sampling_rate < 1.0:
+            # PLD composition needs a schedule fixed in advance at the rate the votes use (privacy.subsampling)
+            if not isinstance(policy, Scheduled) or policy.sampling_rate != config.sampling_rate:
+                raise ConfigError("`sampling_rate` < 1 needs a fixed budget schedule at the same rate "
+                                  "(schedules.subsampled(...)); the adaptive schedule cannot be accounted with "
+                                  "subsampling", "sampling_rate")
+            if vote_fn is not None and not getattr(vote_fn, "supports_sampling", False):
+                raise ConfigError("`sampling_rate` < 1 needs a vote function that subsamples where the data lives "
+                                  "(voting.streaming.SourceVoter)", "sampling_rate")
 
     # -- building blocks ------------------------------------------------------------------------
     def _random(self, n: int, shares: dict[Any, float] | None) -> Population:
@@ -191,7 +204,7 @@ class Evolution:
         return (acc / self.cfg.lookahead).astype(np.float32)
 
     def _vote(self, private: np.ndarray, pop: Population, t: int, labels: np.ndarray | None,
-              groups: np.ndarray | None) -> np.ndarray:
+              groups: np.ndarray | None, sample: PoissonSample | None = None) -> np.ndarray:
         cand = self._candidate_codes(pop, t)
         if len(private) == 0:  # nothing votes: the release is pure noise (no error: an error would reveal n = 0)
             return np.zeros(len(pop))
@@ -203,11 +216,23 @@ class Evolution:
             self.on_event({"type": "vote_progress", "iteration": t, "fraction": frac})
 
         if self.vote_fn is not None:
+            kw = {} if sample is None else {"sample": sample}
             counts = np.asarray(self.vote_fn(private, cand, self.encoder.metric, self.cfg.k, labels, pop.label,
-                                             groups, progress), dtype=np.float64)
+                                             groups, progress, **kw), dtype=np.float64)
             if counts.shape != (len(pop),):
                 raise RuntimeError(f"vote_fn returned counts of shape {counts.shape} for {len(pop)} candidates")
             return counts
+        if sample is not None:  # Poisson subsample: each row, or each group as a whole, in with prob. q
+            if groups is None:
+                keep = sample.row_mask(0, 0, len(private))
+            else:
+                uniq, inv = np.unique(np.asarray(groups), return_inverse=True)
+                keep = (sample.unit_uniforms(uniq.size) < sample.rate)[inv.ravel()]
+            private = np.asarray(private)[keep]
+            labels = None if labels is None else np.asarray(labels)[keep]
+            groups = None if groups is None else np.asarray(groups)[keep]
+            if len(private) == 0:
+                return np.zeros(len(pop))
         nn = class_conditional_nearest(self.nearest, private, cand, self.encoder.metric, self.cfg.k,
                                        labels, pop.label, progress=progress)
         return vote_histogram(nn, len(pop), groups)
@@ -281,9 +306,13 @@ class Evolution:
                 if sigma is None:
                     log.info("budget policy stops after %d iterations", t - 1)
                     break
+            q = self.cfg.sampling_rate
+            sample = PoissonSample.secret(q, self.noise, (t, 0)) if q < 1.0 else None  # secret, like noise
             noisy, rel = path.release_recorded(
-                Spec(key, f"{self.stage} vote histogram, iteration {t}".lstrip(), sigma, iteration=t, stream=(t, 0)),
-                lambda p=pop, i=t: self._vote(private, p, i, private_labels, groups))
+                Spec(key, f"{self.stage} vote histogram, iteration {t}".lstrip(), sigma, iteration=t, stream=(t, 0),
+                     sampling_rate=q),
+                lambda p=pop, i=t, s=sample: self._vote(private, p, i, private_labels, groups,
+                                                        **({} if s is None else {"sample": s})))
             sigma = rel.sigma
             voted = (pop, noisy)
             fallback = False

@@ -9,13 +9,15 @@ from tqdm.auto import tqdm
 
 
 class ProgressBars:
-    """Outer bar over iterations, inner bar over the share of private rows that voted (in percent)."""
+    """Outer bar over iterations, inner bar over the share of private rows that voted (in percent), and a
+    bar per pass over a streamed source (``scan_progress``: percent of bytes / files / row groups read)."""
 
     def __init__(self, enabled: bool = True, desc: str = "PE"):
         self.enabled = enabled and sys.stderr is not None
         self.desc = desc
         self.outer: tqdm | None = None
         self.inner: tqdm | None = None
+        self.scan: tqdm | None = None
 
     def __call__(self, ev: dict[str, Any]) -> None:
         if not self.enabled:
@@ -36,15 +38,22 @@ class ProgressBars:
                 self.inner = tqdm(total=100, desc=f"voting (iteration {ev['iteration']})", unit="%",
                                   position=1, leave=False, file=sys.stderr)
             self.inner.update(pct - self.inner.n)
+        elif kind == "scan_progress":  # a pass over the private data: percent of bytes/files, never records
+            pct = int(100 * ev["fraction"])
+            if self.scan is None or self.scan.desc != ev["desc"] or pct < self.scan.n:
+                if self.scan is not None:
+                    self.scan.close()
+                self.scan = tqdm(total=100, desc=ev["desc"], unit="%", position=2, leave=False, file=sys.stderr)
+            self.scan.update(pct - self.scan.n)
         elif kind == "iteration" and self.outer is not None:
             self.outer.set_postfix(eps=f"{ev['epsilon_so_far']:.3g}", ess=f"{ev['ess']:.0f}")
             self.outer.update(1)
 
     def close(self) -> None:
-        for bar in (self.inner, self.outer):
+        for bar in (self.scan, self.inner, self.outer):
             if bar is not None:
                 bar.close()
-        self.inner = self.outer = None
+        self.scan = self.inner = self.outer = None
 
 
 def bar(total: int, desc: str, enabled: bool = True) -> tqdm:

@@ -30,6 +30,7 @@ import numpy as np
 from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.privacy.ledger import BudgetExceeded, Ledger, Release
 from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.units import PoissonSample
 
 Counts = np.ndarray | Callable[[], np.ndarray]
 
@@ -65,6 +66,8 @@ class Spec:
                    found in the private data) only if its noisy count clears ``threshold``. Suppressed cells
                    come back as −inf, and neither they nor the number of cells reach the ledger or the
                    checkpoint (only the released cells' positions and values are saved).
+    ``sampling_rate`` q < 1: the counts are computed on a Poisson subsample of the units at rate q (use
+                   :meth:`ReleasePath.release_subsampled`, which draws the sample); accounted by PLD.
     """
 
     key: str
@@ -77,6 +80,7 @@ class Spec:
     size: int | None = None
     threshold: float | None = None
     public_cells: int = 0
+    sampling_rate: float = 1.0
 
     @property
     def thresholded(self) -> bool:
@@ -107,14 +111,15 @@ class ReleasePath:
                 full[index.astype(np.int64)] = kept
                 values = full
             return values, rel
-        if not self.ledger.can_afford(spec.sigma, spec.sensitivity):
+        if not self.ledger.can_afford(spec.sigma, spec.sensitivity, spec.sampling_rate):
             raise BudgetExceeded(
                 f"release '{spec.what}' (sigma={spec.sigma:g}, sensitivity={spec.sensitivity:g}) exceeds the "
                 f"remaining budget (mu^2 left {self.ledger.remaining_rho():.4g}); raise --epsilon or lower "
                 "--iterations")
         exact = np.asarray(counts() if callable(counts) else counts, dtype=np.float64)
         size = spec.public_cells if spec.thresholded else (exact.size if spec.size is None else spec.size)
-        rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta)
+        rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta,
+                                 spec.sampling_rate)
         noisy = snap(exact + self.noise.gaussian(exact.shape, spec.sigma, spec.stream), spec.sigma)
         if spec.thresholded:
             private = np.arange(noisy.size) >= spec.public_cells
@@ -123,6 +128,15 @@ class ReleasePath:
             kept = np.flatnonzero(np.isfinite(noisy)) if spec.thresholded else None
             self.checkpoint.save_release(spec.key, noisy if kept is None else noisy[kept], rel, self.ledger, kept)
         return noisy, rel
+
+    def release_subsampled(self, spec: Spec, counts: Callable[[PoissonSample | None], np.ndarray]) -> np.ndarray:
+        """A release whose counts are computed on a Poisson subsample at ``spec.sampling_rate``:
+        ``counts(sample)`` gets the sample (None when q = 1), e.g. ``lambda s: source.sum(fn, sample=s)``.
+        The sample's seed comes from the privacy noise source for ``spec.stream`` (rule 3), so the rate
+        charged and the rate used are one value."""
+        q = spec.sampling_rate
+        sample = PoissonSample.secret(q, self.noise, spec.stream) if q < 1.0 else None
+        return self.release(spec, lambda: counts(sample))
 
 
 def release_count(path: ReleasePath, spec: Spec, count: Callable[[], int]) -> float:
