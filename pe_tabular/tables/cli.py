@@ -258,7 +258,7 @@ def _demo(args: argparse.Namespace) -> int:
     train, test = load_adult("train"), load_adult("test")
     quiet = args.quiet or args.json
     if not quiet:
-        print(f"demo: UCI Adult (CC BY 4.0), {len(train)} private rows, epsilon={args.epsilon}, delta={args.delta}",
+        print(f"demo: UCI Adult (CC BY 4.0, built in) as the private table, epsilon={args.epsilon}, delta={args.delta}",
               file=sys.stderr)
     ns = argparse.Namespace(epsilon=args.epsilon, delta=args.delta, iterations=None, population=None, k=None,
                             samples=None, seed=args.seed, checkpoint=None, resume=False, voter="auto",
