@@ -120,9 +120,8 @@ class FittedFlowGenerator:
         self.p1 = {f: _normalise(b.mass) for f, b in codebooks.items()}
         adj: dict[str, list[tuple[str, np.ndarray]]] = {f: [] for f in self.fields}
         for (a, b) in edges:
-            # a cell of a code the one-way release found empty is noise: zero it
-            support = np.outer(codebooks[a].mass > 0, codebooks[b].mass > 0)
-            j = np.where(support, np.clip(tables[(a, b)], 0, None), 0.0)
+            j = consistent_table(tables[(a, b)], self.p1[a], self.p1[b], pair_sigma,
+                                 np.outer(codebooks[a].mass > 0, codebooks[b].mass > 0))
             adj[a].append((b, j))
             adj[b].append((a, j.T))
         root = "proto" if "proto" in self.fields else self.fields[0]
@@ -137,10 +136,7 @@ class FittedFlowGenerator:
                     continue
                 seen.add(b)
                 queue.append(b)
-                # P(b | a) shrunk towards P(b): a row's noise (≈ σ√|b|) counts as that many pseudo-records
-                alpha = pair_sigma * math.sqrt(j.shape[1])
-                cond = (j + alpha * self.p1[b][None, :]) / (j.sum(1, keepdims=True) + alpha)
-                self.parent[b] = (a, cond)
+                self.parent[b] = (a, j / np.maximum(j.sum(1, keepdims=True), 1e-300))  # P(b | a)
                 self.children[a].append(b)
                 self.order.append(b)
         self.order += [f for f in self.fields if f not in seen]
@@ -234,20 +230,43 @@ class FittedFlowGenerator:
         out = self.decode(codes, rng, keep=pop.samples.reset_index(drop=True), changed=changed)
         return Population(out, pop.source.copy(), pop.parent.copy(), genome_from_records(out), pop.label)
 
-    def refresh(self, pop: Population, rng: np.random.Generator) -> Population:
-        """Repeated copies of one candidate become distinct records: every copy after the first re-draws
-        its values inside its codes (exact values stay exact). Post-processing."""
+    def refresh(self, pop: Population, rng: np.random.Generator, resample: Sequence[str] = ("ts",)) -> Population:
+        """Output post-processing. Fields in ``resample`` — those the votes ignore (start time, weight 0
+        in the encoder) — are re-drawn for every row from their conditional given the row's other fields,
+        so they follow the fitted joint instead of whichever candidates won; repeated copies of one
+        candidate re-draw their other values inside their codes (exact values stay exact)."""
         samples = pop.samples.reset_index(drop=True)
-        dup = ~_first_copies(pop.parent) & (pop.parent >= 0)
-        if not dup.any():
-            return pop
+        n = len(samples)
         codes = self.encode(samples)
-        changed = {f: np.ones(len(samples), bool) for f in self.fields}
-        fresh = self.decode(codes, rng, keep=samples, changed=changed)
-        out = samples.copy()
-        out.loc[dup] = fresh.loc[dup].to_numpy()
-        out = out.astype(samples.dtypes.to_dict())
+        changed = {f: np.zeros(n, bool) for f in self.fields}
+        for f in resample:
+            if f in codes:
+                self._resample(codes, f, np.arange(n), rng)
+                changed[f][:] = True
+        dup = ~_first_copies(pop.parent) & (pop.parent >= 0)
+        for f in self.fields:
+            changed[f] |= dup
+        out = self.decode(codes, rng, keep=samples, changed=changed)
         return Population(out, pop.source, pop.parent, genome_from_records(out), pop.label)
+
+
+def consistent_table(noisy: np.ndarray, pa: np.ndarray, pb: np.ndarray, sigma: float,
+                     support: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """A joint P(a, b) from a noisy two-way table that agrees with the one-way distributions pa, pb.
+
+    Cells are soft-thresholded by one noise σ (clipping alone would turn the noise of thousands of empty
+    cells into mass), cells of codes the one-way releases found empty are zero, an independence prior
+    pa·pbᵀ of total mass σ·√cells (the size of the table's noise) fills what the data cannot tell, and
+    iterative proportional fitting (Deming & Stephan 1940) matches both margins — so sampling along the
+    tree reproduces every released one-way distribution."""
+    j = np.where(support, np.maximum(np.asarray(noisy, np.float64) - sigma, 0.0), 0.0)
+    total = j.sum()
+    prior = max(sigma * math.sqrt(j.size), 1e-9)
+    j = (j + prior * np.outer(pa, pb)) / (total + prior)
+    for _ in range(iterations):
+        j *= (pa / np.maximum(j.sum(1), 1e-300))[:, None]
+        j *= (pb / np.maximum(j.sum(0), 1e-300))[None, :]
+    return j
 
 
 def _first_copies(parent: np.ndarray) -> np.ndarray:
