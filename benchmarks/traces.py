@@ -156,14 +156,16 @@ def _marginal(data: pd.DataFrame, dom: dict[str, int], clique: tuple[str, ...], 
 
 def mst_synthesize(df: pd.DataFrame, epsilon: float, delta: float, window: tuple[float, float],
                    groups: np.ndarray | None, rng: np.random.Generator, n_out: int | None = None,
-                   iters: int = 5000) -> pd.DataFrame:
+                   iters: int = 5000, bins: tuple[Any, Any] | None = None) -> pd.DataFrame:
+    """MST on public bins; ``bins`` = (encode, decode) of another record kind (default: NetFlow)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_enable_compilation_cache", False)  # mbi's advice: many small programs
     from mbi import Domain, LinearMeasurement, estimation
 
-    data, dom = encode_public_bins(df, window)
+    encode, decode = bins or (encode_public_bins, decode_public_bins)
+    data, dom = encode(df, window)
     if groups is None:
         w = np.ones(len(data))
     else:
@@ -235,7 +237,7 @@ def mst_synthesize(df: pd.DataFrame, epsilon: float, delta: float, window: tuple
         if rare_vals.size:
             out[is_rare] = rare_vals[rng.integers(0, rare_vals.size, int(is_rare.sum()))]
         sd[a] = out
-    return decode_public_bins(sd, window, rng)
+    return decode(sd, window, rng)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -122,6 +122,100 @@ def indep_synthesize(df: pd.DataFrame, epsilon: float, delta: float, window: tup
 
 
 # ---------------------------------------------------------------------------------------------
+# packet level: public bins for MST / independent columns, and the packet job
+# ---------------------------------------------------------------------------------------------
+def encode_packet_bins(pk: pd.DataFrame, window: tuple[float, float]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """NetDPSyn-style public bins of packet headers: address halves, ports (exact below 1024, 16 ranges
+    above), protocol, 32 time cells, length in 50-byte cells, TTL, flags and ToS exactly."""
+    from simulators.network.encoder import flags_to_mask, proto_to_number
+
+    t0, t1 = window
+    out, dom = {}, {}
+    for side in ("src", "dst"):
+        ip = pk[f"{side}ip"].to_numpy(np.int64)
+        out[f"{side}ip_hi"], dom[f"{side}ip_hi"] = ip >> 16, 1 << 16
+        out[f"{side}ip_lo"], dom[f"{side}ip_lo"] = ip & 0xFFFF, 1 << 16
+    for c in ("srcport", "dstport"):
+        p = pk[c].to_numpy(np.int64)
+        out[c], dom[c] = np.where(p < 1024, p, 1024 + (p - 1024) // 4096), 1040
+    pr = proto_to_number(pk["proto"])
+    out["proto"], dom["proto"] = np.clip(pr, 0, 255), 256
+    ts = pk["ts"].to_numpy(np.float64) / 1e6
+    out["ts"], dom["ts"] = np.clip(np.floor((ts - t0) / (t1 - t0) * 32), 0, 31).astype(np.int64), 32
+    out["length"], dom["length"] = np.clip(pk["length"].to_numpy(np.int64) // 50, 0, 31), 32
+    out["ttl"], dom["ttl"] = np.clip(pk["ttl"].to_numpy(np.int64), 0, 255), 256
+    out["flags"], dom["flags"] = flags_to_mask(pk["flags"]) & 0x3F, 64
+    out["tos"], dom["tos"] = np.clip(pk["tos"].to_numpy(np.int64), 0, 255), 256
+    return pd.DataFrame(out), dom
+
+
+def decode_packet_bins(b: pd.DataFrame, window: tuple[float, float], rng: np.random.Generator) -> pd.DataFrame:
+    t0, t1 = window
+    n = len(b)
+    out = {}
+    cell = (t1 - t0) / 32
+    out["ts"] = np.round((t0 + (b["ts"].to_numpy(np.int64) + rng.uniform(size=n)) * cell) * 1e6).astype(np.int64)
+    for side in ("src", "dst"):
+        out[f"{side}ip"] = (b[f"{side}ip_hi"].to_numpy(np.int64) << 16) | b[f"{side}ip_lo"].to_numpy(np.int64)
+    for c in ("srcport", "dstport"):
+        v = b[c].to_numpy(np.int64)
+        out[c] = np.where(v < 1024, v, np.minimum(1024 + (v - 1024) * 4096 + rng.integers(0, 4096, n), 65535))
+    out["proto"] = b["proto"].to_numpy(np.int64)
+    out["length"] = b["length"].to_numpy(np.int64) * 50 + rng.integers(0, 50, n)
+    out["ttl"] = b["ttl"].to_numpy(np.int64)
+    out["flags"] = b["flags"].to_numpy(np.int64)
+    out["ipid"] = rng.integers(0, 65536, n)
+    out["tos"] = b["tos"].to_numpy(np.int64)
+    return pd.DataFrame(out)
+
+
+def run_packet_job(capture: str, method: str, eps: float, unit: str, seed: int, pe_kw: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """Packet level on an nDPI capture, scored by the packet fidelity suite (the reference scorer reads
+    flow records only): pairwise TVD over coarse packet-header bins, validity, heavy hitters."""
+    from benchmarks.traces import cdp_rho, mst_synthesize
+    from simulators.network.fidelity import packet_fidelity
+    from simulators.network.io import read_pcap
+    from simulators.network.packets import PacketSimulator
+    from simulators.network.pipeline import TraceSynthConfig, privacy_groups, synthesize_packets
+
+    pk = read_pcap(_ndpi_path(capture))
+    t0, t1 = pk["ts"].min() / 1e6, pk["ts"].max() / 1e6
+    window = (math.floor(t0 / 300) * 300.0, math.ceil(t1 / 300) * 300.0)
+    rng = np.random.default_rng(seed)
+    w0, c0 = time.perf_counter(), time.process_time()
+    groups = privacy_groups(pk, unit)
+    if method == "pe":
+        res = synthesize_packets(pk, TraceSynthConfig(epsilon=eps, unit=unit, time_window=window, seed=seed, **pe_kw))
+        syn = res.records
+    elif method == "mst":
+        syn = mst_synthesize(pk, eps, 1e-5, window, groups, rng, n_out=len(pk),
+                             bins=(encode_packet_bins, decode_packet_bins))
+    elif method == "indep":
+        data, dom = encode_packet_bins(pk, window)
+        w = np.ones(len(pk)) if groups is None else 1.0 / np.bincount(np.unique(groups, return_inverse=True)[1])[
+            np.unique(groups, return_inverse=True)[1]]
+        sigma = math.sqrt(len(dom) / (2 * cdp_rho(eps, 1e-5)))
+        cols = {}
+        for a, size in dom.items():
+            noisy = np.bincount(data[a].to_numpy(np.int64), weights=w, minlength=size) + rng.normal(0, sigma, size)
+            p = np.where(noisy >= 3 * sigma, noisy, 0.0)
+            p = p / p.sum() if p.sum() > 0 else np.full(size, 1 / size)
+            cols[a] = rng.choice(size, size=len(pk), p=p)
+        syn = decode_packet_bins(pd.DataFrame(cols), window, rng)
+    elif method == "sim":
+        syn = PacketSimulator(window).random(len(pk), rng=rng).samples
+    else:
+        raise ValueError(method)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    h = packet_fidelity(pk, syn, window=window)["headline"]
+    return {"capture": capture, "level": "packet", "method": method, "eps": eps, "unit": unit, "seed": seed,
+            "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "n_synth": len(syn), "scorer": {"tvd2_mean": h["pairwise_tvd"], "valid_rate": h["valid_rate"],
+                                            "hh_relerr_top10_dstip": h["hh_error"]}}
+
+
+# ---------------------------------------------------------------------------------------------
 # one job (runs in its own process)
 # ---------------------------------------------------------------------------------------------
 def job_key(capture: str, method: str, eps: float, unit: str, seed: int) -> str:
@@ -187,8 +281,8 @@ def _mean(rows: list[dict[str, Any]], f: Any) -> float:
 def table(rows: list[dict[str, Any]], capture: str) -> list[str]:
     """One line per (level, ε): pairwise TVD, validity, HH error and CPU of each method."""
     rs = [r for r in rows if r["capture"] == capture]
-    levels = [u for u in ("record", "flow", "host") if any(r["unit"] == u for r in rs)]
-    sim = [r for r in rs if r["method"] == "sim"]
+    levels = [u for u in ("record", "flow", "host", "packet-record", "packet-flow") if any(r["unit"] == u for r in rs)]
+    sim = [r for r in rs if r["method"] == "sim" and not r["unit"].startswith("packet")]
     shuf = [r for r in rs if r["method"] == "shuffle"]
     lines = ["| level | ε | pairwise TVD: PE / MST / indep. | validity PE / MST | HH err PE / MST | "
              "CPU s PE / MST | peak MB PE / MST | PE < MST and indep.? |", "|" + "---|" * 8]
@@ -235,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default="/tmp/traces-bench/corpus")
     ap.add_argument("--pe", default="{}", help="JSON overrides of TraceSynthConfig for PE (tuning runs only)")
     ap.add_argument("--tag", default="", help="suffix of PE result names (tuning runs)")
+    ap.add_argument("--packets", action="store_true", help="also packet level on the nDPI captures (ε = 4)")
+    ap.add_argument("--packet-eps", type=float, nargs="+", default=[4.0])
     ap.add_argument("--write", action="store_true", help="write the corpus section into benchmarks/RESULTS.md")
     ap.add_argument("--job", nargs=5, metavar=("CAPTURE", "METHOD", "EPS", "UNIT", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -243,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     pe_kw = json.loads(a.pe)
     if a.job:
         cap, method, eps, unit, seed = a.job
-        row = run_job(cap, method, float(eps), unit, int(seed), cache, pe_kw)
+        if unit.startswith("packet-"):
+            row = run_packet_job(cap, method, float(eps), unit[7:], int(seed), pe_kw)
+        else:
+            row = run_job(cap, method, float(eps), unit, int(seed), cache, pe_kw)
         row["tag"] = a.tag
         key = job_key(cap, method + a.tag, float(eps), unit, int(seed))
         (cache / "results" / f"{key}.json").write_text(json.dumps(row, default=float))
@@ -254,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     if not NET.exists():
         print(f"{NET} not found: the benchmark needs ../shared beside the checkout", file=sys.stderr)
         return 2
+    jobs = []
     for cap in a.captures:
         _, _, _, levels = prepare(cap, cache)
         for method in a.methods:
@@ -262,15 +362,22 @@ def main(argv: list[str] | None = None) -> int:
                     if method in ("sim", "shuffle") and unit != levels[0]:
                         continue
                     for seed in (a.mst_seeds if method == "mst" else a.seeds):
-                        key = job_key(cap, method + a.tag * (method == "pe"), eps, unit, seed)
-                        if (cache / "results" / f"{key}.json").exists():
-                            continue
-                        cmd = [sys.executable, __file__, "--cache", str(cache), "--pe", a.pe,
-                               "--tag", a.tag if method == "pe" else "", "--job", cap, method, str(eps), unit,
-                               str(seed)]
-                        r = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-                        if r.returncode:
-                            print(f"{key}: failed (exit {r.returncode})", flush=True)
+                        jobs.append((cap, method, eps, unit, seed))
+        if a.packets and cap in NDPI:
+            for method in (m for m in a.methods if m != "shuffle"):
+                for eps in a.packet_eps:
+                    for unit in ("record", "flow"):
+                        for seed in (a.mst_seeds if method == "mst" else a.seeds):
+                            jobs.append((cap, method, eps, f"packet-{unit}", seed))
+    for cap, method, eps, unit, seed in jobs:
+        key = job_key(cap, method + a.tag * (method == "pe"), eps, unit, seed)
+        if (cache / "results" / f"{key}.json").exists():
+            continue
+        cmd = [sys.executable, __file__, "--cache", str(cache), "--pe", a.pe, "--tag", a.tag if method == "pe" else "",
+               "--job", cap, method, str(eps), unit, str(seed)]
+        r = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        if r.returncode:
+            print(f"{key}: failed (exit {r.returncode})", flush=True)
     if a.write:
         write_results(load_rows(cache), argv if argv is not None else sys.argv[1:])
     return 0

@@ -197,6 +197,18 @@ def flow_grids(window: tuple[float, float], has_flags: bool, has_tos: bool) -> l
     return out
 
 
+def packet_grids(window: tuple[float, float]) -> list[Grid]:
+    """The public grids of packet-header fields modelled besides the addresses."""
+    return [
+        category_grid("proto", 256, lambda df: proto_to_number(df["proto"]), np.array([TCP, UDP, ICMP])),
+        port_grid("srcport"), port_grid("dstport"), time_grid(window), size_grid("length", 17),
+        category_grid("ttl", 256, lambda df: df["ttl"].to_numpy(np.int64), np.array([64, 128, 255, 63, 127, 254])),
+        category_grid("flags", 64, lambda df: flags_to_mask(df["flags"]) & 0x3F,
+                      np.array([0x10, 0x18, 0x02, 0x12, 0x11])),
+        category_grid("tos", 256, lambda df: df["tos"].to_numpy(np.int64), np.array([0])),
+    ]
+
+
 @dataclass(frozen=True)
 class Codebook:
     """Codes of one field: ``exact`` fine cells (frequent values), then one code per coarse bin.
@@ -315,12 +327,16 @@ class AddressCodebook:
         out = np.zeros(codes.size, np.int64)
         for c in np.unique(codes):
             rows = np.flatnonzero(codes == c)
-            if c == self.nets.size:  # elsewhere: released prefixes outside every code /8
+            if c == self.nets.size:
+                # elsewhere: the released prefixes outside every code /8, and public space for the mass
+                # they cannot hold (their weights count both address columns: an upper bound)
                 eights = self.nets[self.lens == 8] >> 24
                 p = self.plan
                 outside = ~np.isin(p.prefixes >> 24, eights)
-                out[rows] = P.FittedAddressPlan(p.prefixes[outside], p.prefix_len[outside],
-                                                p.weights[outside]).sample(rows.size, rng)
+                held = float(p.weights[outside].sum())
+                tail = float(np.clip(1.0 - held / max(float(self.mass[-1]), 1e-9), 0.05, 1.0))
+                out[rows] = P.FittedAddressPlan(p.prefixes[outside], p.prefix_len[outside], p.weights[outside],
+                                                tail_share=tail).sample(rows.size, rng)
             elif self.lens[c] == 8 or self.lens[c] < 32:
                 out[rows] = self._inside(int(self.nets[c]), int(self.lens[c]), rows.size, rng)
             else:

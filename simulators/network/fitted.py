@@ -42,7 +42,7 @@ from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.voting.histogram import vote_histogram
 from simulators.network import priors as P
-from simulators.network.codebook import AddressCodebook, Codebook, build_codebook, flow_grids
+from simulators.network.codebook import AddressCodebook, Codebook, build_codebook, flow_grids, packet_grids
 from simulators.network.dp_priors import threshold
 from simulators.network.encoder import ACK, TCP, flags_to_mask, mask_to_flags, number_to_proto, proto_to_number
 from simulators.network.flows import FLOW_COLUMNS, genome_from_records, header_bytes
@@ -53,6 +53,10 @@ STRUCTURE_GROUPS = 6
 PUBLIC_TREE = (("proto", "dstport"), ("dstport", "srcport"), ("proto", "flags"), ("dstport", "dstip"),
                ("srcport", "srcip"), ("dstport", "pkt"), ("pkt", "byt"), ("pkt", "td"), ("proto", "tos"),
                ("proto", "ts"))
+PUBLIC_PACKET_TREE = (("proto", "dstport"), ("dstport", "srcport"), ("proto", "flags"), ("dstport", "dstip"),
+                      ("srcport", "srcip"), ("dstport", "length"), ("flags", "length"), ("srcip", "ttl"),
+                      ("proto", "tos"), ("proto", "ts"))
+PACKET_HEADER_COLUMNS = ("ts", "srcip", "dstip", "srcport", "dstport", "proto", "length", "ttl", "flags", "ipid", "tos")
 # below this many noise standard deviations of record count, the structure release is skipped
 STRUCTURE_MIN_SIGNAL = 30.0
 
@@ -104,8 +108,9 @@ def max_spanning_tree(weights: dict[tuple[str, str], float], names: Sequence[str
     return tree
 
 
-class FittedFlowGenerator:
-    """Backend: flows sampled from a tree model fitted on DP releases (see the module docstring)."""
+class FittedGenerator:
+    """Backend: records sampled from a tree model fitted on DP releases (see the module docstring).
+    Subclasses render the decoded field values into valid records of their level."""
 
     name = "fitted"
 
@@ -179,33 +184,21 @@ class FittedFlowGenerator:
                     old = flags_to_mask(old)
                 v = np.where(changed[f], v, old)
             vals[f] = v
-        return self._render(vals, n)
-
-    def _render(self, v: dict[str, np.ndarray], n: int) -> pd.DataFrame:
-        """Apply the flow invariants (validity by construction) and build the record frame."""
-        proto = np.asarray(v["proto"], np.int64)
-        pkt = np.clip(np.asarray(v["pkt"], np.int64), 1, 10_000_000)
-        hdr = header_bytes(proto)
-        byt = np.clip(np.asarray(v["byt"], np.int64), pkt * hdr, pkt * P.MTU)
-        td = np.maximum(np.asarray(v["td"], np.float64), 0.0)
-        if self.single_packet_zero_duration:
-            td = np.where(pkt == 1, 0.0, td)
-        res = max(float(self.ts_resolution_s), 1e-6)
-        ts = np.floor(np.asarray(v["ts"], np.float64) / 1e6 / res) * res * 1e6
-        out = {"srcip": v["srcip"], "dstip": v["dstip"], "srcport": np.clip(v["srcport"], 0, 65535),
-               "dstport": np.clip(v["dstport"], 0, 65535), "proto": number_to_proto(proto), "ts": np.round(ts),
-               "td": td, "pkt": pkt, "byt": byt, "type": np.full(n, "background", dtype=object)}
-        fl = np.asarray(v["flags"], np.int64) & 0x3F if "flags" in v else np.zeros(n, np.int64)
-        out["flags"] = mask_to_flags(np.where(proto == TCP, fl, fl & ACK))
-        out["tos"] = np.asarray(v["tos"], np.int64) if "tos" in v else np.zeros(n, np.int64)
-        df = pd.DataFrame(out)
-        return df[[c for c in self.columns if c in df.columns]]
+        return self._render(vals, n, rng)
 
     def encode(self, records: pd.DataFrame) -> dict[str, np.ndarray]:
         return {f: b.encode(records) for f, b in self.books.items()}
 
+    def _render(self, v: dict[str, np.ndarray], n: int,
+                rng: np.random.Generator) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _genome(self, records: pd.DataFrame) -> Any:
+        """The genome format of the simulator this generator is mixed with."""
+        return records.copy()
+
     def _population(self, records: pd.DataFrame, label: Any = None) -> Population:
-        return Population.fresh(records, self.name, genome=genome_from_records(records), label=label)
+        return Population.fresh(records, self.name, genome=self._genome(records), label=label)
 
     # -- Backend protocol ----------------------------------------------------------------------
     def random(self, n: int, *, label: Any = None, rng: np.random.Generator) -> Population:
@@ -228,7 +221,7 @@ class FittedFlowGenerator:
                 self._resample(codes, f, rows, rng)
             changed[f] = touch[:, i]
         out = self.decode(codes, rng, keep=pop.samples.reset_index(drop=True), changed=changed)
-        return Population(out, pop.source.copy(), pop.parent.copy(), genome_from_records(out), pop.label)
+        return Population(out, pop.source.copy(), pop.parent.copy(), self._genome(out), pop.label)
 
     def refresh(self, pop: Population, rng: np.random.Generator, resample: Sequence[str] = ("ts",)) -> Population:
         """Output post-processing. Fields in ``resample`` — those the votes ignore (start time, weight 0
@@ -247,7 +240,54 @@ class FittedFlowGenerator:
         for f in self.fields:
             changed[f] |= dup
         out = self.decode(codes, rng, keep=samples, changed=changed)
-        return Population(out, pop.source, pop.parent, genome_from_records(out), pop.label)
+        return Population(out, pop.source, pop.parent, self._genome(out), pop.label)
+
+
+class FittedFlowGenerator(FittedGenerator):
+    """Fitted NetFlow records; genomes in the flow simulator's format (one population format in a mixture)."""
+
+    def _render(self, v: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> pd.DataFrame:
+        """Apply the flow invariants (validity by construction) and build the record frame."""
+        proto = np.asarray(v["proto"], np.int64)
+        pkt = np.clip(np.asarray(v["pkt"], np.int64), 1, 10_000_000)
+        hdr = header_bytes(proto)
+        byt = np.clip(np.asarray(v["byt"], np.int64), pkt * hdr, pkt * P.MTU)
+        td = np.maximum(np.asarray(v["td"], np.float64), 0.0)
+        if self.single_packet_zero_duration:
+            td = np.where(pkt == 1, 0.0, td)
+        res = max(float(self.ts_resolution_s), 1e-6)
+        ts = np.floor(np.asarray(v["ts"], np.float64) / 1e6 / res) * res * 1e6
+        out = {"srcip": v["srcip"], "dstip": v["dstip"], "srcport": np.clip(v["srcport"], 0, 65535),
+               "dstport": np.clip(v["dstport"], 0, 65535), "proto": number_to_proto(proto), "ts": np.round(ts),
+               "td": td, "pkt": pkt, "byt": byt, "type": np.full(n, "background", dtype=object)}
+        fl = np.asarray(v["flags"], np.int64) & 0x3F if "flags" in v else np.zeros(n, np.int64)
+        out["flags"] = mask_to_flags(np.where(proto == TCP, fl, fl & ACK))
+        out["tos"] = np.asarray(v["tos"], np.int64) if "tos" in v else np.zeros(n, np.int64)
+        df = pd.DataFrame(out)
+        return df[[c for c in self.columns if c in df.columns]]
+
+    def _genome(self, records: pd.DataFrame) -> Any:
+        return genome_from_records(records)
+
+
+class FittedPacketGenerator(FittedGenerator):
+    """Fitted packet headers (ts µs, proto number, flags mask): IP length between the protocol's headers
+    and the MTU, TTL 1..255, TCP flags only on TCP and never empty there; every packet inside the window."""
+
+    def _render(self, v: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> pd.DataFrame:
+        proto = np.asarray(v["proto"], np.int64)
+        length = np.clip(np.asarray(v["length"], np.int64), header_bytes(proto), P.MTU)
+        fl = np.asarray(v["flags"], np.int64) & 0x3F if "flags" in v else np.zeros(n, np.int64)
+        fl = np.where(proto == TCP, np.where(fl == 0, ACK, fl), 0)
+        out = {"ts": np.round(np.asarray(v["ts"], np.float64)).astype(np.int64),
+               "srcip": np.asarray(v["srcip"], np.int64), "dstip": np.asarray(v["dstip"], np.int64),
+               "srcport": np.clip(np.asarray(v["srcport"], np.int64), 0, 65535),
+               "dstport": np.clip(np.asarray(v["dstport"], np.int64), 0, 65535), "proto": proto, "length": length,
+               "ttl": np.clip(np.asarray(v["ttl"], np.int64), 1, 255) if "ttl" in v else np.full(n, 64),
+               "flags": fl, "ipid": rng.integers(0, 65536, n),
+               "tos": np.asarray(v["tos"], np.int64) if "tos" in v else np.zeros(n, np.int64)}
+        df = pd.DataFrame(out)
+        return df[[c for c in self.columns if c in df.columns]]
 
 
 def consistent_table(noisy: np.ndarray, pa: np.ndarray, pb: np.ndarray, sigma: float,
@@ -321,11 +361,32 @@ def fit_flow_generator(records: pd.DataFrame, groups: np.ndarray | None, window:
                        plan: P.FittedAddressPlan, mu: float, shares: FitShares, noisy_count: float,
                        ledger: Ledger, noise: NoiseSource, checkpoint: Checkpointer | None = None,
                        ts_resolution_s: float = 1e-6, single_packet_zero_duration: bool = True) -> FittedModel:
-    """Release the codes, structure and tree tables (``shares`` of μ²) and build the generator."""
+    """Release the codes, structure and tree tables of NetFlow fields (``shares`` of μ²); the generator."""
+    grids = flow_grids(window, "flags" in records, "tos" in records)
+    books, edges, tables, sigma, s1 = _fit_tree(records, groups, grids, plan, mu, shares, noisy_count, ledger, noise,
+                                                checkpoint, PUBLIC_TREE)
+    # the simulator's columns (one frame format in a mixture); the pipeline drops what the input lacked
+    gen = FittedFlowGenerator(books, edges, tables, sigma, FLOW_COLUMNS, ts_resolution_s,
+                              single_packet_zero_duration)
+    return FittedModel(gen, books, s1)
+
+
+def fit_packet_generator(records: pd.DataFrame, groups: np.ndarray | None, window: tuple[float, float],
+                         plan: P.FittedAddressPlan, mu: float, shares: FitShares, noisy_count: float,
+                         ledger: Ledger, noise: NoiseSource, checkpoint: Checkpointer | None = None) -> FittedModel:
+    """The same fit on packet-header fields (length, TTL, flags, ToS instead of flow sizes)."""
+    books, edges, tables, sigma, s1 = _fit_tree(records, groups, packet_grids(window), plan, mu, shares, noisy_count,
+                                                ledger, noise, checkpoint, PUBLIC_PACKET_TREE)
+    gen = FittedPacketGenerator(books, edges, tables, sigma, PACKET_HEADER_COLUMNS)
+    return FittedModel(gen, books, s1)
+
+
+def _fit_tree(records: pd.DataFrame, groups: np.ndarray | None, grids: list[Any], plan: P.FittedAddressPlan,
+              mu: float, shares: FitShares, noisy_count: float, ledger: Ledger, noise: NoiseSource,
+              checkpoint: Checkpointer | None, public_tree: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
     path = ReleasePath(ledger, noise, checkpoint)
     rho = mu * mu
     inf = not math.isfinite(rho)
-    grids = flow_grids(window, "flags" in records, "tos" in records)
     # a grid with one coarse bin (protocol, flags, ToS) needs no coarse release: its total is the
     # start-time grid's (released first)
     n_one = sum(2 if g.n_coarse > 1 else 1 for g in grids) + 2
@@ -351,7 +412,7 @@ def fit_flow_generator(records: pd.DataFrame, groups: np.ndarray | None, window:
         ab = AddressCodebook.from_plan(col, plan)
         m = _release(path, f"fit_{col}", f"{col} over the released prefixes ({ab.size} codes)", s1, 640 + j,
                      lambda ab=ab: vote_histogram(ab.encode(records)[:, None], ab.size, groups))
-        books[col] = AddressCodebook(col, ab.nets, ab.lens, np.clip(m, 0, None), plan)
+        books[col] = AddressCodebook(col, ab.nets, ab.lens, np.clip(m, 0, None), ab.plan)
     names = list(books)
     # structure: every pair on coarse groups, or the public tree when the data is too small to tell
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
@@ -378,7 +439,7 @@ def fit_flow_generator(records: pd.DataFrame, groups: np.ndarray | None, window:
         edges = max_spanning_tree(mi, names)
     else:
         pair_share += shares.structure
-        edges = [(a, b) for a, b in PUBLIC_TREE if a in books and b in books]
+        edges = [(a, b) for a, b in public_tree if a in books and b in books]
     # the tree's two-way tables on the full codes, one release
     offs, tot = {}, 0
     for a, b in edges:
@@ -396,10 +457,7 @@ def fit_flow_generator(records: pd.DataFrame, groups: np.ndarray | None, window:
                      tree_counts) * k
     tables = {(a, b): noisy[offs[(a, b)]:offs[(a, b)] + books[a].size * books[b].size]
               .reshape(books[a].size, books[b].size) for a, b in edges}
-    # the simulator's columns (one frame format in a mixture); the pipeline drops what the input lacked
-    gen = FittedFlowGenerator(books, edges, tables, s_pairs * k, FLOW_COLUMNS, ts_resolution_s,
-                              single_packet_zero_duration)
-    return FittedModel(gen, books, s1)
+    return books, edges, tables, s_pairs * k, s1
 
 
 def _coarse_groups(mass: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ from simulators.network.encoder import (
     ip_to_uint32,
     proto_to_number,
 )
-from simulators.network.fitted import FitShares, FittedModel, fit_flow_generator
+from simulators.network.fitted import FitShares, FittedModel, fit_flow_generator, fit_packet_generator
 from simulators.network.flows import FlowSimulator
 from simulators.network.marginals import (
     MarginalSpec,
@@ -153,8 +153,8 @@ class TraceSynthConfig:
 
     def budget_shares(self, level: str) -> float:
         """μ² spent before the votes (count, priors, fitting or marginals)."""
-        fit = self.fit_shares.total if self.generator != "simulator" and level == "flow" else 0.0
-        marg = self.marginal_share if self.generator == "simulator" or level != "flow" else 0.0
+        fit = self.fit_shares.total if self.generator != "simulator" else 0.0
+        marg = self.marginal_share if self.generator == "simulator" else 0.0
         count = self.count_share if self.n_out is None else 0.0
         return count + self.prior_shares.total + fit + marg
 
@@ -387,15 +387,40 @@ def synthesize_packets(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoi
 
     def build(*, private: pd.DataFrame, groups: np.ndarray | None, mu: float, priors: FittedPriors | None,
               ledger: Ledger, noise: Any, ck: Checkpointer | None, n_est: int) -> _Fitted:
-        released, priors = _legacy_marginals(private, groups, cfg, mu, priors,
-                                             packet_marginal_specs(cfg.time_window), ledger, noise, ck)
+        model = None
+        if cfg.generator == "simulator":
+            released, priors = _legacy_marginals(private, groups, cfg, mu, priors,
+                                                 packet_marginal_specs(cfg.time_window), ledger, noise, ck)
+        else:
+            plan = priors.addresses if priors is not None else P.FittedAddressPlan(
+                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+            model = fit_packet_generator(private, groups, cfg.time_window, plan, mu, cfg.fit_shares, n_est, ledger,
+                                         noise, ck)
+            released = _code_marginals(model)
+            if priors is not None and cfg.prior_shares.times == 0:
+                priors = FittedPriors(priors.services, priors.addresses,
+                                      P.TimePrior(cfg.time_window, model.time_cells() + 1e-3))
         sim = PacketSimulator(cfg.time_window, flows=_flow_backend(
             TraceSynthConfig(**{**cfg.__dict__, "ts_resolution_s": 1e-6}), priors))
+        if cfg.generator == "simulator":
+            backend: Any = sim
+        elif cfg.generator == "fitted":
+            backend = model.generator
+        else:
+            backend = Mixture([sim, model.generator], floor=cfg.mixture_floor, names=["simulator", "fitted"])
 
         def finish(pop: Population, rng: np.random.Generator) -> pd.DataFrame:
-            return pop.samples.sort_values("ts", kind="stable").reset_index(drop=True)
+            src = np.asarray(pop.source).astype(str)
+            is_fit = src == "fitted"
+            parts = []
+            if (~is_fit).any():
+                parts.append(pop.take(np.flatnonzero(~is_fit)).samples)
+            if is_fit.any():
+                parts.append(model.generator.refresh(pop.take(np.flatnonzero(is_fit)), rng, resample=()).samples)
+            out = pd.concat(parts, ignore_index=True)
+            return out.sort_values("ts", kind="stable").reset_index(drop=True)
 
-        return _Fitted(sim, released, finish)
+        return _Fitted(backend, released, finish)
 
     return _run(private, cfg, "packet", enc, build, checkpoint, resume, on_event)
 
