@@ -8,7 +8,8 @@ and the five nDPI pcaps converted to unidirectional flows (``simulators.network.
 15 s idle / 1800 s active timeouts). Each capture's time window is a *public* input:
 
 * UGR'16: the documented 2016-04-11 00:00–09:00 UTC (the file covers 00:01–08:36);
-* CTU-Normal-7: the documented 2013-12-17 22:09–22:32 UTC. Its ``ts`` column is in milliseconds
+* CTU-Normal-7: the documented 2013-12-17 22:09–22:32 UTC; its records are Argus bidirectional
+  records (a one-packet record may carry a duration: ``--bidirectional-records``). Its ``ts`` column is in milliseconds
   although the data README says µs (found when the time-window check of ``traces synth`` warned that
   no record lies in the documented window); the conversion multiplies by 1000, a fact about the export
   format, not about any record;
@@ -54,6 +55,9 @@ SCORER = SHARED / "bench" / "score_traces.py"
 NDPI = ("skype", "alexa-app", "1kxun", "pps", "anyconnect-vpn")
 CAPTURES = ("ugr16", "ctu7", *NDPI)
 METHODS = ("pe", "mst", "indep", "sim", "shuffle")
+# Public facts about a capture's export format (not tuned): CTU-Normal-7 is Argus bidirectional records,
+# where a one-packet record can carry a duration (`traces synth --bidirectional-records`)
+FORMAT = {"ctu7": {"single_packet_zero_duration": False}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +238,8 @@ def run_job(capture: str, method: str, eps: float, unit: str, seed: int, cache: 
     w0, c0 = time.perf_counter(), time.process_time()
     extra: dict[str, Any] = {}
     if method == "pe":
-        cfg = TraceSynthConfig(epsilon=eps, unit=unit, time_window=window, ts_resolution_s=res_s, seed=seed, **pe_kw)
+        cfg = TraceSynthConfig(epsilon=eps, unit=unit, time_window=window, ts_resolution_s=res_s, seed=seed,
+                               **{**FORMAT.get(capture, {}), **pe_kw})
         res = synthesize_flows(real, cfg)
         syn = res.records
         extra = {"eps_spent": res.ledger.epsilon, "source_share": res.history[-1].get("source_share", {})
@@ -379,17 +384,56 @@ def main(argv: list[str] | None = None) -> int:
         if r.returncode:
             print(f"{key}: failed (exit {r.returncode})", flush=True)
     if a.write:
-        write_results(load_rows(cache), argv if argv is not None else sys.argv[1:])
+        write_results(load_rows(cache), argv if argv is not None else sys.argv[1:], INTRO)
     return 0
 
 
-def write_results(rows: list[dict[str, Any]], argv: list[str]) -> None:
+INTRO = "(filled in below)"
+
+
+def goals(rows: list[dict[str, Any]]) -> list[str]:
+    """The issue's goals, checked on the rows: one line per goal with its misses."""
+    def mean(cap: str, m: str, u: str, e: float, k: str) -> float:
+        v = [r["scorer"][k] if k in r["scorer"] else r[k] for r in rows
+             if r["capture"] == cap and r["method"] == m and r["unit"] == u and r["eps"] == e]
+        return float(np.mean(v)) if v else math.nan
+
+    cells = sorted({(r["capture"], r["unit"], r["eps"]) for r in rows if r["method"] == "pe"
+                    and r["unit"] in ("record", "flow")}, key=lambda c: (CAPTURES.index(c[0]), c[1], c[2]))
+    checks = {"pairwise TVD below MST's": lambda c: mean(*c[:1], "pe", *c[1:], "tvd2_mean")
+              < mean(*c[:1], "mst", *c[1:], "tvd2_mean"),
+              "pairwise TVD below independent columns'": lambda c: mean(*c[:1], "pe", *c[1:], "tvd2_mean")
+              < mean(*c[:1], "indep", *c[1:], "tvd2_mean"),
+              "validity 1.0": lambda c: mean(*c[:1], "pe", *c[1:], "valid_rate") >= 1.0,
+              "top-10 heavy-hitter error ≤ MST's": lambda c: mean(*c[:1], "pe", *c[1:], "hh_relerr_top10_dstip")
+              <= mean(*c[:1], "mst", *c[1:], "hh_relerr_top10_dstip") + 1e-9,
+              "CPU ≤ MST's / 3": lambda c: mean(*c[:1], "pe", *c[1:], "cpu_s")
+              <= mean(*c[:1], "mst", *c[1:], "cpu_s") / 3}
+    out = []
+    for name, ok in checks.items():
+        miss = [f"{c[0]} {c[1]} ε={c[2]:g}" for c in cells if not ok(c)]
+        out.append(f"- {name} (record and flow level, every capture and ε): {len(cells) - len(miss)}/{len(cells)}"
+                   + (f"; missed at {', '.join(miss)}" if miss else ""))
+    u = mean("ugr16", "pe", "record", 2.0, "tvd2_mean")
+    out.append(f"- UGR'16, ε = 2, record level, pairwise TVD ≤ 0.12: {u:.3f} "
+               f"({'met' if u <= 0.12 else 'missed'})")
+    pk = [(c, mean(c, "pe", f"packet-{u}", 4.0, "tvd2_mean"), mean(c, "mst", f"packet-{u}", 4.0, "tvd2_mean"), u)
+          for c in NDPI for u in ("record", "flow")]
+    pk = [x for x in pk if not math.isnan(x[1])]
+    if pk:
+        won = [x for x in pk if x[1] < x[2]]
+        out.append(f"- nDPI packet level, ε = 4, pairwise TVD below MST's: {len(won)}/{len(pk)} ("
+                   + ", ".join(f"{c} {u} {a:.3f} vs {b:.3f}" for c, a, b, u in pk) + ")")
+    return out
+
+
+def write_results(rows: list[dict[str, Any]], argv: list[str], intro: str = "") -> None:
     import mbi
     import numba
 
     rows = [r for r in rows if not r.get("tag")]
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.split(":")
-    lines = ["## Network traces: the corpus", ""]
+    lines = ["## Network traces: the corpus", "", intro, "", "Goals of issue 17 on these rows:", "", *goals(rows), ""]
     for cap in CAPTURES:
         if any(r["capture"] == cap for r in rows):
             lines += [f"### {cap}", "", *table(rows, cap), ""]

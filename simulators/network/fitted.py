@@ -419,7 +419,7 @@ def _fit_tree(records: pd.DataFrame, groups: np.ndarray | None, grids: list[Any]
     pair_share = shares.pairs
     s_struct = sig(shares.structure, 1) if shares.structure > 0 else math.inf
     if shares.structure > 0 and (inf or noisy_count / (s_struct * math.sqrt(len(pairs))) >= STRUCTURE_MIN_SIGNAL):
-        grp = {f: _coarse_groups(books[f].mass) for f in names}
+        grp = {f: _coarse_groups(books[f]) for f in names}
         sizes = [grp[a].max() + 1 for a in names]
         gsize = dict(zip(names, sizes))
         offs, tot = {}, 0
@@ -460,9 +460,23 @@ def _fit_tree(records: pd.DataFrame, groups: np.ndarray | None, grids: list[Any]
     return books, edges, tables, s_pairs * k, s1
 
 
-def _coarse_groups(mass: np.ndarray) -> np.ndarray:
-    """Code -> structure group: the heaviest STRUCTURE_GROUPS−1 codes alone, the rest together."""
-    top = np.argsort(-np.asarray(mass), kind="stable")[: STRUCTURE_GROUPS - 1]
+ORDINAL_FIELDS = ("ts", "td", "pkt", "byt", "length", "ttl")
+
+
+def _coarse_groups(book: Codebook | AddressCodebook) -> np.ndarray:
+    """Code -> structure group. Ordinal fields (times, sizes): STRUCTURE_GROUPS contiguous groups of
+    about equal noisy mass, so a dependence on *when* or *how big* shows in the pair tables; nominal
+    fields: the heaviest STRUCTURE_GROUPS−1 codes alone and the rest together."""
+    mass = np.clip(np.asarray(book.mass, np.float64), 0, None)
+    if isinstance(book, Codebook) and book.grid.name in ORDINAL_FIELDS and mass.sum() > 0:
+        first = np.array([np.flatnonzero(book.grid.coarse == b)[0] for b in range(book.grid.n_coarse)])
+        key = np.r_[book.exact, first[np.arange(book.grid.n_coarse)] + 0.5]  # a rest bin sorts after its start
+        order = np.argsort(key, kind="stable")
+        cum = np.cumsum(mass[order]) / mass.sum()
+        g = np.empty(len(mass), np.int64)
+        g[order] = np.minimum((cum * STRUCTURE_GROUPS - 1e-9).astype(np.int64), STRUCTURE_GROUPS - 1)
+        return np.unique(g, return_inverse=True)[1].astype(np.int64)
+    top = np.argsort(-mass, kind="stable")[: STRUCTURE_GROUPS - 1]
     g = np.full(len(mass), min(len(top), STRUCTURE_GROUPS - 1), np.int64)
     g[top] = np.arange(top.size)
     return g

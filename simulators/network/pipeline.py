@@ -131,6 +131,7 @@ class TraceSynthConfig:
     fit_shares: FitShares = field(default_factory=FitShares)
     count_share: float = 0.02
     mixture_floor: float = 0.05
+    vote_shrinkage: float = 1.0  # final weights: clipped noisy votes + this many noise σ per candidate
     # NetFlow semantics: a one-packet record lasts 0 s. Bidirectional exports (Argus) give one-packet
     # records a duration; a public fact about the export format, not about the data
     single_packet_zero_duration: bool = True
@@ -285,7 +286,13 @@ def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str, encoder: Any,
     evo = Evolution(fitted.backend, encoder, econf, schedules.uniform(float(mu_pe), cfg.iterations), ledger, noise,
                     rng, on_event)
     res = evo.run(codes, groups=groups, checkpoint=ck, resume=resume)
-    weights = rake(res.population.samples, res.weights, fitted.released) if fitted.released else res.weights
+    # The last vote's noisy counts, shrunk towards the population itself by one noise σ: where the votes
+    # are mostly noise (a small trace, a small ε) the candidates — drawn from generators fitted on the
+    # releases — keep weight instead of whichever few won the noise; where they carry signal (counts
+    # far above σ) the shrinkage is negligible. Post-processing of released values.
+    sigma_last = float(res.history[-1].get("sigma", 0.0)) if res.history else 0.0
+    base = np.clip(res.weights, 0, None) + cfg.vote_shrinkage * sigma_last
+    weights = rake(res.population.samples, base, fitted.released) if fitted.released else base
     idx = select(weights, n_est, rng).index
     out = fitted.finish(res.population.take(idx).with_parents(idx), rng)
     return TraceSynthResult(out, res.ledger, res.history, res.population, res.weights,
