@@ -14,7 +14,7 @@ from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.voting.histogram import vote_histogram
 from pe_tabular.voting.reference import nearest
-from simulators.network.dp_priors import PriorShares, fit_addresses
+from simulators.network.dp_priors import TRIE_LEVELS, PriorShares, fit_addresses
 from simulators.network.encoder import FlowEncoder
 from simulators.network.flows import FlowSimulator
 from simulators.network.marginals import flow_marginal_specs
@@ -96,7 +96,7 @@ def test_address_trie_finds_heavy_hosts_and_is_charged():
     plan = fit_addresses(src, dst, None, sigma=5.0, ledger=led, noise=NoiseSource())
     hosts = plan.prefixes[plan.prefix_len == 32]
     assert set(heavy.tolist()) <= set(hosts.tolist())
-    assert len(led.releases) == 7 and all(r.sensitivity == 1.0 for r in led.releases)
+    assert len(led.releases) == len(TRIE_LEVELS) and all(r.sensitivity == 1.0 for r in led.releases)
 
 
 @pytest.mark.parametrize("unit", ["record", "flow"])

@@ -65,9 +65,9 @@ STRUCTURE_MIN_SIGNAL = 30.0
 class FitShares:
     """Shares of the run's μ² spent on fitting (one-way codes, structure, tree pairs)."""
 
-    one_way: float = 0.16
+    one_way: float = 0.24
     structure: float = 0.04
-    pairs: float = 0.24
+    pairs: float = 0.32
 
     @property
     def total(self) -> float:

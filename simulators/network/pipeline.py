@@ -111,7 +111,7 @@ class TraceSynthConfig:
     unit: str = "record"
     time_window: tuple[float, float] | None = None
     ts_resolution_s: float = 1e-6
-    iterations: int = 10
+    iterations: int = 5
     population: int | Sequence[int] | None = None  # None: auto_population(n)
     k: int = 4
     degree_start: float = 0.6
