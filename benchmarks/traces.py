@@ -1,4 +1,8 @@
-"""Network traces: PE over the flow simulator vs MST on public bins vs the simulator alone.
+"""Network traces on UGR'16 alone: PE vs MST on public bins vs the simulator alone (first round).
+
+The corpus benchmark (``benchmarks/traces_corpus.py``, every capture of ``../shared/data/net``) supersedes this
+file for every reported figure; this one keeps the MST implementation and the per-setting grid (``--grid``) on
+UGR'16. PE runs with the library defaults unless ``--pe`` overrides them.
 
     nice -n 10 python benchmarks/traces.py [--eps 0.5 2 8] [--units record flow] [--seeds 0]
                                            [--write] [--methods pe mst sim] [--out-dir DIR]
@@ -364,8 +368,8 @@ def write_results(rows: list[dict[str, Any]], argv: list[str], pe_kw: dict[str, 
              "`../shared/bench/score_traces.py` (its `tvd2_mean`, `hh_relerr_top10_dstip`, `dstip_seen_in_real`, "
              "`summary`). Wall/CPU time cover synthesis only. Record level protects one NetFlow record; flow level "
              "every record of a bidirectional 5-tuple (PE: grouped votes with L2 norm 1; MST: records weighted "
-             "1/flow size). PE settings: " + ", ".join(f"{k}={v}" for k, v in pe_kw.items()) + " (budget: "
-             "address trie 12%, service histogram 3%, one-way marginals 20%, votes the rest). MST: own "
+             "1/flow size). PE settings: library defaults" + "".join(f", {k}={v}" for k, v in pe_kw.items())
+             + ". MST: own "
              "implementation on mbi's MirrorDescent (see the module docstring). Rows with ×k are means over k "
              "seeds.", ""]
     lines += _fmt_table(agg)
@@ -421,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.rows:
         write_results(json.loads(Path(a.rows).read_text()), argv if argv is not None else sys.argv[1:],
-                      {"iterations": 10, "population": 16000, "k": 4, **json.loads(a.pe)})
+                      json.loads(a.pe))
         return 0
     if not DATA.exists():
         print(f"{DATA} not found: the benchmark needs ../shared beside the checkout", file=sys.stderr)
@@ -431,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(a.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     real = read_netflow_csv(DATA)
-    pe_kw = {"iterations": 10, "population": 16000, "k": 4, **json.loads(a.pe)}
+    pe_kw = json.loads(a.pe)
     if a.grid:
         return _grid(real, json.loads(a.grid), a.eps[0], a.units[0], a.seeds)
     rows = []

@@ -112,3 +112,13 @@ def test_time_window_that_misses_the_trace_is_an_error_and_a_partial_one_warns(f
     with pytest.warns(TimeWindowWarning, match="some records lie outside --time-window") as rec:
         synthesize_flows(real, TraceSynthConfig(epsilon=1, time_window=half, iterations=2, population=40, seed=0))
     assert not any(ch.isdigit() for ch in str(rec[0].message))
+
+
+def test_synth_reads_parquet_input(flows_csv, tmp_path):
+    """Reliability: a Parquet flow file goes through `traces synth` like its CSV."""
+    src = tmp_path / "flows.parquet"
+    pd.read_csv(flows_csv).to_parquet(src)
+    out = tmp_path / "synth.csv"
+    assert main(["traces", "synth", str(src), "--epsilon", "2", "--time-window", *WINDOW, "--out", str(out), "-q",
+                 *SMALL]) == 0
+    assert flow_validity(read_netflow_csv(out)).all()
