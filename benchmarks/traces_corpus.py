@@ -213,7 +213,7 @@ def run_packet_job(capture: str, method: str, eps: float, unit: str, seed: int, 
         raise ValueError(method)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     h = packet_fidelity(pk, syn, window=window)["headline"]
-    return {"capture": capture, "level": "packet", "method": method, "eps": eps, "unit": unit, "seed": seed,
+    return {"capture": capture, "level": "packet", "method": method, "eps": eps, "unit": f"packet-{unit}", "seed": seed,
             "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             "n_synth": len(syn), "scorer": {"tvd2_mean": h["pairwise_tvd"], "valid_rate": h["valid_rate"],
                                             "hh_relerr_top10_dstip": h["hh_error"]}}

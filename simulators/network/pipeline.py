@@ -293,7 +293,9 @@ def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str, encoder: Any,
     sigma_last = float(res.history[-1].get("sigma", 0.0)) if res.history else 0.0
     base = np.clip(res.weights, 0, None) + cfg.vote_shrinkage * sigma_last
     weights = rake(res.population.samples, base, fitted.released) if fitted.released else base
-    idx = select(weights, n_est, rng).index
+    # systematic resampling: each candidate appears ⌊n·p⌋ or ⌈n·p⌉ times, so the output reproduces the raked
+    # weights up to rounding instead of adding multinomial noise (≈ 3 % on a destination of 1,000 records)
+    idx = select(weights, n_est, rng, mode="systematic").index
     out = fitted.finish(res.population.take(idx).with_parents(idx), rng)
     return TraceSynthResult(out, res.ledger, res.history, res.population, res.weights,
                             time.perf_counter() - t_wall, time.process_time() - t_cpu)
