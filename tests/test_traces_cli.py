@@ -96,3 +96,29 @@ def test_simulate_command(tmp_path):
     out = tmp_path / "sim.csv"
     assert main(["traces", "simulate", "--n", "300", "--time-window", *WINDOW, "--out", str(out), "-q"]) == 0
     assert flow_validity(read_netflow_csv(out)).all()
+
+
+def test_time_window_that_misses_the_trace_is_an_error_and_a_partial_one_warns(flows_csv, tmp_path, capsys):
+    """Reliability: a --time-window that does not cover the trace never passes silently, and the message
+    says no exact count (rule 7)."""
+    from simulators.network.pipeline import TimeWindowWarning, TraceSynthConfig, synthesize_flows
+
+    base = ["traces", "synth", str(flows_csv), "--epsilon", "1", "--out", str(tmp_path / "o.csv"), "-q", *SMALL]
+    assert main(base + ["--time-window", "2020-01-01T00:00Z", "2020-01-01T01:00Z"]) == 2
+    err = capsys.readouterr().err
+    assert "--time-window" in err and "no record" in err
+    half = (T0, T0 + 1800)  # the fixture spans one hour
+    real = read_netflow_csv(flows_csv)
+    with pytest.warns(TimeWindowWarning, match="some records lie outside --time-window") as rec:
+        synthesize_flows(real, TraceSynthConfig(epsilon=1, time_window=half, iterations=2, population=40, seed=0))
+    assert not any(ch.isdigit() for ch in str(rec[0].message))
+
+
+def test_synth_reads_parquet_input(flows_csv, tmp_path):
+    """Reliability: a Parquet flow file goes through `traces synth` like its CSV."""
+    src = tmp_path / "flows.parquet"
+    pd.read_csv(flows_csv).to_parquet(src)
+    out = tmp_path / "synth.csv"
+    assert main(["traces", "synth", str(src), "--epsilon", "2", "--time-window", *WINDOW, "--out", str(out), "-q",
+                 *SMALL]) == 0
+    assert flow_validity(read_netflow_csv(out)).all()

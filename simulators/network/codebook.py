@@ -30,6 +30,9 @@ MAX_EXACT = 32  # frequent values kept per field (public cap: bounds the pair ta
 MAX_ADDRESS_CODES = 63  # released prefixes/hosts kept as address codes (+1 'elsewhere')
 EXACT_SIZES = 1 << 16  # packet and byte counts below this are exact fine cells
 TIME_CELLS = 64
+# A coarse bin's residual counts when it clears COARSE_Z noise standard deviations: the coarse domain is
+# small (tens of bins), so a low bar keeps the real mass of small traces while empty bins add ≈ nothing
+COARSE_Z = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Grid:
     coarse: np.ndarray
     draw: Callable[[np.ndarray, np.random.Generator], np.ndarray]
     rest: Callable[[int, int, np.random.Generator], np.ndarray]
+    max_exact: int = MAX_EXACT
 
     @property
     def n_coarse(self) -> int:
@@ -115,17 +119,39 @@ def duration_grid(octaves: int = 28) -> Grid:
     return Grid("td", size, cell, coarse, draw, rest)
 
 
+def _service_port_prior() -> tuple[np.ndarray, np.ndarray]:
+    """Public service ports (IANA, ``priors.SERVICES`` and the registered service list) with rough
+    popularity: where a port range holds mass but no frequent value, its ports are drawn from here."""
+    from simulators.network.dp_priors import REGISTERED_SERVICE_PORTS
+
+    ports = {int(s.port): float(s.weight) for s in P.SERVICES if s.port >= 0 and s.proto != ICMP}
+    for p in REGISTERED_SERVICE_PORTS:
+        ports.setdefault(int(p), 0.5)
+    k = np.array(sorted(ports))
+    return k, np.array([ports[int(p)] for p in k])
+
+
+SERVICE_PORTS, SERVICE_PORT_WEIGHTS = _service_port_prior()
+PRIOR_SHARE = 0.8  # of a range's rest drawn from the public service ports in it (the rest uniform)
+
+
 def port_grid(name: str) -> Grid:
     """Ports: every value a fine cell; coarse = well-known, then 16 ranges of 4096 (OS ephemeral ranges
-    fall into different ranges)."""
+    fall into different ranges). A range's rest is drawn from the public service ports inside it
+    (``PRIOR_SHARE``) or uniformly."""
     cells = np.arange(65536)
     coarse = np.where(cells < 1024, 0, 1 + (cells - 1024) // 4096)
 
     def rest(b: int, n: int, rng: np.random.Generator) -> np.ndarray:
-        if b == 0:
-            return rng.integers(0, 1024, n)
-        lo = 1024 + (b - 1) * 4096
-        return rng.integers(lo, min(lo + 4096, 65536), n)
+        lo = 0 if b == 0 else 1024 + (b - 1) * 4096
+        hi = 1024 if b == 0 else min(lo + 4096, 65536)
+        out = rng.integers(lo, hi, n)
+        inside = (SERVICE_PORTS >= lo) & (SERVICE_PORTS < hi)
+        if inside.any():
+            w = SERVICE_PORT_WEIGHTS[inside]
+            pick = rng.uniform(size=n) < PRIOR_SHARE
+            out[pick] = rng.choice(SERVICE_PORTS[inside], size=int(pick.sum()), p=w / w.sum())
+        return out
 
     return Grid(name, 65536, lambda df: np.clip(df[name].to_numpy(np.int64), 0, 65535), coarse,
                 lambda c, rng: np.asarray(c, np.int64), rest)
@@ -137,7 +163,7 @@ def category_grid(name: str, size: int, values: Callable[[pd.DataFrame], np.ndar
     values (public: the common ones)."""
     fb = np.asarray(fallback, np.int64)
     return Grid(name, size, lambda df: np.clip(values(df), 0, size - 1), np.zeros(size, np.int64),
-                lambda c, rng: np.asarray(c, np.int64), lambda b, n, rng: rng.choice(fb, n))
+                lambda c, rng: np.asarray(c, np.int64), lambda b, n, rng: rng.choice(fb, n), max_exact=min(size, 64))
 
 
 def time_grid(window: tuple[float, float], cells: int = TIME_CELLS) -> Grid:
@@ -153,7 +179,7 @@ def time_grid(window: tuple[float, float], cells: int = TIME_CELLS) -> Grid:
         return (t0 + (np.asarray(c) + rng.uniform(size=len(c))) * (t1 - t0) / cells) * 1e6
 
     return Grid("ts", cells, cell, np.arange(cells) // per, draw,
-                lambda b, n, rng: b * per + rng.integers(0, per, n))
+                lambda b, n, rng: b * per + rng.integers(0, per, n), max_exact=cells)
 
 
 def flow_grids(window: tuple[float, float], has_flags: bool, has_tos: bool) -> list[Grid]:
@@ -169,6 +195,18 @@ def flow_grids(window: tuple[float, float], has_flags: bool, has_tos: bool) -> l
     if has_tos:
         out.append(category_grid("tos", 256, lambda df: df["tos"].to_numpy(np.int64), np.array([0])))
     return out
+
+
+def packet_grids(window: tuple[float, float]) -> list[Grid]:
+    """The public grids of packet-header fields modelled besides the addresses."""
+    return [
+        category_grid("proto", 256, lambda df: proto_to_number(df["proto"]), np.array([TCP, UDP, ICMP])),
+        port_grid("srcport"), port_grid("dstport"), time_grid(window), size_grid("length", 17),
+        category_grid("ttl", 256, lambda df: df["ttl"].to_numpy(np.int64), np.array([64, 128, 255, 63, 127, 254])),
+        category_grid("flags", 64, lambda df: flags_to_mask(df["flags"]) & 0x3F,
+                      np.array([0x10, 0x18, 0x02, 0x12, 0x11])),
+        category_grid("tos", 256, lambda df: df["tos"].to_numpy(np.int64), np.array([0])),
+    ]
 
 
 @dataclass(frozen=True)
@@ -203,6 +241,12 @@ class Codebook:
         for b in np.unique(codes[~ex]):
             rows = np.flatnonzero(codes == b)
             cells[rows] = self.grid.rest(int(b - self.exact.size), rows.size, rng)
+            # a rest code stands for the bin's values that are NOT frequent ones: redraw those that are
+            for _ in range(20):
+                hit = rows[np.isin(cells[rows], self.exact)]
+                if hit.size == 0:
+                    break
+                cells[hit] = self.grid.rest(int(b - self.exact.size), hit.size, rng)
         return self.grid.draw(cells, rng)
 
 
@@ -213,10 +257,10 @@ def build_codebook(grid: Grid, fine: np.ndarray, coarse: np.ndarray, sigma: floa
     noise threshold of the coarse release, so empty bins do not get the clipped noise as mass; when no
     bin clears it (a tiny trace), the clipped residuals are kept rather than nothing."""
     keep = np.flatnonzero(fine > thresh)
-    keep = np.sort(keep[np.argsort(-fine[keep], kind="stable")[:MAX_EXACT]])
+    keep = np.sort(keep[np.argsort(-fine[keep], kind="stable")[:grid.max_exact]])
     resid = coarse - np.bincount(grid.coarse[keep], weights=fine[keep], minlength=grid.n_coarse)
     n_in = np.bincount(grid.coarse[keep], minlength=grid.n_coarse)
-    t = sigma * np.sqrt(1.0 + n_in) * np.sqrt(2.0 * np.log(max(grid.n_coarse, 2) / 0.05)) if sigma > 0 else 0.0
+    t = COARSE_Z * sigma * np.sqrt(1.0 + n_in)
     sure = np.where(resid > t, resid, 0.0)
     if grid.n_coarse > 1 and sure.sum() <= 0 and keep.size == 0:
         sure = np.clip(resid, 0, None)
@@ -226,16 +270,19 @@ def build_codebook(grid: Grid, fine: np.ndarray, coarse: np.ndarray, sigma: floa
 
 @dataclass(frozen=True)
 class AddressCodebook:
-    """Address codes: the heaviest released prefixes (hosts are /32 prefixes) and 'elsewhere'.
+    """Address codes from the DP prefix trie: the heaviest released deep prefixes and hosts (a host is a
+    /32 prefix), every released /8 for the rest of its addresses, and 'elsewhere'.
 
-    A record's code is its deepest matching prefix; 'elsewhere' decodes through the released prefixes
-    that are not codes (``plan``, a DP release), so it still lands in networks the data uses."""
+    A record's code is its deepest matching code prefix. A /8 code decodes through the released
+    prefixes inside that /8 that are not codes themselves (by their released weights), 'elsewhere'
+    through the released prefixes outside every code /8, else public unicast space: every draw stays in
+    networks the data uses, as far as the releases tell."""
 
     name: str
     nets: np.ndarray
     lens: np.ndarray
     mass: np.ndarray
-    plan: P.FittedAddressPlan
+    plan: P.FittedAddressPlan  # released prefixes that are not codes
 
     @property
     def size(self) -> int:
@@ -243,16 +290,19 @@ class AddressCodebook:
 
     @classmethod
     def from_plan(cls, name: str, plan: P.FittedAddressPlan) -> AddressCodebook:
-        order = np.argsort(-plan.weights, kind="stable")[:MAX_ADDRESS_CODES]
+        idx = np.arange(len(plan.weights))
+        deep = idx[plan.prefix_len > 8]
+        deep = deep[np.argsort(-plan.weights[deep], kind="stable")[:MAX_ADDRESS_CODES]]
+        eights = idx[plan.prefix_len == 8]
+        eights = eights[np.argsort(-plan.weights[eights], kind="stable")[:MAX_ADDRESS_CODES + 1]]
+        order = np.r_[deep, eights].astype(np.int64)
         # deepest first, so the first match of a record is its most specific prefix
         order = order[np.argsort(-plan.prefix_len[order], kind="stable")]
-        w = plan.weights[order]
-        other = max(float(plan.weights.sum() - w.sum()), 0.0)
-        # 'elsewhere' decodes through the released prefixes that are not codes (else public space)
-        rest = np.setdiff1d(np.arange(len(plan.weights)), order)
+        rest = np.setdiff1d(idx, order)
         rest_plan = P.FittedAddressPlan(plan.prefixes[rest], plan.prefix_len[rest], plan.weights[rest])
+        w = plan.weights[order]
         return cls(name, plan.prefixes[order].astype(np.int64), plan.prefix_len[order].astype(np.int64),
-                   np.r_[w, other], rest_plan)
+                   np.r_[w, max(float(plan.weights.sum() - w.sum()), 0.0)], rest_plan)
 
     def encode(self, df: pd.DataFrame) -> np.ndarray:
         ip = ip_to_uint32(df[self.name], self.name)
@@ -262,12 +312,33 @@ class AddressCodebook:
             code = np.where((ip >> shift) == (int(self.nets[i]) >> shift), i, code)
         return code
 
+    def _inside(self, net: int, plen: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n addresses in net/plen: through the non-code released prefixes inside it, else uniform."""
+        p = self.plan
+        shift = 32 - plen
+        sub = (p.prefix_len >= plen) & ((p.prefixes >> shift) == (net >> shift)) & (p.weights > 0)
+        if sub.any():
+            return P.FittedAddressPlan(p.prefixes[sub], p.prefix_len[sub], p.weights[sub],
+                                       tail_share=0.0).sample(n, rng)
+        return net | (rng.integers(0, 1 << 32, size=n, dtype=np.int64) & ((np.int64(1) << shift) - 1))
+
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         codes = np.asarray(codes, np.int64)
-        out = self.plan.sample(codes.size, rng)
-        pre = codes < self.nets.size
-        c = codes[pre]
-        bits = 32 - self.lens[c]
-        low = rng.integers(0, 1 << 32, size=c.size, dtype=np.int64) & ((np.int64(1) << bits) - 1)
-        out[pre] = self.nets[c] | low
-        return out.astype(np.int64)
+        out = np.zeros(codes.size, np.int64)
+        for c in np.unique(codes):
+            rows = np.flatnonzero(codes == c)
+            if c == self.nets.size:
+                # elsewhere: the released prefixes outside every code /8, and public space for the mass
+                # they cannot hold (their weights count both address columns: an upper bound)
+                eights = self.nets[self.lens == 8] >> 24
+                p = self.plan
+                outside = ~np.isin(p.prefixes >> 24, eights)
+                held = float(p.weights[outside].sum())
+                tail = float(np.clip(1.0 - held / max(float(self.mass[-1]), 1e-9), 0.05, 1.0))
+                out[rows] = P.FittedAddressPlan(p.prefixes[outside], p.prefix_len[outside], p.weights[outside],
+                                                tail_share=tail).sample(rows.size, rng)
+            elif self.lens[c] == 8 or self.lens[c] < 32:
+                out[rows] = self._inside(int(self.nets[c]), int(self.lens[c]), rows.size, rng)
+            else:
+                out[rows] = self.nets[c]
+        return out

@@ -108,10 +108,9 @@ def ip_to_uint32(x: Any, column: str = "ip") -> np.ndarray:
             bad = np.any(~np.isfinite(octs) | (octs < 0) | (octs > 255), axis=1)
             octs = np.where(np.isfinite(octs), octs, 0).astype(np.int64)
             out = (octs[:, 0] << 24) | (octs[:, 1] << 16) | (octs[:, 2] << 8) | octs[:, 3]
-    if np.any(bad):
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"column {column!r}, row {row}: {s.iloc[row]!r} is not an IPv4 address "
-                         "(use a dotted quad like 10.0.0.1 or its uint32 value)")
+    if np.any(bad):  # rule 7: name the column and the problem, never a value, a row or a count
+        raise ValueError(f"column {column!r}: some values are not IPv4 addresses; use dotted quads like "
+                         "10.0.0.1 or their uint32 values (IPv6 is not supported)")
     return out
 
 
@@ -139,9 +138,8 @@ def proto_to_number(x: Any, column: str = "proto") -> np.ndarray:
         out = np.where(codes >= 0, table[np.maximum(codes, 0)], -1)
     bad = (out < 0) | (out > 255)
     if np.any(bad):
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"column {column!r}, row {row}: unknown protocol {arr[row]!r}; use an IANA name "
-                         f"({', '.join(PROTO_NUMBERS)}) or number 0-255")
+        raise ValueError(f"column {column!r}: some values are not IP protocols; use IANA names "
+                         f"({', '.join(PROTO_NUMBERS)}) or numbers 0-255")
     return out
 
 
@@ -157,7 +155,7 @@ def flags_to_mask(x: Any, column: str = "flags") -> np.ndarray:
     if arr.dtype.kind in "iu":
         out = arr.astype(np.int64)
         if np.any((out < 0) | (out > 255)):
-            raise ValueError(f"column {column!r}: TCP flag masks must be 0-255")
+            raise ValueError(f"column {column!r}: some TCP flag masks are outside 0-255; use 0-255 bitmasks")
         return out
     codes, uniques = pd.factorize(pd.Series(arr.astype(object)).astype(str).str.strip())
     table = np.zeros(len(uniques), dtype=np.int64)
@@ -171,9 +169,8 @@ def flags_to_mask(x: Any, column: str = "flags") -> np.ndarray:
             ok_u[u] = False
     ok = (codes >= 0) & ok_u[np.maximum(codes, 0)]
     if not ok.all():
-        row = int(np.flatnonzero(~ok)[0])
-        raise ValueError(f"column {column!r}, row {row}: {arr[row]!r} is not an nfdump flag string "
-                         "(6 characters, '.' or the letter of 'UAPRSF' at each position)")
+        raise ValueError(f"column {column!r}: some values are not nfdump flag strings; use 6 characters, '.' or "
+                         "the letter of 'UAPRSF' at each position (e.g. .AP.SF), or a 0-255 bitmask")
     return table[codes]
 
 
@@ -206,8 +203,7 @@ def encode_port(x: Any, column: str = "port") -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(x, dtype=np.float64)
     bad = ~np.isfinite(v) | (v < 0) | (v > 65535) | (np.floor(v) != v)
     if np.any(bad):
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"column {column!r}, row {row}: port {v[row]!r} is not an integer in 0..65535")
+        raise ValueError(f"column {column!r}: some values are not ports; use integers in 0..65535")
     port = v.astype(np.int64)
     return np.stack([port, port_class(port)], axis=1), np.array([CAT, CAT], dtype=np.int8)
 

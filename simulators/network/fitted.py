@@ -42,7 +42,7 @@ from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.voting.histogram import vote_histogram
 from simulators.network import priors as P
-from simulators.network.codebook import AddressCodebook, Codebook, build_codebook, flow_grids
+from simulators.network.codebook import AddressCodebook, Codebook, build_codebook, flow_grids, packet_grids
 from simulators.network.dp_priors import threshold
 from simulators.network.encoder import ACK, TCP, flags_to_mask, mask_to_flags, number_to_proto, proto_to_number
 from simulators.network.flows import FLOW_COLUMNS, genome_from_records, header_bytes
@@ -53,6 +53,10 @@ STRUCTURE_GROUPS = 6
 PUBLIC_TREE = (("proto", "dstport"), ("dstport", "srcport"), ("proto", "flags"), ("dstport", "dstip"),
                ("srcport", "srcip"), ("dstport", "pkt"), ("pkt", "byt"), ("pkt", "td"), ("proto", "tos"),
                ("proto", "ts"))
+PUBLIC_PACKET_TREE = (("proto", "dstport"), ("dstport", "srcport"), ("proto", "flags"), ("dstport", "dstip"),
+                      ("srcport", "srcip"), ("dstport", "length"), ("flags", "length"), ("srcip", "ttl"),
+                      ("proto", "tos"), ("proto", "ts"))
+PACKET_HEADER_COLUMNS = ("ts", "srcip", "dstip", "srcport", "dstport", "proto", "length", "ttl", "flags", "ipid", "tos")
 # below this many noise standard deviations of record count, the structure release is skipped
 STRUCTURE_MIN_SIGNAL = 30.0
 
@@ -61,9 +65,9 @@ STRUCTURE_MIN_SIGNAL = 30.0
 class FitShares:
     """Shares of the run's μ² spent on fitting (one-way codes, structure, tree pairs)."""
 
-    one_way: float = 0.16
+    one_way: float = 0.24
     structure: float = 0.04
-    pairs: float = 0.24
+    pairs: float = 0.32
 
     @property
     def total(self) -> float:
@@ -104,8 +108,9 @@ def max_spanning_tree(weights: dict[tuple[str, str], float], names: Sequence[str
     return tree
 
 
-class FittedFlowGenerator:
-    """Backend: flows sampled from a tree model fitted on DP releases (see the module docstring)."""
+class FittedGenerator:
+    """Backend: records sampled from a tree model fitted on DP releases (see the module docstring).
+    Subclasses render the decoded field values into valid records of their level."""
 
     name = "fitted"
 
@@ -120,9 +125,8 @@ class FittedFlowGenerator:
         self.p1 = {f: _normalise(b.mass) for f, b in codebooks.items()}
         adj: dict[str, list[tuple[str, np.ndarray]]] = {f: [] for f in self.fields}
         for (a, b) in edges:
-            # a cell of a code the one-way release found empty is noise: zero it
-            support = np.outer(codebooks[a].mass > 0, codebooks[b].mass > 0)
-            j = np.where(support, np.clip(tables[(a, b)], 0, None), 0.0)
+            j = consistent_table(tables[(a, b)], self.p1[a], self.p1[b], pair_sigma,
+                                 np.outer(codebooks[a].mass > 0, codebooks[b].mass > 0))
             adj[a].append((b, j))
             adj[b].append((a, j.T))
         root = "proto" if "proto" in self.fields else self.fields[0]
@@ -137,10 +141,7 @@ class FittedFlowGenerator:
                     continue
                 seen.add(b)
                 queue.append(b)
-                # P(b | a) shrunk towards P(b): a row's noise (≈ σ√|b|) counts as that many pseudo-records
-                alpha = pair_sigma * math.sqrt(j.shape[1])
-                cond = (j + alpha * self.p1[b][None, :]) / (j.sum(1, keepdims=True) + alpha)
-                self.parent[b] = (a, cond)
+                self.parent[b] = (a, j / np.maximum(j.sum(1, keepdims=True), 1e-300))  # P(b | a)
                 self.children[a].append(b)
                 self.order.append(b)
         self.order += [f for f in self.fields if f not in seen]
@@ -183,33 +184,21 @@ class FittedFlowGenerator:
                     old = flags_to_mask(old)
                 v = np.where(changed[f], v, old)
             vals[f] = v
-        return self._render(vals, n)
-
-    def _render(self, v: dict[str, np.ndarray], n: int) -> pd.DataFrame:
-        """Apply the flow invariants (validity by construction) and build the record frame."""
-        proto = np.asarray(v["proto"], np.int64)
-        pkt = np.clip(np.asarray(v["pkt"], np.int64), 1, 10_000_000)
-        hdr = header_bytes(proto)
-        byt = np.clip(np.asarray(v["byt"], np.int64), pkt * hdr, pkt * P.MTU)
-        td = np.maximum(np.asarray(v["td"], np.float64), 0.0)
-        if self.single_packet_zero_duration:
-            td = np.where(pkt == 1, 0.0, td)
-        res = max(float(self.ts_resolution_s), 1e-6)
-        ts = np.floor(np.asarray(v["ts"], np.float64) / 1e6 / res) * res * 1e6
-        out = {"srcip": v["srcip"], "dstip": v["dstip"], "srcport": np.clip(v["srcport"], 0, 65535),
-               "dstport": np.clip(v["dstport"], 0, 65535), "proto": number_to_proto(proto), "ts": np.round(ts),
-               "td": td, "pkt": pkt, "byt": byt, "type": np.full(n, "background", dtype=object)}
-        fl = np.asarray(v["flags"], np.int64) & 0x3F if "flags" in v else np.zeros(n, np.int64)
-        out["flags"] = mask_to_flags(np.where(proto == TCP, fl, fl & ACK))
-        out["tos"] = np.asarray(v["tos"], np.int64) if "tos" in v else np.zeros(n, np.int64)
-        df = pd.DataFrame(out)
-        return df[[c for c in self.columns if c in df.columns]]
+        return self._render(vals, n, rng)
 
     def encode(self, records: pd.DataFrame) -> dict[str, np.ndarray]:
         return {f: b.encode(records) for f, b in self.books.items()}
 
+    def _render(self, v: dict[str, np.ndarray], n: int,
+                rng: np.random.Generator) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _genome(self, records: pd.DataFrame) -> Any:
+        """The genome format of the simulator this generator is mixed with."""
+        return records.copy()
+
     def _population(self, records: pd.DataFrame, label: Any = None) -> Population:
-        return Population.fresh(records, self.name, genome=genome_from_records(records), label=label)
+        return Population.fresh(records, self.name, genome=self._genome(records), label=label)
 
     # -- Backend protocol ----------------------------------------------------------------------
     def random(self, n: int, *, label: Any = None, rng: np.random.Generator) -> Population:
@@ -232,22 +221,92 @@ class FittedFlowGenerator:
                 self._resample(codes, f, rows, rng)
             changed[f] = touch[:, i]
         out = self.decode(codes, rng, keep=pop.samples.reset_index(drop=True), changed=changed)
-        return Population(out, pop.source.copy(), pop.parent.copy(), genome_from_records(out), pop.label)
+        return Population(out, pop.source.copy(), pop.parent.copy(), self._genome(out), pop.label)
 
-    def refresh(self, pop: Population, rng: np.random.Generator) -> Population:
-        """Repeated copies of one candidate become distinct records: every copy after the first re-draws
-        its values inside its codes (exact values stay exact). Post-processing."""
+    def refresh(self, pop: Population, rng: np.random.Generator, resample: Sequence[str] = ("ts",)) -> Population:
+        """Output post-processing. Fields in ``resample`` — those the votes ignore (start time, weight 0
+        in the encoder) — are re-drawn for every row from their conditional given the row's other fields,
+        so they follow the fitted joint instead of whichever candidates won; repeated copies of one
+        candidate re-draw their other values inside their codes (exact values stay exact)."""
         samples = pop.samples.reset_index(drop=True)
-        dup = ~_first_copies(pop.parent) & (pop.parent >= 0)
-        if not dup.any():
-            return pop
+        n = len(samples)
         codes = self.encode(samples)
-        changed = {f: np.ones(len(samples), bool) for f in self.fields}
-        fresh = self.decode(codes, rng, keep=samples, changed=changed)
-        out = samples.copy()
-        out.loc[dup] = fresh.loc[dup].to_numpy()
-        out = out.astype(samples.dtypes.to_dict())
-        return Population(out, pop.source, pop.parent, genome_from_records(out), pop.label)
+        changed = {f: np.zeros(n, bool) for f in self.fields}
+        for f in resample:
+            if f in codes:
+                self._resample(codes, f, np.arange(n), rng)
+                changed[f][:] = True
+        dup = ~_first_copies(pop.parent) & (pop.parent >= 0)
+        for f in self.fields:
+            changed[f] |= dup
+        out = self.decode(codes, rng, keep=samples, changed=changed)
+        return Population(out, pop.source, pop.parent, self._genome(out), pop.label)
+
+
+class FittedFlowGenerator(FittedGenerator):
+    """Fitted NetFlow records; genomes in the flow simulator's format (one population format in a mixture)."""
+
+    def _render(self, v: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> pd.DataFrame:
+        """Apply the flow invariants (validity by construction) and build the record frame."""
+        proto = np.asarray(v["proto"], np.int64)
+        pkt = np.clip(np.asarray(v["pkt"], np.int64), 1, 10_000_000)
+        hdr = header_bytes(proto)
+        byt = np.clip(np.asarray(v["byt"], np.int64), pkt * hdr, pkt * P.MTU)
+        td = np.maximum(np.asarray(v["td"], np.float64), 0.0)
+        if self.single_packet_zero_duration:
+            td = np.where(pkt == 1, 0.0, td)
+        res = max(float(self.ts_resolution_s), 1e-6)
+        ts = np.floor(np.asarray(v["ts"], np.float64) / 1e6 / res) * res * 1e6
+        out = {"srcip": v["srcip"], "dstip": v["dstip"], "srcport": np.clip(v["srcport"], 0, 65535),
+               "dstport": np.clip(v["dstport"], 0, 65535), "proto": number_to_proto(proto), "ts": np.round(ts),
+               "td": td, "pkt": pkt, "byt": byt, "type": np.full(n, "background", dtype=object)}
+        fl = np.asarray(v["flags"], np.int64) & 0x3F if "flags" in v else np.zeros(n, np.int64)
+        out["flags"] = mask_to_flags(np.where(proto == TCP, fl, fl & ACK))
+        out["tos"] = np.asarray(v["tos"], np.int64) if "tos" in v else np.zeros(n, np.int64)
+        df = pd.DataFrame(out)
+        return df[[c for c in self.columns if c in df.columns]]
+
+    def _genome(self, records: pd.DataFrame) -> Any:
+        return genome_from_records(records)
+
+
+class FittedPacketGenerator(FittedGenerator):
+    """Fitted packet headers (ts µs, proto number, flags mask): IP length between the protocol's headers
+    and the MTU, TTL 1..255, TCP flags only on TCP and never empty there; every packet inside the window."""
+
+    def _render(self, v: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> pd.DataFrame:
+        proto = np.asarray(v["proto"], np.int64)
+        length = np.clip(np.asarray(v["length"], np.int64), header_bytes(proto), P.MTU)
+        fl = np.asarray(v["flags"], np.int64) & 0x3F if "flags" in v else np.zeros(n, np.int64)
+        fl = np.where(proto == TCP, np.where(fl == 0, ACK, fl), 0)
+        out = {"ts": np.round(np.asarray(v["ts"], np.float64)).astype(np.int64),
+               "srcip": np.asarray(v["srcip"], np.int64), "dstip": np.asarray(v["dstip"], np.int64),
+               "srcport": np.clip(np.asarray(v["srcport"], np.int64), 0, 65535),
+               "dstport": np.clip(np.asarray(v["dstport"], np.int64), 0, 65535), "proto": proto, "length": length,
+               "ttl": np.clip(np.asarray(v["ttl"], np.int64), 1, 255) if "ttl" in v else np.full(n, 64),
+               "flags": fl, "ipid": rng.integers(0, 65536, n),
+               "tos": np.asarray(v["tos"], np.int64) if "tos" in v else np.zeros(n, np.int64)}
+        df = pd.DataFrame(out)
+        return df[[c for c in self.columns if c in df.columns]]
+
+
+def consistent_table(noisy: np.ndarray, pa: np.ndarray, pb: np.ndarray, sigma: float,
+                     support: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """A joint P(a, b) from a noisy two-way table that agrees with the one-way distributions pa, pb.
+
+    Cells are soft-thresholded by one noise σ (clipping alone would turn the noise of thousands of empty
+    cells into mass), cells of codes the one-way releases found empty are zero, an independence prior
+    pa·pbᵀ of total mass σ·√cells (the size of the table's noise) fills what the data cannot tell, and
+    iterative proportional fitting (Deming & Stephan 1940) matches both margins — so sampling along the
+    tree reproduces every released one-way distribution."""
+    j = np.where(support, np.maximum(np.asarray(noisy, np.float64) - sigma, 0.0), 0.0)
+    total = j.sum()
+    prior = max(sigma * math.sqrt(j.size), 1e-9)
+    j = (j + prior * np.outer(pa, pb)) / (total + prior)
+    for _ in range(iterations):
+        j *= (pa / np.maximum(j.sum(1), 1e-300))[:, None]
+        j *= (pb / np.maximum(j.sum(0), 1e-300))[None, :]
+    return j
 
 
 def _first_copies(parent: np.ndarray) -> np.ndarray:
@@ -302,11 +361,32 @@ def fit_flow_generator(records: pd.DataFrame, groups: np.ndarray | None, window:
                        plan: P.FittedAddressPlan, mu: float, shares: FitShares, noisy_count: float,
                        ledger: Ledger, noise: NoiseSource, checkpoint: Checkpointer | None = None,
                        ts_resolution_s: float = 1e-6, single_packet_zero_duration: bool = True) -> FittedModel:
-    """Release the codes, structure and tree tables (``shares`` of μ²) and build the generator."""
+    """Release the codes, structure and tree tables of NetFlow fields (``shares`` of μ²); the generator."""
+    grids = flow_grids(window, "flags" in records, "tos" in records)
+    books, edges, tables, sigma, s1 = _fit_tree(records, groups, grids, plan, mu, shares, noisy_count, ledger, noise,
+                                                checkpoint, PUBLIC_TREE)
+    # the simulator's columns (one frame format in a mixture); the pipeline drops what the input lacked
+    gen = FittedFlowGenerator(books, edges, tables, sigma, FLOW_COLUMNS, ts_resolution_s,
+                              single_packet_zero_duration)
+    return FittedModel(gen, books, s1)
+
+
+def fit_packet_generator(records: pd.DataFrame, groups: np.ndarray | None, window: tuple[float, float],
+                         plan: P.FittedAddressPlan, mu: float, shares: FitShares, noisy_count: float,
+                         ledger: Ledger, noise: NoiseSource, checkpoint: Checkpointer | None = None) -> FittedModel:
+    """The same fit on packet-header fields (length, TTL, flags, ToS instead of flow sizes)."""
+    books, edges, tables, sigma, s1 = _fit_tree(records, groups, packet_grids(window), plan, mu, shares, noisy_count,
+                                                ledger, noise, checkpoint, PUBLIC_PACKET_TREE)
+    gen = FittedPacketGenerator(books, edges, tables, sigma, PACKET_HEADER_COLUMNS)
+    return FittedModel(gen, books, s1)
+
+
+def _fit_tree(records: pd.DataFrame, groups: np.ndarray | None, grids: list[Any], plan: P.FittedAddressPlan,
+              mu: float, shares: FitShares, noisy_count: float, ledger: Ledger, noise: NoiseSource,
+              checkpoint: Checkpointer | None, public_tree: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
     path = ReleasePath(ledger, noise, checkpoint)
     rho = mu * mu
     inf = not math.isfinite(rho)
-    grids = flow_grids(window, "flags" in records, "tos" in records)
     # a grid with one coarse bin (protocol, flags, ToS) needs no coarse release: its total is the
     # start-time grid's (released first)
     n_one = sum(2 if g.n_coarse > 1 else 1 for g in grids) + 2
@@ -332,14 +412,14 @@ def fit_flow_generator(records: pd.DataFrame, groups: np.ndarray | None, window:
         ab = AddressCodebook.from_plan(col, plan)
         m = _release(path, f"fit_{col}", f"{col} over the released prefixes ({ab.size} codes)", s1, 640 + j,
                      lambda ab=ab: vote_histogram(ab.encode(records)[:, None], ab.size, groups))
-        books[col] = AddressCodebook(col, ab.nets, ab.lens, np.clip(m, 0, None), plan)
+        books[col] = AddressCodebook(col, ab.nets, ab.lens, np.clip(m, 0, None), ab.plan)
     names = list(books)
     # structure: every pair on coarse groups, or the public tree when the data is too small to tell
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
     pair_share = shares.pairs
     s_struct = sig(shares.structure, 1) if shares.structure > 0 else math.inf
     if shares.structure > 0 and (inf or noisy_count / (s_struct * math.sqrt(len(pairs))) >= STRUCTURE_MIN_SIGNAL):
-        grp = {f: _coarse_groups(books[f].mass) for f in names}
+        grp = {f: _coarse_groups(books[f]) for f in names}
         sizes = [grp[a].max() + 1 for a in names]
         gsize = dict(zip(names, sizes))
         offs, tot = {}, 0
@@ -359,7 +439,7 @@ def fit_flow_generator(records: pd.DataFrame, groups: np.ndarray | None, window:
         edges = max_spanning_tree(mi, names)
     else:
         pair_share += shares.structure
-        edges = [(a, b) for a, b in PUBLIC_TREE if a in books and b in books]
+        edges = [(a, b) for a, b in public_tree if a in books and b in books]
     # the tree's two-way tables on the full codes, one release
     offs, tot = {}, 0
     for a, b in edges:
@@ -377,15 +457,26 @@ def fit_flow_generator(records: pd.DataFrame, groups: np.ndarray | None, window:
                      tree_counts) * k
     tables = {(a, b): noisy[offs[(a, b)]:offs[(a, b)] + books[a].size * books[b].size]
               .reshape(books[a].size, books[b].size) for a, b in edges}
-    # the simulator's columns (one frame format in a mixture); the pipeline drops what the input lacked
-    gen = FittedFlowGenerator(books, edges, tables, s_pairs * k, FLOW_COLUMNS, ts_resolution_s,
-                              single_packet_zero_duration)
-    return FittedModel(gen, books, s1)
+    return books, edges, tables, s_pairs * k, s1
 
 
-def _coarse_groups(mass: np.ndarray) -> np.ndarray:
-    """Code -> structure group: the heaviest STRUCTURE_GROUPS−1 codes alone, the rest together."""
-    top = np.argsort(-np.asarray(mass), kind="stable")[: STRUCTURE_GROUPS - 1]
+ORDINAL_FIELDS = ("ts", "td", "pkt", "byt", "length", "ttl")
+
+
+def _coarse_groups(book: Codebook | AddressCodebook) -> np.ndarray:
+    """Code -> structure group. Ordinal fields (times, sizes): STRUCTURE_GROUPS contiguous groups of
+    about equal noisy mass, so a dependence on *when* or *how big* shows in the pair tables; nominal
+    fields: the heaviest STRUCTURE_GROUPS−1 codes alone and the rest together."""
+    mass = np.clip(np.asarray(book.mass, np.float64), 0, None)
+    if isinstance(book, Codebook) and book.grid.name in ORDINAL_FIELDS and mass.sum() > 0:
+        first = np.array([np.flatnonzero(book.grid.coarse == b)[0] for b in range(book.grid.n_coarse)])
+        key = np.r_[book.exact, first[np.arange(book.grid.n_coarse)] + 0.5]  # a rest bin sorts after its start
+        order = np.argsort(key, kind="stable")
+        cum = np.cumsum(mass[order]) / mass.sum()
+        g = np.empty(len(mass), np.int64)
+        g[order] = np.minimum((cum * STRUCTURE_GROUPS - 1e-9).astype(np.int64), STRUCTURE_GROUPS - 1)
+        return np.unique(g, return_inverse=True)[1].astype(np.int64)
+    top = np.argsort(-mass, kind="stable")[: STRUCTURE_GROUPS - 1]
     g = np.full(len(mass), min(len(top), STRUCTURE_GROUPS - 1), np.int64)
     g[top] = np.arange(top.size)
     return g

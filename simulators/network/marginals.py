@@ -149,7 +149,7 @@ def release_marginals(records: pd.DataFrame, groups: np.ndarray | None, specs: l
     return out
 
 
-def rake(records: pd.DataFrame, weights: np.ndarray, released: list[Released], iterations: int = 30,
+def rake(records: pd.DataFrame, weights: np.ndarray, released: list[Released], iterations: int = 100,
          max_step: float = 20.0) -> np.ndarray:
     """Candidate weights adjusted so weighted marginals match the released ones on their known bins.
 

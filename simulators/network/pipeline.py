@@ -29,7 +29,7 @@ from pe_tabular.privacy.noise import noise_source
 from pe_tabular.privacy.release import ReleasePath, Spec, release_count, size_from_count
 from pe_tabular.voting.histogram import select
 from simulators.network import priors as P
-from simulators.network.dp_priors import FittedPriors, PriorShares, fit_priors, threshold
+from simulators.network.dp_priors import FittedPriors, PriorShares, fit_priors
 from simulators.network.encoder import (
     PORTED_PROTOCOLS,
     FlowEncoder,
@@ -38,7 +38,7 @@ from simulators.network.encoder import (
     ip_to_uint32,
     proto_to_number,
 )
-from simulators.network.fitted import FitShares, FittedModel, fit_flow_generator
+from simulators.network.fitted import FitShares, FittedModel, fit_flow_generator, fit_packet_generator
 from simulators.network.flows import FlowSimulator
 from simulators.network.marginals import (
     MarginalSpec,
@@ -111,7 +111,7 @@ class TraceSynthConfig:
     unit: str = "record"
     time_window: tuple[float, float] | None = None
     ts_resolution_s: float = 1e-6
-    iterations: int = 10
+    iterations: int = 5
     population: int | Sequence[int] | None = None  # None: auto_population(n)
     k: int = 4
     degree_start: float = 0.6
@@ -131,6 +131,7 @@ class TraceSynthConfig:
     fit_shares: FitShares = field(default_factory=FitShares)
     count_share: float = 0.02
     mixture_floor: float = 0.05
+    vote_shrinkage: float = 1.0  # final weights: clipped noisy votes + this many noise σ per candidate
     # NetFlow semantics: a one-packet record lasts 0 s. Bidirectional exports (Argus) give one-packet
     # records a duration; a public fact about the export format, not about the data
     single_packet_zero_duration: bool = True
@@ -153,8 +154,8 @@ class TraceSynthConfig:
 
     def budget_shares(self, level: str) -> float:
         """μ² spent before the votes (count, priors, fitting or marginals)."""
-        fit = self.fit_shares.total if self.generator != "simulator" and level == "flow" else 0.0
-        marg = self.marginal_share if self.generator == "simulator" or level != "flow" else 0.0
+        fit = self.fit_shares.total if self.generator != "simulator" else 0.0
+        marg = self.marginal_share if self.generator == "simulator" else 0.0
         count = self.count_share if self.n_out is None else 0.0
         return count + self.prior_shares.total + fit + marg
 
@@ -204,6 +205,7 @@ def check_time_window(records: pd.DataFrame, window: tuple[float, float]) -> Non
 
 
 UNIT_SIZE_BINS = 24  # public dyadic bins of records per unit: 1, 2, 3-4, 5-8, ..., 2^22+
+COUNT_Z = 5.0  # P(pure noise > 5σ) ≈ 3e-7 per bin: about one false bin in 10^5 runs
 
 
 def unit_size_histogram(groups: np.ndarray) -> np.ndarray:
@@ -218,9 +220,9 @@ def release_record_count(records: pd.DataFrame, groups: np.ndarray | None, cfg: 
     """The noisy record count every size of the run derives from (privacy hardening #1).
 
     Record level: the count itself, Δ = 1. Unit level: a histogram of records per unit over public
-    dyadic bins (each unit adds 1 to one bin: Δ = 1); bins above the noise threshold count at their
-    midpoint size, the other units as one record each (a lower bound), so the estimate never rests on a
-    bin that noise alone could fill."""
+    dyadic bins (each unit adds 1 to one bin: Δ = 1); bins above COUNT_Z noise σ count at their midpoint
+    size, the other units as one record each (a lower bound), so the estimate never rests on a bin that
+    noise alone could fill."""
     sigma = sigma_for_share(cfg.count_share * mu * mu, 1) if np.isfinite(mu) else 0.0
     path = ReleasePath(ledger, noise, ck)
     if groups is None:
@@ -229,7 +231,9 @@ def release_record_count(records: pd.DataFrame, groups: np.ndarray | None, cfg: 
     noisy = path.release(Spec("record_count", f"record count: units per size ({UNIT_SIZE_BINS} dyadic bins)", sigma,
                               stream=(0, 50)), lambda: unit_size_histogram(groups))
     mid = np.r_[1.0, 0.75 * 2.0 ** np.arange(1, UNIT_SIZE_BINS)]
-    sure = noisy > (threshold(sigma, UNIT_SIZE_BINS) if sigma > 0 else 0.0)
+    # a bin counts at its midpoint only above COUNT_Z σ: one false bin near the top would multiply pure
+    # noise by millions (seen at ε = 0.5 with the usual 5 %-false-positive threshold)
+    sure = noisy > COUNT_Z * sigma
     return float(np.sum(noisy[sure] * mid[sure]) + max(noisy[~sure].sum(), 0.0))
 
 
@@ -285,8 +289,16 @@ def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str, encoder: Any,
     evo = Evolution(fitted.backend, encoder, econf, schedules.uniform(float(mu_pe), cfg.iterations), ledger, noise,
                     rng, on_event)
     res = evo.run(codes, groups=groups, checkpoint=ck, resume=resume)
-    weights = rake(res.population.samples, res.weights, fitted.released) if fitted.released else res.weights
-    idx = select(weights, n_est, rng).index
+    # The last vote's noisy counts, shrunk towards the population itself by one noise σ: where the votes
+    # are mostly noise (a small trace, a small ε) the candidates — drawn from generators fitted on the
+    # releases — keep weight instead of whichever few won the noise; where they carry signal (counts
+    # far above σ) the shrinkage is negligible. Post-processing of released values.
+    sigma_last = float(res.history[-1].get("sigma", 0.0)) if res.history else 0.0
+    base = np.clip(res.weights, 0, None) + cfg.vote_shrinkage * sigma_last
+    weights = rake(res.population.samples, base, fitted.released) if fitted.released else base
+    # systematic resampling: each candidate appears ⌊n·p⌋ or ⌈n·p⌉ times, so the output reproduces the raked
+    # weights up to rounding instead of adding multinomial noise (≈ 3 % on a destination of 1,000 records)
+    idx = select(weights, n_est, rng, mode="systematic").index
     out = fitted.finish(res.population.take(idx).with_parents(idx), rng)
     return TraceSynthResult(out, res.ledger, res.history, res.population, res.weights,
                             time.perf_counter() - t_wall, time.process_time() - t_cpu)
@@ -387,15 +399,40 @@ def synthesize_packets(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoi
 
     def build(*, private: pd.DataFrame, groups: np.ndarray | None, mu: float, priors: FittedPriors | None,
               ledger: Ledger, noise: Any, ck: Checkpointer | None, n_est: int) -> _Fitted:
-        released, priors = _legacy_marginals(private, groups, cfg, mu, priors,
-                                             packet_marginal_specs(cfg.time_window), ledger, noise, ck)
+        model = None
+        if cfg.generator == "simulator":
+            released, priors = _legacy_marginals(private, groups, cfg, mu, priors,
+                                                 packet_marginal_specs(cfg.time_window), ledger, noise, ck)
+        else:
+            plan = priors.addresses if priors is not None else P.FittedAddressPlan(
+                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+            model = fit_packet_generator(private, groups, cfg.time_window, plan, mu, cfg.fit_shares, n_est, ledger,
+                                         noise, ck)
+            released = _code_marginals(model)
+            if priors is not None and cfg.prior_shares.times == 0:
+                priors = FittedPriors(priors.services, priors.addresses,
+                                      P.TimePrior(cfg.time_window, model.time_cells() + 1e-3))
         sim = PacketSimulator(cfg.time_window, flows=_flow_backend(
             TraceSynthConfig(**{**cfg.__dict__, "ts_resolution_s": 1e-6}), priors))
+        if cfg.generator == "simulator":
+            backend: Any = sim
+        elif cfg.generator == "fitted":
+            backend = model.generator
+        else:
+            backend = Mixture([sim, model.generator], floor=cfg.mixture_floor, names=["simulator", "fitted"])
 
         def finish(pop: Population, rng: np.random.Generator) -> pd.DataFrame:
-            return pop.samples.sort_values("ts", kind="stable").reset_index(drop=True)
+            src = np.asarray(pop.source).astype(str)
+            is_fit = src == "fitted"
+            parts = []
+            if (~is_fit).any():
+                parts.append(pop.take(np.flatnonzero(~is_fit)).samples)
+            if is_fit.any():
+                parts.append(model.generator.refresh(pop.take(np.flatnonzero(is_fit)), rng, resample=()).samples)
+            out = pd.concat(parts, ignore_index=True)
+            return out.sort_values("ts", kind="stable").reset_index(drop=True)
 
-        return _Fitted(sim, released, finish)
+        return _Fitted(backend, released, finish)
 
     return _run(private, cfg, "packet", enc, build, checkpoint, resume, on_event)
 
