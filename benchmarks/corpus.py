@@ -153,7 +153,7 @@ def metric(name: str) -> Any:
             "cpu": lambda r: r["cpu_s"], "mem": lambda r: r["meta"].get("peak_mb", math.nan)}[name]
 
 
-def report(store: Store, command: str) -> tuple[list[str], list[str]]:
+def report(store: Store, command: str, notes: list[str] | None = None) -> tuple[list[str], list[str]]:
     g = groups(store)
     eps_list = sorted({e for (_, m, e) in g if m in DP_METHODS}, reverse=True)
     names = [t["name"] for t in tables()]
@@ -196,6 +196,8 @@ def report(store: Store, command: str) -> tuple[list[str], list[str]]:
                          f"{s['pe']['auc'][0]:.3f} | {s['mst']['auc'][0]:.3f} | {ratio:.2f} | "
                          f"{'all ✔' if not bad else ' '.join(bad)} |")
     lines += ["", f"Goals missed: {len(misses)} — " + ("; ".join(misses) if misses else "none") + ".", ""]
+    if notes:
+        lines += ["### Reading", "", *notes, ""]
     # per table detail
     lines += ["### Per table", ""]
     for name in names:
@@ -275,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerun", action="store_true", help="run again even if cached")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--notes", help="a Markdown file whose lines go under '### Reading' in the section")
     a = ap.parse_args(argv)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -308,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_write:
         from benchmarks.audit import write_section
 
-        main_lines, abl = report(store, command)
+        notes = Path(a.notes).read_text().splitlines() if a.notes else None
+        main_lines, abl = report(store, command, notes)
         write_section(HEADING, main_lines)
         write_section(ABLATION_HEADING, abl)
     return 0

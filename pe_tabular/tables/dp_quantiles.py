@@ -10,9 +10,10 @@ Qardaji, Yang & Li ("Understanding hierarchical methods for differentially priva
 is what makes quantile bins affordable at small ε; the recursive-split view of quantiles is that of
 Kaplan, Schnapp & Stemmer ("Differentially private approximate quantiles", ICML 2022).
 
-The estimate is top-down (post-processing): a node whose children would hold less than ``min_split``·σ on
-average is not split by noise — its mass is spread evenly over its range (the honest resolution at that noise level);
-a heavier node's mass is split among its children by the least-squares fit of their noisy counts on
+The estimate is top-down (post-processing): a node whose children would average less than ``min_split``·σ,
+or none of whose children stands out of the noise, is not split by noise — its mass is spread evenly over its range (the
+honest resolution at that noise level); otherwise its mass is split among its children by the
+least-squares fit of their noisy counts on
 {x ≥ 0, Σx = the node's mass} (a Euclidean projection onto a scaled simplex) of the children whose noisy
 count clears ``child_min``·σ, which keeps empty regions empty instead of filling them with clipped noise.
 Quantiles are read off the cumulative leaf masses.
@@ -24,7 +25,7 @@ import numpy as np
 
 BRANCH = 8
 LEVELS = 4
-MIN_SPLIT = 1.5  # split a node only where its children average at least this many σ
+MIN_SPLIT = 1.5  # a node whose children would average less than this many σ is spread evenly over them
 CHILD_MIN = 2.0  # a child whose noisy count is below this many σ gets no mass of a split node
 
 
@@ -46,20 +47,28 @@ def tree_counts(u: np.ndarray, branch: int = BRANCH, levels: int = LEVELS) -> np
 
 
 def leaf_masses(noisy: np.ndarray, sigma: float, total: float | None = None, branch: int = BRANCH,
-                levels: int = LEVELS, min_split: float = MIN_SPLIT, child_min: float = CHILD_MIN) -> np.ndarray:
+                levels: int = LEVELS, min_split: float = MIN_SPLIT, child_min: float = CHILD_MIN,
+                exclusive: int = 0) -> np.ndarray:
     """Non-negative leaf masses consistent with the tree (top-down, see the module docstring).
 
     ``total`` (e.g. a separately released noisy count) fixes the root mass; by default it is the clipped sum
-    of the first level."""
+    of the first level (with ``exclusive``: of its cells that clear ``child_min``·σ). ``exclusive`` (a number of
+    top levels) is for bounds on a wide scale, where mass must never reach a coarse region without evidence."""
     y = np.asarray(noisy, float)
     pos = 0
     first = y[:branch]
-    mass = np.array([max(float(total if total is not None else np.maximum(first, 0).sum()), 0.0)])
+    if total is None:
+        sig = first[first > child_min * sigma]  # exclusive: the first level's cells that stand out of the noise
+        total = float(sig.sum()) if exclusive > 0 and sig.size else float(np.maximum(first, 0).sum())
+    mass = np.array([max(float(total), 0.0)])
     for lv in range(1, levels + 1):
         c = y[pos:pos + branch**lv].reshape(-1, branch)
         pos += branch**lv
-        split = project_rows(np.where(c > child_min * sigma, c, 0.0), mass)
-        even = mass < min_split * branch * sigma  # children would be below min_split·σ on average
+        keep = c > child_min * sigma
+        # children in the noise count as empty; on the first ``exclusive`` levels they get nothing even when the
+        # node holds more than its standing-out children (else the excess is shared evenly: a smoother level)
+        split = project_rows(np.where(keep, c, -1e300 if lv <= exclusive else 0.0), mass)
+        even = (mass < min_split * branch * sigma) | ~keep.any(1)  # children within the noise: no split by it
         split[even] = (mass[even] / branch)[:, None]
         mass = split.ravel()
     return mass

@@ -244,28 +244,61 @@ def _coarsen(c: Column, points: tuple[float, ...], edges: tuple[float, ...], n_i
 PAIR_BINS = 16  # coarser bins for two-way marginals: fewer cells, more signal per cell
 
 
-def pair_binning(c: Column) -> Binning:
-    """A column's bins in two-way marginals: at most PAIR_BINS numbers' bins, and at most PAIR_BINS − 1
+def pair_binning(c: Column, k: int = PAIR_BINS) -> Binning:
+    """A column's bins in a two-way marginal of resolution ``k``: at most k numbers' bins, and at most k − 1
     categories of their own (the first listed: the synthesizer lists them by released frequency) + the rest."""
-    return Binning.of(c, PAIR_BINS, PAIR_BINS, PAIR_BINS)
+    return Binning.of(c, k, k, k)
+
 
 Key = tuple[str, ...]
+Resolutions = dict[Key, tuple[int, int]]  # a pair marginal's resolution k per column (default PAIR_BINS)
+MIN_PAIR_BINS = 4
+PAIR_CELL_SIGMAS = 3.0  # a pair table's cells should hold this many σ of its noise on average
 
 
-def codes(df: pd.DataFrame, schema: Schema, key: Key) -> tuple[np.ndarray, int]:
+def fine_size(c: Column) -> int:
+    """Non-null bins of a column's one-way binning (the finest resolution a pair can use)."""
+    return Binning.of(c).n_bins - 1
+
+
+def pair_resolutions(schema: Schema, pairs: list[Key], n_rows: float, sigma: float) -> Resolutions:
+    """Per pair, the finest resolution its noise supports (a public function of released values): start at
+    both columns' one-way bins and coarsen the larger side until the table's cells hold PAIR_CELL_SIGMAS·σ
+    rows on average (never below MIN_PAIR_BINS). A category × number pair of a large table keeps every
+    one-way bin (age × age group is then exact), a number × number pair of a small table at small ε is cut
+    to a few equal-mass groups per side."""
+    cap = max(n_rows, 1.0) / max(PAIR_CELL_SIGMAS * sigma, 1e-9)
+    out: Resolutions = {}
+    for a, b in pairs:
+        ka, kb = fine_size(schema[a]), fine_size(schema[b])
+        while ka * kb > cap and max(ka, kb) > MIN_PAIR_BINS:
+            if ka >= kb:
+                ka = max(MIN_PAIR_BINS, int(np.ceil(ka / 1.5)))
+            else:
+                kb = max(MIN_PAIR_BINS, int(np.ceil(kb / 1.5)))
+        out[(a, b)] = (ka, kb)
+    return out
+
+
+def _pair_ks(key: Key, res: Resolutions | None) -> tuple[int, int]:
+    return (res or {}).get(tuple(key), (PAIR_BINS, PAIR_BINS))  # type: ignore[return-value]
+
+
+def codes(df: pd.DataFrame, schema: Schema, key: Key, res: Resolutions | None = None) -> tuple[np.ndarray, int]:
     """Cell index of every row in the public (one- or two-way) marginal ``key``, and the cell count."""
     if len(key) == 1:
         b = Binning.of(schema[key[0]])
         return b.index(df[key[0]]), b.n_bins
-    bins = [pair_binning(schema[k]) for k in key]
+    bins = [pair_binning(schema[k], kk) for k, kk in zip(key, _pair_ks(key, res))]
     idx = [b.index(df[k]) for b, k in zip(bins, key)]
     dims = tuple(b.n_bins for b in bins)
     return np.ravel_multi_index(idx, dims), int(np.prod(dims))
 
 
-def histogram(df: pd.DataFrame, schema: Schema, key: Key, weights: np.ndarray | None = None) -> np.ndarray:
+def histogram(df: pd.DataFrame, schema: Schema, key: Key, weights: np.ndarray | None = None,
+              res: Resolutions | None = None) -> np.ndarray:
     """Clean counts of marginal ``key`` (private input: only ever released with noise)."""
-    c, size = codes(df, schema, key)
+    c, size = codes(df, schema, key, res)
     return np.bincount(c, weights=weights, minlength=size).astype(float)
 
 
@@ -290,12 +323,12 @@ def to_distribution(noisy: np.ndarray) -> np.ndarray:
     return p / p.sum()
 
 
-def allowed_cells(schema: Schema, key: Key) -> np.ndarray:
+def allowed_cells(schema: Schema, key: Key, res: Resolutions | None = None) -> np.ndarray:
     """Boolean mask of cells that can hold rows: the null bin only exists for nullable columns."""
     masks = []
-    for name in key:
+    for name, k in zip(key, _pair_ks(key, res)):
         c = schema[name]
-        b = Binning.of(c) if len(key) == 1 else pair_binning(c)
+        b = Binning.of(c) if len(key) == 1 else pair_binning(c, k)
         m = np.ones(b.n_bins, dtype=bool)
         m[-1] = c.nullable
         masks.append(m)
@@ -305,18 +338,18 @@ def allowed_cells(schema: Schema, key: Key) -> np.ndarray:
     return out
 
 
-def estimate(noisy: np.ndarray, schema: Schema, key: Key) -> np.ndarray:
+def estimate(noisy: np.ndarray, schema: Schema, key: Key, res: Resolutions | None = None) -> np.ndarray:
     """A released marginal as a distribution over the cells the public schema allows."""
-    ok = allowed_cells(schema, key)
+    ok = allowed_cells(schema, key, res)
     p = np.zeros(noisy.size)
     p[ok] = to_distribution(np.asarray(noisy, dtype=float)[ok])
     return p
 
 
-def fine_to_coarse(c: Column) -> np.ndarray:
-    """Coarse (two-way) bin of every fine (one-way) bin of column ``c``, via each fine bin's
+def fine_to_coarse(c: Column, k: int = PAIR_BINS) -> np.ndarray:
+    """Coarse (two-way, resolution k) bin of every fine (one-way) bin of column ``c``, via each fine bin's
     representative value (a fixed generator: the map is a function of the public schema only)."""
-    fine, coarse = Binning.of(c), pair_binning(c)
+    fine, coarse = Binning.of(c), pair_binning(c, k)
     same_intervals = bool(c.bin_edges) or _grid_enumerated(c)  # else each binning has its own grid
     if fine.kind == "mixed" and fine.group is None and coarse.kind == "mixed" and same_intervals:
         g = np.arange(fine.n_bins - 1) if coarse.group is None else np.asarray(coarse.group, np.int64)
@@ -326,42 +359,44 @@ def fine_to_coarse(c: Column) -> np.ndarray:
 
 
 def combine_one_way(one: dict[str, tuple[np.ndarray, float]], pairs: dict[Key, tuple[np.ndarray, float]],
-                    schema: Schema) -> dict[str, np.ndarray]:
+                    schema: Schema, res: Resolutions | None = None) -> dict[str, np.ndarray]:
     """Better one-way marginals from every release that measures them (post-processing).
 
     A column's one-way histogram (fine bins, noise σ₁ per cell) is not its only measurement: every
-    released pair containing it measures its coarse margin too (row sums of the pair table, noise
-    √(cells summed)·σ₂). Per coarse cell, the inverse-variance average of these independent unbiased
-    estimates has the least variance of any unbiased linear combination; the fine cells inside a
-    coarse cell then move by an equal share of the correction, which is the generalised least-squares
-    solution when the fine cells share one noise scale (the hierarchical consistency of Hay et al.,
-    VLDB 2010). ``one`` maps a column to its raw noisy counts and σ, ``pairs`` a pair key to its raw
-    noisy counts and σ; the result maps each column of ``one`` to a distribution."""
+    released pair containing it measures its margin at the pair's resolution too (row sums of the pair
+    table, noise √(cells summed)·σ₂). Per coarse cell, the inverse-variance average of the two estimates has
+    the least variance of any unbiased linear combination; the fine cells inside a coarse cell then move by
+    an equal share of the correction, which is the generalised least-squares solution when the fine cells
+    share one noise scale (the hierarchical consistency of Hay et al., VLDB 2010). Pairs are folded in one
+    after the other (the running estimate's variance is tracked per fine cell). ``one`` maps a column to
+    its raw noisy counts and σ, ``pairs`` a pair key to its raw noisy counts and σ; the result maps each
+    column of ``one`` to a distribution."""
     out: dict[str, np.ndarray] = {}
     for name, (y1, s1) in one.items():
         if s1 <= 0:  # released without noise (ε = ∞): already exact
             out[name] = estimate(y1, schema, (name,))
             continue
         c = schema[name]
-        f2c = fine_to_coarse(c)
-        nc = pair_binning(c).n_bins
-        k = np.bincount(f2c, minlength=nc).astype(float)
-        num = np.bincount(f2c, weights=y1, minlength=nc)
-        coarse_1 = num.copy()
-        prec = np.divide(1.0, k * s1**2, out=np.zeros(nc), where=k > 0)
-        num *= prec
+        y = np.asarray(y1, float).copy()
+        var = np.full(y.size, s1**2)  # variance of each fine cell's running estimate
         for (a, b), (y2, s2) in pairs.items():
             if name not in (a, b) or s2 <= 0:
                 continue
-            na, nb = (pair_binning(schema[x]).n_bins for x in (a, b))
+            ka, kb = _pair_ks((a, b), res)
+            na, nb = pair_binning(schema[a], ka).n_bins, pair_binning(schema[b], kb).n_bins
             t = np.asarray(y2, float).reshape(na, nb)
-            m, other = (t.sum(1), nb) if name == a else (t.sum(0), na)
-            p = 1.0 / (other * s2**2)
-            num += p * m
-            prec = prec + p
-        best = np.divide(num, prec, out=coarse_1.copy(), where=prec > 0)
-        shift = np.divide(best - coarse_1, k, out=np.zeros(nc), where=k > 0)
-        out[name] = estimate(shrink(np.asarray(y1, float) + shift[f2c], s1, Binning.of(c)), schema, (name,))
+            m, other, k = (t.sum(1), nb, ka) if name == a else (t.sum(0), na, kb)
+            f2c = fine_to_coarse(c, k)
+            nc = m.size
+            cnt = np.bincount(f2c, minlength=nc).astype(float)
+            cur = np.bincount(f2c, weights=y, minlength=nc)
+            v1 = np.bincount(f2c, weights=var, minlength=nc)
+            v2 = other * s2**2
+            best = np.divide(cur * v2 + m * v1, v1 + v2, out=cur.copy(), where=(v1 + v2) > 0)
+            y = y + np.divide(best - cur, cnt, out=np.zeros(nc), where=cnt > 0)[f2c]
+            shrunk = np.divide(v1 * v2 / (v1 + v2), v1, out=np.ones(nc), where=v1 > 0)  # variance factor
+            var = var * shrunk[f2c]
+        out[name] = estimate(shrink(y, s1, Binning.of(c)), schema, (name,))
     return out
 
 
@@ -389,7 +424,8 @@ def shrink(y: np.ndarray, sigma: float, b: Binning) -> np.ndarray:
 
 
 def consistent_pairs(one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray], schema: Schema,
-                     iterations: int = 200, support: float = 1e-6) -> dict[Key, np.ndarray]:
+                     iterations: int = 200, support: float = 1e-6, res: Resolutions | None = None
+                     ) -> dict[Key, np.ndarray]:
     """Two-way marginals adjusted to agree with the one-way ones (post-processing).
 
     Each noisy marginal is estimated on its own, so a pair's row and column sums disagree with the
@@ -401,9 +437,10 @@ def consistent_pairs(one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray
     margin cell the pair missed receive mass."""
     out: dict[Key, np.ndarray] = {}
     for (a, b), joint in pairs.items():
-        na, nb = (pair_binning(schema[x]).n_bins for x in (a, b))
-        ra = np.bincount(fine_to_coarse(schema[a]), weights=one_way[a], minlength=na)[:na]
-        cb = np.bincount(fine_to_coarse(schema[b]), weights=one_way[b], minlength=nb)[:nb]
+        ka, kb = _pair_ks((a, b), res)
+        na, nb = pair_binning(schema[a], ka).n_bins, pair_binning(schema[b], kb).n_bins
+        ra = np.bincount(fine_to_coarse(schema[a], ka), weights=one_way[a], minlength=na)[:na]
+        cb = np.bincount(fine_to_coarse(schema[b], kb), weights=one_way[b], minlength=nb)[:nb]
         ra, cb = ra / ra.sum(), cb / cb.sum()
         t = np.asarray(joint, float).reshape(na, nb)
         t = (1 - support) * t / max(t.sum(), 1e-300) + support * np.outer(ra, cb)
@@ -546,14 +583,14 @@ def max_spanning_forest(weight: np.ndarray, names: list[str]) -> list[Key]:
 
 
 def rake(df: pd.DataFrame, weights: np.ndarray, schema: Schema, targets: dict, iterations: int = 30,
-         max_ratio: float = 20.0) -> np.ndarray:
+         max_ratio: float = 20.0, res: Resolutions | None = None) -> np.ndarray:
     """Reweight rows so each marginal (key: column name or tuple of names) matches its target."""
     w = np.asarray(weights, dtype=float).copy()
     if w.sum() <= 0:
         w[:] = 1.0
     w /= w.sum()
     keys = {k: (k,) if isinstance(k, str) else tuple(k) for k in targets}
-    idx = {k: codes(df, schema, key)[0] for k, key in keys.items()}
+    idx = {k: codes(df, schema, key, res)[0] for k, key in keys.items()}
     for _ in range(iterations):
         for k, t in targets.items():
             cur = np.bincount(idx[k], weights=w, minlength=t.size)

@@ -14,10 +14,13 @@ stage makes two Gaussian releases through the engine's one release path and deri
    rows become **point-mass bins** (``Column.special_values``, heaviest first) and exact output values; the
    other released values are **atoms** that the decoder lands on inside an interval.
 2. **DP quantiles of the rest** — a hierarchical histogram of the remaining values on the column's public
-   scale (``dp_quantiles``; Hay et al. VLDB 2010, Qardaji et al. VLDB 2013), from which ``bin_edges`` are
-   equal-mass quantiles (as many intervals as the noise of the later one-way measurement supports, at most
-   ``MAX_INTERVALS``); edges of a rounded column sit half-way between grid values, so rounding a decoded
-   value never moves it to another bin.
+   scale (``dp_quantiles``; Hay et al. VLDB 2010, Qardaji et al. VLDB 2013); with the atoms' noisy counts
+   added at their places, ``bin_edges`` are its equal-mass quantiles (as many intervals as the noise of the
+   later one-way measurement supports, at most ``MAX_INTERVALS``); edges of a rounded column sit half-way
+   between grid values, so rounding a decoded value never moves it to another bin.
+
+A schema that declares ``bin_edges`` publicly keeps them (the hierarchical histogram then only shapes the
+decoding inside them).
 
 The ``Decoder`` of a column turns an interval bin back into a value from this released information: an atom
 with its noisy share of the interval, otherwise a draw between equal-mass sub-quantiles of the interval
@@ -189,9 +192,16 @@ def _resolve_column(c: Column, x: np.ndarray, path: ReleasePath, p: Plan, n_hat:
                              p.sigma_tree, dq.sensitivity(), stream=(0, stream + 100)),
                         lambda: dq.tree_counts(to_unit(c, rest)))
     leaves = dq.leaf_masses(tree, p.sigma_tree)
-    n_int = int(np.clip(np.floor(leaves.sum() / max(target_mass, 1.0)), 2, MAX_INTERVALS))
-    pos = dq.quantiles(leaves, np.arange(1, n_int) / n_int)
-    edges = _edges(c, from_unit(c, pos))
+    # interval edges are quantiles of everything that is not a point mass: the continuous rest + the atoms
+    both = leaves.copy()
+    inside = (atoms >= c.lower) & (atoms <= c.upper)
+    np.add.at(both, np.clip((to_unit(c, atoms[inside]) * both.size).astype(np.int64), 0, both.size - 1),
+              atom_w[inside])
+    if c.bin_edges:  # public interval edges (documentation, a public discretisation) are kept as given
+        edges = [float(e) for e in c.bin_edges if c.lower < e < c.upper]
+    else:
+        n_int = int(np.clip(np.floor(both.sum() / max(target_mass, 1.0)), 2, MAX_INTERVALS))
+        edges = _edges(c, from_unit(c, dq.quantiles(both, np.arange(1, n_int) / n_int)))
     col = replace(c, special_values=tuple(float(v) for v in points), bin_edges=tuple(edges))
     return col, _decoder(c, edges, leaves, atoms, atom_w)
 

@@ -49,6 +49,7 @@ from pe_tabular.tables.schema import (
 
 DECADES = 13.0  # the public scale covers ±10^13
 BOUND_Q = 0.002  # bounds are the DP 0.2 % and 99.8 % quantiles (or further in, see BOUND_SIGMAS), rounded outward
+CAT_WEIGHT = 4.0  # a category histogram gets 4 times the budget of a column's bound histogram
 MARGIN = 0.2  # the bounds reach 20 % of the inner span beyond the quantiles (then rounded outward)
 BOUND_SIGMAS = 4.0  # ...and never closer to the ends than 4σ of mass: one noisy cell cannot set a bound
 
@@ -75,10 +76,14 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
     if bad:
         raise SchemaError(f"--types: unknown types {bad}; use one of {sorted(TYPES)}")
     mu = gdp_mu(epsilon, delta / 2)
-    n_cols = len(types)
-    sigma_cat = sigma_for_share(mu * mu, n_cols)  # one Δ=1 histogram per column, μ² split evenly
-    sigma_num = sigma_for_share(mu * mu, n_cols, dq.sensitivity())
-    n_cat = max(sum(t in CATEGORICAL_TYPES for t in types.values()), 1)
+    n_cat = sum(t in CATEGORICAL_TYPES for t in types.values())
+    n_num = len(types) - n_cat
+    # one release per column; a category histogram weighs CAT_WEIGHT times a bound histogram in μ², because
+    # its threshold decides which values exist at all while bounds only need a rough quantile
+    unit = mu * mu / (CAT_WEIGHT * n_cat + n_num)
+    sigma_cat = sigma_for_share(CAT_WEIGHT * unit, 1)
+    sigma_num = sigma_for_share(unit, 1, dq.sensitivity())
+    n_cat = max(n_cat, 1)
     delta_t = delta / 2 / n_cat  # δ spent on thresholds, per categorical column
     tau = 1.0 + sigma_cat * norm.isf(delta_t)
     ledger = Ledger(delta, mu_budget=mu)
@@ -110,7 +115,10 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
                                       iteration=-1, stream=(-1, j)),
                                  lambda fin=fin, nc=null_count: np.concatenate(
                                      [dq.tree_counts(to_signed_log(fin)), [nc]]))
-            leaves = dq.leaf_masses(noisy[:-1], sigma_num, child_min=BOUND_SIGMAS)
+            # min_split 0 and two exclusive levels: a node splits toward any child that stands out (4σ), and no
+            # mass reaches a coarse cell (decades of the public scale) without evidence — that is what would
+            # make a bound absurd; finer levels share a node's excess evenly, so bounds err on the wide side
+            leaves = dq.leaf_masses(noisy[:-1], sigma_num, min_split=0.0, child_min=BOUND_SIGMAS, exclusive=2)
             if leaves.sum() <= 0:
                 raise SchemaError(f"column {name!r}: the DP histogram holds no mass; raise --dp-epsilon or give "
                                   "its bounds publicly")

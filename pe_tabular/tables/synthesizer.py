@@ -45,6 +45,7 @@ from pe_tabular.tables.encoder import TableEncoder
 from pe_tabular.tables.generators.statistical import StatisticalBackend
 from pe_tabular.tables.generators.tree import TreeBackend
 from pe_tabular.tables.marginals import (
+    PAIR_BINS,
     by_frequency,
     coarse_groups,
     combine_one_way,
@@ -52,6 +53,7 @@ from pe_tabular.tables.marginals import (
     estimate,
     histogram,
     noisy_chow_liu,
+    pair_resolutions,
     rake,
     structure_counts,
 )
@@ -97,7 +99,7 @@ class PESynthesizer:
         budget: str = "uniform", label: str | None | bool = True, label_shares: Mapping[str, float] | None = None,
         label_budget_share: float = 0.02, calibrate: float = 0.20, pair_share: float = 0.47,
         structure_share: float = 0.05, count_share: float = 0.01, resolution_share: float = 0.10,
-        votes: bool = True, keep_selected: float = 0.0,
+        votes: bool = True, min_vote_snr: float = 0.1, keep_selected: float = 0.0,
         voter: str = "auto",
         weights: Mapping[str, float] | None = None, on_invalid: str = "error", seed: int | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None, vote_fn: Any = None,
@@ -108,6 +110,7 @@ class PESynthesizer:
         self.label_budget_share, self.calibrate, self.pair_share = label_budget_share, calibrate, pair_share
         self.structure_share, self.keep_selected = structure_share, keep_selected
         self.count_share, self.resolution_share, self.votes = count_share, resolution_share, votes
+        self.min_vote_snr = min_vote_snr
         self.voter, self.weights = voter, weights
         self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
         self.vote_fn = vote_fn  # e.g. Dask-sharded voting (pe_tabular.voting.sharded.make_vote_fn)
@@ -119,7 +122,8 @@ class PESynthesizer:
     #: the arguments ``save`` writes and ``load`` restores (JSON-able; ``schema`` is saved on its own)
     PARAMS = ("epsilon", "delta", "backend", "iterations", "population", "k", "degree", "threshold", "budget",
               "label", "label_shares", "label_budget_share", "calibrate", "pair_share", "structure_share",
-              "count_share", "resolution_share", "votes", "keep_selected", "voter", "weights", "on_invalid", "seed")
+              "count_share", "resolution_share", "votes", "min_vote_snr", "keep_selected", "voter", "weights",
+              "on_invalid", "seed")
 
     def get_params(self) -> dict[str, Any]:
         """Every constructor argument, as given (scikit-learn's convention)."""
@@ -165,9 +169,24 @@ class PESynthesizer:
                 + self.resolution_share)
 
     def _share(self, name: str) -> float:
-        """A measurement's budget share; without votes the measurements share the whole budget (same ratios)."""
+        """A measurement's budget share; without votes the measurements after the row count share the whole
+        budget (same ratios). The row count's share is fixed: it is released before votes are decided."""
         v = float(getattr(self, name))
-        return v if self.votes else v / self._measure_total()
+        if name == "count_share" or getattr(self, "votes_", self.votes):
+            return v
+        return v * (1 - self.count_share) / (self._measure_total() - self.count_share)
+
+    def vote_snr(self, n_rows: float) -> float:
+        """Expected vote mass per final candidate over the vote noise σ (uniform budget), from a released row
+        count: each row casts k votes of weight 1/√k (mass √k) over the last population. Below
+        ``min_vote_snr`` the votes are noise (a 4,000-row table at ε = 0.3 gives a candidate ~1 vote against
+        σ ≈ 40) and resampling by them only scrambles the generator's rows (benchmarks/RESULTS.md)."""
+        rho_pe = gdp_mu(self.epsilon, self.delta) ** 2 * (1 - self._measure_total()) if math.isfinite(
+            self.mu_) else math.inf
+        if not math.isfinite(rho_pe):
+            return math.inf
+        sigma = math.sqrt(self.config_.iterations / max(rho_pe, 1e-300))
+        return n_rows * math.sqrt(self.config_.k) / self.config_.population[-1] / sigma
 
     # -- helpers --------------------------------------------------------------------------------
     def _backend(self) -> Backend:
@@ -223,6 +242,8 @@ class PESynthesizer:
             path, Spec("count", "number of private rows", self._sigma(rho * self._share("count_share"), 1),
                        stream=(0, 399)), lambda: len(df)))
         ledger.public_inputs["output_size"] = "the noisy row count (default) or the caller's --samples"
+        # votes only where they carry signal (a public function of the released count and the settings)
+        self.votes_ = bool(self.votes and self.vote_snr(self.n_hat_) >= self.min_vote_snr)
         labels = None
         if self.label_ is not None:
             labels = df[self.label_].astype(str).to_numpy()
@@ -275,20 +296,24 @@ class PESynthesizer:
                 lambda: structure_counts(df, self.schema_, groups, every))
             pairs = noisy_chow_liu(noisy, groups, every, names, ledger.releases[-1].sigma, self.n_hat_)
             # 3) DP two-way marginals of the tree's edges (none when no dependence beat the noise: their share
-            #    then stays with the votes); 4) a tree generator fitted on them
+            #    then stays with the votes), each at the finest resolution its noise supports; 4) a tree
+            #    generator fitted on them
             sigma = self._sigma(rho * self._share("pair_share"), len(pairs)) if pairs else 0.0
+            self.res_ = pair_resolutions(self.schema_, pairs, self.n_hat_, sigma)
             for j, key in enumerate(pairs):
                 targets[key] = self._measure(df, key, sigma, f"pair_{j:03d}", ledger, noise, ckpt, 200 + j)
             self.pairs_ = pairs
+            if not self.votes_:  # no votes to take what the pairs left (e.g. no dependence beat the noise)
+                self._remeasure_one_way(df, ledger, noise, ckpt)
             raw1 = {k: v for k, v in self._raw.items() if isinstance(k, str)}
             targets.update(combine_one_way(raw1, {k: v for k, v in self._raw.items() if isinstance(k, tuple)},
-                                           self.schema_))
+                                           self.schema_, self.res_))
             self.marginals_.update({k: targets[k] for k in raw1})
             one = {n: targets.get(n, self._uniform(n)) for n in self.schema_.names}
             targets.update(consistent_pairs(one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
-                                            self.schema_))
+                                            self.schema_, res=self.res_))
             tree = TreeBackend(self.schema_, one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
-                               decoders=self.decoders_)
+                               decoders=self.decoders_, res=self.res_)
             if isinstance(self.backend, str) and self.backend == "statistical":
                 backend = tree
             elif isinstance(self.backend, str):  # mixtures / LLM fallback get the calibrated generator
@@ -296,7 +321,7 @@ class PESynthesizer:
 
                 backend = make_backend(self.backend, self.schema_, statistical=lambda: tree)
         self.backend_ = backend  # the generator the evolution used; sample() varies duplicates with it
-        if self.votes:
+        if self.votes_:
             rho_pe = ledger.remaining_rho()
             policy = self._policy(math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf)
             cfg = explore_every_source(self.config_, backend)
@@ -308,10 +333,26 @@ class PESynthesizer:
             pop = backend.random(self.config_.population[-1], rng=rng)
             self.result = EvolutionResult(pop, np.ones(len(pop)), ledger, [])
         if targets:
-            self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema_, targets)
+            self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema_, targets,
+                                       res=getattr(self, "res_", None))
         self.ledger = ledger
         self._rng = rng
         return self
+
+    def _remeasure_one_way(self, df: pd.DataFrame, ledger: Ledger, noise: Any, ckpt: Checkpointer | None) -> None:
+        """Spend the budget left without votes on a second one-way release per column, averaged with the first
+        by inverse variance (post-processing), so a run without votes still spends its whole ε."""
+        cols = [n for n in self._raw if isinstance(n, str)]
+        rho = ledger.remaining_rho()
+        if not cols or not math.isfinite(rho) or rho <= 1e-12:
+            return
+        sigma = self._sigma(rho * (1 - 1e-9), len(cols))
+        for j, name in enumerate(cols):
+            y1, s1 = self._raw[name]
+            self._measure(df, (name,), sigma, f"marginal_again_{j:03d}", ledger, noise, ckpt, 500 + j)
+            y2, s2 = self._raw[name]
+            w1, w2 = 1 / s1**2, 1 / s2**2
+            self._raw[name] = ((w1 * np.asarray(y1) + w2 * np.asarray(y2)) / (w1 + w2), (w1 + w2) ** -0.5)
 
     def _order_categories(self, targets: dict[Any, np.ndarray]) -> None:
         """List every category column (but the label) by its released frequency, so two-way marginals keep the
@@ -342,12 +383,13 @@ class PESynthesizer:
     def _measure(self, df: pd.DataFrame, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
                  noise: Any, ckpt: Checkpointer | None, stream: int) -> np.ndarray:
         """One noisy marginal on public bins (Δ = 1: a row sits in one cell), as a distribution."""
+        res = getattr(self, "res_", None)
         noisy, rel = ReleasePath(ledger, noise, ckpt).release_recorded(
             Spec(name, f"marginal {'×'.join(key)}", sigma, stream=(0, stream)),
-            lambda: histogram(df, self.schema_, key))
+            lambda: histogram(df, self.schema_, key, res=res))
         sigma = rel.sigma
         self._raw[key if len(key) > 1 else key[0]] = (noisy, sigma)  # for combine_one_way
-        return estimate(noisy, self.schema_, key)
+        return estimate(noisy, self.schema_, key, res)
 
     def _need_fit(self) -> EvolutionResult:
         if self.result is None:
@@ -429,7 +471,7 @@ class PESynthesizer:
             self.schema_.save(d / "resolved_schema.json")
         if isinstance(getattr(self, "backend_", None), TreeBackend):  # released marginals: sample() varies with it
             tree = self.backend_
-            keys = [[n] for n in tree.p1] + [list(k) for k in tree.pairs]
+            keys = [[n] for n in tree.p1] + [[*k, *tree.res.get(k, (PAIR_BINS, PAIR_BINS))] for k in tree.pairs]
             arrays = {f"m{i}": np.asarray(v) for i, v in enumerate([*tree.p1.values(), *tree.pairs.values()])}
             for name, dec in tree.decoders.items():
                 arrays.update(dec.to_arrays(f"d{tree.schema.names.index(name)}_"))
@@ -474,7 +516,8 @@ class PESynthesizer:
                 decoders = {n: Decoder.from_arrays(z, f"d{j}_") for j, n in enumerate(syn.schema_.names)
                             if f"d{j}_sub" in z.files}
             syn.backend_ = TreeBackend(syn.schema_, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
-                                       {tuple(k): a for k, a in zip(keys, arrays) if len(k) == 2}, decoders=decoders)
+                                       {tuple(k[:2]): a for k, a in zip(keys, arrays) if len(k) > 1},
+                                       decoders=decoders, res={tuple(k[:2]): tuple(k[2:]) for k in keys if len(k) == 4})
         return syn
 
 

@@ -3,8 +3,9 @@
 The tree (Chow & Liu 1968) is chosen from a DP release of every pair on coarse groups, its one- and
 two-way marginals are noisy releases; sampling follows the tree from the root, each column drawn
 from its conditional given its parent's (coarse) bin, then refined to a fine public bin by that
-column's one-way marginal. ``vary`` resamples a degree-sized subset of columns from their tree
-conditionals given the row's current parent values — a local, structure-preserving move.
+column's one-way marginal. ``vary`` resamples a degree-sized subset of columns (each with its subtree, so no
+child contradicts a new parent) from their tree conditionals given the row's current parent values — a
+local, structure-preserving move.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.population import Population
-from pe_tabular.tables.marginals import Binning, Key, fine_to_coarse, pair_binning
+from pe_tabular.tables.marginals import PAIR_BINS, Binning, Key, Resolutions, fine_to_coarse, pair_binning
 from pe_tabular.tables.schema import Schema
 
 
@@ -24,21 +25,24 @@ class TreeBackend:
     name = "tree"
 
     def __init__(self, schema: Schema, one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray],
-                 rng_root: str | None = None, decoders: dict[str, Any] | None = None):
+                 rng_root: str | None = None, decoders: dict[str, Any] | None = None,
+                 res: Resolutions | None = None):
         self.schema = schema
         self.decoders = dict(decoders or {})  # within-bin decoding from released information (resolution.py)
+        self.res: Resolutions = {tuple(k): tuple(v) for k, v in (res or {}).items()}  # type: ignore[misc]
         self.fine = {c.name: Binning.of(c) for c in schema.columns}
-        self.coarse = {c.name: pair_binning(c) for c in schema.columns}
         self.p1 = {n: np.asarray(one_way[n], float) for n in schema.names}
         self.pairs = {tuple(k): np.asarray(v, float) for k, v in pairs.items()}  # kept for save/load
-        self.f2c = {c.name: fine_to_coarse(c) for c in schema.columns}  # fine bin -> coarse bin
-        adj: dict[str, list[tuple[str, np.ndarray]]] = {n: [] for n in schema.names}
+        self._f2c: dict[tuple[str, int], np.ndarray] = {}
+        adj: dict[str, list[tuple[str, np.ndarray, int, int]]] = {n: [] for n in schema.names}
         for (a, b), joint in pairs.items():
-            j = np.asarray(joint, float).reshape(self.coarse[a].n_bins, self.coarse[b].n_bins)
-            adj[a].append((b, j))
-            adj[b].append((a, j.T))
+            ka, kb = self.res.get((a, b), (PAIR_BINS, PAIR_BINS))
+            j = np.asarray(joint, float).reshape(pair_binning(schema[a], ka).n_bins, pair_binning(schema[b], kb).n_bins)
+            adj[a].append((b, j, ka, kb))
+            adj[b].append((a, j.T, kb, ka))
         first = rng_root or schema.label or schema.names[0]
         self.order: list[tuple[str, str | None, np.ndarray | None]] = []
+        self.parent: dict[str, tuple[str, np.ndarray, int, int]] = {}
         seen: set[str] = set()
         for root in [first, *[n for n in schema.names if n != first]]:  # every tree of the forest, BFS
             if root in seen:
@@ -48,17 +52,23 @@ class TreeBackend:
             self.order.append((root, None, None))  # a root (or a column without edges): its one-way marginal
             while queue:
                 a = queue.popleft()
-                for b, j in adj[a]:
+                for b, j, ka, kb in adj[a]:
                     if b not in seen:
                         seen.add(b)
                         queue.append(b)
-                        cond = j / np.maximum(j.sum(1, keepdims=True), 1e-300)  # P(b_coarse | a_coarse)
+                        cond = j / np.maximum(j.sum(1, keepdims=True), 1e-300)  # P(b at kb | a at ka)
                         self.order.append((b, a, cond))
-        self.parent = {b: (a, cond) for b, a, cond in self.order if a is not None}
+                        self.parent[b] = (a, cond, ka, kb)
 
-    def _draw_fine(self, name: str, coarse: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def f2c(self, name: str, k: int) -> np.ndarray:
+        """Fine bin → bin at pair resolution k (cached)."""
+        if (name, k) not in self._f2c:
+            self._f2c[(name, k)] = fine_to_coarse(self.schema[name], k)
+        return self._f2c[(name, k)]
+
+    def _draw_fine(self, name: str, coarse: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
         p = self.p1[name]
-        mask = self.f2c[name][None, :] == coarse[:, None]
+        mask = self.f2c(name, k)[None, :] == coarse[:, None]
         w = np.where(mask, p[None, :], 0.0)
         empty = w.sum(1) == 0
         w[empty] = mask[empty] + 1e-12  # coarse bin with no one-way mass: uniform inside it
@@ -69,10 +79,10 @@ class TreeBackend:
         for name in cols:
             n = rows.size
             if name in self.parent:
-                pa, cond = self.parent[name]
-                pc = self.f2c[pa][df[pa][rows]]
+                pa, cond, kp, kc = self.parent[name]
+                pc = self.f2c(pa, kp)[df[pa][rows]]
                 coarse = _sample(cond[pc], rng)
-                df[name][rows] = self._draw_fine(name, coarse, rng)
+                df[name][rows] = self._draw_fine(name, coarse, kc, rng)
             else:
                 df[name][rows] = _sample(np.broadcast_to(self.p1[name], (n, self.p1[name].size)), rng)
 
@@ -105,6 +115,11 @@ class TreeBackend:
         mut = rng.random((n, len(cols))) < degree
         none = ~mut.any(1)
         mut[np.flatnonzero(none), rng.integers(0, len(cols), none.sum())] = True
+        at = {name: j for j, name in enumerate(cols)}
+        for j, name in enumerate(cols):  # a resampled column takes its subtree along (parents come first):
+            pa = self.parent.get(name, (None,))[0]  # a child kept as it was would contradict its new parent
+            if pa in at:
+                mut[:, j] |= mut[:, at[pa]]
         for j, name in enumerate(cols):  # tree order: a resampled parent conditions its children
             rows = np.flatnonzero(mut[:, j])
             if rows.size:
