@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import scipy  # noqa: E402
 
+from benchmarks import common  # noqa: E402
+from benchmarks.common import write_section  # noqa: E402
 from pe_tabular.audit import (  # noqa: E402
     AuditResult,
     ScaledNoise,
@@ -36,7 +33,6 @@ from pe_tabular.audit import (  # noqa: E402
     audit_voting,
     unweighted_vote_histogram,
 )
-from pe_tabular.io_utils import atomic_write_text  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 DELTA = 1e-5
@@ -46,29 +42,8 @@ def log(msg: str) -> None:
     print(f"[audit {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def cpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
-
-
 def machine() -> str:
-    import os
-
-    return (f"{cpu()}, {os.cpu_count()} cores visible; Python {platform.python_version()}, numpy {np.__version__}, "
-            f"scipy {scipy.__version__}")
-
-
-def write_section(heading: str, lines: list[str], path: Path = RESULTS) -> None:
-    """Replace the ``## heading`` section of RESULTS.md (up to the next ``## ``), or append it.
-    The file is re-read right before writing and written atomically: other benchmarks share it."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    body = "\n".join([f"## {heading}", *lines]).rstrip("\n") + "\n"
-    pat = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pat.sub(lambda _: body + "\n", old, count=1) if pat.search(old) else old.rstrip("\n") + "\n\n" + body
-    atomic_write_text(path, new)
+    return common.machine("scipy")
 
 
 def run_voting(eps: float, runs: int) -> list[AuditResult]:

@@ -1,4 +1,8 @@
-"""Network traces: PE over the flow simulator vs MST on public bins vs the simulator alone.
+"""Network traces on UGR'16 alone: PE vs MST on public bins vs the simulator alone (first round).
+
+The corpus benchmark (``benchmarks/traces_corpus.py``, every capture of ``../shared/data/net``) supersedes this
+file for every reported figure; this one keeps the MST implementation and the per-setting grid (``--grid``) on
+UGR'16. PE runs with the library defaults unless ``--pe`` overrides them.
 
     nice -n 10 python benchmarks/traces.py [--eps 0.5 2 8] [--units record flow] [--seeds 0]
                                            [--write] [--methods pe mst sim] [--out-dir DIR]
@@ -156,14 +160,16 @@ def _marginal(data: pd.DataFrame, dom: dict[str, int], clique: tuple[str, ...], 
 
 def mst_synthesize(df: pd.DataFrame, epsilon: float, delta: float, window: tuple[float, float],
                    groups: np.ndarray | None, rng: np.random.Generator, n_out: int | None = None,
-                   iters: int = 5000) -> pd.DataFrame:
+                   iters: int = 5000, bins: tuple[Any, Any] | None = None) -> pd.DataFrame:
+    """MST on public bins; ``bins`` = (encode, decode) of another record kind (default: NetFlow)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_enable_compilation_cache", False)  # mbi's advice: many small programs
     from mbi import Domain, LinearMeasurement, estimation
 
-    data, dom = encode_public_bins(df, window)
+    encode, decode = bins or (encode_public_bins, decode_public_bins)
+    data, dom = encode(df, window)
     if groups is None:
         w = np.ones(len(data))
     else:
@@ -235,7 +241,7 @@ def mst_synthesize(df: pd.DataFrame, epsilon: float, delta: float, window: tuple
         if rare_vals.size:
             out[is_rare] = rare_vals[rng.integers(0, rare_vals.size, int(is_rare.sum()))]
         sd[a] = out
-    return decode_public_bins(sd, window, rng)
+    return decode(sd, window, rng)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,8 +368,8 @@ def write_results(rows: list[dict[str, Any]], argv: list[str], pe_kw: dict[str, 
              "`../shared/bench/score_traces.py` (its `tvd2_mean`, `hh_relerr_top10_dstip`, `dstip_seen_in_real`, "
              "`summary`). Wall/CPU time cover synthesis only. Record level protects one NetFlow record; flow level "
              "every record of a bidirectional 5-tuple (PE: grouped votes with L2 norm 1; MST: records weighted "
-             "1/flow size). PE settings: " + ", ".join(f"{k}={v}" for k, v in pe_kw.items()) + " (budget: "
-             "address trie 12%, service histogram 3%, one-way marginals 20%, votes the rest). MST: own "
+             "1/flow size). PE settings: library defaults" + "".join(f", {k}={v}" for k, v in pe_kw.items())
+             + ". MST: own "
              "implementation on mbi's MirrorDescent (see the module docstring). Rows with ×k are means over k "
              "seeds.", ""]
     lines += _fmt_table(agg)
@@ -419,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.rows:
         write_results(json.loads(Path(a.rows).read_text()), argv if argv is not None else sys.argv[1:],
-                      {"iterations": 10, "population": 16000, "k": 4, **json.loads(a.pe)})
+                      json.loads(a.pe))
         return 0
     if not DATA.exists():
         print(f"{DATA} not found: the benchmark needs ../shared beside the checkout", file=sys.stderr)
@@ -429,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(a.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     real = read_netflow_csv(DATA)
-    pe_kw = {"iterations": 10, "population": 16000, "k": 4, **json.loads(a.pe)}
+    pe_kw = json.loads(a.pe)
     if a.grid:
         return _grid(real, json.loads(a.grid), a.eps[0], a.units[0], a.seeds)
     rows = []

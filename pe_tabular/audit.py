@@ -263,13 +263,15 @@ class MemoryCheckpoint:
     def latest_population(self) -> None:
         return None
 
-    def save_population(self, t: int, pop: Population, rng: np.random.Generator) -> None:
+    def save_population(self, t: int, pop: Population, rng: np.random.Generator,
+                        history: list[dict[str, Any]] | None = None) -> None:
         self.populations[t] = pop
 
     def load_release(self, key: str) -> None:
         return None
 
-    def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger) -> None:
+    def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger,
+                     index: np.ndarray | None = None) -> None:
         self.releases[key] = (np.array(values, copy=True), release)
 
 

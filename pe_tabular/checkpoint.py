@@ -114,7 +114,11 @@ class Checkpointer:
         atomic_write_json(path, json.loads(json.dumps(config, default=str)))
 
     # -- populations --------------------------------------------------------------------------
-    def save_population(self, t: int, pop: Population, rng: np.random.Generator) -> None:
+    def save_population(self, t: int, pop: Population, rng: np.random.Generator,
+                        history: list[dict[str, Any]] | None = None) -> None:
+        """The population voted on at iteration t, the non-private RNG state then, and the released
+        statistics so far (``history``: a resumed adaptive budget policy must read what the
+        uninterrupted run would have read)."""
         stem = self.dir / f"pop_{t:03d}"
         _save_array_or_frame(stem, pop.samples)
         if pop.genome is not None:
@@ -124,9 +128,10 @@ class Checkpointer:
             meta["label"] = pop.label
         atomic_write(self.dir / f"meta_{t:03d}.parquet", lambda p: meta.to_parquet(p, index=False))
         # state last: its presence marks the population as complete
-        atomic_write_json(self.dir / f"state_{t:03d}.json", {"iteration": t, "rng": rng.bit_generator.state})
+        atomic_write_json(self.dir / f"state_{t:03d}.json", {"iteration": t, "rng": rng.bit_generator.state,
+                                                             "history": history or []})
 
-    def latest_population(self) -> tuple[int, Population, dict[str, Any]] | None:
+    def latest_population(self) -> tuple[int, Population, dict[str, Any], list[dict[str, Any]]] | None:
         states = sorted(self.dir.glob("state_*.json"))
         if not states:
             return None
@@ -138,21 +143,29 @@ class Checkpointer:
         label = meta["label"].to_numpy() if "label" in meta else None
         pop = Population(samples, meta["source"].to_numpy(dtype=object), meta["parent"].to_numpy(np.int64),
                          genome, label)
-        return t, pop, st["rng"]
+        return t, pop, st["rng"], list(st.get("history", []))
 
     # -- releases -----------------------------------------------------------------------------
-    def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger) -> None:
+    def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger,
+                     index: np.ndarray | None = None) -> None:
+        """One release, at once; a sparse (thresholded) release saves only its released cells (``index``)."""
         rec = json.dumps(release.__dict__)
-        atomic_write_npz(self.dir / f"release_{key}.npz",
-                         {"values": np.asarray(values, dtype=np.float64), "release": np.array(rec)})
+        arrays = {"values": np.asarray(values, dtype=np.float64), "release": np.array(rec)}
+        if index is not None:
+            arrays["index"] = np.asarray(index, dtype=np.int64)
+        atomic_write_npz(self.dir / f"release_{key}.npz", arrays)
         ledger.save(self.dir / "ledger.json")
 
-    def load_release(self, key: str) -> tuple[np.ndarray, Release] | None:
+    def load_release(self, key: str) -> tuple[Any, Release] | None:
+        """(values, ledger entry); for a sparse release the values are (index, released values)."""
         path = self.dir / f"release_{key}.npz"
         if not path.exists():
             return None
         with np.load(path, allow_pickle=False) as z:
-            return z["values"].copy(), Release(**json.loads(str(z["release"])))
+            rel = Release(**json.loads(str(z["release"])))
+            if "index" in z.files:
+                return (z["index"].copy(), z["values"].copy()), rel
+            return z["values"].copy(), rel
 
     def release_keys(self) -> list[str]:
         return sorted(m.group(1) for p in self.dir.glob("release_*.npz")

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 unexpected internal error; 2 bad usage or bad input (the message names the
 flag, column or row and the fix); 3 privacy budget/accounting error; 130 interrupted (the run can be
-continued with --resume when --checkpoint was given).
+continued with --resume when --checkpoint was given; SIGTERM is handled the same way).
 
 Every command group (tables, traces, digits) belongs to a wing and is imported lazily: each
 module named in ``_PLUGINS`` exposes ``add_parser(subparsers)``.
@@ -13,8 +13,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from pe_tabular.cli_support import (
     EXIT_INTERRUPTED,
@@ -30,7 +36,9 @@ from pe_tabular.cli_support import (
     positive_int,
 )
 from pe_tabular.evolution import ConfigError
+from pe_tabular.memory import MemoryLimitExceeded
 from pe_tabular.privacy.accountant import AccountingError, epsilon_for_sigmas, gdp_mu, sigma_for_epsilon
+from pe_tabular.privacy.subsampling import mechanisms, pld_epsilon, sigma_for_epsilon_subsampled
 
 _PLUGINS: dict[str, str] = {  # the wing registry: each module exposes add_parser(subparsers)
     "tables": "pe_tabular.tables.cli",
@@ -41,18 +49,29 @@ log = logging.getLogger("pe_tabular")
 
 
 def _privacy(args: argparse.Namespace) -> int:
+    q = args.sampling_rate
+    if not 0 < q <= 1:
+        raise UsageError(f"--sampling-rate must be in (0, 1], got {q}")
     if args.what == "epsilon":
         if args.sigma is None:
             raise UsageError("privacy epsilon needs --sigma")
-        eps = epsilon_for_sigmas([args.sigma] * args.iterations, args.delta, args.sensitivity)
-        emit(args, {"epsilon": eps, "sigma": args.sigma, "iterations": args.iterations, "delta": args.delta},
-             f"{eps:.6g}")
+        if q < 1:  # Poisson-subsampled releases: PLD (privacy.subsampling)
+            eps = pld_epsilon(mechanisms([args.sigma] * args.iterations, args.sensitivity, q), args.delta)
+        else:
+            eps = epsilon_for_sigmas([args.sigma] * args.iterations, args.delta, args.sensitivity)
+        emit(args, {"epsilon": eps, "sigma": args.sigma, "iterations": args.iterations, "delta": args.delta,
+                    "sampling_rate": q}, f"{eps:.6g}")
     else:
         if args.epsilon is None:
             raise UsageError("privacy sigma needs --epsilon")
-        sig = sigma_for_epsilon(args.epsilon, args.delta, args.iterations, sensitivity=args.sensitivity)[0]
+        if q < 1:
+            sig = sigma_for_epsilon_subsampled(args.epsilon, args.delta, args.iterations, q, args.sensitivity)
+            extra: dict[str, Any] = {"sampling_rate": q, "accounting": "PLD"}
+        else:
+            sig = sigma_for_epsilon(args.epsilon, args.delta, args.iterations, sensitivity=args.sensitivity)[0]
+            extra = {"mu": gdp_mu(args.epsilon, args.delta)}
         emit(args, {"sigma": sig, "epsilon": args.epsilon, "iterations": args.iterations, "delta": args.delta,
-                    "mu": gdp_mu(args.epsilon, args.delta)}, f"{sig:.6g}")
+                    **extra}, f"{sig:.6g}")
     return EXIT_OK
 
 
@@ -67,13 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("privacy", formatter_class=Formatter, help="privacy calculator (sigma <-> epsilon)",
                        epilog="examples:\n  pe-tabular privacy epsilon --sigma 11.8 --iterations 10 --delta 1e-5\n"
-                              "  pe-tabular privacy sigma --epsilon 1 --iterations 10 --delta 1e-5 --json")
+                              "  pe-tabular privacy sigma --epsilon 1 --iterations 10 --delta 1e-5 --json\n"
+                              "  pe-tabular privacy sigma --epsilon 1 --iterations 10 --sampling-rate 0.1")
     p.add_argument("what", choices=["epsilon", "sigma"])
     p.add_argument("--sigma", type=positive_float("--sigma"))
     p.add_argument("--epsilon", type=positive_float("--epsilon"))
     p.add_argument("--iterations", type=positive_int("--iterations"), default=1)
     p.add_argument("--delta", type=delta_arg, default=1e-5)
     p.add_argument("--sensitivity", type=positive_float("--sensitivity"), default=1.0)
+    p.add_argument("--sampling-rate", type=positive_float("--sampling-rate"), default=1.0,
+                   help="each release on a Poisson subsample of the units at this rate (accounted by PLD)")
     add_common(p)
     p.set_defaults(func=_privacy)
     for name, module in _PLUGINS.items():
@@ -81,15 +103,53 @@ def build_parser() -> argparse.ArgumentParser:
             importlib.import_module(module).add_parser(sub)
         except ImportError as e:  # an optional domain whose extra is not installed
             log.debug("command group %s unavailable: %s", name, e)
+    _show_defaults(ap)
     return ap
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option with a default says it in --help, in every wing: argparse prints nothing (not even the
+    default) for an option without help text, so such options get one."""
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for sp in a.choices.values():
+                _show_defaults(sp)
+        elif a.option_strings and not a.help and a.default not in (None, False, argparse.SUPPRESS):
+            a.help = "(default: %(default)s)"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it unwinds like Ctrl-C (atomic writes clean up)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """A warning as one line a user reads (``pe-tabular: warning: ...``), not a source location."""
+    if logging.getLogger().level <= logging.WARNING:
+        print(f"pe-tabular: warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
+    # default: warnings and errors only (progress bars and the summary say the rest); -v adds INFO and DEBUG
     level = logging.ERROR if getattr(args, "quiet", False) else (
-        logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING)
+    root = logging.getLogger()
+    saved_logging = (root.level, list(root.handlers))  # restored on return: main() leaves no global state behind
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    if getattr(args, "epsilon", None) == math.inf:
+        print("pe-tabular: WARNING: --epsilon inf adds no noise: the output is NOT differentially private (use it "
+              "only to measure what noise costs)", file=sys.stderr)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    saved_showwarning = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except AccountingError as e:
@@ -105,13 +165,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "verbose", False):
             raise
         return EXIT_USAGE
+    except MemoryLimitExceeded as e:  # --max-memory: a setting to change, not a crash
+        print(f"pe-tabular: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as e:  # full disk, I/O error: nothing partial is left (atomic writes)
         print(f"pe-tabular: error: {e.strerror or e} ({e.filename or 'output'}); free space or choose another "
               "--out; nothing was left half-written", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("pe-tabular: interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        ck = getattr(args, "checkpoint", None)
+        hint = (f"; rerun with --resume --checkpoint {ck} to continue from the last release"
+                if ck and Path(ck).is_dir() and any(Path(ck).iterdir()) else "; nothing was left half-written")
+        print(f"pe-tabular: {what}{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        warnings.showwarning = saved_showwarning
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        root.setLevel(saved_logging[0])
+        for h in saved_logging[1]:
+            root.addHandler(h)
 
 
 if __name__ == "__main__":

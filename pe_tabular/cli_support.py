@@ -85,6 +85,25 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
 
 
+def memory_arg(s: str) -> int:
+    """A size for --max-memory (4G, 512M, 1.5GiB) in bytes."""
+    from pe_tabular.memory import parse_memory  # noqa: PLC0415 - keeps this module's imports light
+
+    try:
+        return parse_memory(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_scale_flags(p: argparse.ArgumentParser, chunk_rows: int = 65_536) -> None:
+    """--max-memory and --chunk-rows, for commands that stream the private data (pe_tabular.source)."""
+    p.add_argument("--max-memory", type=memory_arg, default=None, metavar="SIZE",
+                   help="fail with a clear error when this process's memory passes SIZE (e.g. 4G) instead of "
+                        "swapping; checked between chunks of the private data (default: no limit)")
+    p.add_argument("--chunk-rows", type=positive_int("--chunk-rows"), default=chunk_rows, metavar="N",
+                   help="rows per chunk when streaming the private data (smaller: less memory, more overhead)")
+
+
 def quiet(args: argparse.Namespace) -> bool:
     """True when nothing but errors (and --json's summary) may reach the terminal."""
     return bool(getattr(args, "quiet", False) or getattr(args, "json", False))
@@ -98,10 +117,47 @@ def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
         print(text)
 
 
+def sidecar_path(output: str | os.PathLike, kind: str) -> Path:
+    """``NAME.KIND.json`` beside ``NAME.csv`` / ``NAME.parquet`` / ``NAME.npz`` / ``NAME.pcap`` (compression
+    suffixes such as ``.gz`` are dropped too): one naming of sidecars in every wing."""
+    p = Path(output)
+    stem = p.name
+    for sfx in (".gz", ".bz2", ".xz"):
+        stem = stem.removesuffix(sfx)
+    return p.with_name(f"{Path(stem).stem}.{kind}.json")
+
+
+def ledger_path(output: str | os.PathLike) -> Path:
+    """The privacy ledger of an output: ``NAME.privacy.json``."""
+    return sidecar_path(output, "privacy")
+
+
+def history_path(output: str | os.PathLike) -> Path:
+    """The per-iteration statistics of the run that made an output: ``NAME.history.json``."""
+    return sidecar_path(output, "history")
+
+
+def timing_record(wall_seconds: float, cpu_seconds: float | None = None) -> dict[str, Any]:
+    """Run time for a sidecar, labelled as what it is: it grows with the number of private records, and
+    no DP guarantee covers it (drop it before sharing outputs if that matters)."""
+    rec: dict[str, Any] = {"wall_seconds": round(float(wall_seconds), 1)}
+    if cpu_seconds is not None:
+        rec["cpu_seconds"] = round(float(cpu_seconds), 1)
+    rec["note"] = ("timing is not covered by the DP guarantee and grows with the number of private records; "
+                   "remove it before sharing if that matters")
+    return rec
+
+
 def check_writable_dir(directory: Path, flag: str, what: str) -> None:
-    """Fail before any work when ``directory`` (the parent of an output) is missing or read-only."""
-    if not directory.is_dir():
-        raise UsageError(f"{flag} {what}: directory {directory} does not exist; create it first")
+    """Before any work: create ``directory`` (the parent of an output) if it is missing, as --checkpoint
+    directories are, and fail clearly when it cannot be created or written."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{flag} {what}: {directory} is a file, not a directory; choose another {flag}")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{flag} {what}: directory {directory} cannot be created ({e.strerror}); choose another "
+                         f"{flag}") from None
     if not os.access(directory, os.W_OK):
         raise UsageError(f"{flag} {what}: directory {directory} is not writable; choose another {flag}")
 
@@ -120,6 +176,28 @@ def check_out_file(path: str | os.PathLike, flag: str, suffixes: Iterable[str], 
 def check_html_out(path: str | os.PathLike, flag: str = "--out") -> Path:
     """A report path: .html in a writable directory."""
     return check_out_file(path, flag, (".html", ".htm"), "an HTML file")
+
+
+def refuse_overwriting_inputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None],
+                              flag: str = "--out") -> None:
+    """Refuse, before any work, an output that IS an input — the same path after resolving symlinks and
+    relative parts, or the same file through a hard link — or that lies inside an input folder: writing
+    it would destroy the (private) input with nothing to recover it from."""
+    ins = [Path(i) for i in inputs if i is not None and Path(i).exists()]
+    for out in outputs:
+        if out is None:
+            continue
+        o = Path(out)
+        o_res = o.resolve()
+        for i in ins:
+            i_res = i.resolve()
+            if i.is_dir():
+                if o_res == i_res or i_res in o_res.parents:
+                    raise UsageError(f"{flag} {o} lies in the input folder {i}; write outputs somewhere else so the "
+                                     f"input is never touched")
+            elif o_res == i_res or (o.exists() and os.path.samefile(o, i)):
+                raise UsageError(f"{flag} {o} is the input file {i}; writing it would destroy the input: choose "
+                                 f"another {flag}")
 
 
 def read_json(path: str | os.PathLike, flag: str) -> Any:

@@ -22,7 +22,8 @@ from pe_tabular.population import Population
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
-from pe_tabular.privacy.schedules import BudgetPolicy
+from pe_tabular.privacy.schedules import BudgetPolicy, Scheduled
+from pe_tabular.units import PoissonSample
 from pe_tabular.voting.histogram import clip_counts, select, vote_histogram
 from pe_tabular.voting.registry import VoteFn, class_conditional_nearest, get_voter
 
@@ -73,6 +74,7 @@ class EvolutionConfig:
     keep_selected: float = 0.0
     lookahead: int = 0
     voter: str = "auto"
+    sampling_rate: float = 1.0  # q < 1: each vote on a Poisson subsample of the private units (PLD accounting)
 
     @classmethod
     def build(cls, iterations: int, population: int | Sequence[int], degree: float | Sequence[float] = 0.5,
@@ -100,6 +102,8 @@ class EvolutionConfig:
             raise ConfigError(f"`lookahead` must be >= 0, got {self.lookahead}", "lookahead")
         if self.threshold < 0:
             raise ConfigError(f"`threshold` must be >= 0, got {self.threshold}", "threshold")
+        if not 0.0 < self.sampling_rate <= 1.0:
+            raise ConfigError(f"`sampling_rate` must be in (0, 1], got {self.sampling_rate}", "sampling_rate")
 
 
 @dataclass
@@ -117,8 +121,12 @@ class EvolutionResult:
         return select(self.weights, n, rng, threshold=0.0, mode="systematic").index
 
 
-def allocate(n: int, shares: dict[Any, float]) -> dict[Any, int]:
-    """Split n over classes ∝ shares (largest remainder), at least 2 per class."""
+def allocate(n: int, shares: dict[Any, float], minimum: int = 2) -> dict[Any, int]:
+    """Split n over classes ∝ shares (largest remainder), at least ``minimum`` per class.
+
+    Class-conditional voting needs k candidates in every class a private row may hold; giving every
+    declared class at least k (a public rule) keeps the run's control flow independent of which
+    classes the private data holds (a class held by one private row must not crash the run)."""
     labels = list(shares)
     s = np.clip(np.array([shares[c] for c in labels], dtype=float), 0, None)
     s = s / s.sum() if s.sum() > 0 else np.full(len(s), 1 / len(s))
@@ -126,7 +134,7 @@ def allocate(n: int, shares: dict[Any, float]) -> dict[Any, int]:
     base = np.floor(raw).astype(int)
     for i in np.argsort(-(raw - base), kind="stable")[: n - base.sum()]:
         base[i] += 1
-    return {c: max(int(b), 2) for c, b in zip(labels, base)}
+    return {c: max(int(b), minimum) for c, b in zip(labels, base)}
 
 
 def estimate_label_shares(
@@ -163,13 +171,22 @@ class Evolution:
         if config.lookahead and not isinstance(encoder.metric, L2Metric):
             raise ConfigError("`lookahead` needs a vector (L2) encoder: the mean of mixed-type codes is undefined",
                               "lookahead")
+        if config.sampling_rate < 1.0:
+            # PLD composition needs a schedule fixed in advance at the rate the votes use (privacy.subsampling)
+            if not isinstance(policy, Scheduled) or policy.sampling_rate != config.sampling_rate:
+                raise ConfigError("`sampling_rate` < 1 needs a fixed budget schedule at the same rate "
+                                  "(schedules.subsampled(...)); the adaptive schedule cannot be accounted with "
+                                  "subsampling", "sampling_rate")
+            if vote_fn is not None and not getattr(vote_fn, "supports_sampling", False):
+                raise ConfigError("`sampling_rate` < 1 needs a vote function that subsamples where the data lives "
+                                  "(voting.streaming.SourceVoter)", "sampling_rate")
 
     # -- building blocks ------------------------------------------------------------------------
     def _random(self, n: int, shares: dict[Any, float] | None) -> Population:
         if shares is None:
             return self.backend.random(n, rng=self.rng)
         return Population.concat([self.backend.random(m, label=c, rng=self.rng)
-                                  for c, m in allocate(n, shares).items()])
+                                  for c, m in allocate(n, shares, max(2, self.cfg.k)).items()])
 
     def _vary(self, parents: Population, degree: float) -> Population:
         out = self.backend.vary(parents, degree, self.rng)
@@ -187,20 +204,35 @@ class Evolution:
         return (acc / self.cfg.lookahead).astype(np.float32)
 
     def _vote(self, private: np.ndarray, pop: Population, t: int, labels: np.ndarray | None,
-              groups: np.ndarray | None) -> np.ndarray:
+              groups: np.ndarray | None, sample: PoissonSample | None = None) -> np.ndarray:
         cand = self._candidate_codes(pop, t)
+        if len(private) == 0:  # nothing votes: the release is pure noise (no error: an error would reveal n = 0)
+            return np.zeros(len(pop))
         done = [0]
 
-        def progress(n: int) -> None:
+        def progress(n: int) -> None:  # a fraction, never a row count: the number of private rows is private
             done[0] += n
-            self.on_event({"type": "vote_progress", "iteration": t, "done": done[0], "total": len(private)})
+            frac = min(done[0] / max(len(private), 1), 1.0)
+            self.on_event({"type": "vote_progress", "iteration": t, "fraction": frac})
 
         if self.vote_fn is not None:
+            kw = {} if sample is None else {"sample": sample}
             counts = np.asarray(self.vote_fn(private, cand, self.encoder.metric, self.cfg.k, labels, pop.label,
-                                             groups, progress), dtype=np.float64)
+                                             groups, progress, **kw), dtype=np.float64)
             if counts.shape != (len(pop),):
                 raise RuntimeError(f"vote_fn returned counts of shape {counts.shape} for {len(pop)} candidates")
             return counts
+        if sample is not None:  # Poisson subsample: each row, or each group as a whole, in with prob. q
+            if groups is None:
+                keep = sample.row_mask(0, 0, len(private))
+            else:
+                uniq, inv = np.unique(np.asarray(groups), return_inverse=True)
+                keep = (sample.unit_uniforms(uniq.size) < sample.rate)[inv.ravel()]
+            private = np.asarray(private)[keep]
+            labels = None if labels is None else np.asarray(labels)[keep]
+            groups = None if groups is None else np.asarray(groups)[keep]
+            if len(private) == 0:
+                return np.zeros(len(pop))
         nn = class_conditional_nearest(self.nearest, private, cand, self.encoder.metric, self.cfg.k,
                                        labels, pop.label, progress=progress)
         return vote_histogram(nn, len(pop), groups)
@@ -213,7 +245,7 @@ class Evolution:
             idx, fallback = sel.index, sel.fallback
         else:
             parts, fallback = [], False
-            for c, m in allocate(n_next, shares or {}).items():
+            for c, m in allocate(n_next, shares or {}, max(2, self.cfg.k)).items():
                 cidx = np.flatnonzero(pop.label == c)
                 sel = select(noisy[cidx], m, self.rng, self.cfg.threshold, self.cfg.selection)
                 parts.append(cidx[sel.index])
@@ -244,15 +276,14 @@ class Evolution:
             checkpoint: Checkpointer | None = None, resume: bool = False) -> EvolutionResult:
         if private_labels is not None and label_shares is None:
             raise ConfigError("class-conditional runs need label shares (public, or DP-estimated first)")
-        if len(private) == 0:
-            raise ConfigError("the private data has no rows")
         if checkpoint is not None:
             checkpoint.check_config({**asdict(self.cfg), "backend": self.backend.name,
                                      "labels": sorted(map(str, label_shares)) if label_shares else None},
                                     resume)
+        history: list[Event] = []
         saved = checkpoint.latest_population() if (checkpoint is not None and resume) else None
         if saved is not None:
-            t0, pop, rng_state = saved
+            t0, pop, rng_state, history = saved
             self.rng.bit_generator.state = rng_state
             for s in range(1, t0):  # votes released before the interruption belong to this run's ledger too
                 if (old := checkpoint.load_release(f"vote_{s:03d}")) is not None:
@@ -264,7 +295,6 @@ class Evolution:
                 checkpoint.save_population(1, pop, self.rng)
 
         path = ReleasePath(self.ledger, self.noise, checkpoint)
-        history: list[Event] = []
         voted: tuple[Population, np.ndarray] | None = None
         for t in range(t0, self.cfg.iterations + 1):
             self.on_event({"type": "iteration_start", "iteration": t, "total": self.cfg.iterations})
@@ -276,9 +306,13 @@ class Evolution:
                 if sigma is None:
                     log.info("budget policy stops after %d iterations", t - 1)
                     break
+            q = self.cfg.sampling_rate
+            sample = PoissonSample.secret(q, self.noise, (t, 0)) if q < 1.0 else None  # secret, like noise
             noisy, rel = path.release_recorded(
-                Spec(key, f"{self.stage} vote histogram, iteration {t}".lstrip(), sigma, iteration=t, stream=(t, 0)),
-                lambda p=pop, i=t: self._vote(private, p, i, private_labels, groups))
+                Spec(key, f"{self.stage} vote histogram, iteration {t}".lstrip(), sigma, iteration=t, stream=(t, 0),
+                     sampling_rate=q),
+                lambda p=pop, i=t, s=sample: self._vote(private, p, i, private_labels, groups,
+                                                        **({} if s is None else {"sample": s})))
             sigma = rel.sigma
             voted = (pop, noisy)
             fallback = False
@@ -292,7 +326,7 @@ class Evolution:
             if t < self.cfg.iterations:
                 pop = nxt
                 if checkpoint is not None:
-                    checkpoint.save_population(t + 1, pop, self.rng)
+                    checkpoint.save_population(t + 1, pop, self.rng, history)
         if voted is None:
             raise RuntimeError("the budget policy allowed no vote at all; raise --epsilon")
         return EvolutionResult(voted[0], clip_counts(voted[1], self.cfg.threshold), self.ledger, history)

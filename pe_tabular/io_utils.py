@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+TMP_SUFFIX = ".pe-tmp"  # our own temporaries: `.NAME.<random>.pe-tmp`, beside the file they become
+
+
+def clean_stale_temporaries(path: Path) -> list[Path]:
+    """Remove temporaries a killed earlier write of ``path`` left behind (only files of our own naming:
+    ``.NAME.<random>.pe-tmp`` beside it); a kill -9 mid-write cannot run any clean-up of its own."""
+    gone = []
+    for f in path.parent.glob(f".{glob.escape(path.name)}.*{TMP_SUFFIX}"):
+        try:
+            f.unlink()
+            gone.append(f)
+        except OSError:
+            pass
+    return gone
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -18,7 +34,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         raise FileNotFoundError(f"output directory {parent} does not exist; create it or choose another --out")
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"output directory {parent} is not writable; choose another --out")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    clean_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=parent)
     os.close(fd)
     try:
         write(tmp)

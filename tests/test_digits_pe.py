@@ -56,16 +56,17 @@ def test_cli_synth_evaluate_and_resume(mnist, tmp_path, monkeypatch):
             "--out", str(out), "--population", "200", "--iterations", "3", "--n-out", "400", "--renderer", "mix",
             "--checkpoint", str(ck), "--format", "both", "-q"]
     assert main(argv) == 0
-    led = Ledger.load(out / "ledger.json")
+    led = Ledger.load(out / "synthetic.privacy.json")
     assert led.epsilon <= 5 + 1e-6 and len(led.releases) == 4  # label histogram + 3 votes
     imgs, labs = read_npz(out / "synthetic.npz")
     assert imgs.shape == (400, 28, 28) and labs.shape == (400,)
     assert (out / "train-images-idx3-ubyte.gz").exists() and (out / "grids" / "iteration_03.png").exists()
     run = json.loads((out / "run.json").read_text())
-    assert run["n_private"] == 1500 and len(run["history"]) == 3
+    assert "n_private" not in run and run["n_private_cap"] is None and len(run["history"]) == 3  # n is private
+    assert "1500" not in json.dumps({k: v for k, v in run.items() if k != "history"})
     # resume: every release is reused, nothing is charged twice
     assert main(argv + ["--resume"]) == 0
-    led2 = Ledger.load(out / "ledger.json")
+    led2 = Ledger.load(out / "synthetic.privacy.json")
     assert [r.sigma for r in led2.releases] == [r.sigma for r in led.releases]
     # resume without --checkpoint is a usage error naming the flag
     assert main([a for a in argv if a not in (str(ck), "--checkpoint")] + ["--resume"]) == 2

@@ -78,7 +78,7 @@ def test_report_has_a_grid_per_digit_the_iteration_grids_and_the_ledger(report, 
     assert len(grids) == 2
     for p in [*grids, run_dir / "grids" / "final.png"]:
         assert base64.b64encode(p.read_bytes()).decode() in secs["Iterations"], p.name
-    led = json.loads((run_dir / "ledger.json").read_text())
+    led = json.loads((run_dir / "synthetic.privacy.json").read_text())
     assert f"{led['epsilon']:.4g}" in secs["Privacy ledger"]  # the guarantee table
     assert f"<b>{led['epsilon']:.3g}</b><span>epsilon (whole run)</span>" in text  # the key card
     run = json.loads((run_dir / "run.json").read_text())
@@ -99,7 +99,7 @@ def test_missing_side_files_only_leave_their_sections_out(run_dir, tmp_path):
         assert gone not in secs, gone
     assert sum(t.startswith("Digit ") for t in secs) == 10 and "Class balance" in secs
     assert all(b.count("<img") == 1 for t, b in secs.items() if t.startswith("Digit "))  # no real images given
-    assert "no ledger.json found" in (tmp_path / "bare.html").read_text(encoding="utf-8")
+    assert "no ledger found" in (tmp_path / "bare.html").read_text(encoding="utf-8")
     # run.json but no ledger; an evaluation.json of another image set (folder overwritten) is ignored, not shown
     part = _copy_run(run_dir, tmp_path / "part", ("synthetic.npz", "run.json"))
     (part / "evaluation.json").write_text(json.dumps({"acc": 0.5, "per_class_acc": [0.5] * 10, "n_images": 999}))
@@ -108,7 +108,7 @@ def test_missing_side_files_only_leave_their_sections_out(run_dir, tmp_path):
 
 
 def test_a_failed_report_leaves_the_previous_file_untouched(run_dir, tmp_path):
-    broken = _copy_run(run_dir, tmp_path / "broken", ("synthetic.npz", "ledger.json"))
+    broken = _copy_run(run_dir, tmp_path / "broken", ("synthetic.npz", "synthetic.privacy.json"))
     (broken / "evaluation.json").write_text("{not json")
     out = tmp_path / "r.html"
     out.write_text("previous report")
@@ -119,7 +119,7 @@ def test_a_failed_report_leaves_the_previous_file_untouched(run_dir, tmp_path):
 
 
 def test_evaluate_report_and_the_standalone_command(run_dir, real, tmp_path):
-    d = _copy_run(run_dir, tmp_path / "run", ("synthetic.npz", "ledger.json", "run.json", "grids"))
+    d = _copy_run(run_dir, tmp_path / "run", ("synthetic.npz", "synthetic.privacy.json", "run.json", "grids"))
     out = tmp_path / "eval.html"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -147,7 +147,7 @@ def test_bad_report_paths_are_refused_before_any_work(run_dir, tmp_path, capsys)
     assert main(["digits", "report", str(d), "--out", str(tmp_path / "report.pdf")]) == 2
     err = capsys.readouterr().err
     assert "--out" in err and ".html" in err
-    assert main(["digits", "report", str(d), "--out", str(tmp_path / "nodir" / "r.html")]) == 2
+    assert main(["digits", "report", str(d), "--out", str(d / "synthetic.npz" / "r.html")]) == 2  # below a file
     assert "--out" in capsys.readouterr().err
     # evaluate: checked before the (slow) evaluation, and the message names --report, not --out
     assert main(["digits", "evaluate", str(d), "--real", str(tmp_path / "none"), "--report",

@@ -110,3 +110,37 @@ def test_release_count_is_a_charged_noisy_count():
     assert abs(np.mean(draws) - 1000) < 4 * 50 / np.sqrt(400) and 40 < np.std(draws) < 60
     assert len({size_from_count(d) for d in draws}) > 50  # the size moves with the noise, not with n alone
     assert size_from_count(-30.0, minimum=10) == 10 and size_from_count(float("nan"), 5) == 5
+
+
+def test_released_values_are_snapped_to_a_public_grid():
+    """Mironov (2012): float noise leaks through its low-order bits; releases are rounded to a public grid
+    in (σ/2^13, σ/2^12]."""
+    from pe_tabular.privacy.release import snap
+
+    for sigma in (0.37, 3.7, 20.0):
+        led = Ledger(1e-5)
+        counts = np.full(50_000, 1 / np.sqrt(16)) * (np.arange(50_000) % 5)  # k-NN weights: not on any grid
+        noisy = ReleasePath(led, NoiseSource()).release(Spec("k", "t", sigma), counts)
+        grid = 2.0 ** (np.floor(np.log2(sigma)) - 12)
+        assert np.all(noisy / grid == np.round(noisy / grid))
+        assert sigma / 8192 < grid <= sigma / 4096
+        z = noisy - counts
+        assert abs(z.std() / sigma - 1) < 0.02  # rounding costs nothing measurable
+    assert np.array_equal(snap(np.array([0.123456]), 0.0), np.array([0.123456]))  # no privacy: untouched
+
+
+def test_a_thresholded_release_keeps_suppressed_cells_out_of_checkpoint_and_ledger(tmp_path):
+    """The sparse-histogram mechanism is DP only if sub-threshold cells (keys found in the private data)
+    are never published: not their noisy counts, not how many there are."""
+    from pe_tabular.checkpoint import Checkpointer
+
+    counts = np.array([5.0, 1000.0, 1.0, 1.0, 1.0, 2.0])  # cell 0 public; cells 1..5 private keys
+    spec = Spec("cats", "thresholded category histogram", 1.0, threshold=50.0, public_cells=1, extra_delta=1e-7)
+    led = Ledger(1e-5)
+    noisy = ReleasePath(led, NoiseSource(), Checkpointer(tmp_path)).release(spec, counts)
+    assert np.isfinite(noisy[:2]).all() and np.isneginf(noisy[2:]).all()
+    assert led.releases[0].size == 1  # the public part only: the number of private keys is not recorded
+    with np.load(tmp_path / "release_cats.npz") as z:
+        assert z["values"].size == 2 and z["index"].tolist() == [0, 1]
+    again = ReleasePath(Ledger(1e-5), NoiseSource(), Checkpointer(tmp_path, resume=True)).release(spec, counts)
+    assert np.array_equal(again, noisy)

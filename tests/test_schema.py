@@ -192,3 +192,50 @@ def test_variation_lands_on_and_keeps_point_masses():
     # every row mutates its only field, yet crossover/anchors keep a large share exactly on 40
     assert (varied == 40).mean() > 0.4
     assert np.all(np.mod(varied, 1) == 0) and varied.between(1, 99).all()
+
+
+# -- the schema file's declared shape ---------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=6),
+                     lambda inner: (st.lists(inner, max_size=3)
+                                    | st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+                     max_leaves=8)
+_FIELDS = ["name", "type", "categories", "lower", "upper", "rounding", "special_values", "scale", "nullable", "weight",
+           "description"]
+_COLUMN = st.dictionaries(st.sampled_from(_FIELDS), _JSON | st.sampled_from(["integer", "float", "categorical",
+                                                                               "datetime", "boolean", "log"]),
+                          max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_JSON, st.dictionaries(st.sampled_from(["columns", "label", "label_shares", "description"]),
+                                         st.one_of(_JSON, st.lists(_COLUMN, min_size=1, max_size=3)), max_size=4)))
+def test_any_schema_file_loads_or_fails_with_a_schema_error(d):
+    """Fuzz: whatever the file holds, the loader builds a schema or raises SchemaError — never a traceback."""
+    try:
+        Schema.from_dict(d)
+    except SchemaError:
+        pass
+
+
+@pytest.mark.parametrize("columns, where", [
+    ({"a": 1}, "'columns' must be a non-empty list"),
+    ([1, 2], "column #0: must be a mapping"),
+    ([{"name": "x", "type": "float", "lower": 0, "upper": 1, "rounding": "x"}], "column 'x': field 'rounding' must be"),
+    ([{"name": "x", "type": "float", "lower": "one", "upper": 1}], "column 'x': field 'lower' must be a finite number"),
+    ([{"name": "c", "type": "categorical", "categories": "cauc"}],
+     "column 'c': field 'categories' must be a non-empty"),
+    ([{"name": "c", "type": "categorical", "categories": ["a"], "nullable": "maybe"}],
+     "column 'c': field 'nullable' must be true or false"),
+    ([{"name": "d", "type": "datetime", "lower": "2016-13-45", "upper": "2017-01-01"}], "field 'lower' must be an ISO"),
+])
+def test_malformed_schema_fields_are_named(columns, where):
+    with pytest.raises(SchemaError, match=where.replace("(", r"\(")):
+        Schema.from_dict({"columns": columns})
+
+
+def test_iso_date_bounds_still_load():
+    s = Schema.from_dict({"columns": [{"name": "d", "type": "datetime", "lower": "2016-04-11", "upper": "2016-04-12"}]})
+    assert s["d"].upper - s["d"].lower == 86400

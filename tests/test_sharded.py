@@ -134,6 +134,21 @@ def test_parquet_partitions_are_read_by_the_workers_only(client, data, tmp_path,
     np.testing.assert_array_equal(got, single_process(parts, cand, enc, 1))
 
 
+def test_a_group_split_over_parquet_files_is_refused(client, data, tmp_path):
+    """Privacy hardening #6: a user spread over P partitions would contribute up to √P to the vote sum."""
+    parts, _ = data
+    enc = TableEncoder(SCHEMA, exclude=("income",))
+    for i, p in enumerate(parts):
+        p.to_parquet(tmp_path / f"part-{i}.parquet")
+    with ShardedVoter(client, str(tmp_path), enc, voter="numpy", label_column="income", group_column="user"):
+        pass  # every user in one file: accepted
+    leak = parts[1].head(3).assign(user=parts[0]["user"].iloc[0])  # rows of a user of part 0 in another file
+    leak.to_parquet(tmp_path / "part-9.parquet")
+    with pytest.raises(ValueError, match="more than one partition") as e:
+        ShardedVoter(client, str(tmp_path), enc, voter="numpy", label_column="income", group_column="user")
+    assert str(parts[0]["user"].iloc[0]) not in str(e.value)
+
+
 @pytest.mark.parametrize("mode", ["partitions", "codes"])
 def test_evolution_with_sharded_votes_equals_the_local_run(client, mode):
     """The vote_fn hook, class-conditional: same seeds and (test-only) noise seed give the same run,

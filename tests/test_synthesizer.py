@@ -33,7 +33,7 @@ def test_fit_sample_pandas_round_trip(adult, tmp_path):
     assert any("label" in w for w in whats) and any("vote" in w for w in whats)
     syn.save(tmp_path / "model")
     again = PESynthesizer.load(tmp_path / "model")
-    assert again.sample(100, seed=3).equals(syn.sample(100, seed=3))
+    assert again.sample(5000, seed=3).equals(syn.sample(5000, seed=3))  # repeats are varied: the genome is saved too
     assert again.privacy_report()["epsilon"] == pytest.approx(1.0, rel=1e-6)
 
 

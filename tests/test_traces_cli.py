@@ -33,8 +33,9 @@ def test_synth_csv_writes_valid_flows_and_privacy_report(flows_csv, tmp_path, ca
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     syn = read_netflow_csv(out)
-    assert len(syn) == 400 and flow_validity(syn).all()
-    rep = json.loads((tmp_path / "synth.csv.privacy.json").read_text())
+    assert len(syn) >= 50 and flow_validity(syn).all()  # size: a noisy count (privacy hardening #1)
+    rep = json.loads((tmp_path / "synth.privacy.json").read_text())
+    assert any(r["what"].startswith("record count") for r in rep["releases"])
     assert rep["epsilon"] <= 2.0 + 1e-6 and rep["delta"] == 1e-5
     assert rep["public_inputs"]["unit"] == "flow" and summary["epsilon"] == pytest.approx(rep["epsilon"])
     assert gdp_epsilon(rep["mu"], 1e-5) == pytest.approx(rep["epsilon"])
@@ -60,7 +61,7 @@ def test_synth_from_pcap_to_pcap_packet_level(tmp_path):
                "--time-window", str(np.floor(t0)), str(np.ceil(t1)), "--out", str(out), "-q", *SMALL])
     assert rc == 0
     back = read_pcap(out)
-    assert len(back) == len(pk)
+    assert len(back) >= 50  # a noisy count of packets (privacy hardening #1)
     assert (back["ts"] / 1e6 >= np.floor(t0)).all() and (back["ts"] / 1e6 <= np.ceil(t1)).all()
 
 
@@ -80,10 +81,10 @@ def test_resume_reuses_released_histograms(flows_csv, tmp_path, monkeypatch):
     args = ["traces", "synth", str(flows_csv), "--epsilon", "2", "--time-window", *WINDOW, "-q", *SMALL,
             "--checkpoint", str(ck)]
     assert main(args + ["--out", str(tmp_path / "a.csv")]) == 0
-    first = json.loads((tmp_path / "a.csv.privacy.json").read_text())
+    first = json.loads((tmp_path / "a.privacy.json").read_text())
     # resuming a finished run re-votes nothing and reports the same budget
     assert main(args + ["--out", str(tmp_path / "b.csv"), "--resume"]) == 0
-    second = json.loads((tmp_path / "b.csv.privacy.json").read_text())
+    second = json.loads((tmp_path / "b.privacy.json").read_text())
     assert second["n_releases"] == first["n_releases"] and second["epsilon"] == pytest.approx(first["epsilon"])
     a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
     assert a.equals(b)
@@ -94,4 +95,30 @@ def test_resume_reuses_released_histograms(flows_csv, tmp_path, monkeypatch):
 def test_simulate_command(tmp_path):
     out = tmp_path / "sim.csv"
     assert main(["traces", "simulate", "--n", "300", "--time-window", *WINDOW, "--out", str(out), "-q"]) == 0
+    assert flow_validity(read_netflow_csv(out)).all()
+
+
+def test_time_window_that_misses_the_trace_is_an_error_and_a_partial_one_warns(flows_csv, tmp_path, capsys):
+    """Reliability: a --time-window that does not cover the trace never passes silently, and the message
+    says no exact count (rule 7)."""
+    from simulators.network.pipeline import TimeWindowWarning, TraceSynthConfig, synthesize_flows
+
+    base = ["traces", "synth", str(flows_csv), "--epsilon", "1", "--out", str(tmp_path / "o.csv"), "-q", *SMALL]
+    assert main(base + ["--time-window", "2020-01-01T00:00Z", "2020-01-01T01:00Z"]) == 2
+    err = capsys.readouterr().err
+    assert "--time-window" in err and "no record" in err
+    half = (T0, T0 + 1800)  # the fixture spans one hour
+    real = read_netflow_csv(flows_csv)
+    with pytest.warns(TimeWindowWarning, match="some records lie outside --time-window") as rec:
+        synthesize_flows(real, TraceSynthConfig(epsilon=1, time_window=half, iterations=2, population=40, seed=0))
+    assert not any(ch.isdigit() for ch in str(rec[0].message))
+
+
+def test_synth_reads_parquet_input(flows_csv, tmp_path):
+    """Reliability: a Parquet flow file goes through `traces synth` like its CSV."""
+    src = tmp_path / "flows.parquet"
+    pd.read_csv(flows_csv).to_parquet(src)
+    out = tmp_path / "synth.csv"
+    assert main(["traces", "synth", str(src), "--epsilon", "2", "--time-window", *WINDOW, "--out", str(out), "-q",
+                 *SMALL]) == 0
     assert flow_validity(read_netflow_csv(out)).all()

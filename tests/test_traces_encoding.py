@@ -43,11 +43,11 @@ def test_ipv4_distance_is_32_minus_longest_common_prefix():
     assert d[1] < d[2] < d[3] < d[4]
 
 
-def test_ip_parsing_accepts_ints_and_dotted_quads_and_names_bad_rows():
+def test_ip_parsing_accepts_ints_and_dotted_quads_and_names_the_column():
     assert ip_to_uint32(["192.168.0.1", "0.0.0.0"]).tolist() == [3232235521, 0]
     assert ip_to_uint32(np.array([3232235521, 1])).tolist() == [3232235521, 1]
     assert uint32_to_ip(np.array([3232235521])).tolist() == ["192.168.0.1"]
-    with pytest.raises(ValueError, match="srcip.*row 1"):
+    with pytest.raises(ValueError, match="column 'srcip': some values are not IPv4"):
         ip_to_uint32(["1.2.3.4", "1.2.3.400"], "srcip")
 
 
@@ -66,7 +66,7 @@ def test_port_distance_orders_equal_same_class_other_class():
     assert d[2] == 6 and d[4] == 6  # ephemeral or registered: another class
     e = _port_dist([51000], [53000, 80], 1)[0]
     assert e[0] < e[1]  # two client ports are closer than a client port and a service
-    with pytest.raises(ValueError, match="dstport.*row 0"):
+    with pytest.raises(ValueError, match="column 'dstport': some values are not ports"):
         encode_port([70000], "dstport")
 
 
@@ -120,12 +120,12 @@ def test_protocol_and_flags_codes():
     p, kind = encode_protocol(["TCP", "udp", "1", 6])
     assert kind == CAT and p.tolist() == [6, 17, 1, 6]
     assert number_to_proto(np.array([6, 17, 1])).tolist() == ["TCP", "UDP", "ICMP"]
-    with pytest.raises(ValueError, match="unknown protocol"):
+    with pytest.raises(ValueError, match="not IP protocols"):
         encode_protocol(["TCPX"])
     f, kind = encode_tcp_flags([".AP.SF", "......", "UAPRSF"])
     assert kind == CAT and f.tolist() == [0x1B, 0, 0x3F]
     assert (flags_to_mask(mask_to_flags(np.arange(64))) == np.arange(64)).all()
-    with pytest.raises(ValueError, match="flags.*row 0"):
+    with pytest.raises(ValueError, match="column 'flags': some values are not nfdump"):
         flags_to_mask(["SA"])
 
 
@@ -145,3 +145,21 @@ def test_flow_encoder_shape_metric_and_weights():
         _ = FlowEncoder((0, 1), weights={"bogus": 1}).metric
     with pytest.raises(ValueError, match="lack columns"):
         enc.encode(df.drop(columns="pkt"))
+
+
+@pytest.mark.parametrize("column, secret", [("srcip", "Alice-Smith-HIV+"), ("proto", "Alice-Smith-HIV+"),
+                                            ("flags", "Alice-Smith-HIV+"), ("dstport", "987654321")])
+def test_parse_errors_name_the_column_but_no_value_row_or_count(column, secret):
+    """Privacy hardening #5 (rule 7): a bad private value is never echoed, nor its row or how many."""
+    from simulators.network.encoder import flags_to_mask, proto_to_number
+
+    good = {"srcip": "10.0.0.1", "proto": "TCP", "flags": ".A....", "dstport": "80"}[column]
+    values = [good] * 1236 + [secret] + [good] * 7
+    parse = {"srcip": lambda v: ip_to_uint32(v, "srcip"), "proto": lambda v: proto_to_number(v, "proto"),
+             "flags": lambda v: flags_to_mask(v, "flags"),
+             "dstport": lambda v: encode_port(pd.to_numeric(pd.Series(v)).to_numpy(), "dstport")}[column]
+    with pytest.raises(ValueError) as e:
+        parse(values)
+    msg = str(e.value)
+    assert f"'{column}'" in msg
+    assert secret not in msg and "1236" not in msg and "row" not in msg and " 1 " not in msg

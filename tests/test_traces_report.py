@@ -190,7 +190,7 @@ def test_synth_report_has_ledger_evolution_and_the_warning(flows_csv, tmp_path, 
     page = rep.read_text()
     assert {"Privacy ledger", "Evolution", "Distributions"} <= set(_sections(page))
     assert html.escape(PRIVATE_WARNING) in page
-    ledger = json.loads((tmp_path / "synth.csv.privacy.json").read_text())
+    ledger = json.loads((tmp_path / "synth.privacy.json").read_text())
     assert _cards(page)["epsilon / delta"].startswith(f"{ledger['epsilon']:.3g} /")
 
     # evaluate picks the ledger and the history up from beside SYNTH (synth wrote both) ...
@@ -199,7 +199,7 @@ def test_synth_report_has_ledger_evolution_and_the_warning(flows_csv, tmp_path, 
     page2 = rep2.read_text()
     assert "Privacy ledger" in _sections(page2) and "Evolution" in _sections(page2)
     # ... and without the history file there is no evolution section
-    (tmp_path / "synth.csv.history.json").unlink()
+    (tmp_path / "synth.history.json").unlink()
     assert main(["traces", "evaluate", str(flows_csv), str(out), "--report", str(rep2), "-q"]) == 0
     assert "Evolution" not in _sections(rep2.read_text())
     assert html.escape(PRIVATE_WARNING) in page2

@@ -135,3 +135,17 @@ def test_spread_keeps_validity_and_window(sim):
     assert flow_validity(out).all()
     assert out["ts"].nunique() > 100  # duplicates of one candidate became distinct records
     assert out["srcip"].nunique() == 1  # addresses are kept: they carry the released structure
+
+
+def test_expanded_packets_stay_inside_the_public_window():
+    """Issue 17: packets of flows that would outlast the window are compressed into it."""
+    from simulators.network.packets import expand_flows
+
+    window = (1.6e9, 1.6e9 + 120)
+    flows = FlowSimulator(window).random(300, rng=np.random.default_rng(0)).samples
+    flows["td"] = 500.0  # every flow would run far past the end
+    flows.loc[flows["pkt"] == 1, "td"] = 0.0
+    pk = expand_flows(flows, np.random.default_rng(1), window=window)
+    t = pk["ts"].to_numpy() / 1e6
+    assert ((t >= window[0]) & (t <= window[1])).all()
+    assert len(pk) == flows["pkt"].sum()

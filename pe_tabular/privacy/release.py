@@ -8,7 +8,11 @@ tries, votes — releases through :meth:`ReleasePath.release`, which does, in th
 2. refuse, before any private data is read, a release the ledger's privacy filter cannot afford;
 3. compute the exact counts (the only step that reads private data);
 4. charge the ledger (the entry carries the histogram size, a public domain size);
-5. draw Gaussian noise from the CSPRNG-seeded source (rule 3) and add it;
+5. draw Gaussian noise from the CSPRNG-seeded source (rule 3), add it, and snap the sum to a grid of
+   2^(⌊log2 σ⌋ − 12) (:func:`snap`): float64 Gaussian samples do not cover the reals evenly, and
+   Mironov (CCS 2012) showed that the low-order bits of ``x + noise`` can reveal x; rounding to a
+   public grid far coarser than a float's resolution (and finer than σ/4096, so no quality cost) removes
+   that channel;
 6. save the noisy values to the checkpoint at once — they are a release, so a checkpoint holding them
    is as private as the output and no more.
 
@@ -26,8 +30,21 @@ import numpy as np
 from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.privacy.ledger import BudgetExceeded, Ledger, Release
 from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.units import PoissonSample
 
 Counts = np.ndarray | Callable[[], np.ndarray]
+
+
+SNAP_BITS = 12  # the grid lies in (σ/2^13, σ/2^12] (a power of two, so its multiples are exact floats)
+
+
+def snap(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """Round released values to the power-of-two grid 2^(⌊log2 σ⌋ − SNAP_BITS) (a function of σ only,
+    so public); σ = 0 (no privacy) is left alone."""
+    if not sigma > 0 or not np.isfinite(sigma):
+        return noisy
+    grid = 2.0 ** (np.floor(np.log2(sigma)) - SNAP_BITS)
+    return np.round(noisy / grid) * grid
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,13 @@ class Spec:
     ``size``       the size recorded in the ledger; None records the histogram's length, which is right
                    only when the domain is public. A histogram over the values found in the data (a
                    thresholded release) must pass 0: its length counts distinct private values.
+    ``threshold``  makes it a sparse (thresholded) release — the Gaussian sparse-histogram mechanism: the
+                   first ``public_cells`` cells (public keys) are always released; any later cell (a key
+                   found in the private data) only if its noisy count clears ``threshold``. Suppressed cells
+                   come back as −inf, and neither they nor the number of cells reach the ledger or the
+                   checkpoint (only the released cells' positions and values are saved).
+    ``sampling_rate`` q < 1: the counts are computed on a Poisson subsample of the units at rate q (use
+                   :meth:`ReleasePath.release_subsampled`, which draws the sample); accounted by PLD.
     """
 
     key: str
@@ -54,6 +78,13 @@ class Spec:
     stream: tuple[int, ...] = (0, 0)
     extra_delta: float = 0.0
     size: int | None = None
+    threshold: float | None = None
+    public_cells: int = 0
+    sampling_rate: float = 1.0
+
+    @property
+    def thresholded(self) -> bool:
+        return self.threshold is not None
 
 
 @dataclass
@@ -73,19 +104,39 @@ class ReleasePath:
         if self.checkpoint is not None and (saved := self.checkpoint.load_release(spec.key)) is not None:
             values, rel = saved
             self.ledger.releases.append(rel)
+            if spec.thresholded:  # rebuild the vector: its length is read again from the data, nothing released
+                exact = np.asarray(counts() if callable(counts) else counts, dtype=np.float64)
+                full = np.full(exact.shape, -np.inf)
+                index, kept = values
+                full[index.astype(np.int64)] = kept
+                values = full
             return values, rel
-        if not self.ledger.can_afford(spec.sigma, spec.sensitivity):
+        if not self.ledger.can_afford(spec.sigma, spec.sensitivity, spec.sampling_rate):
             raise BudgetExceeded(
                 f"release '{spec.what}' (sigma={spec.sigma:g}, sensitivity={spec.sensitivity:g}) exceeds the "
                 f"remaining budget (mu^2 left {self.ledger.remaining_rho():.4g}); raise --epsilon or lower "
                 "--iterations")
         exact = np.asarray(counts() if callable(counts) else counts, dtype=np.float64)
-        size = exact.size if spec.size is None else spec.size
-        rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta)
-        noisy = exact + self.noise.gaussian(exact.shape, spec.sigma, spec.stream)
+        size = spec.public_cells if spec.thresholded else (exact.size if spec.size is None else spec.size)
+        rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta,
+                                 spec.sampling_rate)
+        noisy = snap(exact + self.noise.gaussian(exact.shape, spec.sigma, spec.stream), spec.sigma)
+        if spec.thresholded:
+            private = np.arange(noisy.size) >= spec.public_cells
+            noisy = np.where(private & ~(noisy > spec.threshold), -np.inf, noisy)
         if self.checkpoint is not None:
-            self.checkpoint.save_release(spec.key, noisy, rel, self.ledger)
+            kept = np.flatnonzero(np.isfinite(noisy)) if spec.thresholded else None
+            self.checkpoint.save_release(spec.key, noisy if kept is None else noisy[kept], rel, self.ledger, kept)
         return noisy, rel
+
+    def release_subsampled(self, spec: Spec, counts: Callable[[PoissonSample | None], np.ndarray]) -> np.ndarray:
+        """A release whose counts are computed on a Poisson subsample at ``spec.sampling_rate``:
+        ``counts(sample)`` gets the sample (None when q = 1), e.g. ``lambda s: source.sum(fn, sample=s)``.
+        The sample's seed comes from the privacy noise source for ``spec.stream`` (rule 3), so the rate
+        charged and the rate used are one value."""
+        q = spec.sampling_rate
+        sample = PoissonSample.secret(q, self.noise, spec.stream) if q < 1.0 else None
+        return self.release(spec, lambda: counts(sample))
 
 
 def release_count(path: ReleasePath, spec: Spec, count: Callable[[], int]) -> float:

@@ -46,6 +46,7 @@ from scipy.stats import norm
 
 from pe_tabular.privacy.accountant import AccountingError, schedule_sigmas
 from pe_tabular.privacy.ledger import Ledger, Release
+from pe_tabular.privacy.subsampling import sigma_for_epsilon_subsampled
 
 log = logging.getLogger(__name__)
 BUDGET_NAMES = ("uniform", "geometric", "adaptive")
@@ -69,12 +70,13 @@ class Scheduled:
     sigmas: tuple[float, ...]
     name: str = "fixed"
     sensitivity: float = 1.0
+    sampling_rate: float = 1.0  # votes on a Poisson subsample at this rate (see privacy.subsampling)
 
     def next_sigma(self, t: int, ledger: Ledger, history: list[dict[str, Any]]) -> float | None:
         if t < 1 or t > len(self.sigmas):
             return None
         sigma = self.sigmas[t - 1]
-        if not ledger.can_afford(sigma, self.sensitivity):
+        if not ledger.can_afford(sigma, self.sensitivity, self.sampling_rate):
             log.warning("%s budget schedule: vote %d (sigma=%.4g) does not fit in the remaining budget "
                         "(mu^2 left %.4g); stopping early", self.name, t, sigma, ledger.remaining_rho())
             return None
@@ -97,6 +99,15 @@ def uniform(mu: float, iterations: int, sensitivity: float = 1.0) -> Scheduled:
 def fixed(sigmas: tuple[float, ...] | list[float], sensitivity: float = 1.0) -> Scheduled:
     """A schedule given as explicit σ_t (e.g. from ``pe-tabular privacy sigma``)."""
     return Scheduled(tuple(float(s) for s in sigmas), "fixed", sensitivity)
+
+
+def subsampled(epsilon: float, delta: float, iterations: int, sampling_rate: float, sensitivity: float = 1.0,
+               spent: tuple[tuple[float, float], ...] = ()) -> Scheduled:
+    """Equal σ for every vote, each vote on a Poisson subsample at ``sampling_rate``: the σ whose PLD
+    composition with the ``spent`` releases ((σ/Δ, q) each, e.g. marginals) reaches (ε, δ). A fixed
+    schedule, as PLD composition requires (see :mod:`pe_tabular.privacy.subsampling`)."""
+    sigma = sigma_for_epsilon_subsampled(epsilon, delta, iterations, sampling_rate, sensitivity, spent)
+    return Scheduled((sigma,) * iterations, "subsampled", sensitivity, float(sampling_rate))
 
 
 def geometric_weights(iterations: int, ratio: float) -> list[float]:

@@ -46,7 +46,9 @@ def privacy_section(ledger: Mapping[str, Any]) -> Section:
                                     caption="Public inputs (read without privacy cost)"),
                          table_html((header, rows), caption="Every Gaussian release on private data")]
     text = ("The run is (epsilon, delta)-DP for the whole pipeline: the Gaussian releases below compose to mu-GDP with "
-            "mu = sqrt(sum (sensitivity/sigma)^2). Nothing else was read from the private data.")
+            "mu = sqrt(sum (sensitivity/sigma)^2). Every output of the run is computed from these releases and the "
+            "public inputs only; the exceptions are run time (labelled in the sidecars: not covered by the guarantee) "
+            "and input validation, whose errors name columns and problems, never values, rows or counts.")
     return html_section("Privacy ledger", tables=tables, text=text)
 
 

@@ -20,8 +20,10 @@ from pe_tabular.cli_support import (
     delta_arg,
     emit,
     epsilon_arg,
+    ledger_path,
     positive_float,
     positive_int,
+    refuse_overwriting_inputs,
 )
 from pe_tabular.io_utils import atomic_write_json
 from pe_tabular.privacy.accountant import gdp_mu
@@ -39,6 +41,10 @@ def _int_list(s: str) -> int | list[int]:
     if min(vals) < 1:
         raise argparse.ArgumentTypeError(f"--population sizes must be >= 1, got {s!r}")
     return vals[0] if len(vals) == 1 else vals
+
+
+def add_encoding_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encoding", default="utf-8", help="text encoding of CSV inputs (e.g. latin-1, cp1252)")
 
 
 def add_privacy_flags(p: argparse.ArgumentParser) -> None:
@@ -96,7 +102,10 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
         bars.close()
         if syn.vote_fn is not None and hasattr(syn.vote_fn, "close"):
             syn.vote_fn.close()  # shut a local Dask cluster down
-    return syn, syn.sample(args.samples)  # default: the released noisy row count, never len(df)
+    from pe_tabular.progress import stage
+
+    with stage("sampling the synthetic rows", not quiet):
+        return syn, syn.sample(args.samples)  # default: the released noisy row count, never len(df)
 
 
 def _vote_fn(args: argparse.Namespace) -> Any:
@@ -109,14 +118,16 @@ def _vote_fn(args: argparse.Namespace) -> Any:
 
 def _synth(args: argparse.Namespace) -> int:
     out = check_out(args.out)
+    refuse_overwriting_inputs([out, ledger_path(out), Path(f"{out.with_suffix('')}.report.html")],
+                              [args.data, args.schema])
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
     schema = Schema.load(args.schema)
-    df = read_table(args.data)
+    df = read_table(args.data, encoding=args.encoding)
     t0 = time.time()
     syn, synth = run_synth(df, schema, args, args.quiet or args.json)
-    write_table(synth, out)
-    privacy_path = out.with_suffix(".privacy.json")
+    write_table(synth, out, progress=not (args.quiet or args.json))
+    privacy_path = ledger_path(out)
     report = syn.privacy_report()
     report["wall_seconds"] = time.time() - t0
     atomic_write_json(privacy_path, report)
@@ -160,7 +171,8 @@ def _parse_types(s: str | None, columns: list[str], required: bool) -> dict[str,
 def _schema_infer(args: argparse.Namespace) -> int:
     from pe_tabular.tables.schema import describe
 
-    df = read_table(args.data)
+    refuse_overwriting_inputs([args.out], [args.data])
+    df = read_table(args.data, encoding=args.encoding)
     quiet = args.quiet or args.json
     types = _parse_types(args.types, list(df.columns), required=args.dp_epsilon is not None)
     if args.dp_epsilon is not None:
@@ -199,9 +211,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from pe_tabular.tables.schema import validate
 
     schema = Schema.load(args.schema)
-    real = validate(read_table(args.real, "REAL"), schema, "drop")
-    synth = validate(read_table(args.synth, "SYNTH"), schema, "drop")
-    test = validate(read_table(args.test, "--test"), schema, "drop") if args.test else None
+    real = validate(read_table(args.real, "REAL", args.encoding), schema, "drop")
+    synth = validate(read_table(args.synth, "SYNTH", args.encoding), schema, "drop")
+    test = validate(read_table(args.test, "--test", args.encoding), schema, "drop") if args.test else None
     target = args.target or schema.label
     if test is not None and target is None:
         raise UsageError("--test needs --target COLUMN (or a schema with a label)")
@@ -246,7 +258,7 @@ def _demo(args: argparse.Namespace) -> int:
     train, test = load_adult("train"), load_adult("test")
     quiet = args.quiet or args.json
     if not quiet:
-        print(f"demo: UCI Adult (CC BY 4.0), {len(train)} private rows, epsilon={args.epsilon}, delta={args.delta}",
+        print(f"demo: UCI Adult (CC BY 4.0, built in) as the private table, epsilon={args.epsilon}, delta={args.delta}",
               file=sys.stderr)
     ns = argparse.Namespace(epsilon=args.epsilon, delta=args.delta, iterations=None, population=None, k=None,
                             samples=None, seed=args.seed, checkpoint=None, resume=False, voter="auto",
@@ -279,7 +291,8 @@ def add_parser(sub: Any) -> None:
                        epilog="examples:\n  pe-tabular synth adult.csv --schema s.json --epsilon 1 --out synth.csv\n"
                               "  pe-tabular synth data.parquet --schema s.json --checkpoint ck --out s.parquet\n"
                               "  pe-tabular synth data.csv --schema s.json --checkpoint ck --resume --out s.csv")
-    p.add_argument("data", help="private table (.csv or .parquet)")
+    p.add_argument("data", help="private table (.csv, .csv.gz or .parquet)")
+    add_encoding_flag(p)
     p.add_argument("--schema", required=True, help="public schema (JSON/YAML; see `pe-tabular schema infer`)")
     p.add_argument("--out", required=True, help="synthetic table (.csv or .parquet); OUT.privacy.json beside it")
     add_privacy_flags(p)
@@ -314,6 +327,7 @@ def add_parser(sub: Any) -> None:
                       epilog="examples:\n  pe-tabular schema infer public.csv --label income --out schema.json\n"
                              "  pe-tabular schema infer private.csv --dp-epsilon 0.1 --types a=integer,b=categorical")
     i.add_argument("data")
+    add_encoding_flag(i)
     i.add_argument("--out", help="write here instead of stdout")
     i.add_argument("--label")
     i.add_argument("--dp-epsilon", type=positive_float("--dp-epsilon"), help="estimate from PRIVATE data with DP")
@@ -329,6 +343,7 @@ def add_parser(sub: Any) -> None:
                               "  pe-tabular evaluate real.csv synth.csv --schema s.json --test t.csv --target y --json")
     e.add_argument("real")
     e.add_argument("synth")
+    add_encoding_flag(e)
     e.add_argument("--schema", required=True)
     e.add_argument("--test")
     e.add_argument("--target")

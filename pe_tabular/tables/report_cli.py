@@ -22,6 +22,7 @@ from pe_tabular.cli_support import (
     emit,
     read_history,
     read_json,
+    refuse_overwriting_inputs,
 )
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,12 @@ def _report(args: argparse.Namespace) -> int:
     from pe_tabular.tables.schema import Schema, validate
 
     out = check_html_out(args.out)
+    refuse_overwriting_inputs([out], [args.real, args.synth, args.schema, args.test, args.ledger, args.history])
     schema = Schema.load(args.schema)
     ledger = load_ledger(args)
     history = read_history(args.history)
     def load(path: str, flag: str) -> Any:
-        raw = read_table(path, flag)
+        raw = read_table(path, flag, args.encoding)
         df = validate(raw, schema, "drop")
         if len(df) < len(raw):  # no counts in a log (privacy rule 7); the columns are named by validate's warnings
             log.warning("%s %s: some rows do not fit the schema and are left out of the report", flag, path)
@@ -96,6 +98,7 @@ def add_parser(sub: Any) -> None:
                "`pe-tabular demo` write the same report directly (with the evolution curves).")
     p.add_argument("real", help="the real (private) training table, .csv or .parquet")
     p.add_argument("synth", help="the synthetic table, .csv or .parquet")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of CSV inputs (e.g. latin-1)")
     p.add_argument("--schema", required=True, help="the public schema the synthetic data was made with")
     p.add_argument("--test", help="a real holdout table: enables TSTR and the distance-to-closest-record check")
     p.add_argument("--target", help="class column for TSTR (default: the schema's label)")

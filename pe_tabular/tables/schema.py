@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.io_utils import atomic_write_text
+from pe_tabular.tables.errors import SchemaError
+from pe_tabular.tables.schema_file import check_schema_dict
 
 CATEGORICAL_TYPES = {"categorical", "boolean", "protocol", "tcp_flags"}
 NUMERIC_TYPES = {"integer", "float", "datetime", "port", "timestamp", "duration", "count", "ipv4"}
@@ -25,8 +28,6 @@ TYPES = CATEGORICAL_TYPES | NUMERIC_TYPES
 INTEGER_TYPES = {"integer", "port", "count", "ipv4", "timestamp"}
 
 
-class SchemaError(ValueError):
-    """A malformed schema; the message names the column and the fix."""
 
 
 class ValidationError(ValueError):
@@ -159,8 +160,7 @@ class Schema:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Schema:
-        if not isinstance(d, dict) or "columns" not in d:
-            raise SchemaError("a schema must be a mapping with a 'columns' list")
+        check_schema_dict(d)  # the declared shape first: errors name the column and field
         extra = set(d) - {"columns", "label", "label_shares", "description", "dp_cost", "meta"}
         if extra:
             raise SchemaError(f"unknown top-level schema keys {sorted(extra)}")
@@ -402,6 +402,10 @@ def describe(schema: Schema) -> list[str]:
 # validation of private input
 
 
+class DroppedColumnsWarning(UserWarning):
+    """Columns of the data that the schema does not name (they are left out; the message names them)."""
+
+
 class InvalidRowsWarning(UserWarning):
     """Rows that do not fit the schema were dropped (by --on-invalid drop/clip); names the column only."""
 
@@ -429,6 +433,11 @@ def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
     if missing:
         raise ValidationError(f"columns {missing} are in the schema but not in the private data; fix the header "
                               "or the schema")
+    extra = [c for c in cols if c not in schema.names]
+    if extra:  # never silently: the user may have forgotten them in the schema
+        warnings.warn(DroppedColumnsWarning(f"columns {extra} of the data are not in the schema and are left out "
+                                            "of the synthetic data; add them to the schema to synthesize them"),
+                      stacklevel=2)
     df = df[schema.names].reset_index(drop=True)
     bad_any = np.zeros(len(df), dtype=bool)
     out = {}
@@ -484,8 +493,6 @@ def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
         raise ValidationError(f"private data does not fit the schema: {msg}")
     res = pd.DataFrame(out)
     if bad_any.any():
-        import warnings
-
         for name, m in problems:
             warnings.warn(InvalidRowsWarning(f"--on-invalid {on_invalid}: rows dropped in column {name!r}: "
                                              f"{m.split(';')[0]}"), stacklevel=2)

@@ -97,7 +97,8 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
             # [null cell (a public key), the observed values]; the number of distinct private values is not
             # recorded (size 0) and only values clearing τ are ever used
             noisy = path.release(Spec(f"schema_{j:03d}", f"thresholded category histogram of {name!r}", sigma_cat,
-                                      iteration=-1, stream=(-1, j), extra_delta=delta_t, size=0),
+                                      iteration=-1, stream=(-1, j), extra_delta=delta_t, threshold=tau,
+                                      public_cells=1),
                                  lambda vc=vc, nc=null_count: np.concatenate([[nc], vc.to_numpy(float)]))
             cats = category_order(vc.index[noisy[1:] > tau].tolist())
             if type_ == "boolean":

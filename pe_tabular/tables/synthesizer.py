@@ -466,6 +466,8 @@ class PESynthesizer:
         if res.population.label is not None:
             meta["label"] = res.population.label.astype(str)
         atomic_write(d / "meta.parquet", lambda t: meta.to_parquet(t, index=False))
+        if isinstance(res.population.genome, np.ndarray):  # the generator's own codes (bins): vary() reads them
+            atomic_write_npz(d / "genome.npz", {"genome": res.population.genome})
         res.ledger.save(d / "ledger.json")
         if self.schema_ is not self.schema_given_:  # the DP resolution (released bins): sample() needs it
             self.schema_.save(d / "resolved_schema.json")
@@ -496,8 +498,12 @@ class PESynthesizer:
             params.pop("backend", None)
         syn = cls(schema, **{**params, **runtime})
         meta = pd.read_parquet(d / "meta.parquet")
+        genome = None
+        if (d / "genome.npz").exists():
+            with np.load(d / "genome.npz", allow_pickle=False) as z:
+                genome = z["genome"].copy()
         pop = Population(pd.read_parquet(d / "population.parquet"), meta["source"].to_numpy(object),
-                         np.full(len(meta), -1, np.int64), None,
+                         np.full(len(meta), -1, np.int64), genome,
                          meta["label"].to_numpy(object) if "label" in meta else None)
         led = Ledger.load(d / "ledger.json")
         syn.result = EvolutionResult(pop, meta["weight"].to_numpy(float), led, st.get("history", []))

@@ -92,12 +92,19 @@ def class_conditional_nearest(
     concatenated per-class histograms (parallel composition)."""
     if private_labels is None:
         return nearest_fn(private, candidates, metric, k=k, **kw)
+    # checked on the CANDIDATES' classes (public), before looking at the private labels: whether the run
+    # fails must not depend on which classes private rows hold (privacy rule 6/7)
+    classes, sizes = np.unique(candidate_labels, return_counts=True)
+    if sizes.size and sizes.min() < k:
+        raise ValueError(f"a class has fewer than k={k} candidates; every class needs at least k (raise "
+                         "--population, or lower --k)")
     out = np.empty((private.shape[0], k), dtype=np.int64)
-    for lab in np.unique(private_labels):
+    for lab in classes:
         prow = np.flatnonzero(private_labels == lab)
+        if prow.size == 0:
+            continue
         cidx = np.flatnonzero(candidate_labels == lab)
-        if cidx.size < k:
-            raise ValueError(f"class {lab!r} has {cidx.size} candidates, fewer than k={k}; "
-                             "raise --population or make the class share public")
         out[prow] = cidx[nearest_fn(private[prow], candidates[cidx], metric, k=k, **kw)]
+    if not np.isin(private_labels, classes).all():
+        raise ValueError("a private label is not among the declared classes; declare every class in the schema")
     return out

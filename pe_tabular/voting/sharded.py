@@ -84,6 +84,15 @@ def _n_rows(shard: _Shard) -> int:
     return int(shard.codes.shape[0])
 
 
+def _group_digests(shard: _Shard, salt: str) -> np.ndarray:
+    """Salted 64-bit hashes of the shard's distinct group ids: enough for the coordinator to check that
+    no group spans two partitions, without group ids (addresses, user ids) leaving the worker."""
+    if shard.groups is None or len(shard.groups) == 0:
+        return np.zeros(0, np.uint64)
+    ids = pd.unique(pd.Series(shard.groups).astype(str)).astype(object)
+    return np.unique(pd.util.hash_array(ids, hash_key=salt, categorize=False))
+
+
 def _label_counts(shard: _Shard, classes: list[Any]) -> np.ndarray:
     idx = {c: i for i, c in enumerate(classes)}
     unknown = set(np.unique(shard.labels).tolist()) - set(idx)
@@ -170,10 +179,22 @@ class ShardedVoter:
             self._shards.append(self.client.submit(load, src, encoder, self.label_column, self.group_column,
                                                    workers=[w], allow_other_workers=False, pure=False,
                                                    key=f"pe-private-shard-{self._token}-{i}"))
+        if self.group_column:
+            self._check_groups_unsplit()
         self.sizes = [int(x) for x in self._fetch(self._submit_all(_n_rows))]
         self.private = RemotePrivate(sum(self.sizes), len(self.sizes))
-        log.info("private data: %d rows in %d partitions on %d workers", self.private.n_rows, len(self.sizes),
-                 len(set(self._workers)))
+        log.info("private data: %d partitions on %d workers", len(self.sizes), len(set(self._workers)))
+
+    def _check_groups_unsplit(self) -> None:
+        """Unit-level DP needs every group in ONE partition: a group split over P partitions would be
+        normalised per part and move the summed histogram by up to √P instead of 1."""
+        salt = uuid.uuid4().hex[:16]
+        digests = self._fetch(self._submit_all(_group_digests, salt))
+        allh = np.concatenate(digests) if digests else np.zeros(0, np.uint64)
+        if allh.size != np.unique(allh).size:
+            raise ValueError(f"group_column {self.group_column!r}: a group appears in more than one partition; "
+                             "every privacy unit must sit in one file (write the Parquet dataset partitioned by "
+                             "the group column)")
 
     def _ensure_codes(self, codes: np.ndarray, labels: np.ndarray | None, groups: np.ndarray | None) -> None:
         """Send coordinator-held codes to the workers once (again only if other arrays are passed)."""
@@ -196,7 +217,7 @@ class ShardedVoter:
             self._shards.append(self.client.scatter(shard, workers=[w], hash=False))
             self.sizes.append(int(rows.size))
         self._codes_key = key
-        log.info("private codes: %d rows sent once to %d workers", n, n_parts)
+        log.info("private codes sent once to %d workers", n_parts)
 
     def _release(self) -> None:
         for f in self._shards:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,13 +18,25 @@ from pathlib import Path
 import numpy as np
 
 from pe_tabular.checkpoint import input_fingerprint
-from pe_tabular.cli_support import EXIT_OK, Formatter, UsageError, add_common, emit, positive_float
+from pe_tabular.cli_support import (
+    EXIT_OK,
+    Formatter,
+    UsageError,
+    add_common,
+    emit,
+    ledger_path,
+    positive_float,
+    refuse_overwriting_inputs,
+    timing_record,
+)
 from pe_tabular.privacy.schedules import BUDGET_NAMES
 from renderers.digits.geometry import PLACEMENTS
 from renderers.digits.io import load_images, write_mnist, write_npz
 from renderers.digits.synth import RENDERERS, DigitsConfig, GridCheckpointer, render_baseline, synthesize
 
 log = logging.getLogger("pe_tabular.digits")
+OUTPUT_FILES = ("synthetic.npz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "synthetic.privacy.json",
+                "run.json")
 _D = DigitsConfig()
 
 
@@ -54,10 +67,12 @@ def _config(args: argparse.Namespace) -> DigitsConfig:
 
 def _synth(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    out = Path(args.out)
+    # never write into the private data's folder, nor over a private file in the output folder
+    refuse_overwriting_inputs([out, *(out / f for f in OUTPUT_FILES)], [args.private])
     x, y = load_images(args.private)
     if args.n_private:
         x, y = x[:args.n_private], y[:args.n_private]
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR (the folder of the interrupted run)")
@@ -78,17 +93,19 @@ def _synth(args: argparse.Namespace) -> int:
     wall = time.time() - t0
     files = _write_output(out, res.images, res.labels, args.format, genome=res.genome,
                           source=res.source.astype(str))
-    res.ledger.save(out / "ledger.json")
+    res.ledger.save(ledger_path(out / "synthetic.npz"))
     from renderers.digits.evaluation import save_grid, save_json
 
     save_grid(out / "grids" / "final.png", res.images, res.labels, 16, rng=np.random.default_rng(0))
+    # never the number of private images (privacy rule 6): --n-private is recorded as the public cap it is
     summary = {"epsilon": res.ledger.epsilon, "delta": args.delta, "mu": res.ledger.mu, "n_images": len(res.labels),
-               "n_private": len(y), "wall_s": round(wall, 1), "files": files, "ledger": str(out / "ledger.json"),
+               "n_private_cap": args.n_private or None, "timing": timing_record(wall), "files": files,
+               "ledger": str(ledger_path(out / "synthetic.npz")),
                "label_shares": res.label_shares, "config": asdict(cfg), "seed": args.seed, "history": res.history}
     save_json(out / "run.json", summary)
     emit(args, {k: v for k, v in summary.items() if k != "history"},
          f"wrote {len(res.labels)} images to {out} in {wall:.0f}s; privacy: epsilon={res.ledger.epsilon:.4g}, "
-         f"delta={args.delta:g} (ledger: {out / 'ledger.json'})")
+         f"delta={args.delta:g} (ledger: {ledger_path(out / 'synthetic.npz')})")
     return EXIT_OK
 
 
@@ -135,9 +152,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     rec = evaluate(images, labels, test, real_train=real_train, seed=args.seed, threads=args.threads,
                    log_fn=None if args.quiet else (lambda m: log.info(m)))
     rec["synthetic"] = str(args.dir)
+    rec["reads_real_data"] = ("computed from the REAL images of --real (the test set, and the training set for the "
+                              "FD): keep this file with the private data, not with the synthetic set you share")
     d = Path(args.dir)
     if d.is_dir():
         save_json(d / "evaluation.json", rec)
+        if not (args.quiet or args.json):
+            print(f"pe-tabular: wrote {d / 'evaluation.json'}; it is computed from the REAL data of --real: remove "
+                  "it before sharing the synthetic folder", file=sys.stderr)
     fd = f", FD {rec['fd']:.2f} (own feature net; not Inception FID)" if "fd" in rec else ""
     text = f"accuracy on the real test set: {rec['acc']:.4f}{fd}"
     if report is not None:
@@ -239,7 +261,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                               "  pe-tabular digits report out1 --out out1/report.html\n"
                               "  pe-tabular digits report out1 --real ../shared/data/mnist --out out1/report.html\n\n"
                               "`pe-tabular digits evaluate DIR --report FILE.html` evaluates and writes it in one go.")
-    h.add_argument("dir", help="output folder of synth/render (synthetic.npz, ledger.json, run.json, grids/)")
+    h.add_argument("dir", help="output folder of synth/render (synthetic.npz, synthetic.privacy.json, run.json, "
+                   "grids/)")
     h.add_argument("--out", required=True, help="the .html file to write")
     h.add_argument("--real", help="folder with the real MNIST IDX files: its TEST split is shown beside the "
                                   "synthetic images (never the private training data)")

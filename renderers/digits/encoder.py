@@ -36,7 +36,7 @@ def as_float_images(samples: np.ndarray) -> np.ndarray:
     if x.ndim == 4 and 1 in (x.shape[1], x.shape[-1]):
         x = x.reshape(x.shape[0], *[s for s in x.shape[1:] if s != 1])
     if x.ndim != 3:
-        raise ValueError(f"images must have shape (n, h, w), got {x.shape}")
+        raise ValueError(f"images must have shape (n, h, w), got {x.ndim} dimensions (image shape {x.shape[1:]})")
     if x.dtype == np.uint8:
         return x.astype(np.float32) / np.float32(255.0)
     return x.astype(np.float32, copy=False)

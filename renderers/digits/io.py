@@ -45,8 +45,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     dt = _IDX_TYPES[code]
     need = int(np.prod(dims, dtype=np.int64)) * dt.itemsize
     if len(raw) - header != need:
-        raise ValueError(f"{path}: header says shape {dims} ({need} bytes) but the file holds "
-                         f"{len(raw) - header} data bytes; the file is truncated or corrupt")
+        # no sizes in the message: the first dimension is the number of (private) images
+        raise ValueError(f"{path}: the file holds fewer or more data bytes than its header says; it is truncated "
+                         "or corrupt")
     return np.frombuffer(raw, dtype=dt, offset=header).reshape(dims).astype(dt.newbyteorder("="))
 
 
@@ -92,7 +93,8 @@ def load_mnist(directory: str | Path, split: str = "train") -> tuple[np.ndarray,
     ip, lp = mnist_paths(directory, split)
     x, y = read_idx(ip), read_idx(lp)
     if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-        raise ValueError(f"{ip} / {lp}: expected images (n, h, w) and labels (n,), got {x.shape} and {y.shape}")
+        raise ValueError(f"{ip} / {lp}: expected images (n, h, w) and as many labels (n,); got {x.ndim}-d images "
+                         f"{'and as many' if len(x) == len(y) else 'and a different number of'} {y.ndim}-d labels")
     return x.astype(np.uint8, copy=False), y.astype(np.int64)
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from pe_tabular.cli_support import ledger_path
 from pe_tabular.report import (
     REAL_COLOR,
     SYNTH_COLOR,
@@ -63,6 +64,13 @@ class DigitsRun:
     run: dict[str, Any] | None = None
     evaluation: dict[str, Any] | None = None
     grids: list[tuple[str, Path]] = field(default_factory=list)  # (caption, png) in iteration order
+
+
+def _ledger_file(run_dir: Path) -> Path:
+    """The run's ledger: ``synthetic.privacy.json`` (the one naming of every wing), or the ``ledger.json`` of
+    runs made before that naming."""
+    new = ledger_path(run_dir / "synthetic.npz")
+    return new if new.exists() or not (run_dir / "ledger.json").exists() else run_dir / "ledger.json"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -107,7 +115,7 @@ def load_run(directory: str | os.PathLike) -> DigitsRun:
         raise ValueError(f"DIR {p} holds no images")
     if not p.is_dir():  # a bare .npz: its neighbours may belong to another run, so none are read
         return DigitsRun(p, images, labels, source)
-    return DigitsRun(p, images, labels, source, ledger=_read_json(p / "ledger.json"), run=_read_json(p / "run.json"),
+    return DigitsRun(p, images, labels, source, ledger=_read_json(_ledger_file(p)), run=_read_json(p / "run.json"),
                      evaluation=_read_json(p / "evaluation.json"), grids=_iteration_grids(p / "grids"))
 
 
@@ -333,7 +341,7 @@ def _cards(run: DigitsRun) -> list[tuple[str, str]]:
     elif run.run is not None and run.run.get("epsilon") == 0.0:
         cards.append(("privacy", "no private data used"))
     else:
-        cards.append(("privacy", "no ledger.json found"))
+        cards.append(("privacy", "no ledger found"))
     ev = run.evaluation or {}
     if isinstance(ev.get("acc"), (int, float)):
         cards.append(("accuracy on real test (CNN trained on synthetic)", f"{ev['acc']:.1%}"))

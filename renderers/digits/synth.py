@@ -132,7 +132,8 @@ class GridCheckpointer(Checkpointer):
         if self.persist:
             super().check_config(config, resume)
 
-    def save_population(self, t: int, pop: Population, rng: np.random.Generator) -> None:
+    def save_population(self, t: int, pop: Population, rng: np.random.Generator,
+                        history: list[dict[str, Any]] | None = None) -> None:
         if self.grid_dir is not None and pop.label is not None:
             from renderers.digits.evaluation import save_grid
 
@@ -140,14 +141,14 @@ class GridCheckpointer(Checkpointer):
             save_grid(self.grid_dir / f"iteration_{t:02d}.png", pop.samples, pop.label, self.per_class,
                       rng=np.random.default_rng(t))
         if self.persist:
-            super().save_population(t, pop, rng)
+            super().save_population(t, pop, rng, history)
 
     def latest_population(self):
         return super().latest_population() if self.persist else None
 
-    def save_release(self, key, values, release, ledger) -> None:
+    def save_release(self, key, values, release, ledger, index=None) -> None:
         if self.persist:
-            super().save_release(key, values, release, ledger)
+            super().save_release(key, values, release, ledger, index)
 
     def load_release(self, key: str):
         return super().load_release(key) if self.persist else None
@@ -165,7 +166,7 @@ def synthesize(private_images: np.ndarray, private_labels: np.ndarray, epsilon: 
         raise ConfigError(f"final_degree must be in [0, 1], got {cfg.final_degree}")
     y = np.asarray(private_labels, dtype=np.int64)
     if len(y) != len(private_images):
-        raise ConfigError(f"{len(private_images)} private images but {len(y)} labels")
+        raise ConfigError("the private images and labels differ in number; give one label per image")
     if np.any((y < 0) | (y > 9)):
         raise ConfigError("private labels must be digits 0-9")
     backend = make_backend(cfg.renderer, cfg.placement)

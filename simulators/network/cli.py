@@ -70,8 +70,9 @@ def _progress(quiet: bool) -> Any:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from pe_tabular.cli_support import UsageError, emit
+    from pe_tabular.cli_support import UsageError, emit, history_path, ledger_path, refuse_overwriting_inputs
     from simulators.network.dp_priors import PriorShares
+    from simulators.network.fitted import FitShares
     from simulators.network.io import (
         packets_to_flows,
         read_netflow_csv,
@@ -86,6 +87,7 @@ def _synth(args: argparse.Namespace) -> int:
     src, out = Path(args.input), Path(args.out)
     if not src.exists():
         raise FileNotFoundError(f"input {src} does not exist")
+    refuse_overwriting_inputs([out, ledger_path(out), history_path(out), args.report], [src])
     if args.time_window is None:
         raise UsageError("--time-window START END is required: give the trace's public time range (epoch seconds "
                          "or ISO 8601), e.g. the capture's documented period; it is never read from the private data")
@@ -103,7 +105,9 @@ def _synth(args: argparse.Namespace) -> int:
         ts_resolution_s=args.ts_resolution, iterations=args.iterations, population=args.population, k=args.k,
         seed=args.seed, n_out=args.n, voter=args.voter,
         prior_shares=PriorShares(addresses=args.address_share, services=args.service_share, times=0.0),
-        marginal_share=args.marginal_share, time_coupling=args.time_coupling,
+        marginal_share=args.marginal_share, time_coupling=args.time_coupling, generator=args.generator,
+        count_share=args.count_share, single_packet_zero_duration=not args.bidirectional_records,
+        fit_shares=FitShares(one_way=args.one_way_share, structure=args.structure_share, pairs=args.pair_share),
     )
     from dataclasses import asdict
 
@@ -124,16 +128,18 @@ def _synth(args: argparse.Namespace) -> int:
         else:
             real = packets_to_flows(packets)
             res = synthesize_flows(real, cfg, **kw)
-            _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows)
+            _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
+                         cfg.time_window)
     else:
         real = read_netflow_csv(src)
         res = synthesize_flows(real, cfg, **kw)
-        _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows)
-    priv = Path(str(out) + ".privacy.json")
+        _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
+                     cfg.time_window)
+    priv = ledger_path(out)
     res.ledger.save(priv)
     from pe_tabular.io_utils import atomic_write_json
 
-    hist = atomic_write_json(Path(str(out) + ".history.json"), res.history)  # for `traces evaluate --report`
+    hist = atomic_write_json(history_path(out), res.history)  # for `traces evaluate --report`
     eps = res.ledger.epsilon
     summary = {"out": str(out), "records": len(res.records), "epsilon": eps if math.isfinite(eps) else "inf",
                "delta": args.delta, "unit": args.unit, "level": args.level, "privacy_report": str(priv),
@@ -164,9 +170,9 @@ def _check_report(path: str | None) -> Path | None:
 
 
 def _write_flows(flows: pd.DataFrame, out: Path, out_pcap: bool, seed: int | None, write_csv: Any, write_pcap: Any,
-                 expand: Any) -> None:
-    if out_pcap:
-        write_pcap(expand(flows, np.random.default_rng(seed), max_packets_per_flow=1000), out)
+                 expand: Any, window: tuple[float, float] | None = None) -> None:
+    if out_pcap:  # every packet inside the public window
+        write_pcap(expand(flows, np.random.default_rng(seed), max_packets_per_flow=1000, window=window), out)
     else:
         write_csv(flows, out)
 
@@ -219,14 +225,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_ledger(args: argparse.Namespace) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
     """The ledger (--ledger, else SYNTH.privacy.json beside the synthetic file if present) and the history
     (--history, else SYNTH.history.json, which `traces synth` writes)."""
-    from pe_tabular.cli_support import UsageError, read_history, read_json
+    from pe_tabular.cli_support import UsageError, history_path, ledger_path, read_history, read_json
 
-    path = Path(args.ledger) if args.ledger else Path(str(args.synth) + ".privacy.json")
+    path = Path(args.ledger) if args.ledger else ledger_path(args.synth)
     ledger = read_json(path, "--ledger") if args.ledger or path.is_file() else None
     if ledger is not None and (not isinstance(ledger, dict) or "epsilon" not in ledger or "releases" not in ledger):
         raise UsageError(f"--ledger {path} must be the privacy JSON `pe-tabular traces synth` writes "
                          "(OUT.privacy.json), with 'epsilon' and 'releases'")
-    beside = Path(str(args.synth) + ".history.json")
+    beside = history_path(args.synth)
     return ledger, read_history(args.history or (str(beside) if beside.is_file() else None))
 
 
@@ -243,7 +249,7 @@ def _simulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     flows = simulate_flows(args.n, tuple(args.time_window), args.seed, args.ts_resolution)
     _write_flows(flows, out, out.suffix.lower() in (".pcap", ".pcapng"), args.seed, write_netflow_csv, write_pcap,
-                 expand_flows)
+                 expand_flows, tuple(args.time_window))
     emit(args, {"out": str(out), "records": len(flows), "epsilon": 0.0},
          f"wrote {len(flows)} simulated flows to {out} (no private data used)")
     return 0
@@ -256,6 +262,9 @@ def add_parser(subparsers: Any) -> None:
                                 description=__doc__, epilog=EPILOG)
     sub = top.add_subparsers(dest="traces_command", required=True)
 
+    from simulators.network.pipeline import GENERATORS, TraceSynthConfig
+
+    d = TraceSynthConfig(epsilon=1.0)  # the library defaults, shown by --help
     p = sub.add_parser("synth", formatter_class=Formatter, help="synthesize flows or packets with DP",
                        description="Private Evolution over a parametric traffic simulator; the private trace only "
                                    "votes on synthetic candidates.", epilog=EPILOG)
@@ -269,20 +278,39 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--time-window", nargs=2, type=parse_time, metavar=("START", "END"),
                    help="public time range of the trace (epoch seconds or ISO 8601)")
     p.add_argument("--ts-resolution", type=float, default=1e-6, help="timestamp resolution of the output (s)")
-    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--iterations", type=int, default=d.iterations)
     p.add_argument("--population", type=int, default=None,
-                   help="candidates per iteration (default: 0.4 per input record, 200..16000)")
-    p.add_argument("--k", type=int, default=4, help="nearest neighbours each private record votes for (1/sqrt(k) "
+                   help="candidates per iteration (default: 0.4 per record of the noisy count, 200..16000)")
+    p.add_argument("--k", type=int, default=d.k, help="nearest neighbours each private record votes for (1/sqrt(k) "
                                                     "each)")
-    p.add_argument("--n", type=int, default=None, help="synthetic records to write (default: as many as the input)")
+    p.add_argument("--n", type=int, default=None,
+                   help="synthetic records to write; a PUBLIC number, recorded in the ledger (default: a noisy count "
+                        "of the input's records, released with --count-share)")
     p.add_argument("--seed", type=int, default=None, help="seed for everything except the privacy noise")
     p.add_argument("--checkpoint", default=None, help="directory for per-iteration checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
     p.add_argument("--voter", choices=["auto", "numpy", "numba", "jax"], default="auto")
-    p.add_argument("--address-share", type=float, default=0.12, help="share of the budget for the address prior")
-    p.add_argument("--service-share", type=float, default=0.03, help="share of the budget for the service prior")
-    p.add_argument("--marginal-share", type=float, default=0.2,
-                   help="share of the budget for the one-way marginals the output is raked to")
+    p.add_argument("--generator", choices=GENERATORS, default=d.generator,
+                   help="candidate source: the simulator and the generator fitted on DP measurements in one "
+                        "evolution (mix), or either alone")
+    p.add_argument("--address-share", type=float, default=d.prior_shares.addresses,
+                   help="share of the budget for the address prefix trie")
+    p.add_argument("--service-share", type=float, default=d.prior_shares.services,
+                   help="share of the budget for the simulator's service histogram")
+    p.add_argument("--count-share", type=float, default=d.count_share,
+                   help="share of the budget for the noisy record count every size derives from (not spent "
+                        "with --n)")
+    p.add_argument("--one-way-share", type=float, default=d.fit_shares.one_way,
+                   help="share for the fitted generator's one-way histograms (frequent values, coarse bins)")
+    p.add_argument("--structure-share", type=float, default=d.fit_shares.structure,
+                   help="share for the pair tables that choose the fitted generator's tree")
+    p.add_argument("--pair-share", type=float, default=d.fit_shares.pairs,
+                   help="share for the fitted generator's tree pair tables")
+    p.add_argument("--marginal-share", type=float, default=d.marginal_share,
+                   help="with --generator simulator: share for the public-bin marginals the output is raked to")
+    p.add_argument("--bidirectional-records", action="store_true",
+                   help="the input's records cover both directions (Argus): a one-packet record may carry a "
+                        "duration, so the single-packet-lasts-0-s rule is not enforced")
     p.add_argument("--time-coupling", type=float, default=0.0,
                    help="chance an output record keeps its candidate's start time (else drawn from the DP time "
                         "histogram)")
@@ -298,7 +326,7 @@ def add_parser(subparsers: Any) -> None:
                               "  pe-tabular traces evaluate capture.pcap synth.pcap --json\n"
                               "  pe-tabular traces evaluate real.csv synth.csv --report report.html\n"
                               "  pe-tabular traces evaluate real.csv synth.csv --report r.html --ledger "
-                              "synth.csv.privacy.json --history history.json\n\n"
+                              "synth.privacy.json --history history.json\n\n"
                               "The report shows REAL-data statistics: keep it with the private data.")
     e.add_argument("real")
     e.add_argument("synth")

@@ -4,7 +4,7 @@ Nearest-neighbour voting finds a 32-bit address one bit per iteration at best, s
 spends most of its budget searching address space. Instead a small, explicitly charged slice of the
 budget releases three noisy histograms and the simulator samples from them (post-processing):
 
-* **address prefixes** — hierarchical heavy hitters over a prefix trie (/8, /12, ..., /32): at each
+* **address prefixes** — hierarchical heavy hitters over a prefix trie (/8, /16, /24, /32): at each
   level the noisy counts of the children of the surviving prefixes are released and those above a
   threshold survive (the prefix-tree approach to private heavy hitters: Cormode et al., "Differentially
   private spatial decompositions", ICDE 2012; Bassily et al., "Practical locally private heavy hitters",
@@ -38,7 +38,10 @@ from simulators.network import priors as P
 from simulators.network.encoder import ICMP, TCP, UDP, ip_to_uint32, port_class, proto_to_number
 
 log = logging.getLogger(__name__)
-TRIE_LEVELS = (8, 12, 16, 20, 24, 28, 32)
+# Prefix lengths of the trie. Four levels (octet boundaries) beat seven (every 4 bits) on the corpus
+# (benchmarks/RESULTS.md, "Network traces: the corpus"): each level gets more of the budget, and the
+# wider children domains cost only a logarithmic rise of the threshold
+TRIE_LEVELS = (8, 16, 24, 32)
 MAX_PREFIXES = 512  # survivors kept per trie level (public cap: bounds the next level's domain)
 REGISTERED_SERVICE_PORTS = (1433, 1521, 1723, 1900, 3306, 3389, 5060, 5353, 5432, 5900, 6881, 8000, 8080, 8443)
 
@@ -50,6 +53,7 @@ class PriorShares:
     addresses: float = 0.2
     services: float = 0.05
     times: float = 0.05
+    trie_levels: tuple[int, ...] = TRIE_LEVELS  # prefix lengths the address trie releases (public)
 
     @property
     def total(self) -> float:
@@ -80,7 +84,8 @@ def _group_ids(n: int, groups: np.ndarray | None) -> np.ndarray:
 
 
 def fit_addresses(src: np.ndarray, dst: np.ndarray, groups: np.ndarray | None, sigma: float, ledger: Ledger,
-                  noise: NoiseSource, checkpoint: Checkpointer | None = None) -> P.FittedAddressPlan:
+                  noise: NoiseSource, checkpoint: Checkpointer | None = None,
+                  levels: tuple[int, ...] = TRIE_LEVELS) -> P.FittedAddressPlan:
     """Noisy prefix-trie descent over both address columns; returns prefixes with residual weights."""
     n = len(src)
     items = np.stack([np.asarray(src, np.int64), np.asarray(dst, np.int64)], axis=1)
@@ -90,7 +95,7 @@ def fit_addresses(src: np.ndarray, dst: np.ndarray, groups: np.ndarray | None, s
     noisy_by_level: list[np.ndarray] = []
     cand = np.arange(256, dtype=np.int64)  # level-8 domain: every /8 (public)
     prev_len = 0
-    for li, plen in enumerate(TRIE_LEVELS):
+    for li, plen in enumerate(levels):
         if li > 0:
             step = plen - prev_len
             cand = (prefixes[-1][:, None] << step | np.arange(1 << step, dtype=np.int64)[None, :]).ravel()
@@ -119,12 +124,12 @@ def fit_addresses(src: np.ndarray, dst: np.ndarray, groups: np.ndarray | None, s
     for li in range(len(prefixes)):
         w = noisy_by_level[li].copy()
         if li + 1 < len(prefixes) and prefixes[li + 1].size:
-            step = TRIE_LEVELS[li + 1] - TRIE_LEVELS[li]
+            step = levels[li + 1] - levels[li]
             parent = prefixes[li + 1] >> step
             child_mass = pd.Series(noisy_by_level[li + 1]).groupby(parent).sum()
             pos = np.searchsorted(prefixes[li], child_mass.index.to_numpy())
             w[pos] -= child_mass.to_numpy()
-        plen = TRIE_LEVELS[li]
+        plen = levels[li]
         nets.append(prefixes[li] << (32 - plen))
         lens.append(lengths[li])
         weights.append(np.clip(w, 0, None))
@@ -224,7 +229,8 @@ def fit_priors(flows: pd.DataFrame, groups: np.ndarray | None, window: tuple[flo
     base = P.ServiceTable.default()
     if shares.addresses > 0:
         addr = fit_addresses(ip_to_uint32(flows["srcip"]), ip_to_uint32(flows["dstip"]), groups,
-                             sig(shares.addresses, len(TRIE_LEVELS)), ledger, noise, checkpoint)
+                             sig(shares.addresses, len(shares.trie_levels)), ledger, noise, checkpoint,
+                             tuple(shares.trie_levels))
     else:
         addr = P.FittedAddressPlan(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     svc = fit_services(flows, groups, sig(shares.services, 1), ledger, noise, checkpoint) if shares.services > 0 \

@@ -57,6 +57,35 @@ def port_class(p: Any) -> np.ndarray:
     return np.where(p < 1024, 0, np.where(p < 49152, 1, 2))
 
 
+# ICMP types sent *towards* the host that started the exchange: replies (echo 0, timestamp 14, info 16,
+# address mask 18) and errors (unreachable 3, source quench 4, redirect 5, time exceeded 11, parameter 12)
+ICMP_TO_CLIENT_TYPES = (0, 3, 4, 5, 11, 12, 14, 16, 18)
+PORTED_PROTOCOLS = (TCP, UDP, 132, 136)  # TCP, UDP, SCTP, UDP-Lite: protocols whose ports name endpoints
+
+
+def icmp_type(srcport: np.ndarray, dstport: np.ndarray) -> np.ndarray:
+    """The ICMP type of records under either export convention: nfdump writes type·256+code into
+    ``dstport`` (``srcport`` 0); Argus writes the type (or type·256+code) into ``srcport``."""
+    sp, dp = np.asarray(srcport, np.int64), np.asarray(dstport, np.int64)
+    argus = np.where(sp >= 256, sp >> 8, sp)
+    return np.where(sp == 0, dp >> 8, argus)
+
+
+def client_is_source(records: pd.DataFrame) -> np.ndarray:
+    """True where the record's source address is the connection's client.
+
+    Ported protocols: the side with the higher port class (ephemeral > registered > well-known), ties to
+    the higher port. Port-less protocols: their "ports" are not endpoints (for ICMP they hold type and
+    code), so the client is the source, except for ICMP replies and errors, which travel to the host that
+    sent the request: an ICMP sweep and its answers all belong to the sweeping host."""
+    sp, dp = records["srcport"].to_numpy(np.int64), records["dstport"].to_numpy(np.int64)
+    proto = proto_to_number(records["proto"])
+    cs, cd = port_class(sp), port_class(dp)
+    ported = (cs > cd) | ((cs == cd) & (sp >= dp))
+    to_client = (proto == ICMP) & np.isin(icmp_type(sp, dp), ICMP_TO_CLIENT_TYPES)
+    return np.where(np.isin(proto, PORTED_PROTOCOLS), ported, ~to_client)
+
+
 # ---------------------------------------------------------------------------------------------
 # value conversions
 # ---------------------------------------------------------------------------------------------
@@ -79,10 +108,9 @@ def ip_to_uint32(x: Any, column: str = "ip") -> np.ndarray:
             bad = np.any(~np.isfinite(octs) | (octs < 0) | (octs > 255), axis=1)
             octs = np.where(np.isfinite(octs), octs, 0).astype(np.int64)
             out = (octs[:, 0] << 24) | (octs[:, 1] << 16) | (octs[:, 2] << 8) | octs[:, 3]
-    if np.any(bad):
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"column {column!r}, row {row}: {s.iloc[row]!r} is not an IPv4 address "
-                         "(use a dotted quad like 10.0.0.1 or its uint32 value)")
+    if np.any(bad):  # rule 7: name the column and the problem, never a value, a row or a count
+        raise ValueError(f"column {column!r}: some values are not IPv4 addresses; use dotted quads like "
+                         "10.0.0.1 or their uint32 values (IPv6 is not supported)")
     return out
 
 
@@ -110,9 +138,8 @@ def proto_to_number(x: Any, column: str = "proto") -> np.ndarray:
         out = np.where(codes >= 0, table[np.maximum(codes, 0)], -1)
     bad = (out < 0) | (out > 255)
     if np.any(bad):
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"column {column!r}, row {row}: unknown protocol {arr[row]!r}; use an IANA name "
-                         f"({', '.join(PROTO_NUMBERS)}) or number 0-255")
+        raise ValueError(f"column {column!r}: some values are not IP protocols; use IANA names "
+                         f"({', '.join(PROTO_NUMBERS)}) or numbers 0-255")
     return out
 
 
@@ -128,7 +155,7 @@ def flags_to_mask(x: Any, column: str = "flags") -> np.ndarray:
     if arr.dtype.kind in "iu":
         out = arr.astype(np.int64)
         if np.any((out < 0) | (out > 255)):
-            raise ValueError(f"column {column!r}: TCP flag masks must be 0-255")
+            raise ValueError(f"column {column!r}: some TCP flag masks are outside 0-255; use 0-255 bitmasks")
         return out
     codes, uniques = pd.factorize(pd.Series(arr.astype(object)).astype(str).str.strip())
     table = np.zeros(len(uniques), dtype=np.int64)
@@ -142,9 +169,8 @@ def flags_to_mask(x: Any, column: str = "flags") -> np.ndarray:
             ok_u[u] = False
     ok = (codes >= 0) & ok_u[np.maximum(codes, 0)]
     if not ok.all():
-        row = int(np.flatnonzero(~ok)[0])
-        raise ValueError(f"column {column!r}, row {row}: {arr[row]!r} is not an nfdump flag string "
-                         "(6 characters, '.' or the letter of 'UAPRSF' at each position)")
+        raise ValueError(f"column {column!r}: some values are not nfdump flag strings; use 6 characters, '.' or "
+                         "the letter of 'UAPRSF' at each position (e.g. .AP.SF), or a 0-255 bitmask")
     return table[codes]
 
 
@@ -177,8 +203,7 @@ def encode_port(x: Any, column: str = "port") -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(x, dtype=np.float64)
     bad = ~np.isfinite(v) | (v < 0) | (v > 65535) | (np.floor(v) != v)
     if np.any(bad):
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"column {column!r}, row {row}: port {v[row]!r} is not an integer in 0..65535")
+        raise ValueError(f"column {column!r}: some values are not ports; use integers in 0..65535")
     port = v.astype(np.int64)
     return np.stack([port, port_class(port)], axis=1), np.array([CAT, CAT], dtype=np.int8)
 

@@ -135,6 +135,39 @@ def render(g: pd.DataFrame, ts_resolution_s: float = 1e-6) -> pd.DataFrame:
     })
 
 
+def genome_from_records(records: pd.DataFrame) -> pd.DataFrame:
+    """A simulator genome that renders (nearly) back to ``records``: the client side is the one the
+    privacy unit uses (``client_is_source``), the service is the table entry of the (protocol, server
+    port) or its protocol's generic one; hidden genes get public defaults (TTL 64, address step 4).
+    It lets a population mix records of other generators with the simulator's own (one genome format)."""
+    from simulators.network.encoder import UDP, client_is_source, flags_to_mask, ip_to_uint32, proto_to_number
+
+    n = len(records)
+    proto = proto_to_number(records["proto"])
+    src, dst = ip_to_uint32(records["srcip"], "srcip"), ip_to_uint32(records["dstip"], "dstip")
+    sp, dp = records["srcport"].to_numpy(np.int64), records["dstport"].to_numpy(np.int64)
+    c_src = client_is_source(records)
+    icmp = proto == ICMP
+    srv = np.where(icmp, np.where(sp == 0, dp, sp), np.where(c_src, dp, sp))
+    names = [s.name for s in P.SERVICES]
+    svc = np.select([proto == TCP, proto == UDP], [names.index("tcp-registered"), names.index("udp-registered")],
+                    names.index("icmp-echo"))
+    for i, s in enumerate(P.SERVICES):  # a named service where (protocol, server port) matches one
+        if s.port >= 0:
+            svc = np.where((proto == s.proto) & (srv == s.port), i, svc)
+    pkt = records["pkt"].to_numpy(np.int64)
+    g = pd.DataFrame({
+        "service": svc, "proto": proto, "srvport": srv, "cport": np.where(c_src, sp, dp),
+        "cip": np.where(c_src, src, dst), "sip": np.where(c_src, dst, src), "dir": (~c_src).astype(np.int64),
+        "start": records["ts"].to_numpy(np.float64) / 1e6, "td": records["td"].to_numpy(np.float64),
+        "pkt": pkt, "payload": records["byt"].to_numpy(np.int64) - pkt * header_bytes(proto),
+        "flags": flags_to_mask(records["flags"]) if "flags" in records else np.zeros(n, np.int64),
+        "tos": records["tos"].to_numpy(np.int64) if "tos" in records else np.zeros(n, np.int64),
+        "ttl": np.full(n, 64, np.int64), "cip_h": np.full(n, 4.0), "sip_h": np.full(n, 4.0),
+    })
+    return repair(g)
+
+
 def flow_validity(df: pd.DataFrame) -> np.ndarray:
     """Per-record validity of rendered flows (the invariants ``repair`` guarantees)."""
     from simulators.network.encoder import flags_to_mask, proto_to_number
@@ -366,8 +399,8 @@ class FlowSimulator:
         return repair(g)
 
     def vary(self, pop: Population, degree: float, rng: np.random.Generator) -> Population:
-        if pop.genome is None:
-            raise ValueError("flow-simulator can only vary populations it made (the genome is missing)")
+        if pop.genome is None:  # records of another generator: rebuild the genome from them
+            pop = Population(pop.samples, pop.source, pop.parent, genome_from_records(pop.samples), pop.label)
         varied = self.vary_genome(pop.genome, degree, rng)
         keep = elite_mask(pop.parent) if self.elitism else np.zeros(len(pop), dtype=bool)
         if keep.any():
@@ -419,5 +452,6 @@ def redraw_in_os_range(port: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return rng.integers(lo, np.minimum(hi, 65535) + 1)
 
 
-__all__ = ["FLOW_COLUMNS", "GENOME_COLUMNS", "FlowSimulator", "elite_mask", "flow_validity", "header_bytes",
+__all__ = ["FLOW_COLUMNS", "GENOME_COLUMNS", "FlowSimulator", "elite_mask", "flow_validity", "genome_from_records",
+           "header_bytes",
            "redraw_in_os_range", "render", "repair"]

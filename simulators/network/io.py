@@ -43,12 +43,34 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 # ---------------------------------------------------------------------------------------------
 # NetFlow CSV
 # ---------------------------------------------------------------------------------------------
+def _is_parquet(path: Path) -> bool:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return True
+    with open(path, "rb") as f:
+        return f.read(4) == b"PAR1"
+
+
+def read_flow_table(path: Path) -> pd.DataFrame:
+    """The raw table of a flow file: Parquet, CSV, or gzip'd CSV (by name or content)."""
+    try:
+        if _is_parquet(path):
+            return pd.read_parquet(path)
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        return pd.read_csv(path, compression="gzip" if gz else "infer")
+    except (OSError, ValueError, pd.errors.ParserError) as e:  # pyarrow's errors subclass these
+        kind = "Parquet" if path.suffix.lower() in (".parquet", ".pq") else "CSV"
+        raise ValueError(f"{path}: could not read it as a {kind} flow file ({type(e).__name__}); check that the "
+                         "file is complete and in NetFlow CSV or Parquet format") from None
+
+
 def read_netflow_csv(path: str | Path) -> pd.DataFrame:
-    """Flows from a UGR'16/NetShare CSV; IPs may be uint32 or dotted quads, proto names or numbers."""
+    """Flows from a UGR'16/NetShare table — CSV, gzip'd CSV or Parquet; IPs may be uint32 or dotted quads,
+    proto names or numbers."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"flow file {path} does not exist")
-    df = pd.read_csv(path)
+    df = read_flow_table(path)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in FLOW_REQUIRED if c not in df.columns]
     if missing:
@@ -57,16 +79,14 @@ def read_netflow_csv(path: str | Path) -> pd.DataFrame:
     out = pd.DataFrame({"srcip": ip_to_uint32(df["srcip"], "srcip"), "dstip": ip_to_uint32(df["dstip"], "dstip")})
     for c in ("srcport", "dstport", "pkt", "byt"):
         v = pd.to_numeric(df[c], errors="coerce")
-        if v.isna().any():
-            row = int(np.flatnonzero(v.isna().to_numpy())[0])
-            raise ValueError(f"{path}: column {c!r}, row {row}: {df[c].iloc[row]!r} is not a number")
+        if v.isna().any():  # rule 7: the column and the problem, never a value, a row or a count
+            raise ValueError(f"{path}: column {c!r}: some values are missing or not numbers; fill or drop them")
         out[c] = v.to_numpy(np.float64).round().astype(np.int64)
     out["proto"] = number_to_proto(proto_to_number(df["proto"]))
     for c in ("ts", "td"):
         v = pd.to_numeric(df[c], errors="coerce")
-        if v.isna().any():
-            row = int(np.flatnonzero(v.isna().to_numpy())[0])
-            raise ValueError(f"{path}: column {c!r}, row {row}: {df[c].iloc[row]!r} is not a number")
+        if v.isna().any():  # rule 7: the column and the problem, never a value, a row or a count
+            raise ValueError(f"{path}: column {c!r}: some values are missing or not numbers; fill or drop them")
         out[c] = v.to_numpy(np.float64)
     out["flags"] = mask_to_flags(flags_to_mask(df["flags"].fillna("......"))) if "flags" in df else "......"
     out["tos"] = pd.to_numeric(df["tos"], errors="coerce").fillna(0).astype(np.int64) if "tos" in df else 0
@@ -154,7 +174,7 @@ def read_pcap(path: str | Path) -> pd.DataFrame:
             rows["ipid"].append(int(ip.id))
             rows["tos"].append(int(ip.tos))
     if skipped:
-        log.info("%s: skipped %d non-IPv4 or malformed frames", path, skipped)
+        log.info("%s: skipped some non-IPv4 or malformed frames", path)  # no count (rule 7)
     out = pd.DataFrame({c: np.asarray(v, dtype=np.int64) for c, v in rows.items()})
     if out.empty:
         raise ValueError(f"{path} holds no IPv4 packets")
@@ -244,7 +264,8 @@ def write_pcap(packets: pd.DataFrame, path: str | Path) -> Path:
     proto = proto_to_number(pk["proto"])
     bad = ~np.isin(proto, [TCP, UDP, ICMP]) & (pk["length"].to_numpy() < 20)
     if np.any(bad):
-        raise ValueError(f"packet row {int(np.flatnonzero(bad)[0])}: length below the 20-byte IPv4 header")
+        raise ValueError("column 'length': some packets are shorter than the 20-byte IPv4 header; "
+                         "use IP total lengths of at least 20")
     flags = flags_to_mask(pk["flags"]) if "flags" in pk else np.zeros(len(pk), np.int64)
     cols = {c: pk[c].to_numpy(np.int64) for c in ("ts", "srcip", "dstip", "srcport", "dstport", "length")}
     ttl = pk["ttl"].to_numpy(np.int64) if "ttl" in pk else np.full(len(pk), 64)

@@ -125,6 +125,16 @@ class Released:
         return self.noisy > threshold(self.sigma, self.spec.size) if self.sigma > 0 else self.noisy > 0
 
 
+@dataclass(frozen=True)
+class Targets(Released):
+    """Released counts that are already thresholded (a fitted codebook's masses): every bin is known,
+    a zero one included, so raking drains candidates from bins the releases found empty."""
+
+    @property
+    def known(self) -> np.ndarray:
+        return np.ones(self.spec.size, dtype=bool)
+
+
 def release_marginals(records: pd.DataFrame, groups: np.ndarray | None, specs: list[MarginalSpec], sigma: float,
                       ledger: Ledger, noise: NoiseSource, checkpoint: Checkpointer | None = None) -> list[Released]:
     """One Gaussian release per spec (L2 sensitivity 1 per record, or per group with ``groups``)."""
@@ -139,7 +149,7 @@ def release_marginals(records: pd.DataFrame, groups: np.ndarray | None, specs: l
     return out
 
 
-def rake(records: pd.DataFrame, weights: np.ndarray, released: list[Released], iterations: int = 30,
+def rake(records: pd.DataFrame, weights: np.ndarray, released: list[Released], iterations: int = 100,
          max_step: float = 20.0) -> np.ndarray:
     """Candidate weights adjusted so weighted marginals match the released ones on their known bins.
 
@@ -160,6 +170,8 @@ def rake(records: pd.DataFrame, weights: np.ndarray, released: list[Released], i
                 continue
             # known bins share the mass not held by unknown bins, in proportion to their noisy counts
             tgt = np.where(covered, np.clip(r.noisy, 0, None), 0.0)
+            if tgt.sum() <= 0:
+                continue
             tgt = tgt / tgt.sum() * cur[covered].sum()
             ratio = np.ones(r.spec.size)
             ratio[covered] = np.clip(tgt[covered] / cur[covered], 1.0 / max_step, max_step)

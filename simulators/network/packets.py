@@ -51,8 +51,16 @@ def _rank_within(group: np.ndarray, key: np.ndarray) -> np.ndarray:
 
 
 def expand_flows(flows: pd.DataFrame, rng: np.random.Generator,
-                 max_packets_per_flow: int | None = None) -> pd.DataFrame:
-    """Packets (PACKET_COLUMNS; ts in µs, proto as number, flags as mask) reproducing each flow."""
+                 max_packets_per_flow: int | None = None,
+                 window: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Packets (PACKET_COLUMNS; ts in µs, proto as number, flags as mask) reproducing each flow.
+
+    With the public ``window`` (epoch seconds), a flow that would outlast it is compressed to end at the
+    window's end: every packet lies inside the window (a trace is a capture of that period)."""
+    if window is not None and len(flows):
+        start = np.clip(flows["ts"].to_numpy(np.float64), window[0] * 1e6, window[1] * 1e6)
+        td = np.minimum(flows["td"].to_numpy(np.float64), np.maximum(window[1] - start / 1e6, 0.0))
+        flows = flows.assign(ts=start, td=np.floor(td * 1e6) / 1e6)
     n = len(flows)
     if n == 0:
         return pd.DataFrame({c: np.zeros(0, np.int64) for c in PACKET_COLUMNS})
@@ -183,9 +191,7 @@ class PacketSimulator:
 
     def random(self, n: int, *, label: Any = None, rng: np.random.Generator) -> Population:
         flows = self.flows.random(max(1, n // 3), rng=rng).samples
-        pk = expand_flows(flows, rng, max_packets_per_flow=64)
-        t0, t1 = self.time_window
-        pk = pk[(pk["ts"] >= t0 * 1e6) & (pk["ts"] <= t1 * 1e6)]  # flows may outlast the window
+        pk = expand_flows(flows, rng, max_packets_per_flow=64, window=self.time_window)
         idx = rng.choice(len(pk), size=n, replace=len(pk) < n)
         pk = pk.iloc[np.sort(idx)].drop(columns="flow").reset_index(drop=True)
         pk = repair_packets(pk, rng)

@@ -18,21 +18,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pe_tabular.backends.mixture import Mixture, explore_every_source
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import Evolution, EvolutionConfig
 from pe_tabular.population import Population
 from pe_tabular.privacy import schedules
-from pe_tabular.privacy.accountant import gdp_mu
+from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import noise_source
+from pe_tabular.privacy.release import ReleasePath, Spec, release_count, size_from_count
 from pe_tabular.voting.histogram import select
 from simulators.network import priors as P
 from simulators.network.dp_priors import FittedPriors, PriorShares, fit_priors
-from simulators.network.encoder import FlowEncoder, PacketEncoder, ip_to_uint32, port_class, proto_to_number
+from simulators.network.encoder import (
+    PORTED_PROTOCOLS,
+    FlowEncoder,
+    PacketEncoder,
+    client_is_source,
+    ip_to_uint32,
+    proto_to_number,
+)
+from simulators.network.fitted import FitShares, FittedModel, fit_flow_generator, fit_packet_generator
 from simulators.network.flows import FlowSimulator
 from simulators.network.marginals import (
     MarginalSpec,
     Released,
+    Targets,
     flow_marginal_specs,
     host_specs,
     marginal_sigma,
@@ -44,15 +55,18 @@ from simulators.network.packets import PacketSimulator
 
 log = logging.getLogger(__name__)
 UNITS = ("record", "flow", "host")
+GENERATORS = ("mix", "simulator", "fitted")
+MIN_RECORDS = 50  # the smallest size derived from the noisy count (public floor)
 
 
 def privacy_groups(records: pd.DataFrame, unit: str) -> np.ndarray | None:
     """Group ids for the privacy unit (None = each record is its own unit).
 
     flow: the bidirectional 5-tuple, so both directions of a connection and every record an exporter
-    split it into form one unit. host: the connection's client endpoint — the address on the side with
-    the higher port class (ephemeral > registered > well-known), ties going to the higher port, and
-    the source for port-less protocols — so one client's connections, both directions, form one unit."""
+    split it into form one unit; for port-less protocols (ICMP, GRE, ...) the ports are not part of the
+    key (ICMP's hold type and code, which differ between a request and its reply), so the unit is the
+    address pair and protocol. host: the connection's client address (``client_is_source``), so one
+    client's connections, both directions, form one unit — an ICMP sender included."""
     if unit == "record":
         return None
     if unit not in UNITS:
@@ -61,21 +75,20 @@ def privacy_groups(records: pd.DataFrame, unit: str) -> np.ndarray | None:
     sp, dp = records["srcport"].to_numpy(np.int64), records["dstport"].to_numpy(np.int64)
     proto = proto_to_number(records["proto"])
     if unit == "flow":
-        a, b = (s << 16) | sp, (d << 16) | dp
+        ported = np.isin(proto, PORTED_PROTOCOLS)
+        a, b = (s << 16) | np.where(ported, sp, 0), (d << 16) | np.where(ported, dp, 0)
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         key = pd.DataFrame({"lo": lo, "hi": hi, "p": proto})
     else:
-        cs, cd = port_class(sp), port_class(dp)
-        src_is_client = (cs > cd) | ((cs == cd) & (sp >= dp))
-        key = pd.DataFrame({"h": np.where(src_is_client, s, d)})
+        key = pd.DataFrame({"h": np.where(client_is_source(records), s, d)})
     return key.groupby(list(key.columns), sort=False).ngroup().to_numpy(np.int64)
 
 
 def auto_population(n_records: int) -> int:
-    """Default candidates per iteration: 0.4 per private record, between 200 and 16,000. Measured on
-    UGR'16 (benchmarks/traces.py): coverage, not vote noise, limits quality, so populations of the order
-    of the data beat small ones even at a few votes per candidate (k = 4 keeps those votes above the
-    noise). The record count is treated as public, as the output size is."""
+    """Default candidates per iteration: 0.4 per record, between 200 and 16,000. Measured on UGR'16
+    (benchmarks/traces.py): coverage, not vote noise, limits quality, so populations of the order of the
+    data beat small ones even at a few votes per candidate (k = 4 keeps those votes above the noise).
+    ``n_records`` is the NOISY record count (or the public ``--n``), never ``len(private)``."""
     return int(min(16000, max(200, round(0.4 * n_records))))
 
 
@@ -98,7 +111,7 @@ class TraceSynthConfig:
     unit: str = "record"
     time_window: tuple[float, float] | None = None
     ts_resolution_s: float = 1e-6
-    iterations: int = 10
+    iterations: int = 5
     population: int | Sequence[int] | None = None  # None: auto_population(n)
     k: int = 4
     degree_start: float = 0.6
@@ -112,8 +125,16 @@ class TraceSynthConfig:
     weights: Mapping[str, int] = field(default_factory=dict)
     ts_bins: int = 128
     voter: str = "auto"
-    prior_shares: PriorShares = field(default_factory=lambda: PriorShares(addresses=0.12, services=0.03, times=0.0))
-    marginal_share: float = 0.2
+    prior_shares: PriorShares = field(default_factory=lambda: PriorShares(addresses=0.10, services=0.02, times=0.0))
+    marginal_share: float = 0.2  # public-bin marginals for raking: only with generator="simulator"
+    generator: str = "mix"  # "mix" (simulator + fitted generator), "simulator", "fitted"
+    fit_shares: FitShares = field(default_factory=FitShares)
+    count_share: float = 0.02
+    mixture_floor: float = 0.05
+    vote_shrinkage: float = 1.0  # final weights: clipped noisy votes + this many noise σ per candidate
+    # NetFlow semantics: a one-packet record lasts 0 s. Bidirectional exports (Argus) give one-packet
+    # records a duration; a public fact about the export format, not about the data
+    single_packet_zero_duration: bool = True
 
     def encoder_weights(self) -> dict[str, int]:
         """With time_coupling 0 the output's start times come from the DP time histogram, so votes
@@ -126,6 +147,17 @@ class TraceSynthConfig:
                              "input (e.g. the capture's documented period), never read from the private file")
         if self.unit not in UNITS:
             raise ValueError(f"--unit must be one of {', '.join(UNITS)}, got {self.unit!r}")
+        if self.generator not in GENERATORS:
+            raise ValueError(f"--generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
+        if self.n_out is not None and self.n_out < 1:
+            raise ValueError(f"--n must be a positive number of records, got {self.n_out}")
+
+    def budget_shares(self, level: str) -> float:
+        """μ² spent before the votes (count, priors, fitting or marginals)."""
+        fit = self.fit_shares.total if self.generator != "simulator" else 0.0
+        marg = self.marginal_share if self.generator == "simulator" else 0.0
+        count = self.count_share if self.n_out is None else 0.0
+        return count + self.prior_shares.total + fit + marg
 
 
 @dataclass
@@ -140,21 +172,88 @@ class TraceSynthResult:
 
 
 def _public_inputs(cfg: TraceSynthConfig, level: str) -> dict[str, Any]:
-    return {"level": level, "unit": cfg.unit, "time_window_s": list(cfg.time_window or ()),
-            "ts_resolution_s": cfg.ts_resolution_s, "encoder_weights": dict(cfg.weights), "ts_bins": cfg.ts_bins,
-            "priors": "simulators.network.priors (public: IANA services, OS port ranges, TTLs, diurnal curve)",
-            "prior_budget_shares": {"addresses": cfg.prior_shares.addresses, "services": cfg.prior_shares.services,
-                                    "times": cfg.prior_shares.times, "marginals": cfg.marginal_share}}
+    out = {"level": level, "unit": cfg.unit, "time_window_s": list(cfg.time_window or ()),
+           "ts_resolution_s": cfg.ts_resolution_s, "encoder_weights": dict(cfg.weights), "ts_bins": cfg.ts_bins,
+           "generator": cfg.generator,
+           "priors": "simulators.network.priors (public: IANA services, OS port ranges, TTLs, diurnal curve)",
+           "prior_budget_shares": {"addresses": cfg.prior_shares.addresses, "services": cfg.prior_shares.services,
+                                   "times": cfg.prior_shares.times, "marginals": cfg.marginal_share,
+                                   "count": cfg.count_share, "fit": asdict(cfg.fit_shares)}}
+    if cfg.n_out is not None:
+        out["n_out"] = int(cfg.n_out)  # public: given by the user, not released
+    return out
 
 
-def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str,
-         make_backend: Callable[[FittedPriors | None], Any], encoder: Any, specs: list[MarginalSpec],
-         finish: Callable[[Any, Population, np.random.Generator], pd.DataFrame], checkpoint: str | Checkpointer | None,
-         resume: bool, on_event: Callable[[dict[str, Any]], None] | None) -> TraceSynthResult:
+class TimeWindowWarning(UserWarning):
+    """Records lie outside the public --time-window (they are clipped into it)."""
+
+
+def check_time_window(records: pd.DataFrame, window: tuple[float, float]) -> None:
+    """A window that does not cover the trace: a named warning (some records outside) or an error (none
+    inside). Neither says how many records: only that some are (rule 7)."""
+    t = records["ts"].to_numpy(np.float64) / 1e6
+    inside = (t >= window[0]) & (t <= window[1])
+    if not inside.any():
+        raise ValueError("column 'ts': no record lies inside --time-window; give the trace's documented period "
+                         "in epoch seconds or ISO 8601, and check that ts is in microseconds")
+    if not inside.all():
+        import warnings
+
+        warnings.warn("column 'ts': some records lie outside --time-window and are clipped into it; widen the "
+                      "window to the trace's documented period (and check that ts is in microseconds)",
+                      TimeWindowWarning, stacklevel=3)
+
+
+UNIT_SIZE_BINS = 24  # public dyadic bins of records per unit: 1, 2, 3-4, 5-8, ..., 2^22+
+COUNT_Z = 5.0  # P(pure noise > 5σ) ≈ 3e-7 per bin: about one false bin in 10^5 runs
+
+
+def unit_size_histogram(groups: np.ndarray) -> np.ndarray:
+    """Units per dyadic size bin (records per unit 1, 2, 3-4, 5-8, ...): one unit adds 1 to one bin."""
+    per_unit = np.bincount(np.unique(groups, return_inverse=True)[1])
+    b = np.minimum(np.ceil(np.log2(per_unit)).astype(np.int64), UNIT_SIZE_BINS - 1)
+    return np.bincount(b, minlength=UNIT_SIZE_BINS).astype(np.float64)
+
+
+def release_record_count(records: pd.DataFrame, groups: np.ndarray | None, cfg: TraceSynthConfig, mu: float,
+                         ledger: Ledger, noise: Any, ck: Checkpointer | None) -> float:
+    """The noisy record count every size of the run derives from (privacy hardening #1).
+
+    Record level: the count itself, Δ = 1. Unit level: a histogram of records per unit over public
+    dyadic bins (each unit adds 1 to one bin: Δ = 1); bins above COUNT_Z noise σ count at their midpoint
+    size, the other units as one record each (a lower bound), so the estimate never rests on a bin that
+    noise alone could fill."""
+    sigma = sigma_for_share(cfg.count_share * mu * mu, 1) if np.isfinite(mu) else 0.0
+    path = ReleasePath(ledger, noise, ck)
+    if groups is None:
+        return release_count(path, Spec("record_count", "record count", sigma, stream=(0, 50)), lambda: len(records))
+
+    noisy = path.release(Spec("record_count", f"record count: units per size ({UNIT_SIZE_BINS} dyadic bins)", sigma,
+                              stream=(0, 50)), lambda: unit_size_histogram(groups))
+    mid = np.r_[1.0, 0.75 * 2.0 ** np.arange(1, UNIT_SIZE_BINS)]
+    # a bin counts at its midpoint only above COUNT_Z σ: one false bin near the top would multiply pure
+    # noise by millions (seen at ε = 0.5 with the usual 5 %-false-positive threshold)
+    sure = noisy > COUNT_Z * sigma
+    return float(np.sum(noisy[sure] * mid[sure]) + max(noisy[~sure].sum(), 0.0))
+
+
+@dataclass
+class _Fitted:
+    """What the pre-vote releases give the evolution: a backend, raking targets and a finisher."""
+
+    backend: Any
+    released: list[Released]
+    finish: Callable[[Population, np.random.Generator], pd.DataFrame]
+
+
+def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str, encoder: Any,
+         build: Callable[..., _Fitted], checkpoint: str | Checkpointer | None, resume: bool,
+         on_event: Callable[[dict[str, Any]], None] | None) -> TraceSynthResult:
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     cfg.validate()
     if len(private) == 0:
         raise ValueError("the private trace has no records")
+    check_time_window(private, cfg.time_window)
     codes = encoder.encode(private)
     groups = privacy_groups(private, cfg.unit)
     mu = gdp_mu(cfg.epsilon, cfg.delta)
@@ -165,39 +264,42 @@ def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str,
     noise = noise_source()
     ledger.noise_mode = noise.mode
     rng = np.random.default_rng(cfg.seed)
-    shares = cfg.prior_shares
-    spent = shares.total + cfg.marginal_share
+    spent = cfg.budget_shares(level)
     if not 0 <= spent < 1:
-        raise ValueError(f"prior and marginal budget shares add up to {spent:g}; they must stay below 1")
+        raise ValueError(f"the budget shares spent before the votes add up to {spent:g}; they must stay below 1")
+    # every size of the run comes from the public --n or from this noisy count, never from len(private)
+    if cfg.n_out is not None:
+        n_est = int(cfg.n_out)
+    else:
+        n_est = size_from_count(release_record_count(private, groups, cfg, mu, ledger, noise, ck), MIN_RECORDS)
+    shares = cfg.prior_shares
     priors = fit_priors(private, groups, cfg.time_window, mu, shares, ledger, noise, ck) if shares.total > 0 \
         else None
-    released: list[Released] = []
-    if cfg.marginal_share > 0:
-        hosts = priors.addresses.prefixes[priors.addresses.prefix_len == 32] if priors is not None else []
-        all_specs = specs + (host_specs(hosts) if len(hosts) else [])
-        released = release_marginals(private, groups, all_specs, marginal_sigma(mu, cfg.marginal_share,
-                                                                                  len(all_specs)),
-                                     ledger, noise, ck)
-        t = [r for r in released if r.spec.name == "time"]
-        if t and priors is not None and shares.times == 0:
-            priors = FittedPriors(priors.services, priors.addresses,
-                                  P.TimePrior(cfg.time_window, np.clip(t[0].noisy, 0, None) + 1e-3))
-    backend = make_backend(priors)
-    # PE's votes get whatever the prior and marginal releases (iteration 0) left: a trie that stops
-    # early leaves budget for the votes instead of wasting it
+    fitted = build(private=private, groups=groups, mu=mu, priors=priors, ledger=ledger, noise=noise, ck=ck,
+                   n_est=n_est)
+    # PE's votes get whatever the pre-vote releases (iteration 0) left: a trie that stops early leaves
+    # budget for the votes instead of wasting it
     rho_pre = sum(r.rho for r in ledger.releases if r.iteration == 0)
     mu_pe = float(np.sqrt(max(mu * mu - rho_pre, 0.0))) if np.isfinite(mu) else mu
-    population = cfg.population if cfg.population is not None else auto_population(len(private))
+    population = cfg.population if cfg.population is not None else auto_population(n_est)
     econf = EvolutionConfig.build(cfg.iterations, population,
                                   degree_schedule(cfg.iterations, cfg.degree_start, cfg.degree_end), k=cfg.k,
                                   threshold=cfg.threshold, keep_selected=cfg.keep_selected, voter=cfg.voter)
-    evo = Evolution(backend, encoder, econf, schedules.uniform(float(mu_pe), cfg.iterations), ledger, noise, rng,
-                    on_event)
+    econf = explore_every_source(econf, fitted.backend)
+    evo = Evolution(fitted.backend, encoder, econf, schedules.uniform(float(mu_pe), cfg.iterations), ledger, noise,
+                    rng, on_event)
     res = evo.run(codes, groups=groups, checkpoint=ck, resume=resume)
-    n_out = cfg.n_out or len(private)
-    weights = rake(res.population.samples, res.weights, released) if released else res.weights
-    idx = select(weights, n_out, rng).index
-    out = finish(backend, res.population.take(idx), rng)
+    # The last vote's noisy counts, shrunk towards the population itself by one noise σ: where the votes
+    # are mostly noise (a small trace, a small ε) the candidates — drawn from generators fitted on the
+    # releases — keep weight instead of whichever few won the noise; where they carry signal (counts
+    # far above σ) the shrinkage is negligible. Post-processing of released values.
+    sigma_last = float(res.history[-1].get("sigma", 0.0)) if res.history else 0.0
+    base = np.clip(res.weights, 0, None) + cfg.vote_shrinkage * sigma_last
+    weights = rake(res.population.samples, base, fitted.released) if fitted.released else base
+    # systematic resampling: each candidate appears ⌊n·p⌋ or ⌈n·p⌉ times, so the output reproduces the raked
+    # weights up to rounding instead of adding multinomial noise (≈ 3 % on a destination of 1,000 records)
+    idx = select(weights, n_est, rng, mode="systematic").index
+    out = fitted.finish(res.population.take(idx).with_parents(idx), rng)
     return TraceSynthResult(out, res.ledger, res.history, res.population, res.weights,
                             time.perf_counter() - t_wall, time.process_time() - t_cpu)
 
@@ -209,22 +311,83 @@ def _flow_backend(cfg: TraceSynthConfig, priors: FittedPriors | None) -> FlowSim
                          addresses=priors.addresses if len(priors.addresses.prefixes) else None, times=priors.times)
 
 
+def _legacy_marginals(private: pd.DataFrame, groups: np.ndarray | None, cfg: TraceSynthConfig, mu: float,
+                      priors: FittedPriors | None, specs: list[MarginalSpec], ledger: Ledger, noise: Any,
+                      ck: Checkpointer | None) -> tuple[list[Released], FittedPriors | None]:
+    """One-way marginals on public bins (the simulator-only path): raking targets and the time prior."""
+    if cfg.marginal_share <= 0:
+        return [], priors
+    hosts = priors.addresses.prefixes[priors.addresses.prefix_len == 32] if priors is not None else []
+    all_specs = specs + (host_specs(hosts) if len(hosts) else [])
+    released = release_marginals(private, groups, all_specs, marginal_sigma(mu, cfg.marginal_share, len(all_specs)),
+                                 ledger, noise, ck)
+    t = [r for r in released if r.spec.name == "time"]
+    if t and priors is not None and cfg.prior_shares.times == 0:
+        priors = FittedPriors(priors.services, priors.addresses,
+                              P.TimePrior(cfg.time_window, np.clip(t[0].noisy, 0, None) + 1e-3))
+    return released, priors
+
+
+def _code_marginals(model: FittedModel) -> list[Released]:
+    """The fitted generator's one-way code masses as raking targets (released counts: post-processing)."""
+    out = []
+    for name, book in model.books.items():
+        spec = MarginalSpec(f"code_{name}", book.size, book.encode)
+        sigma = getattr(book, "sigma", 0.0) or model.one_way_sigma
+        out.append(Targets(spec, np.asarray(book.mass, np.float64), sigma))
+    return out
+
+
 def synthesize_flows(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoint: str | Checkpointer | None = None,
                      resume: bool = False, on_event: Callable[[dict[str, Any]], None] | None = None
                      ) -> TraceSynthResult:
     """DP synthetic NetFlow records (same schema) from private flows."""
     cfg.validate()
     enc = FlowEncoder(cfg.time_window, ts_bins=cfg.ts_bins, weights=cfg.encoder_weights())
+    optional = [c for c in ("type", "flags", "tos") if c not in private.columns]
 
-    def finish(sim: FlowSimulator, pop: Population, rng: np.random.Generator) -> pd.DataFrame:
+    def build(*, private: pd.DataFrame, groups: np.ndarray | None, mu: float, priors: FittedPriors | None,
+              ledger: Ledger, noise: Any, ck: Checkpointer | None, n_est: int) -> _Fitted:
         cell = (cfg.time_window[1] - cfg.time_window[0]) / cfg.ts_bins
-        out = sim.spread(pop, rng, degree=cfg.final_degree, ts_jitter_s=cell, time_coupling=cfg.time_coupling).samples
-        # the output keeps the input's schema: optional columns it lacked are dropped
-        out = out.drop(columns=[c for c in ("type", "flags", "tos") if c not in private.columns])
-        return out.sort_values("ts", kind="stable").reset_index(drop=True)
+        model = None
+        if cfg.generator == "simulator":
+            released, priors = _legacy_marginals(private, groups, cfg, mu, priors, flow_marginal_specs(cfg.time_window),
+                                                 ledger, noise, ck)
+        else:
+            plan = priors.addresses if priors is not None else P.FittedAddressPlan(
+                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+            model = fit_flow_generator(private, groups, cfg.time_window, plan, mu, cfg.fit_shares, n_est, ledger,
+                                       noise, ck, cfg.ts_resolution_s, cfg.single_packet_zero_duration)
+            released = _code_marginals(model)
+            if priors is not None and cfg.prior_shares.times == 0:
+                priors = FittedPriors(priors.services, priors.addresses,
+                                      P.TimePrior(cfg.time_window, model.time_cells() + 1e-3))
+        sim = _flow_backend(cfg, priors)
+        if cfg.generator == "simulator":
+            backend: Any = sim
+        elif cfg.generator == "fitted":
+            backend = model.generator
+        else:
+            backend = Mixture([sim, model.generator], floor=cfg.mixture_floor, names=["simulator", "fitted"])
 
-    return _run(private, cfg, "flow", lambda pr: _flow_backend(cfg, pr), enc, flow_marginal_specs(cfg.time_window),
-                finish, checkpoint, resume, on_event)
+        def finish(pop: Population, rng: np.random.Generator) -> pd.DataFrame:
+            src = np.asarray(pop.source).astype(str)
+            parts = []
+            is_fit = src == "fitted"
+            if (~is_fit).any():
+                p = pop.take(np.flatnonzero(~is_fit))
+                parts.append(sim.spread(p, rng, degree=cfg.final_degree, ts_jitter_s=cell,
+                                        time_coupling=cfg.time_coupling).samples)
+            if is_fit.any():
+                parts.append(model.generator.refresh(pop.take(np.flatnonzero(is_fit)), rng).samples)
+            out = pd.concat(parts, ignore_index=True)
+            # the output keeps the input's schema: optional columns it lacked are dropped
+            out = out.drop(columns=[c for c in optional if c in out.columns])
+            return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+        return _Fitted(backend, released, finish)
+
+    return _run(private, cfg, "flow", enc, build, checkpoint, resume, on_event)
 
 
 def synthesize_packets(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoint: str | Checkpointer | None = None,
@@ -234,15 +397,44 @@ def synthesize_packets(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoi
     cfg.validate()
     enc = PacketEncoder(cfg.time_window, ts_bins=cfg.ts_bins, weights=dict(cfg.weights))
 
-    def finish(sim: PacketSimulator, pop: Population, rng: np.random.Generator) -> pd.DataFrame:
-        return pop.samples.sort_values("ts", kind="stable").reset_index(drop=True)
+    def build(*, private: pd.DataFrame, groups: np.ndarray | None, mu: float, priors: FittedPriors | None,
+              ledger: Ledger, noise: Any, ck: Checkpointer | None, n_est: int) -> _Fitted:
+        model = None
+        if cfg.generator == "simulator":
+            released, priors = _legacy_marginals(private, groups, cfg, mu, priors,
+                                                 packet_marginal_specs(cfg.time_window), ledger, noise, ck)
+        else:
+            plan = priors.addresses if priors is not None else P.FittedAddressPlan(
+                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+            model = fit_packet_generator(private, groups, cfg.time_window, plan, mu, cfg.fit_shares, n_est, ledger,
+                                         noise, ck)
+            released = _code_marginals(model)
+            if priors is not None and cfg.prior_shares.times == 0:
+                priors = FittedPriors(priors.services, priors.addresses,
+                                      P.TimePrior(cfg.time_window, model.time_cells() + 1e-3))
+        sim = PacketSimulator(cfg.time_window, flows=_flow_backend(
+            TraceSynthConfig(**{**cfg.__dict__, "ts_resolution_s": 1e-6}), priors))
+        if cfg.generator == "simulator":
+            backend: Any = sim
+        elif cfg.generator == "fitted":
+            backend = model.generator
+        else:
+            backend = Mixture([sim, model.generator], floor=cfg.mixture_floor, names=["simulator", "fitted"])
 
-    def backend(pr: FittedPriors | None) -> PacketSimulator:
-        return PacketSimulator(cfg.time_window, flows=_flow_backend(
-            TraceSynthConfig(**{**cfg.__dict__, "ts_resolution_s": 1e-6}), pr))
+        def finish(pop: Population, rng: np.random.Generator) -> pd.DataFrame:
+            src = np.asarray(pop.source).astype(str)
+            is_fit = src == "fitted"
+            parts = []
+            if (~is_fit).any():
+                parts.append(pop.take(np.flatnonzero(~is_fit)).samples)
+            if is_fit.any():
+                parts.append(model.generator.refresh(pop.take(np.flatnonzero(is_fit)), rng, resample=()).samples)
+            out = pd.concat(parts, ignore_index=True)
+            return out.sort_values("ts", kind="stable").reset_index(drop=True)
 
-    return _run(private, cfg, "packet", backend, enc, packet_marginal_specs(cfg.time_window), finish, checkpoint,
-                resume, on_event)
+        return _Fitted(backend, released, finish)
+
+    return _run(private, cfg, "packet", enc, build, checkpoint, resume, on_event)
 
 
 def simulate_flows(n: int, time_window: tuple[float, float], seed: int | None = None,
