@@ -247,3 +247,18 @@ def test_a_missing_out_directory_is_created_like_a_checkpoint_directory(adult_fi
     rc, err = _rc(["synth", str(data), "--schema", str(schema), "--out", str(out), "--population", "100",
                    "--iterations", "1", "--k", "2", "--samples", "50", "-q"], capsys)
     assert rc == 0 and out.exists() and (out.parent / "o.privacy.json").exists()
+
+
+def test_the_real_data_report_is_written_only_where_the_user_says(adult_files, tmp_path, capsys):
+    """Rule 7: no file beside the output holds private values; the report of REAL vs synthetic (exact real
+    distributions) is written only to an explicit --report path, with a reminder to keep it private."""
+    data, schema = adult_files
+    (tmp_path / "share").mkdir()
+    (tmp_path / "private").mkdir()
+    argv = ["synth", str(data), "--schema", str(schema), "--out", str(tmp_path / "share" / "o.csv"), "--population",
+            "100", "--iterations", "1", "--k", "2", "--samples", "50"]
+    rc, _ = _rc(argv, capsys)
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "share").iterdir()) == ["o.csv", "o.privacy.json"]
+    rc, _ = _rc([*argv, "--report", str(tmp_path / "private" / "r.html")], capsys)
+    assert rc == 0 and (tmp_path / "private" / "r.html").exists()
+    assert sorted(p.name for p in (tmp_path / "share").iterdir()) == ["o.csv", "o.privacy.json"]

@@ -17,6 +17,7 @@ from pe_tabular.cli_support import (
     Formatter,
     UsageError,
     add_common,
+    check_html_out,
     delta_arg,
     emit,
     epsilon_arg,
@@ -24,6 +25,7 @@ from pe_tabular.cli_support import (
     positive_float,
     positive_int,
     refuse_overwriting_inputs,
+    timing_record,
 )
 from pe_tabular.io_utils import atomic_write_json
 from pe_tabular.privacy.accountant import gdp_mu
@@ -118,8 +120,8 @@ def _vote_fn(args: argparse.Namespace) -> Any:
 
 def _synth(args: argparse.Namespace) -> int:
     out = check_out(args.out)
-    refuse_overwriting_inputs([out, ledger_path(out), Path(f"{out.with_suffix('')}.report.html")],
-                              [args.data, args.schema])
+    report_html = check_html_out(args.report, "--report") if args.report else None
+    refuse_overwriting_inputs([out, ledger_path(out), report_html], [args.data, args.schema])
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
     schema = Schema.load(args.schema)
@@ -129,18 +131,22 @@ def _synth(args: argparse.Namespace) -> int:
     write_table(synth, out, progress=not (args.quiet or args.json))
     privacy_path = ledger_path(out)
     report = syn.privacy_report()
-    report["wall_seconds"] = time.time() - t0
+    report["timing"] = timing_record(time.time() - t0)
     atomic_write_json(privacy_path, report)
-    if args.report:
+    note = ""
+    if report_html is not None:
         from pe_tabular.tables.report import write_report
 
-        write_report(df, synth, schema, Path(f"{out.with_suffix('')}.report.html"), ledger=report,
+        write_report(df, synth, schema, report_html, ledger=report,
                      history=syn.result.history if syn.result else None)
+        note = (f"\nwrote {report_html}: it shows the REAL data's exact distributions (not differentially "
+                "private): keep it with the private data, never beside the synthetic table you share")
     eps = report["epsilon"]
     emit(args, {"out": str(out), "privacy": str(privacy_path), "rows": len(synth), "epsilon": eps,
-                "delta": report["delta"], "mu": report["mu"], "wall_seconds": report["wall_seconds"]},
+                "delta": report["delta"], "mu": report["mu"], "timing": report["timing"],
+                "report": str(report_html) if report_html else None},
          f"wrote {len(synth)} rows to {out}\n(epsilon, delta) = ({eps if isinstance(eps, str) else f'{eps:.4g}'}, "
-         f"{report['delta']:g}) for the whole run; ledger in {privacy_path}")
+         f"{report['delta']:g}) for the whole run; ledger in {privacy_path}" + note)
     return EXIT_OK
 
 
@@ -269,7 +275,7 @@ def _demo(args: argparse.Namespace) -> int:
     out = out_dir / "adult_synth.csv"
     write_table(synth, out)
     report = syn.privacy_report()
-    report["wall_seconds"] = wall
+    report["timing"] = timing_record(wall)
     atomic_write_json(out_dir / "adult_synth.privacy.json", report)
     res = evaluate(train, synth, schema, test, "income")
     res["wall_seconds"] = wall
@@ -312,7 +318,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--llm-model", help="model name the endpoint serves, for llm")
     p.add_argument("--public-data", help="PUBLIC table (.csv/.parquet) the sdv backend is fitted on")
     p.add_argument("--on-invalid", choices=["error", "drop", "clip"], default="error")
-    p.add_argument("--report", action="store_true", help="also write OUT.report.html")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="also write a self-contained HTML report comparing the REAL and the synthetic data; it shows "
+                        "the real data's exact distributions, so give it a place beside the private data, not "
+                        "beside the output you share")
     p.add_argument("--dask-scheduler", help="vote on a Dask cluster at this address")
     p.add_argument("--dask-local", type=int, help="vote on a local Dask cluster of N worker processes")
     add_common(p)
