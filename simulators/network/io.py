@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +68,7 @@ def read_flow_table(path: Path) -> pd.DataFrame:
 
 def read_netflow_csv(path: str | Path) -> pd.DataFrame:
     """Flows from a UGR'16/NetShare table — CSV, gzip'd CSV or Parquet; IPs may be uint32 or dotted quads,
-    proto names or numbers."""
+    proto names or numbers. (``simulators.network.records`` streams the same normalisation chunk by chunk.)"""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"flow file {path} does not exist")
@@ -76,23 +78,43 @@ def read_netflow_csv(path: str | Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; a NetFlow CSV needs {list(FLOW_REQUIRED)} "
                          "(plus optional flags, tos, type)")
-    out = pd.DataFrame({"srcip": ip_to_uint32(df["srcip"], "srcip"), "dstip": ip_to_uint32(df["dstip"], "dstip")})
-    for c in ("srcport", "dstport", "pkt", "byt"):
-        v = pd.to_numeric(df[c], errors="coerce")
-        if v.isna().any():  # rule 7: the column and the problem, never a value, a row or a count
-            raise ValueError(f"{path}: column {c!r}: some values are missing or not numbers; fill or drop them")
-        out[c] = v.to_numpy(np.float64).round().astype(np.int64)
-    out["proto"] = number_to_proto(proto_to_number(df["proto"]))
-    for c in ("ts", "td"):
-        v = pd.to_numeric(df[c], errors="coerce")
-        if v.isna().any():  # rule 7: the column and the problem, never a value, a row or a count
-            raise ValueError(f"{path}: column {c!r}: some values are missing or not numbers; fill or drop them")
-        out[c] = v.to_numpy(np.float64)
-    out["flags"] = mask_to_flags(flags_to_mask(df["flags"].fillna("......"))) if "flags" in df else "......"
-    out["tos"] = pd.to_numeric(df["tos"], errors="coerce").fillna(0).astype(np.int64) if "tos" in df else 0
-    if "type" in df:
-        out["type"] = df["type"].astype(str).to_numpy()
-    return out[[c for c in FLOW_ORDER if c in out.columns]]
+    return normalize_flows(df, str(path))
+
+
+def canonical_columns(present: Sequence[str]) -> tuple[str, ...]:
+    """The columns :func:`normalize_flows` gives a table with columns ``present``: every NetFlow column,
+    ``flags`` and ``tos`` always (defaults when absent), ``type`` only when present."""
+    return tuple(c for c in FLOW_ORDER if c != "type" or "type" in present)
+
+
+def normalize_flows(df: pd.DataFrame, where: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The canonical flow columns (see the module docstring) of a raw table whose names are stripped;
+    ``columns`` limits the work to those (a streamed pass reads only what it needs). Column by column, so
+    a chunk gives exactly the rows the whole table would."""
+    want = canonical_columns(df.columns) if columns is None else tuple(columns)
+    out: dict[str, Any] = {}
+    for c in want:
+        if c in ("srcip", "dstip"):
+            out[c] = ip_to_uint32(df[c], c)
+        elif c in ("srcport", "dstport", "pkt", "byt", "ts", "td"):
+            v = pd.to_numeric(df[c], errors="coerce")
+            if v.isna().any():  # rule 7: the column and the problem, never a value, a row or a count
+                raise ValueError(f"{where}: column {c!r}: some values are missing or not numbers; fill or drop them")
+            v = v.to_numpy(np.float64)
+            out[c] = v if c in ("ts", "td") else v.round().astype(np.int64)
+        elif c == "proto":
+            out[c] = number_to_proto(proto_to_number(df["proto"]))
+        elif c == "flags":
+            out[c] = mask_to_flags(flags_to_mask(df["flags"].fillna("......"))) if "flags" in df else \
+                np.full(len(df), "......", dtype=object)
+        elif c == "tos":
+            out[c] = pd.to_numeric(df["tos"], errors="coerce").fillna(0).to_numpy().astype(np.int64) \
+                if "tos" in df else np.zeros(len(df), np.int64)
+        elif c == "type":
+            out[c] = df["type"].astype(str).to_numpy()
+        else:
+            raise ValueError(f"{where}: {c!r} is not a NetFlow column; known: {list(FLOW_ORDER)}")
+    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))[list(want)]
 
 
 def write_netflow_csv(flows: pd.DataFrame, path: str | Path, dotted_ips: bool = False) -> Path:
