@@ -83,6 +83,7 @@ def _synth(args: argparse.Namespace) -> int:
     from simulators.network.dp_priors import PriorShares
     from simulators.network.fitted import FitShares
     from simulators.network.io import (
+        SortedCsvSink,
         packets_to_flows,
         read_pcap,
         write_netflow_csv,
@@ -148,9 +149,19 @@ def _synth(args: argparse.Namespace) -> int:
         else:  # NetFlow CSV / CSV.gz / Parquet, a file or a folder: streamed in chunks, never one frame
             records = _on_dask(TraceRecords.scan(src, args.unit, chunk_rows=args.chunk_rows, guard=guard,
                                                  on_event=on_event), args)
-            res = synthesize_flows(records, cfg, **kw)
-            _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
-                         cfg.time_window)
+            # a CSV output is written chunk by chunk too (a pcap output or a report needs the records whole)
+            sink = SortedCsvSink(out, cfg.time_window) if not out_pcap and report is None else None
+            try:
+                res = synthesize_flows(records, cfg, sink=sink, **kw)
+            except BaseException:
+                if sink is not None:
+                    sink.discard()
+                raise
+            if sink is not None:
+                sink.close()
+            else:
+                _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
+                             cfg.time_window)
             if report is not None:
                 real = records.to_frame()  # the report shows real-data statistics: it needs them in memory
     finally:
@@ -163,11 +174,11 @@ def _synth(args: argparse.Namespace) -> int:
 
     hist = atomic_write_json(history_path(out), res.history)  # for `traces evaluate --report`
     eps = res.ledger.epsilon
-    summary = {"out": str(out), "records": len(res.records), "epsilon": eps if math.isfinite(eps) else "inf",
+    summary = {"out": str(out), "records": res.n_records, "epsilon": eps if math.isfinite(eps) else "inf",
                "delta": args.delta, "unit": args.unit, "level": args.level, "privacy_report": str(priv),
                "history": str(hist), "releases": len(res.ledger.releases), "wall_s": round(res.wall_s, 2),
                "cpu_s": round(res.cpu_s, 2)}
-    text = (f"wrote {len(res.records)} synthetic {'packets' if args.level == 'packet' else 'flows'} to "
+    text = (f"wrote {res.n_records} synthetic {'packets' if args.level == 'packet' else 'flows'} to "
             f"{out} ({args.unit}-level ({eps:.4g}, {args.delta:g})-DP; report {priv})")
     if report is not None:
         from simulators.network.report import write_traces_report

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -144,7 +144,8 @@ class TraceSynthConfig:
 
 @dataclass
 class TraceSynthResult:
-    records: pd.DataFrame
+    records: pd.DataFrame | None  # None when a sink took them (``synthesize_flows(..., sink=...)``)
+    n_records: int
     ledger: Ledger
     history: list[dict[str, Any]]
     population: Population
@@ -252,7 +253,7 @@ def as_records(private: pd.DataFrame | TraceRecords, cfg: TraceSynthConfig) -> T
 
 def _run(private: TraceRecords, cfg: TraceSynthConfig, level: str, encoder: Any,
          build: Callable[..., _Fitted], checkpoint: str | Checkpointer | None, resume: bool,
-         on_event: Callable[[dict[str, Any]], None] | None) -> TraceSynthResult:
+         on_event: Callable[[dict[str, Any]], None] | None, sink: RecordSink | None = None) -> TraceSynthResult:
     """The run over a chunked source: every release is a pass (or part of one) over the records, the votes
     are chunk sums over the encoded records (``SourceVoter``); no step holds the raw records."""
     t_wall, t_cpu = time.perf_counter(), time.process_time()
@@ -306,9 +307,41 @@ def _run(private: TraceRecords, cfg: TraceSynthConfig, level: str, encoder: Any,
     # systematic resampling: each candidate appears ⌊n·p⌋ or ⌈n·p⌉ times, so the output reproduces the raked
     # weights up to rounding instead of adding multinomial noise (≈ 3 % on a destination of 1,000 records)
     idx = select(weights, n_est, rng, mode="systematic").index
-    out = fitted.finish(res.population.take(idx).with_parents(idx), rng)
-    return TraceSynthResult(out, res.ledger, res.history, res.population, res.weights,
-                            time.perf_counter() - t_wall, time.process_time() - t_cpu)
+    out = _finish(fitted, res.population, idx, rng, sink)
+    return TraceSynthResult(out, n_est if out is None else len(out), res.ledger, res.history, res.population,
+                            res.weights, time.perf_counter() - t_wall, time.process_time() - t_cpu)
+
+
+OUTPUT_CHUNK = 1 << 17  # synthetic records finished per step (public): output memory O(this), not O(n)
+
+
+class RecordSink(Protocol):
+    """Takes the synthetic records chunk by chunk (``io.SortedCsvSink``)."""
+
+    def write(self, records: pd.DataFrame) -> None: ...
+
+
+def _finish(fitted: _Fitted, population: Population, idx: np.ndarray, rng: np.random.Generator,
+            sink: RecordSink | None) -> pd.DataFrame | None:
+    """The output records, finished OUTPUT_CHUNK at a time (post-processing of released candidates): handed
+    to ``sink`` as they come (memory flat in the output size), or, without a sink, concatenated and sorted by
+    start time — the same records either way. A large output visits the candidates in index order, so a
+    candidate's copies are finished together (``refresh`` varies repeats of one candidate)."""
+    if len(idx) > OUTPUT_CHUNK:
+        idx = np.sort(idx)
+    parts = []
+    for s in range(0, len(idx), OUTPUT_CHUNK):
+        part = idx[s:s + OUTPUT_CHUNK]
+        out = fitted.finish(population.take(part).with_parents(part), rng)
+        if sink is not None:
+            sink.write(out)
+        else:
+            parts.append(out)
+    if sink is not None:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts, ignore_index=True).sort_values("ts", kind="stable").reset_index(drop=True)
 
 
 def _flow_backend(cfg: TraceSynthConfig, priors: FittedPriors | None) -> FlowSimulator:
@@ -347,9 +380,11 @@ def _code_marginals(model: FittedModel) -> list[Released]:
 
 def synthesize_flows(private: pd.DataFrame | TraceRecords, cfg: TraceSynthConfig, *,
                      checkpoint: str | Checkpointer | None = None, resume: bool = False,
-                     on_event: Callable[[dict[str, Any]], None] | None = None) -> TraceSynthResult:
+                     on_event: Callable[[dict[str, Any]], None] | None = None,
+                     sink: RecordSink | None = None) -> TraceSynthResult:
     """DP synthetic NetFlow records (same schema) from private flows: a frame, or records streamed from
-    files (:meth:`records.TraceRecords.scan`)."""
+    files (:meth:`records.TraceRecords.scan`). With ``sink`` the output goes there chunk by chunk
+    (``result.records`` is None) instead of into one frame."""
     cfg.validate()
     private = as_records(private, cfg)
     enc = FlowEncoder(cfg.time_window, ts_bins=cfg.ts_bins, weights=cfg.encoder_weights())
@@ -396,7 +431,7 @@ def synthesize_flows(private: pd.DataFrame | TraceRecords, cfg: TraceSynthConfig
 
         return _Fitted(backend, released, finish)
 
-    return _run(private, cfg, "flow", enc, build, checkpoint, resume, on_event)
+    return _run(private, cfg, "flow", enc, build, checkpoint, resume, on_event, sink)
 
 
 def synthesize_packets(private: pd.DataFrame | TraceRecords, cfg: TraceSynthConfig, *,
