@@ -189,3 +189,27 @@ def test_progress_events_carry_fractions_only(tmp_path):
     assert scans and all(set(e) == {"type", "desc", "fraction"} and 0 <= e["fraction"] <= 1 for e in scans)
     votes = [e for e in events if e["type"] == "vote_progress"]
     assert votes and all(set(e) == {"type", "iteration", "fraction"} for e in votes)
+
+
+@pytest.mark.parametrize("unit", ["record", "flow"])
+def test_a_two_worker_dask_cluster_gives_the_releases_and_output_of_one_process(client, tmp_path, monkeypatch, unit):
+    """`traces synth --dask-local/--dask-scheduler`: the same Parquet folder, its parts read and summed on a
+    2-process LocalCluster (votes there too), gives every release and the output of the one-process run under
+    the test-only noise switch; with flow units spread over both files, the per-unit table is merged on the
+    workers and still matches."""
+    monkeypatch.setenv("PE_TABULAR_TEST_ONLY_NOISE_SEED", "13")
+    folder = _files(_trace(600, 7), tmp_path / "flows", parts=2, row_group=64)
+    seen = _capture(monkeypatch)
+    cfg = _cfg(unit, population=80)
+    ref = synthesize_flows(TraceRecords.scan(folder, unit, chunk_rows=64), cfg)
+    dist = TraceRecords.scan(folder, unit, chunk_rows=64).on_dask(scheduler=client.scheduler.address)
+    try:
+        assert dist.on_cluster
+        got = synthesize_flows(dist, cfg)
+    finally:
+        dist.close()
+    pd.testing.assert_frame_equal(got.records, ref.records)
+    assert any(k.startswith("vote_") for k in seen) and "record_count" in seen
+    for key, values in seen.items():
+        assert len(values) == 2, key
+        np.testing.assert_array_equal(values[1], values[0], err_msg=key)
