@@ -70,6 +70,8 @@ CASES: list[tuple[str, list[str]]] = [
     ("`schema infer --out` is the input", ["schema", "infer", "data.csv", "--out", "data.csv"]),
     ("`traces synth --out` is the input", ["traces", "synth", "flows.csv", "--epsilon", "1", "--time-window", "0", "9",
                                            "--out", "flows.csv"]),
+    ("`traces synth --time-window` that misses the trace", ["traces", "synth", "flows.csv", "--epsilon", "1",
+                                                           "--time-window", "100", "200", "--out", "t.csv"]),
     ("`digits synth --out` into the `--private` folder", ["digits", "synth", "--private", "mnist", "--epsilon", "1",
                                                          "--out", "mnist", "--format", "both"]),
     ("schema: `columns` is an object", _synth(schema="s_obj.json")),

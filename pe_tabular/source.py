@@ -161,7 +161,7 @@ class Batch:
     data: Any  # a DataFrame (or Codes for an encoded part)
     offset: int  # position of its first row in the part
     done: float  # fraction of the part read after this batch (bytes, row groups)
-    digests: np.ndarray | None = None  # unit digests, when the part stores them (encoded parts)
+    digests: np.ndarray | None = None  # unit digests, when the part has them (encoded parts, derived units)
     tag: str | None = None
 
 
@@ -381,7 +381,8 @@ def sum_parts(parts: Sequence[tuple[int, Part]], fn: ChunkFn, *, columns: Sequen
         for b in part.batches(None if coded else _columns(columns, units)):
             n = len(b.data)
             if units:
-                d, tag = (b.digests, b.tag) if coded else unit_digests(b.data, units)
+                # a part may key its rows itself (a derived unit, e.g. a flow's 5-tuple): its digests win
+                d, tag = (b.digests, b.tag) if b.digests is not None else unit_digests(b.data, units)
                 if unit_weights is None:
                     raise ValueError("unit-level sums need the unit table's weights")
                 w = unit_weights.lookup(d, tag)
@@ -434,7 +435,8 @@ def encode_part(part: Part, encode: Callable[[pd.DataFrame], np.ndarray], column
     for j, b in enumerate(part.batches(_columns(cols, units))):
         frame = b.data
         labels = frame[label_column].to_numpy() if label_column else None
-        d, tag = unit_digests(frame, units) if units else (None, None)
+        d, tag = (b.digests, b.tag) if b.digests is not None else (
+            unit_digests(frame, units) if units else (None, None))
         feats = frame[list(columns)] if columns is not None else frame.drop(
             columns=[c for c in (label_column, *units) if c])
         codes = np.ascontiguousarray(np.asarray(encode(feats)))

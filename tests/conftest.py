@@ -18,6 +18,15 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+@pytest.fixture(scope="session")
+def client():
+    """One 2-process Dask LocalCluster for every distributed test of the session (starting one costs seconds)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as lc:
+        with distributed.Client(lc) as c:
+            yield c
+
+
 @pytest.fixture
 def report_table():
     """Collect a table (title, lines) to print in the terminal summary (shown in CI output)."""

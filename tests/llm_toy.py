@@ -32,9 +32,10 @@ def private_frame(n: int = 120, seed: int = 0, canaries: bool = True) -> tuple[p
         return df, []
     names = [f"CANARY-{seed}-{i:04d}-zq" for i in range(n)]
     df.insert(0, "name", names)  # a column the public schema does not have
-    # amounts OFF the public 0.5 grid (x.25): every synthetic amount is snapped onto the grid, so such
-    # a number in a prompt can only have come from a private row
-    df["amount"] = 1000.25 + np.arange(n) * 7.0
+    # amounts OFF the public 0.5 grid and off its midpoints (x.31; prompts write six significant digits):
+    # every synthetic amount is snapped onto the grid and every DP bin edge lies on the grid or half-way
+    # between two of its points (x.25, x.75), so such a number in a prompt can only come from a private row
+    df["amount"] = 1000.31 + np.arange(n) * 7.0
     return df, names + [f"{v:.6g}" for v in df["amount"]]
 
 

@@ -26,13 +26,6 @@ cloudpickle.register_pickle_by_value(toy)
 
 
 @pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as lc:
-        with distributed.Client(lc) as c:
-            yield c
-
-
-@pytest.fixture(scope="module")
 def data(tmp_path_factory):
     rng = np.random.default_rng(0)
     parts = [ts.frame(rng, n) for n in ts.SIZES]

@@ -40,13 +40,6 @@ def table(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as lc:
-        with distributed.Client(lc) as c:
-            yield c
-
-
-@pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
     parts = [table(rng, n) for n in (120, 75, 0, 133)]  # an empty partition too

@@ -15,6 +15,7 @@ from simulators.network.codebook import build_codebook, port_grid
 from simulators.network.fitted import FitShares, FittedFlowGenerator, consistent_table, fit_flow_generator
 from simulators.network.flows import FlowSimulator, flow_validity
 from simulators.network.pipeline import TraceSynthConfig, privacy_groups, synthesize_flows
+from simulators.network.records import TraceRecords
 
 WINDOW = (1.6e9, 1.6e9 + 3600)
 
@@ -34,9 +35,10 @@ def _plan() -> P.FittedAddressPlan:
     return P.FittedAddressPlan(np.array([10 << 24, 0xC0A80000]), np.array([8, 16]), np.array([5.0, 5.0]))
 
 
-def _fit(df: pd.DataFrame, eps_mu: float = 50.0, groups: np.ndarray | None = None):
+def _fit(df: pd.DataFrame, eps_mu: float = 50.0, unit: str = "record", chunk_rows: int = 65_536):
     led = Ledger(1e-5)
-    return fit_flow_generator(df, groups, WINDOW, _plan(), eps_mu, FitShares(), len(df), led, NoiseSource()), led
+    records = TraceRecords.from_frame(df, unit, chunk_rows=chunk_rows)
+    return fit_flow_generator(records, WINDOW, _plan(), eps_mu, FitShares(), len(df), led, NoiseSource()), led
 
 
 def test_frequent_values_become_exact_codes():
@@ -119,10 +121,11 @@ def test_every_fitting_release_moves_by_at_most_one_when_a_unit_leaves(unit, mon
         return seen[spec.key][0]
 
     monkeypatch.setattr(ReleasePath, "release", capture)
-    _fit(df, eps_mu=2.0, groups=groups)
+    # small chunks: a unit's records are spread over several chunks (weights 1/n_u from the unit table)
+    _fit(df, eps_mu=2.0, unit=unit, chunk_rows=64)
     for u in np.unique(g_ids)[:12]:
         keep = g_ids != u
-        _fit(df[keep].reset_index(drop=True), eps_mu=2.0, groups=None if groups is None else groups[keep])
+        _fit(df[keep].reset_index(drop=True), eps_mu=2.0, unit=unit, chunk_rows=64)
     full = {k: v[0] for k, v in seen.items()}
     for k, v in seen.items():
         for other in v[1:]:
@@ -157,7 +160,8 @@ def test_packet_generator_is_valid_and_inside_the_window():
 
     rng = np.random.default_rng(9)
     pk = PacketSimulator(WINDOW).random(2000, rng=rng).samples
-    model = fit_packet_generator(pk, None, WINDOW, _plan(), 5.0, FitShares(), len(pk), Ledger(1e-5), NoiseSource())
+    model = fit_packet_generator(TraceRecords.from_frame(pk), WINDOW, _plan(), 5.0, FitShares(), len(pk), Ledger(1e-5),
+                                 NoiseSource())
     gen = model.generator
     pop = gen.random(1000, rng=rng)
     pop = gen.vary(pop.with_parents(np.arange(1000) // 3), 0.5, rng)

@@ -19,6 +19,7 @@ from simulators.network.encoder import FlowEncoder
 from simulators.network.flows import FlowSimulator
 from simulators.network.marginals import flow_marginal_specs
 from simulators.network.pipeline import TraceSynthConfig, privacy_groups, synthesize_flows
+from simulators.network.records import TraceRecords
 
 WINDOW = (1.6e9, 1.6e9 + 3600)
 
@@ -93,7 +94,8 @@ def test_address_trie_finds_heavy_hosts_and_is_charged():
     src = np.r_[np.full(3000, heavy[0]), np.full(2000, heavy[1]), rng.integers(1 << 24, 1 << 32, 3000)]
     dst = rng.integers(1 << 24, 1 << 32, len(src))
     led = Ledger(1e-5, mu_budget=10.0)
-    plan = fit_addresses(src, dst, None, sigma=5.0, ledger=led, noise=NoiseSource())
+    plan = fit_addresses(TraceRecords.from_frame(pd.DataFrame({"srcip": src, "dstip": dst})), sigma=5.0, ledger=led,
+                         noise=NoiseSource())
     hosts = plan.prefixes[plan.prefix_len == 32]
     assert set(heavy.tolist()) <= set(hosts.tolist())
     assert len(led.releases) == len(TRIE_LEVELS) and all(r.sensitivity == 1.0 for r in led.releases)
@@ -192,7 +194,6 @@ def test_every_size_comes_from_the_noisy_count(unit, tmp_path):
     ck = open_checkpoint(str(tmp_path / "ck"), True, None)
     noisy, rel = ck.load_release("record_count")
     led = Ledger(1e-5)
-    groups = privacy_groups(priv, unit)
     # the estimate is a function of the released values only: recompute it from the restored release
 
     class _Restore:
@@ -202,7 +203,8 @@ def test_every_size_comes_from_the_noisy_count(unit, tmp_path):
         def save_release(self, *a):
             raise AssertionError("nothing new may be released")
 
-    est = release_record_count(priv, groups, cfg, gdp_mu(1.0, 1e-5), led, NoiseSource(), _Restore())
+    est = release_record_count(TraceRecords.from_frame(priv, unit), cfg, gdp_mu(1.0, 1e-5), led, NoiseSource(),
+                               _Restore())
     n = size_from_count(est, MIN_RECORDS)
     assert len(res.records) == n
     votes = [r for r in res.ledger.releases if "vote histogram" in r.what]
@@ -239,10 +241,10 @@ def test_record_count_estimate_never_explodes_on_noise(monkeypatch):
     from simulators.network.pipeline import release_record_count
 
     priv = _private(60, seed=11)
-    groups = privacy_groups(priv, "flow")
+    records = TraceRecords.from_frame(priv, "flow")
     cfg = TraceSynthConfig(epsilon=0.5, unit="flow", time_window=WINDOW)
     est = []
     for s in range(3000):
         monkeypatch.setenv("PE_TABULAR_TEST_ONLY_NOISE_SEED", str(1000 + s))
-        est.append(release_record_count(priv, groups, cfg, gdp_mu(0.5, 1e-5), Ledger(1e-5), noise_source(), None))
+        est.append(release_record_count(records, cfg, gdp_mu(0.5, 1e-5), Ledger(1e-5), noise_source(), None))
     assert max(est) < 50 * len(priv)

@@ -18,6 +18,8 @@ log = logging.getLogger("pe_tabular.traces")
 EPILOG = """examples:
   pe-tabular traces synth flows.csv --epsilon 2 --unit flow --time-window 2016-04-11T00:00Z 2016-04-11T09:00Z \\
       --out synth.csv
+  pe-tabular traces synth flows-parquet/ --epsilon 2 --unit record --time-window 2016-04-11T00:00Z \\
+      2016-04-11T09:00Z --max-memory 4G --chunk-rows 65536 --out synth.csv
   pe-tabular traces synth capture.pcap --epsilon 4 --unit flow --time-window 1431969600 1431969900 --out synth.pcap
   pe-tabular traces synth capture.pcap --level packet --epsilon 4 --time-window 1431969600 1431969900 --out pk.pcap
   pe-tabular traces synth flows.csv --epsilon 2 --time-window 2016-04-11T00:00Z 2016-04-11T09:00Z \\
@@ -61,8 +63,13 @@ def _is_pcap(path: Path) -> bool:
     return False
 
 
-def _progress(quiet: bool) -> Any:
+def _progress(quiet: bool, bars: Any = None) -> Any:
+    """Progress bars with ETA (percent of each pass over the records and of each vote: never a count of
+    records, rule 6) and one log line per iteration."""
+
     def on_event(e: dict[str, Any]) -> None:
+        if bars is not None:
+            bars(e)
         if e.get("type") == "iteration" and not quiet:
             log.info("iteration %d: sigma=%.3g population=%d ess=%.1f eps_so_far=%.3g", e["iteration"], e["sigma"],
                      e["population"], e["ess"], e["epsilon_so_far"])
@@ -71,11 +78,13 @@ def _progress(quiet: bool) -> Any:
 
 def _synth(args: argparse.Namespace) -> int:
     from pe_tabular.cli_support import UsageError, emit, history_path, ledger_path, refuse_overwriting_inputs
+    from pe_tabular.memory import MemoryGuard
+    from pe_tabular.progress import ProgressBars
     from simulators.network.dp_priors import PriorShares
     from simulators.network.fitted import FitShares
     from simulators.network.io import (
+        SortedCsvSink,
         packets_to_flows,
-        read_netflow_csv,
         read_pcap,
         write_netflow_csv,
         write_packets_csv,
@@ -83,6 +92,7 @@ def _synth(args: argparse.Namespace) -> int:
     )
     from simulators.network.packets import expand_flows
     from simulators.network.pipeline import TraceSynthConfig, synthesize_flows, synthesize_packets
+    from simulators.network.records import TraceRecords
 
     src, out = Path(args.input), Path(args.out)
     if not src.exists():
@@ -97,7 +107,9 @@ def _synth(args: argparse.Namespace) -> int:
     out_pcap = out.suffix.lower() in (".pcap", ".pcapng")
     if not out_pcap and out.suffix.lower() != ".csv":
         raise UsageError(f"--out {out}: use a .csv (records) or .pcap (packets) file name")
-    pcap_in = _is_pcap(src)
+    pcap_in = src.is_file() and _is_pcap(src)
+    if args.dask_local is not None and args.dask_scheduler:
+        raise UsageError("give --dask-local N or --dask-scheduler ADDRESS, not both")
     if args.level == "packet" and not pcap_in:
         raise UsageError("--level packet needs a pcap/pcapng input (packet headers)")
     cfg = TraceSynthConfig(
@@ -115,37 +127,58 @@ def _synth(args: argparse.Namespace) -> int:
 
     ck = open_checkpoint(args.checkpoint, args.resume, {"settings": asdict(cfg), "level": args.level,
                                                         "input": input_fingerprint(src)})
-    kw = {"checkpoint": ck, "resume": args.resume, "on_event": _progress(args.quiet)}
-    if pcap_in:
-        packets = read_pcap(src)
-        if args.level == "packet":
-            real = packets
-            res = synthesize_packets(packets, cfg, **kw)
-            if out_pcap:
-                write_pcap(res.records, out)
+    bars = ProgressBars(enabled=not (args.quiet or args.json), desc="traces")
+    on_event = _progress(args.quiet, bars)
+    kw = {"checkpoint": ck, "resume": args.resume, "on_event": on_event}
+    guard = MemoryGuard(args.max_memory)
+    real: pd.DataFrame | None = None
+    records: TraceRecords | None = None
+    try:
+        if pcap_in:  # a pcap is parsed whole (packets stay in memory); its flows or packets are one source
+            packets = read_pcap(src)
+            real = packets if args.level == "packet" else packets_to_flows(packets)
+            records = _on_dask(TraceRecords.from_frame(real, args.unit, chunk_rows=args.chunk_rows, guard=guard,
+                                                       on_event=on_event), args)
+            if args.level == "packet":
+                res = synthesize_packets(records, cfg, **kw)
+                (write_pcap if out_pcap else write_packets_csv)(res.records, out)
             else:
-                write_packets_csv(res.records, out)
-        else:
-            real = packets_to_flows(packets)
-            res = synthesize_flows(real, cfg, **kw)
-            _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
-                         cfg.time_window)
-    else:
-        real = read_netflow_csv(src)
-        res = synthesize_flows(real, cfg, **kw)
-        _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
-                     cfg.time_window)
+                res = synthesize_flows(records, cfg, **kw)
+                _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
+                             cfg.time_window)
+        else:  # NetFlow CSV / CSV.gz / Parquet, a file or a folder: streamed in chunks, never one frame
+            records = _on_dask(TraceRecords.scan(src, args.unit, chunk_rows=args.chunk_rows, guard=guard,
+                                                 on_event=on_event), args)
+            # a CSV output is written chunk by chunk too (a pcap output or a report needs the records whole)
+            sink = SortedCsvSink(out, cfg.time_window) if not out_pcap and report is None else None
+            try:
+                res = synthesize_flows(records, cfg, sink=sink, **kw)
+            except BaseException:
+                if sink is not None:
+                    sink.discard()
+                raise
+            if sink is not None:
+                sink.close()
+            else:
+                _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
+                             cfg.time_window)
+            if report is not None:
+                real = records.to_frame()  # the report shows real-data statistics: it needs them in memory
+    finally:
+        bars.close()
+        if records is not None:
+            records.close()
     priv = ledger_path(out)
     res.ledger.save(priv)
     from pe_tabular.io_utils import atomic_write_json
 
     hist = atomic_write_json(history_path(out), res.history)  # for `traces evaluate --report`
     eps = res.ledger.epsilon
-    summary = {"out": str(out), "records": len(res.records), "epsilon": eps if math.isfinite(eps) else "inf",
+    summary = {"out": str(out), "records": res.n_records, "epsilon": eps if math.isfinite(eps) else "inf",
                "delta": args.delta, "unit": args.unit, "level": args.level, "privacy_report": str(priv),
                "history": str(hist), "releases": len(res.ledger.releases), "wall_s": round(res.wall_s, 2),
                "cpu_s": round(res.cpu_s, 2)}
-    text = (f"wrote {len(res.records)} synthetic {'packets' if args.level == 'packet' else 'flows'} to "
+    text = (f"wrote {res.n_records} synthetic {'packets' if args.level == 'packet' else 'flows'} to "
             f"{out} ({args.unit}-level ({eps:.4g}, {args.delta:g})-DP; report {priv})")
     if report is not None:
         from simulators.network.report import write_traces_report
@@ -158,6 +191,14 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 _REPORT_NOTE = "wrote {} (self-contained HTML); it shows REAL-data statistics: keep it with the private data."
+
+
+def _on_dask(records: Any, args: argparse.Namespace) -> Any:
+    """The records on a Dask cluster when --dask-local / --dask-scheduler asks for one (releases and votes
+    run on the workers; only histograms come back)."""
+    if args.dask_local is None and not args.dask_scheduler:
+        return records
+    return records.on_dask(local=args.dask_local, scheduler=args.dask_scheduler)
 
 
 def _check_report(path: str | None) -> Path | None:
@@ -256,7 +297,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: Any) -> None:
-    from pe_tabular.cli_support import Formatter, add_common, positive_float
+    from pe_tabular.cli_support import Formatter, add_common, add_scale_flags, positive_float, positive_int
 
     top = subparsers.add_parser("traces", formatter_class=Formatter, help="DP synthetic network traces",
                                 description=__doc__, epilog=EPILOG)
@@ -268,7 +309,8 @@ def add_parser(subparsers: Any) -> None:
     p = sub.add_parser("synth", formatter_class=Formatter, help="synthesize flows or packets with DP",
                        description="Private Evolution over a parametric traffic simulator; the private trace only "
                                    "votes on synthetic candidates.", epilog=EPILOG)
-    p.add_argument("input", help="NetFlow CSV (UGR'16/NetShare columns) or pcap/pcapng capture")
+    p.add_argument("input", help="NetFlow table (UGR'16/NetShare columns: CSV, CSV.gz or Parquet; a file or a folder "
+                                 "of them, streamed in chunks) or a pcap/pcapng capture")
     p.add_argument("--out", required=True, help="synthetic output: .csv (records) or .pcap (packets)")
     p.add_argument("--epsilon", type=positive_float("--epsilon"), required=True)
     p.add_argument("--delta", type=float, default=1e-5)
@@ -316,7 +358,13 @@ def add_parser(subparsers: Any) -> None:
                         "histogram)")
     p.add_argument("--report", metavar="FILE.html", default=None,
                    help="also write a self-contained HTML report (real vs synthetic, ledger, evolution); it shows "
-                        "REAL-data statistics, keep it with the private data")
+                        "REAL-data statistics, keep it with the private data (it reads the input into memory)")
+    add_scale_flags(p)
+    p.add_argument("--dask-local", type=positive_int("--dask-local"), default=None, metavar="N",
+                   help="compute the releases and votes on a local Dask cluster of N worker processes")
+    p.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="compute the releases and votes on the Dask cluster at ADDRESS (tcp://host:8786); the "
+                        "input path must be readable by every worker")
     add_common(p)
     p.set_defaults(func=_synth)
 

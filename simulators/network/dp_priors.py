@@ -9,7 +9,8 @@ budget releases three noisy histograms and the simulator samples from them (post
   threshold survive (the prefix-tree approach to private heavy hitters: Cormode et al., "Differentially
   private spatial decompositions", ICDE 2012; Bassily et al., "Practical locally private heavy hitters",
   NeurIPS 2017, use the same descent). Each record's two addresses are one contribution of L2 norm 1
-  per level (both addresses weighted 1/√2; a group's contributions are normalised together).
+  per level (both addresses weighted 1/√2, or 1 when both fall in one prefix; a privacy unit's records weighted
+  1/n_u, ``records.py``).
 * **services** — (protocol, server port) over a public domain: every well-known port, a few registered
   service ports, "other registered", "ephemeral", and ICMP type/code.
 * **start times** — a histogram over the public time window.
@@ -25,6 +26,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -33,9 +35,9 @@ from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
-from pe_tabular.voting.histogram import vote_histogram
 from simulators.network import priors as P
 from simulators.network.encoder import ICMP, TCP, UDP, ip_to_uint32, port_class, proto_to_number
+from simulators.network.records import Hist, TraceRecords
 
 log = logging.getLogger(__name__)
 # Prefix lengths of the trie. Four levels (octet boundaries) beat seven (every 4 bits) on the corpus
@@ -79,17 +81,10 @@ def release(counts: np.ndarray | Callable[[], np.ndarray], sigma: float, key: st
     return ReleasePath(ledger, noise, checkpoint).release(Spec(key, what, sigma, stream=release_key), counts)
 
 
-def _group_ids(n: int, groups: np.ndarray | None) -> np.ndarray:
-    return np.arange(n) if groups is None else np.asarray(groups)
-
-
-def fit_addresses(src: np.ndarray, dst: np.ndarray, groups: np.ndarray | None, sigma: float, ledger: Ledger,
-                  noise: NoiseSource, checkpoint: Checkpointer | None = None,
-                  levels: tuple[int, ...] = TRIE_LEVELS) -> P.FittedAddressPlan:
-    """Noisy prefix-trie descent over both address columns; returns prefixes with residual weights."""
-    n = len(src)
-    items = np.stack([np.asarray(src, np.int64), np.asarray(dst, np.int64)], axis=1)
-    gid = _group_ids(n, groups)
+def fit_addresses(records: TraceRecords, sigma: float, ledger: Ledger, noise: NoiseSource,
+                  checkpoint: Checkpointer | None = None, levels: tuple[int, ...] = TRIE_LEVELS) -> P.FittedAddressPlan:
+    """Noisy prefix-trie descent over both address columns (one pass per level: each level's domain is the
+    children of the previous level's survivors); returns prefixes with residual weights."""
     prefixes: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
     noisy_by_level: list[np.ndarray] = []
@@ -100,16 +95,10 @@ def fit_addresses(src: np.ndarray, dst: np.ndarray, groups: np.ndarray | None, s
             step = plen - prev_len
             cand = (prefixes[-1][:, None] << step | np.arange(1 << step, dtype=np.int64)[None, :]).ravel()
         cand = np.sort(cand)
-
-        def counts(cand: np.ndarray = cand, plen: int = plen) -> np.ndarray:
-            node = items >> (32 - plen)
-            pos = np.searchsorted(cand, node)
-            hit = (pos < len(cand)) & (cand[np.minimum(pos, len(cand) - 1)] == node)
-            idx = np.where(hit, pos, len(cand))  # last bin = "elsewhere" (not released as a prefix)
-            return vote_histogram(idx, len(cand) + 1, gid)[: len(cand)]
-
-        noisy = release(counts, sigma, f"prior_addr_{plen:02d}", ledger, noise, checkpoint,
-                         f"address prefix histogram /{plen}", (0, 100 + plen))
+        hist = Hist(partial(_trie_bins, cand=cand, plen=plen), len(cand) + 1, ("srcip", "dstip"), k=2, rownorm=True)
+        noisy = release(lambda hist=hist, plen=plen: records.histogram(hist, f"address prefixes /{plen}")[:-1],
+                        sigma, f"prior_addr_{plen:02d}", ledger, noise, checkpoint,
+                        f"address prefix histogram /{plen}", (0, 100 + plen))
         keep = np.flatnonzero(noisy > threshold(sigma, len(cand)))
         keep = keep[np.argsort(-noisy[keep], kind="stable")[:MAX_PREFIXES]]
         keep = np.sort(keep)
@@ -141,6 +130,15 @@ def fit_addresses(src: np.ndarray, dst: np.ndarray, groups: np.ndarray | None, s
     return P.FittedAddressPlan(net[ok].astype(np.int64), ln[ok], wt[ok])
 
 
+def _trie_bins(df: pd.DataFrame, cand: np.ndarray, plen: int) -> np.ndarray:
+    """(n, 2): each address's position among the sorted candidate prefixes, len(cand) = elsewhere."""
+    items = np.stack([ip_to_uint32(df["srcip"], "srcip"), ip_to_uint32(df["dstip"], "dstip")], axis=1)
+    node = items >> (32 - plen)
+    pos = np.searchsorted(cand, node)
+    hit = (pos < len(cand)) & (cand[np.minimum(pos, len(cand) - 1)] == node)
+    return np.where(hit, pos, len(cand))
+
+
 def service_domain() -> tuple[np.ndarray, np.ndarray]:
     """Public (protocol, port) domain of the service histogram. Port codes: 0..1023 well-known, the
     listed registered service ports, RANDOM_REGISTERED, RANDOM_EPHEMERAL; ICMP uses type*256+code for
@@ -165,21 +163,23 @@ def service_keys(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return proto, code
 
 
-def fit_services(flows: pd.DataFrame, groups: np.ndarray | None, sigma: float, ledger: Ledger,
-                 noise: NoiseSource, checkpoint: Checkpointer | None = None) -> P.ServiceTable:
+def _service_bins(df: pd.DataFrame, key_sorted: np.ndarray, order: np.ndarray) -> np.ndarray:
+    proto, code = service_keys(df)
+    key = proto * 70000 + (code + 10)
+    pos = np.searchsorted(key_sorted, key)
+    hit = (pos < len(order)) & (key_sorted[np.minimum(pos, len(order) - 1)] == key)
+    return np.where(hit, order[np.minimum(pos, len(order) - 1)], len(order))
+
+
+def fit_services(records: TraceRecords, sigma: float, ledger: Ledger, noise: NoiseSource,
+                 checkpoint: Checkpointer | None = None) -> P.ServiceTable:
     dproto, dport = service_domain()
     key_dom = dproto * 70000 + (dport + 10)
     order = np.argsort(key_dom)
-
-    def counts() -> np.ndarray:
-        proto, code = service_keys(flows)
-        key = proto * 70000 + (code + 10)
-        pos = np.searchsorted(key_dom[order], key)
-        hit = (pos < len(order)) & (key_dom[order][np.minimum(pos, len(order) - 1)] == key)
-        idx = np.where(hit, order[np.minimum(pos, len(order) - 1)], len(order))
-        return vote_histogram(idx[:, None], len(order) + 1, groups)[: len(order)]
-
-    noisy = release(counts, sigma, "prior_services", ledger, noise, checkpoint, "service histogram", (0, 200))
+    hist = Hist(partial(_service_bins, key_sorted=key_dom[order], order=order), len(order) + 1,
+                ("srcport", "dstport", "proto"))
+    noisy = release(lambda: records.histogram(hist, "service histogram")[: len(order)], sigma, "prior_services",
+                    ledger, noise, checkpoint, "service histogram", (0, 200))
     keep = np.flatnonzero(noisy > threshold(sigma, len(noisy)))
     base = P.ServiceTable.default()
     if keep.size == 0:
@@ -201,22 +201,22 @@ def fit_services(flows: pd.DataFrame, groups: np.ndarray | None, sigma: float, l
                           np.r_[pkt, base.pkt], np.r_[pay, base.payload], np.r_[td, base.td])
 
 
-def fit_times(ts_seconds: np.ndarray, groups: np.ndarray | None, window: tuple[float, float], sigma: float,
-              ledger: Ledger, noise: NoiseSource, checkpoint: Checkpointer | None = None,
-              bins: int = 64) -> P.TimePrior:
+def _time_bins(df: pd.DataFrame, window: tuple[float, float], bins: int) -> np.ndarray:
     t0, t1 = window
+    t = df["ts"].to_numpy(np.float64) / 1e6
+    return np.clip(np.floor((t - t0) / (t1 - t0) * bins), 0, bins - 1).astype(np.int64)
 
-    def counts() -> np.ndarray:
-        b = np.clip(np.floor((np.asarray(ts_seconds, np.float64) - t0) / (t1 - t0) * bins), 0, bins - 1)
-        return vote_histogram(b.astype(np.int64)[:, None], bins, groups)
 
-    noisy = release(counts, sigma, "prior_times", ledger, noise, checkpoint, "start-time histogram", (0, 300))
+def fit_times(records: TraceRecords, window: tuple[float, float], sigma: float, ledger: Ledger, noise: NoiseSource,
+              checkpoint: Checkpointer | None = None, bins: int = 64) -> P.TimePrior:
+    hist = Hist(partial(_time_bins, window=window, bins=bins), bins, ("ts",))
+    noisy = release(lambda: records.histogram(hist, "start-time histogram"), sigma, "prior_times", ledger, noise,
+                    checkpoint, "start-time histogram", (0, 300))
     return P.TimePrior(window, np.clip(noisy, 0, None) + 1e-3 * max(float(np.clip(noisy, 0, None).max()), 1.0))
 
 
-def fit_priors(flows: pd.DataFrame, groups: np.ndarray | None, window: tuple[float, float], mu: float,
-               shares: PriorShares, ledger: Ledger, noise: NoiseSource,
-               checkpoint: Checkpointer | None = None) -> FittedPriors:
+def fit_priors(records: TraceRecords, window: tuple[float, float], mu: float, shares: PriorShares, ledger: Ledger,
+               noise: NoiseSource, checkpoint: Checkpointer | None = None) -> FittedPriors:
     """Spend ``shares`` of μ² on the three prior releases; returns the fitted tables."""
     if not 0 <= shares.total < 1:
         raise ValueError(f"prior budget shares must sum to less than 1, got {shares.total}")
@@ -228,13 +228,11 @@ def fit_priors(flows: pd.DataFrame, groups: np.ndarray | None, window: tuple[flo
 
     base = P.ServiceTable.default()
     if shares.addresses > 0:
-        addr = fit_addresses(ip_to_uint32(flows["srcip"]), ip_to_uint32(flows["dstip"]), groups,
-                             sig(shares.addresses, len(shares.trie_levels)), ledger, noise, checkpoint,
+        addr = fit_addresses(records, sig(shares.addresses, len(shares.trie_levels)), ledger, noise, checkpoint,
                              tuple(shares.trie_levels))
     else:
         addr = P.FittedAddressPlan(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    svc = fit_services(flows, groups, sig(shares.services, 1), ledger, noise, checkpoint) if shares.services > 0 \
-        else base
-    times = fit_times(flows["ts"].to_numpy(np.float64) / 1e6, groups, window, sig(shares.times, 1), ledger, noise,
-                      checkpoint) if shares.times > 0 else P.TimePrior(window)
+    svc = fit_services(records, sig(shares.services, 1), ledger, noise, checkpoint) if shares.services > 0 else base
+    times = fit_times(records, window, sig(shares.times, 1), ledger, noise, checkpoint) if shares.times > 0 \
+        else P.TimePrior(window)
     return FittedPriors(svc, addr, times)

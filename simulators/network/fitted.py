@@ -30,6 +30,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,12 +41,12 @@ from pe_tabular.population import Population
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
-from pe_tabular.voting.histogram import vote_histogram
 from simulators.network import priors as P
 from simulators.network.codebook import AddressCodebook, Codebook, build_codebook, flow_grids, packet_grids
 from simulators.network.dp_priors import threshold
 from simulators.network.encoder import ACK, TCP, flags_to_mask, mask_to_flags, number_to_proto, proto_to_number
 from simulators.network.flows import FLOW_COLUMNS, genome_from_records, header_bytes
+from simulators.network.records import Hist, LazyPass, TraceRecords
 
 STRUCTURE_GROUPS = 6
 # The public fallback structure (domain knowledge): the protocol decides the service ports, flags and
@@ -357,13 +358,13 @@ class FittedModel:
         return np.clip(m, 0, None)
 
 
-def fit_flow_generator(records: pd.DataFrame, groups: np.ndarray | None, window: tuple[float, float],
-                       plan: P.FittedAddressPlan, mu: float, shares: FitShares, noisy_count: float,
-                       ledger: Ledger, noise: NoiseSource, checkpoint: Checkpointer | None = None,
-                       ts_resolution_s: float = 1e-6, single_packet_zero_duration: bool = True) -> FittedModel:
+def fit_flow_generator(records: TraceRecords, window: tuple[float, float], plan: P.FittedAddressPlan, mu: float,
+                       shares: FitShares, noisy_count: float, ledger: Ledger, noise: NoiseSource,
+                       checkpoint: Checkpointer | None = None, ts_resolution_s: float = 1e-6,
+                       single_packet_zero_duration: bool = True) -> FittedModel:
     """Release the codes, structure and tree tables of NetFlow fields (``shares`` of μ²); the generator."""
-    grids = flow_grids(window, "flags" in records, "tos" in records)
-    books, edges, tables, sigma, s1 = _fit_tree(records, groups, grids, plan, mu, shares, noisy_count, ledger, noise,
+    grids = flow_grids(window, "flags" in records.columns, "tos" in records.columns)
+    books, edges, tables, sigma, s1 = _fit_tree(records, grids, plan, mu, shares, noisy_count, ledger, noise,
                                                 checkpoint, PUBLIC_TREE)
     # the simulator's columns (one frame format in a mixture); the pipeline drops what the input lacked
     gen = FittedFlowGenerator(books, edges, tables, sigma, FLOW_COLUMNS, ts_resolution_s,
@@ -371,19 +372,44 @@ def fit_flow_generator(records: pd.DataFrame, groups: np.ndarray | None, window:
     return FittedModel(gen, books, s1)
 
 
-def fit_packet_generator(records: pd.DataFrame, groups: np.ndarray | None, window: tuple[float, float],
-                         plan: P.FittedAddressPlan, mu: float, shares: FitShares, noisy_count: float,
-                         ledger: Ledger, noise: NoiseSource, checkpoint: Checkpointer | None = None) -> FittedModel:
+def fit_packet_generator(records: TraceRecords, window: tuple[float, float], plan: P.FittedAddressPlan, mu: float,
+                         shares: FitShares, noisy_count: float, ledger: Ledger, noise: NoiseSource,
+                         checkpoint: Checkpointer | None = None) -> FittedModel:
     """The same fit on packet-header fields (length, TTL, flags, ToS instead of flow sizes)."""
-    books, edges, tables, sigma, s1 = _fit_tree(records, groups, packet_grids(window), plan, mu, shares, noisy_count,
+    books, edges, tables, sigma, s1 = _fit_tree(records, packet_grids(window), plan, mu, shares, noisy_count,
                                                 ledger, noise, checkpoint, PUBLIC_PACKET_TREE)
     gen = FittedPacketGenerator(books, edges, tables, sigma, PACKET_HEADER_COLUMNS)
     return FittedModel(gen, books, s1)
 
 
-def _fit_tree(records: pd.DataFrame, groups: np.ndarray | None, grids: list[Any], plan: P.FittedAddressPlan,
-              mu: float, shares: FitShares, noisy_count: float, ledger: Ledger, noise: NoiseSource,
-              checkpoint: Checkpointer | None, public_tree: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
+def _coarse_cells(df: pd.DataFrame, grid: Any) -> np.ndarray:
+    return grid.coarse[grid.cell(df)]
+
+
+@dataclass(frozen=True)
+class _PairBins:
+    """(n, pairs) bins of every record in the pair tables laid end to end: pair (a, b) at ``offs`` + a·|b| + b,
+    each field's code mapped through ``group`` (structure: coarse groups; tree pairs: the identity)."""
+
+    books: dict[str, Any]
+    pairs: tuple[tuple[str, str], ...]
+    offs: tuple[int, ...]
+    group: dict[str, np.ndarray] | None
+
+    def __call__(self, df: pd.DataFrame) -> np.ndarray:
+        names = {f for p in self.pairs for f in p}
+        enc = {f: self.books[f].encode(df) for f in names}
+        if self.group is not None:
+            enc = {f: self.group[f][c] for f, c in enc.items()}
+        size = {f: (int(self.group[f].max()) + 1 if self.group is not None else self.books[f].size) for f in names}
+        return np.stack([o + enc[a] * size[b] + enc[b] for (a, b), o in zip(self.pairs, self.offs)], axis=1)
+
+
+def _fit_tree(records: TraceRecords, grids: list[Any], plan: P.FittedAddressPlan, mu: float, shares: FitShares,
+              noisy_count: float, ledger: Ledger, noise: NoiseSource, checkpoint: Checkpointer | None,
+              public_tree: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
+    """Three passes over the records: every one-way histogram (fine and coarse per field, the address codes),
+    the structure tables, the tree's pair tables — each released through the one release path."""
     path = ReleasePath(ledger, noise, checkpoint)
     rho = mu * mu
     inf = not math.isfinite(rho)
@@ -395,68 +421,69 @@ def _fit_tree(records: pd.DataFrame, groups: np.ndarray | None, grids: list[Any]
         return 0.0 if inf else math.sqrt(releases / (share * rho))
 
     s1 = sig(shares.one_way, n_one)
+    ordered = [ig for ig in sorted(enumerate(grids), key=lambda ig: ig[1].name != "ts")]
+    addr = {col: AddressCodebook.from_plan(col, plan) for col in ("srcip", "dstip")}
+    hists, at = [], {}
+    for _, g in ordered:
+        at[("fine", g.name)] = len(hists)
+        hists.append(Hist(g.cell, g.size, (g.name,)))
+        if g.n_coarse > 1:
+            at[("coarse", g.name)] = len(hists)
+            hists.append(Hist(partial(_coarse_cells, grid=g), g.n_coarse, (g.name,)))
+    for col, ab in addr.items():
+        at[("addr", col)] = len(hists)
+        hists.append(Hist(ab.encode, ab.size, (col,)))
+    one_way = LazyPass(records, hists, "one-way histograms")
     books: dict[str, Codebook | AddressCodebook] = {}
     total = None
-    for i, g in sorted(enumerate(grids), key=lambda ig: ig[1].name != "ts"):
+    for i, g in ordered:
         fine = _release(path, f"fit_fine_{g.name}", f"{g.name} fine histogram ({g.size} public cells)", s1,
-                        600 + 2 * i, lambda g=g: vote_histogram(g.cell(records)[:, None], g.size, groups))
+                        600 + 2 * i, one_way.counts(at[("fine", g.name)]))
         if g.n_coarse > 1:
             coarse = _release(path, f"fit_coarse_{g.name}", f"{g.name} coarse histogram ({g.n_coarse} public bins)",
-                              s1, 601 + 2 * i, lambda g=g: vote_histogram(g.coarse[g.cell(records)][:, None],
-                                                                           g.n_coarse, groups))
+                              s1, 601 + 2 * i, one_way.counts(at[("coarse", g.name)]))
             total = float(coarse.sum()) if total is None else total
         else:
             coarse = np.array([total if total is not None else float(np.clip(fine, 0, None).sum())])
         books[g.name] = build_codebook(g, fine, coarse, s1, threshold(s1, g.size) if s1 > 0 else 0.5)
-    for j, col in enumerate(("srcip", "dstip")):
-        ab = AddressCodebook.from_plan(col, plan)
+    for j, (col, ab) in enumerate(addr.items()):
         m = _release(path, f"fit_{col}", f"{col} over the released prefixes ({ab.size} codes)", s1, 640 + j,
-                     lambda ab=ab: vote_histogram(ab.encode(records)[:, None], ab.size, groups))
+                     one_way.counts(at[("addr", col)]))
         books[col] = AddressCodebook(col, ab.nets, ab.lens, np.clip(m, 0, None), ab.plan)
     names = list(books)
+    columns = tuple(dict.fromkeys(b.grid.name if isinstance(b, Codebook) else b.name for b in books.values()))
     # structure: every pair on coarse groups, or the public tree when the data is too small to tell
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
     pair_share = shares.pairs
     s_struct = sig(shares.structure, 1) if shares.structure > 0 else math.inf
     if shares.structure > 0 and (inf or noisy_count / (s_struct * math.sqrt(len(pairs))) >= STRUCTURE_MIN_SIGNAL):
         grp = {f: _coarse_groups(books[f]) for f in names}
-        sizes = [grp[a].max() + 1 for a in names]
-        gsize = dict(zip(names, sizes))
-        offs, tot = {}, 0
+        gsize = {f: int(grp[f].max()) + 1 for f in names}
+        offs, tot = [], 0
         for a, b in pairs:
-            offs[(a, b)] = tot
+            offs.append(tot)
             tot += gsize[a] * gsize[b]
-
-        def counts() -> np.ndarray:
-            enc = {f: grp[f][books[f].encode(records)] for f in names}
-            idx = np.stack([offs[(a, b)] + enc[a] * gsize[b] + enc[b] for a, b in pairs], axis=1)
-            return vote_histogram(idx, tot, groups)
-
+        hist = Hist(_PairBins(books, tuple(pairs), tuple(offs), grp), tot, columns, k=len(pairs))
         noisy = _release(path, "fit_structure", f"all {len(pairs)} field pairs on coarse groups", s_struct, 650,
-                         counts) * math.sqrt(len(pairs))
-        mi = {(a, b): _mutual_information(noisy[offs[(a, b)]:offs[(a, b)] + gsize[a] * gsize[b]]
-                                          .reshape(gsize[a], gsize[b])) for a, b in pairs}
+                         lambda: records.histogram(hist, "structure tables")) * math.sqrt(len(pairs))
+        mi = {(a, b): _mutual_information(noisy[o:o + gsize[a] * gsize[b]].reshape(gsize[a], gsize[b]))
+              for (a, b), o in zip(pairs, offs)}
         edges = max_spanning_tree(mi, names)
     else:
         pair_share += shares.structure
         edges = [(a, b) for a, b in public_tree if a in books and b in books]
     # the tree's two-way tables on the full codes, one release
-    offs, tot = {}, 0
+    offs, tot = [], 0
     for a, b in edges:
-        offs[(a, b)] = tot
+        offs.append(tot)
         tot += books[a].size * books[b].size
-
-    def tree_counts() -> np.ndarray:
-        enc = {f: books[f].encode(records) for f in names}
-        idx = np.stack([offs[(a, b)] + enc[a] * books[b].size + enc[b] for a, b in edges], axis=1)
-        return vote_histogram(idx, tot, groups)
-
+    tree = Hist(_PairBins(books, tuple(edges), tuple(offs), None), tot, columns, k=len(edges))
     s_pairs = sig(pair_share, 1)
     k = math.sqrt(len(edges))
     noisy = _release(path, "fit_tree_pairs", f"{len(edges)} tree pairs on the fitted codes", s_pairs, 660,
-                     tree_counts) * k
-    tables = {(a, b): noisy[offs[(a, b)]:offs[(a, b)] + books[a].size * books[b].size]
-              .reshape(books[a].size, books[b].size) for a, b in edges}
+                     lambda: records.histogram(tree, "tree pair tables")) * k
+    tables = {(a, b): noisy[o:o + books[a].size * books[b].size].reshape(books[a].size, books[b].size)
+              for (a, b), o in zip(edges, offs)}
     return books, edges, tables, s_pairs * k, s1
 
 

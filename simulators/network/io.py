@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +68,7 @@ def read_flow_table(path: Path) -> pd.DataFrame:
 
 def read_netflow_csv(path: str | Path) -> pd.DataFrame:
     """Flows from a UGR'16/NetShare table — CSV, gzip'd CSV or Parquet; IPs may be uint32 or dotted quads,
-    proto names or numbers."""
+    proto names or numbers. (``simulators.network.records`` streams the same normalisation chunk by chunk.)"""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"flow file {path} does not exist")
@@ -76,23 +78,43 @@ def read_netflow_csv(path: str | Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; a NetFlow CSV needs {list(FLOW_REQUIRED)} "
                          "(plus optional flags, tos, type)")
-    out = pd.DataFrame({"srcip": ip_to_uint32(df["srcip"], "srcip"), "dstip": ip_to_uint32(df["dstip"], "dstip")})
-    for c in ("srcport", "dstport", "pkt", "byt"):
-        v = pd.to_numeric(df[c], errors="coerce")
-        if v.isna().any():  # rule 7: the column and the problem, never a value, a row or a count
-            raise ValueError(f"{path}: column {c!r}: some values are missing or not numbers; fill or drop them")
-        out[c] = v.to_numpy(np.float64).round().astype(np.int64)
-    out["proto"] = number_to_proto(proto_to_number(df["proto"]))
-    for c in ("ts", "td"):
-        v = pd.to_numeric(df[c], errors="coerce")
-        if v.isna().any():  # rule 7: the column and the problem, never a value, a row or a count
-            raise ValueError(f"{path}: column {c!r}: some values are missing or not numbers; fill or drop them")
-        out[c] = v.to_numpy(np.float64)
-    out["flags"] = mask_to_flags(flags_to_mask(df["flags"].fillna("......"))) if "flags" in df else "......"
-    out["tos"] = pd.to_numeric(df["tos"], errors="coerce").fillna(0).astype(np.int64) if "tos" in df else 0
-    if "type" in df:
-        out["type"] = df["type"].astype(str).to_numpy()
-    return out[[c for c in FLOW_ORDER if c in out.columns]]
+    return normalize_flows(df, str(path))
+
+
+def canonical_columns(present: Sequence[str]) -> tuple[str, ...]:
+    """The columns :func:`normalize_flows` gives a table with columns ``present``: every NetFlow column,
+    ``flags`` and ``tos`` always (defaults when absent), ``type`` only when present."""
+    return tuple(c for c in FLOW_ORDER if c != "type" or "type" in present)
+
+
+def normalize_flows(df: pd.DataFrame, where: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The canonical flow columns (see the module docstring) of a raw table whose names are stripped;
+    ``columns`` limits the work to those (a streamed pass reads only what it needs). Column by column, so
+    a chunk gives exactly the rows the whole table would."""
+    want = canonical_columns(df.columns) if columns is None else tuple(columns)
+    out: dict[str, Any] = {}
+    for c in want:
+        if c in ("srcip", "dstip"):
+            out[c] = ip_to_uint32(df[c], c)
+        elif c in ("srcport", "dstport", "pkt", "byt", "ts", "td"):
+            v = pd.to_numeric(df[c], errors="coerce")
+            if v.isna().any():  # rule 7: the column and the problem, never a value, a row or a count
+                raise ValueError(f"{where}: column {c!r}: some values are missing or not numbers; fill or drop them")
+            v = v.to_numpy(np.float64)
+            out[c] = v if c in ("ts", "td") else v.round().astype(np.int64)
+        elif c == "proto":
+            out[c] = number_to_proto(proto_to_number(df["proto"]))
+        elif c == "flags":
+            out[c] = mask_to_flags(flags_to_mask(df["flags"].fillna("......"))) if "flags" in df else \
+                np.full(len(df), "......", dtype=object)
+        elif c == "tos":
+            out[c] = pd.to_numeric(df["tos"], errors="coerce").fillna(0).to_numpy().astype(np.int64) \
+                if "tos" in df else np.zeros(len(df), np.int64)
+        elif c == "type":
+            out[c] = df["type"].astype(str).to_numpy()
+        else:
+            raise ValueError(f"{where}: {c!r} is not a NetFlow column; known: {list(FLOW_ORDER)}")
+    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))[list(want)]
 
 
 def write_netflow_csv(flows: pd.DataFrame, path: str | Path, dotted_ips: bool = False) -> Path:
@@ -101,6 +123,87 @@ def write_netflow_csv(flows: pd.DataFrame, path: str | Path, dotted_ips: bool = 
     if dotted_ips:
         df["srcip"], df["dstip"] = uint32_to_ip(df["srcip"]), uint32_to_ip(df["dstip"])
     return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+class SortedCsvSink:
+    """Synthetic flows written chunk by chunk into one CSV sorted by start time, holding O(``max_rows``)
+    records instead of the whole output (``traces synth`` on 2·10⁷ records writes 2·10⁷ synthetic ones).
+
+    ``write`` sorts a chunk by ``ts`` and keeps it as a Parquet file in a temporary folder, and counts its
+    start times over ``cells`` public cells of the time window; ``close`` cuts the cells into buckets of at
+    most ``max_rows`` records (a single cell may hold more), reads each bucket back from every chunk file
+    (row-group statistics skip the rest), sorts it (stable: ties keep chunk order, as a stable sort of the
+    concatenated chunks would) and appends it to the CSV, written atomically. The records are synthetic
+    (post-processing), so the folder holds nothing private."""
+
+    def __init__(self, path: str | Path, window: tuple[float, float], max_rows: int = 1 << 17, cells: int = 4096,
+                 dotted_ips: bool = False):
+        import tempfile
+
+        self.path, self.window, self.max_rows, self.cells, self.dotted = Path(path), window, max_rows, cells, dotted_ips
+        self.tmp = Path(tempfile.mkdtemp(prefix="pe-traces-out-"))
+        self.files: list[Path] = []
+        self.counts = np.zeros(cells, np.int64)
+        self.rows = 0
+
+    def _cell(self, ts_us: np.ndarray) -> np.ndarray:
+        t0, t1 = self.window
+        return np.clip(np.floor((ts_us / 1e6 - t0) / (t1 - t0) * self.cells), 0, self.cells - 1).astype(np.int64)
+
+    def write(self, flows: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        df = flows[[c for c in FLOW_ORDER if c in flows.columns]].sort_values("ts", kind="stable")
+        # the record's position in the concatenated chunks breaks ties: the merge is a stable sort of them
+        df = df.assign(_seq=np.arange(self.rows, self.rows + len(df), dtype=np.int64))
+        self.counts += np.bincount(self._cell(df["ts"].to_numpy(np.float64)), minlength=self.cells)
+        f = self.tmp / f"{len(self.files):06d}.parquet"
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), f, row_group_size=8192)
+        self.files.append(f)
+        self.rows += len(df)
+
+    def _buckets(self) -> list[tuple[float, float]]:
+        """(lo, hi) start-time ranges in µs: consecutive cells holding at most max_rows records each."""
+        t0, t1 = self.window
+        edges = t0 + (t1 - t0) * np.arange(self.cells + 1) / self.cells
+        out, start, held = [], 0, 0
+        for c in range(self.cells):
+            if held and held + self.counts[c] > self.max_rows:
+                out.append((start, c))
+                start, held = c, 0
+            held += int(self.counts[c])
+        out.append((start, self.cells))
+        return [(-np.inf if a == 0 else edges[a] * 1e6, np.inf if b == self.cells else edges[b] * 1e6)
+                for a, b in out]
+
+    def _merge(self, tmp: str) -> None:
+        import pyarrow.parquet as pq
+
+        first = True
+        for lo, hi in self._buckets():
+            parts = [pq.read_table(f, filters=[("ts", ">=", lo), ("ts", "<", hi)]).to_pandas() for f in self.files]
+            df = pd.concat(parts, ignore_index=True).sort_values(["ts", "_seq"], kind="stable").drop(columns="_seq")
+            if not len(df) and not first:
+                continue
+            if self.dotted:
+                df["srcip"], df["dstip"] = uint32_to_ip(df["srcip"]), uint32_to_ip(df["dstip"])
+            df.to_csv(tmp, index=False, mode="w" if first else "a", header=first)
+            first = False
+
+    def close(self) -> Path:
+        """Write the CSV (atomically) and delete the chunk files."""
+        import shutil
+
+        try:
+            return atomic_write(self.path, self._merge)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def discard(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def write_packets_csv(packets: pd.DataFrame, path: str | Path) -> Path:

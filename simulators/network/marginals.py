@@ -24,7 +24,6 @@ from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.privacy.accountant import sigma_for_share
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
-from pe_tabular.voting.histogram import vote_histogram
 from simulators.network.dp_priors import release, threshold
 from simulators.network.encoder import (
     ICMP,
@@ -34,6 +33,7 @@ from simulators.network.encoder import (
     ip_to_uint32,
     proto_to_number,
 )
+from simulators.network.records import Hist, LazyPass, TraceRecords
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +135,15 @@ class Targets(Released):
         return np.ones(self.spec.size, dtype=bool)
 
 
-def release_marginals(records: pd.DataFrame, groups: np.ndarray | None, specs: list[MarginalSpec], sigma: float,
-                      ledger: Ledger, noise: NoiseSource, checkpoint: Checkpointer | None = None) -> list[Released]:
-    """One Gaussian release per spec (L2 sensitivity 1 per record, or per group with ``groups``)."""
+def release_marginals(records: TraceRecords, specs: list[MarginalSpec], sigma: float, ledger: Ledger,
+                      noise: NoiseSource, checkpoint: Checkpointer | None = None) -> list[Released]:
+    """One Gaussian release per spec (L2 sensitivity 1 per record, or per flow/host unit), all counted in
+    one pass over the records."""
+    counts = LazyPass(records, [Hist(spec.bins, spec.size, None) for spec in specs], "marginals")
     out = []
     for i, spec in enumerate(specs):
-        def counts(spec: MarginalSpec = spec) -> np.ndarray:
-            return vote_histogram(spec.bins(records)[:, None], spec.size, groups)
-
-        noisy = release(counts, sigma, f"marginal_{spec.name}", ledger, noise, checkpoint,
-                         f"{spec.name} marginal ({spec.size} public bins)", (0, 400 + i))
+        noisy = release(counts.counts(i), sigma, f"marginal_{spec.name}", ledger, noise, checkpoint,
+                        f"{spec.name} marginal ({spec.size} public bins)", (0, 400 + i))
         out.append(Released(spec, noisy, sigma))
     return out
 

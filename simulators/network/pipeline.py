@@ -13,7 +13,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,15 +29,12 @@ from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import noise_source
 from pe_tabular.privacy.release import ReleasePath, Spec, release_count, size_from_count
 from pe_tabular.voting.histogram import select
+from pe_tabular.voting.streaming import SourceVoter
 from simulators.network import priors as P
 from simulators.network.dp_priors import FittedPriors, PriorShares, fit_priors
 from simulators.network.encoder import (
-    PORTED_PROTOCOLS,
     FlowEncoder,
     PacketEncoder,
-    client_is_source,
-    ip_to_uint32,
-    proto_to_number,
 )
 from simulators.network.fitted import FitShares, FittedModel, fit_flow_generator, fit_packet_generator
 from simulators.network.flows import FlowSimulator
@@ -52,36 +50,20 @@ from simulators.network.marginals import (
     release_marginals,
 )
 from simulators.network.packets import PacketSimulator
+from simulators.network.records import UNIT_SIZE_BINS, UNITS, Hist, TraceRecords, unit_keys, unit_size_bins
 
 log = logging.getLogger(__name__)
-UNITS = ("record", "flow", "host")
 GENERATORS = ("mix", "simulator", "fitted")
 MIN_RECORDS = 50  # the smallest size derived from the noisy count (public floor)
 
 
 def privacy_groups(records: pd.DataFrame, unit: str) -> np.ndarray | None:
-    """Group ids for the privacy unit (None = each record is its own unit).
-
-    flow: the bidirectional 5-tuple, so both directions of a connection and every record an exporter
-    split it into form one unit; for port-less protocols (ICMP, GRE, ...) the ports are not part of the
-    key (ICMP's hold type and code, which differ between a request and its reply), so the unit is the
-    address pair and protocol. host: the connection's client address (``client_is_source``), so one
-    client's connections, both directions, form one unit — an ICMP sender included."""
+    """Group ids of the privacy unit in an in-memory frame (None = each record is its own unit); the keys
+    are :func:`records.unit_keys` (flow: the bidirectional 5-tuple; host: the connection's client)."""
     if unit == "record":
         return None
-    if unit not in UNITS:
-        raise ValueError(f"--unit must be one of {', '.join(UNITS)}, got {unit!r}")
-    s, d = ip_to_uint32(records["srcip"], "srcip"), ip_to_uint32(records["dstip"], "dstip")
-    sp, dp = records["srcport"].to_numpy(np.int64), records["dstport"].to_numpy(np.int64)
-    proto = proto_to_number(records["proto"])
-    if unit == "flow":
-        ported = np.isin(proto, PORTED_PROTOCOLS)
-        a, b = (s << 16) | np.where(ported, sp, 0), (d << 16) | np.where(ported, dp, 0)
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        key = pd.DataFrame({"lo": lo, "hi": hi, "p": proto})
-    else:
-        key = pd.DataFrame({"h": np.where(client_is_source(records), s, d)})
-    return key.groupby(list(key.columns), sort=False).ngroup().to_numpy(np.int64)
+    keys = pd.DataFrame(unit_keys(records, unit))
+    return keys.groupby([0, 1], sort=False).ngroup().to_numpy(np.int64)
 
 
 def auto_population(n_records: int) -> int:
@@ -162,7 +144,8 @@ class TraceSynthConfig:
 
 @dataclass
 class TraceSynthResult:
-    records: pd.DataFrame
+    records: pd.DataFrame | None  # None when a sink took them (``synthesize_flows(..., sink=...)``)
+    n_records: int
     ledger: Ledger
     history: list[dict[str, Any]]
     population: Population
@@ -188,53 +171,66 @@ class TimeWindowWarning(UserWarning):
     """Records lie outside the public --time-window (they are clipped into it)."""
 
 
-def check_time_window(records: pd.DataFrame, window: tuple[float, float]) -> None:
+def _window_bins(df: pd.DataFrame, window: tuple[float, float]) -> np.ndarray:
+    t = df["ts"].to_numpy(np.float64) / 1e6
+    return np.where((t >= window[0]) & (t <= window[1]), 0, 1)
+
+
+def check_time_window(records: TraceRecords, window: tuple[float, float]) -> np.ndarray:
     """A window that does not cover the trace: a named warning (some records outside) or an error (none
-    inside). Neither says how many records: only that some are (rule 7)."""
-    t = records["ts"].to_numpy(np.float64) / 1e6
-    inside = (t >= window[0]) & (t <= window[1])
-    if not inside.any():
+    inside). Neither says how many records: only that some are (rule 7). Returns the (weighted) records
+    inside and outside — at record level their sum is the record count, released later with noise."""
+    inside = records.histogram(Hist(partial(_window_bins, window=window), 2, ("ts",)), "checking the time window")
+    if inside.sum() <= 0:
+        raise ValueError("the private trace has no records")
+    if inside[0] <= 0:
         raise ValueError("column 'ts': no record lies inside --time-window; give the trace's documented period "
                          "in epoch seconds or ISO 8601, and check that ts is in microseconds")
-    if not inside.all():
+    if inside[1] > 0:
         import warnings
 
         warnings.warn("column 'ts': some records lie outside --time-window and are clipped into it; widen the "
                       "window to the trace's documented period (and check that ts is in microseconds)",
                       TimeWindowWarning, stacklevel=3)
+    return inside
 
 
-UNIT_SIZE_BINS = 24  # public dyadic bins of records per unit: 1, 2, 3-4, 5-8, ..., 2^22+
 COUNT_Z = 5.0  # P(pure noise > 5σ) ≈ 3e-7 per bin: about one false bin in 10^5 runs
 
 
 def unit_size_histogram(groups: np.ndarray) -> np.ndarray:
-    """Units per dyadic size bin (records per unit 1, 2, 3-4, 5-8, ...): one unit adds 1 to one bin."""
-    per_unit = np.bincount(np.unique(groups, return_inverse=True)[1])
-    b = np.minimum(np.ceil(np.log2(per_unit)).astype(np.int64), UNIT_SIZE_BINS - 1)
-    return np.bincount(b, minlength=UNIT_SIZE_BINS).astype(np.float64)
+    """Units per dyadic size bin of in-memory group ids (:func:`records.unit_size_bins`)."""
+    return unit_size_bins(np.bincount(np.unique(groups, return_inverse=True)[1].ravel()))
 
 
-def release_record_count(records: pd.DataFrame, groups: np.ndarray | None, cfg: TraceSynthConfig, mu: float,
-                         ledger: Ledger, noise: Any, ck: Checkpointer | None) -> float:
+def release_record_count(records: TraceRecords, cfg: TraceSynthConfig, mu: float, ledger: Ledger, noise: Any,
+                         ck: Checkpointer | None, count: Callable[[], float] | None = None) -> float:
     """The noisy record count every size of the run derives from (privacy hardening #1).
 
-    Record level: the count itself, Δ = 1. Unit level: a histogram of records per unit over public
-    dyadic bins (each unit adds 1 to one bin: Δ = 1); bins above COUNT_Z noise σ count at their midpoint
-    size, the other units as one record each (a lower bound), so the estimate never rests on a bin that
-    noise alone could fill."""
+    Record level: the count itself, Δ = 1 (``count`` gives it when a pass already summed it; else a pass
+    counts). Unit level: a histogram of records per unit over public dyadic bins, from the source's
+    per-unit table (each unit adds 1 to one bin: Δ = 1); bins above COUNT_Z noise σ count at their
+    midpoint size, the other units as one record each (a lower bound), so the estimate never rests on a
+    bin that noise alone could fill."""
     sigma = sigma_for_share(cfg.count_share * mu * mu, 1) if np.isfinite(mu) else 0.0
     path = ReleasePath(ledger, noise, ck)
-    if groups is None:
-        return release_count(path, Spec("record_count", "record count", sigma, stream=(0, 50)), lambda: len(records))
+    if records.unit == "record":
+        if count is None:
+            def count() -> float:
+                return float(records.histogram(Hist(_zeros, 1, ("ts",)), "counting records")[0])
+        return release_count(path, Spec("record_count", "record count", sigma, stream=(0, 50)), count)
 
     noisy = path.release(Spec("record_count", f"record count: units per size ({UNIT_SIZE_BINS} dyadic bins)", sigma,
-                              stream=(0, 50)), lambda: unit_size_histogram(groups))
+                              stream=(0, 50)), records.unit_sizes)
     mid = np.r_[1.0, 0.75 * 2.0 ** np.arange(1, UNIT_SIZE_BINS)]
     # a bin counts at its midpoint only above COUNT_Z σ: one false bin near the top would multiply pure
     # noise by millions (seen at ε = 0.5 with the usual 5 %-false-positive threshold)
     sure = noisy > COUNT_Z * sigma
     return float(np.sum(noisy[sure] * mid[sure]) + max(noisy[~sure].sum(), 0.0))
+
+
+def _zeros(df: pd.DataFrame) -> np.ndarray:
+    return np.zeros(len(df), np.int64)
 
 
 @dataclass
@@ -246,16 +242,23 @@ class _Fitted:
     finish: Callable[[Population, np.random.Generator], pd.DataFrame]
 
 
-def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str, encoder: Any,
+def as_records(private: pd.DataFrame | TraceRecords, cfg: TraceSynthConfig) -> TraceRecords:
+    """The private trace as :class:`records.TraceRecords` (a frame becomes a source of its slices)."""
+    if isinstance(private, TraceRecords):
+        if private.unit != cfg.unit:
+            raise ValueError(f"the records were opened with unit {private.unit!r} but --unit is {cfg.unit!r}")
+        return private
+    return TraceRecords.from_frame(private, cfg.unit)
+
+
+def _run(private: TraceRecords, cfg: TraceSynthConfig, level: str, encoder: Any,
          build: Callable[..., _Fitted], checkpoint: str | Checkpointer | None, resume: bool,
-         on_event: Callable[[dict[str, Any]], None] | None) -> TraceSynthResult:
+         on_event: Callable[[dict[str, Any]], None] | None, sink: RecordSink | None = None) -> TraceSynthResult:
+    """The run over a chunked source: every release is a pass (or part of one) over the records, the votes
+    are chunk sums over the encoded records (``SourceVoter``); no step holds the raw records."""
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     cfg.validate()
-    if len(private) == 0:
-        raise ValueError("the private trace has no records")
-    check_time_window(private, cfg.time_window)
-    codes = encoder.encode(private)
-    groups = privacy_groups(private, cfg.unit)
+    seen = check_time_window(private, cfg.time_window)
     mu = gdp_mu(cfg.epsilon, cfg.delta)
     ck = open_checkpoint(checkpoint, resume, {"settings": asdict(cfg), "level": level})
     # on --resume every release already made is restored into this ledger from the checkpoint
@@ -267,16 +270,15 @@ def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str, encoder: Any,
     spent = cfg.budget_shares(level)
     if not 0 <= spent < 1:
         raise ValueError(f"the budget shares spent before the votes add up to {spent:g}; they must stay below 1")
-    # every size of the run comes from the public --n or from this noisy count, never from len(private)
+    # every size of the run comes from the public --n or from this noisy count, never from the records
     if cfg.n_out is not None:
         n_est = int(cfg.n_out)
     else:
-        n_est = size_from_count(release_record_count(private, groups, cfg, mu, ledger, noise, ck), MIN_RECORDS)
+        n_est = size_from_count(release_record_count(private, cfg, mu, ledger, noise, ck,
+                                                     count=lambda: float(seen.sum())), MIN_RECORDS)
     shares = cfg.prior_shares
-    priors = fit_priors(private, groups, cfg.time_window, mu, shares, ledger, noise, ck) if shares.total > 0 \
-        else None
-    fitted = build(private=private, groups=groups, mu=mu, priors=priors, ledger=ledger, noise=noise, ck=ck,
-                   n_est=n_est)
+    priors = fit_priors(private, cfg.time_window, mu, shares, ledger, noise, ck) if shares.total > 0 else None
+    fitted = build(private=private, mu=mu, priors=priors, ledger=ledger, noise=noise, ck=ck, n_est=n_est)
     # PE's votes get whatever the pre-vote releases (iteration 0) left: a trie that stops early leaves
     # budget for the votes instead of wasting it
     rho_pre = sum(r.rho for r in ledger.releases if r.iteration == 0)
@@ -286,9 +288,15 @@ def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str, encoder: Any,
                                   degree_schedule(cfg.iterations, cfg.degree_start, cfg.degree_end), k=cfg.k,
                                   threshold=cfg.threshold, keep_selected=cfg.keep_selected, voter=cfg.voter)
     econf = explore_every_source(econf, fitted.backend)
-    evo = Evolution(fitted.backend, encoder, econf, schedules.uniform(float(mu_pe), cfg.iterations), ledger, noise,
-                    rng, on_event)
-    res = evo.run(codes, groups=groups, checkpoint=ck, resume=resume)
+    # the votes: the records encoded once (one pass), then every iteration a chunk sum of k-NN votes
+    coded = private.encoded(encoder.encode, [c for c in private.columns if c in encoder.fields])
+    try:
+        voter = SourceVoter(coded, cfg.voter)
+        evo = Evolution(fitted.backend, encoder, econf, schedules.uniform(float(mu_pe), cfg.iterations), ledger,
+                        noise, rng, on_event, vote_fn=voter)
+        res = evo.run(voter.private, checkpoint=ck, resume=resume)
+    finally:
+        coded.close()  # the encoded records (a private temporary folder, or worker memory)
     # The last vote's noisy counts, shrunk towards the population itself by one noise σ: where the votes
     # are mostly noise (a small trace, a small ε) the candidates — drawn from generators fitted on the
     # releases — keep weight instead of whichever few won the noise; where they carry signal (counts
@@ -299,9 +307,41 @@ def _run(private: pd.DataFrame, cfg: TraceSynthConfig, level: str, encoder: Any,
     # systematic resampling: each candidate appears ⌊n·p⌋ or ⌈n·p⌉ times, so the output reproduces the raked
     # weights up to rounding instead of adding multinomial noise (≈ 3 % on a destination of 1,000 records)
     idx = select(weights, n_est, rng, mode="systematic").index
-    out = fitted.finish(res.population.take(idx).with_parents(idx), rng)
-    return TraceSynthResult(out, res.ledger, res.history, res.population, res.weights,
-                            time.perf_counter() - t_wall, time.process_time() - t_cpu)
+    out = _finish(fitted, res.population, idx, rng, sink)
+    return TraceSynthResult(out, n_est if out is None else len(out), res.ledger, res.history, res.population,
+                            res.weights, time.perf_counter() - t_wall, time.process_time() - t_cpu)
+
+
+OUTPUT_CHUNK = 1 << 17  # synthetic records finished per step (public): output memory O(this), not O(n)
+
+
+class RecordSink(Protocol):
+    """Takes the synthetic records chunk by chunk (``io.SortedCsvSink``)."""
+
+    def write(self, records: pd.DataFrame) -> None: ...
+
+
+def _finish(fitted: _Fitted, population: Population, idx: np.ndarray, rng: np.random.Generator,
+            sink: RecordSink | None) -> pd.DataFrame | None:
+    """The output records, finished OUTPUT_CHUNK at a time (post-processing of released candidates): handed
+    to ``sink`` as they come (memory flat in the output size), or, without a sink, concatenated and sorted by
+    start time — the same records either way. A large output visits the candidates in index order, so a
+    candidate's copies are finished together (``refresh`` varies repeats of one candidate)."""
+    if len(idx) > OUTPUT_CHUNK:
+        idx = np.sort(idx)
+    parts = []
+    for s in range(0, len(idx), OUTPUT_CHUNK):
+        part = idx[s:s + OUTPUT_CHUNK]
+        out = fitted.finish(population.take(part).with_parents(part), rng)
+        if sink is not None:
+            sink.write(out)
+        else:
+            parts.append(out)
+    if sink is not None:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts, ignore_index=True).sort_values("ts", kind="stable").reset_index(drop=True)
 
 
 def _flow_backend(cfg: TraceSynthConfig, priors: FittedPriors | None) -> FlowSimulator:
@@ -311,7 +351,7 @@ def _flow_backend(cfg: TraceSynthConfig, priors: FittedPriors | None) -> FlowSim
                          addresses=priors.addresses if len(priors.addresses.prefixes) else None, times=priors.times)
 
 
-def _legacy_marginals(private: pd.DataFrame, groups: np.ndarray | None, cfg: TraceSynthConfig, mu: float,
+def _legacy_marginals(private: TraceRecords, cfg: TraceSynthConfig, mu: float,
                       priors: FittedPriors | None, specs: list[MarginalSpec], ledger: Ledger, noise: Any,
                       ck: Checkpointer | None) -> tuple[list[Released], FittedPriors | None]:
     """One-way marginals on public bins (the simulator-only path): raking targets and the time prior."""
@@ -319,7 +359,7 @@ def _legacy_marginals(private: pd.DataFrame, groups: np.ndarray | None, cfg: Tra
         return [], priors
     hosts = priors.addresses.prefixes[priors.addresses.prefix_len == 32] if priors is not None else []
     all_specs = specs + (host_specs(hosts) if len(hosts) else [])
-    released = release_marginals(private, groups, all_specs, marginal_sigma(mu, cfg.marginal_share, len(all_specs)),
+    released = release_marginals(private, all_specs, marginal_sigma(mu, cfg.marginal_share, len(all_specs)),
                                  ledger, noise, ck)
     t = [r for r in released if r.spec.name == "time"]
     if t and priors is not None and cfg.prior_shares.times == 0:
@@ -338,25 +378,29 @@ def _code_marginals(model: FittedModel) -> list[Released]:
     return out
 
 
-def synthesize_flows(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoint: str | Checkpointer | None = None,
-                     resume: bool = False, on_event: Callable[[dict[str, Any]], None] | None = None
-                     ) -> TraceSynthResult:
-    """DP synthetic NetFlow records (same schema) from private flows."""
+def synthesize_flows(private: pd.DataFrame | TraceRecords, cfg: TraceSynthConfig, *,
+                     checkpoint: str | Checkpointer | None = None, resume: bool = False,
+                     on_event: Callable[[dict[str, Any]], None] | None = None,
+                     sink: RecordSink | None = None) -> TraceSynthResult:
+    """DP synthetic NetFlow records (same schema) from private flows: a frame, or records streamed from
+    files (:meth:`records.TraceRecords.scan`). With ``sink`` the output goes there chunk by chunk
+    (``result.records`` is None) instead of into one frame."""
     cfg.validate()
+    private = as_records(private, cfg)
     enc = FlowEncoder(cfg.time_window, ts_bins=cfg.ts_bins, weights=cfg.encoder_weights())
     optional = [c for c in ("type", "flags", "tos") if c not in private.columns]
 
-    def build(*, private: pd.DataFrame, groups: np.ndarray | None, mu: float, priors: FittedPriors | None,
+    def build(*, private: TraceRecords, mu: float, priors: FittedPriors | None,
               ledger: Ledger, noise: Any, ck: Checkpointer | None, n_est: int) -> _Fitted:
         cell = (cfg.time_window[1] - cfg.time_window[0]) / cfg.ts_bins
         model = None
         if cfg.generator == "simulator":
-            released, priors = _legacy_marginals(private, groups, cfg, mu, priors, flow_marginal_specs(cfg.time_window),
+            released, priors = _legacy_marginals(private, cfg, mu, priors, flow_marginal_specs(cfg.time_window),
                                                  ledger, noise, ck)
         else:
             plan = priors.addresses if priors is not None else P.FittedAddressPlan(
                 np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-            model = fit_flow_generator(private, groups, cfg.time_window, plan, mu, cfg.fit_shares, n_est, ledger,
+            model = fit_flow_generator(private, cfg.time_window, plan, mu, cfg.fit_shares, n_est, ledger,
                                        noise, ck, cfg.ts_resolution_s, cfg.single_packet_zero_duration)
             released = _code_marginals(model)
             if priors is not None and cfg.prior_shares.times == 0:
@@ -387,26 +431,28 @@ def synthesize_flows(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoint
 
         return _Fitted(backend, released, finish)
 
-    return _run(private, cfg, "flow", enc, build, checkpoint, resume, on_event)
+    return _run(private, cfg, "flow", enc, build, checkpoint, resume, on_event, sink)
 
 
-def synthesize_packets(private: pd.DataFrame, cfg: TraceSynthConfig, *, checkpoint: str | Checkpointer | None = None,
-                       resume: bool = False, on_event: Callable[[dict[str, Any]], None] | None = None
-                       ) -> TraceSynthResult:
-    """DP synthetic packet-header records from private packet headers (PE on packets directly)."""
+def synthesize_packets(private: pd.DataFrame | TraceRecords, cfg: TraceSynthConfig, *,
+                       checkpoint: str | Checkpointer | None = None, resume: bool = False,
+                       on_event: Callable[[dict[str, Any]], None] | None = None) -> TraceSynthResult:
+    """DP synthetic packet-header records from private packet headers (PE on packets directly; a pcap is
+    parsed whole, so the packets are an in-memory source)."""
     cfg.validate()
+    private = as_records(private, cfg)
     enc = PacketEncoder(cfg.time_window, ts_bins=cfg.ts_bins, weights=dict(cfg.weights))
 
-    def build(*, private: pd.DataFrame, groups: np.ndarray | None, mu: float, priors: FittedPriors | None,
+    def build(*, private: TraceRecords, mu: float, priors: FittedPriors | None,
               ledger: Ledger, noise: Any, ck: Checkpointer | None, n_est: int) -> _Fitted:
         model = None
         if cfg.generator == "simulator":
-            released, priors = _legacy_marginals(private, groups, cfg, mu, priors,
+            released, priors = _legacy_marginals(private, cfg, mu, priors,
                                                  packet_marginal_specs(cfg.time_window), ledger, noise, ck)
         else:
             plan = priors.addresses if priors is not None else P.FittedAddressPlan(
                 np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-            model = fit_packet_generator(private, groups, cfg.time_window, plan, mu, cfg.fit_shares, n_est, ledger,
+            model = fit_packet_generator(private, cfg.time_window, plan, mu, cfg.fit_shares, n_est, ledger,
                                          noise, ck)
             released = _code_marginals(model)
             if priors is not None and cfg.prior_shares.times == 0:
