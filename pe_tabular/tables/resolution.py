@@ -129,8 +129,8 @@ def plan(schema: Schema, rho: float, delta_res: float) -> Plan:
     return Plan(s_val, s_tree, delta_t, tau)
 
 
-def resolve(rows: PrivateRows, schema: Schema, path: ReleasePath, p: Plan, n_hat: float, target_mass: float,
-            stream: int = 400) -> tuple[Schema, dict[str, Decoder]]:
+def resolve(rows: PrivateRows | pd.DataFrame, schema: Schema, path: ReleasePath, p: Plan, n_hat: float,
+            target_mass: float, stream: int = 400) -> tuple[Schema, dict[str, Decoder]]:
     """The schema with data-adaptive ``special_values`` and ``bin_edges`` for every number column, and each
     column's decoder. ``rows`` are the validated private rows (numbers as floats); ``n_hat`` a released row
     count; ``target_mass`` the least noisy mass an interval should hold (sets how many intervals).
@@ -139,6 +139,9 @@ def resolve(rows: PrivateRows, schema: Schema, path: ReleasePath, p: Plan, n_hat
     their counts (merged across chunks, memory O(distinct values)), released column by column; then, once
     every column's points and atoms are known, the hierarchical histograms of the rest of every column,
     summed together and released column by column."""
+    if isinstance(rows, pd.DataFrame):  # a validated frame: the same passes over its chunks
+        with PrivateRows.open(rows, schema) as cached:
+            return resolve(cached, schema, path, p, n_hat, target_mass, stream)
     nums = [(j, c) for j, c in enumerate(schema.columns) if not c.is_categorical]
     values = rows.value_counts([c.name for _, c in nums]) if nums else {}
     found = {c.name: _release_values(c, *values[c.name], path, p, n_hat, stream + j, j) for j, c in nums}
