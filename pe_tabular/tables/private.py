@@ -70,14 +70,14 @@ def as_source(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS, guard: MemoryGuar
                     f"got {type(data).__name__}")
 
 
-def file_columns(path: str) -> list[str]:
+def file_columns(path: str, encoding: str = "utf-8") -> list[str]:
     """The column names of a Parquet or CSV(.gz) file (its schema / header only)."""
     if path.lower().endswith((".parquet", ".pq")):
         return list(pq.ParquetFile(path).schema_arrow.names)
     import gzip
 
     opener: Any = gzip.open if path.lower().endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as f:
+    with opener(path, "rt", newline="", encoding=encoding, errors="replace") as f:
         return next(csv.reader(f, delimiter="\t" if ".tsv" in path.lower() else ","), [])
 
 
@@ -89,7 +89,7 @@ def check_files(source: ChunkedSource, schema: Schema) -> list[str] | None:
         return None
     extra: set[str] = set()
     for p in files:
-        cols = file_columns(p.path)
+        cols = file_columns(p.path, getattr(p, "encoding", "utf-8"))
         name = Path(p.path).name
         dups = sorted({c for c in cols if cols.count(c) > 1})
         if dups:
@@ -177,7 +177,8 @@ class PrivateRows:
             def validate_chunk(chunk: Chunk) -> np.ndarray:
                 frame = chunk.frame
                 if chunk.part in csv_parts:  # scanned as text: pandas' missing-value strings are missing
-                    frame = frame.apply(lambda s: s.where(~s.isin(NA_STRINGS)) if s.dtype == object else s)
+                    frame = frame.apply(lambda s: s.where(~s.str.lstrip().isin(NA_STRINGS)) if s.dtype == object
+                                        else s)
                 seen[0] = seen[0] or len(frame) > 0
                 ok = validate(frame, schema, on_invalid, show=show, whole=False, row_offset=chunk.offset)
                 seen[1] = seen[1] or len(ok) > 0
