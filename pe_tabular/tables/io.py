@@ -18,7 +18,16 @@ from pe_tabular.cli_support import UsageError, check_out_file
 from pe_tabular.io_utils import atomic_write
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.progress import bar, stage
-from pe_tabular.source import DEFAULT_CHUNK_ROWS, Batch, ChunkedSource, CsvPart, ParquetPart, SourceError, scan_parts
+from pe_tabular.source import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_CSV_BLOCK,
+    Batch,
+    ChunkedSource,
+    CsvPart,
+    ParquetPart,
+    SourceError,
+    scan_parts,
+)
 from pe_tabular.tables.schema import Schema
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".parquet")
@@ -139,13 +148,15 @@ class TableParquetPart(ParquetPart):
 
 
 def scan_table(path: str | Path, schema: Schema, *, flag: str = "DATA", encoding: str = "utf-8",
-               chunk_rows: int = DEFAULT_CHUNK_ROWS, guard: MemoryGuard | None = None,
-               on_event: Callable[[dict[str, Any]], None] | None = None) -> ChunkedSource:
+               chunk_rows: int = DEFAULT_CHUNK_ROWS, csv_block_bytes: int = DEFAULT_CSV_BLOCK,
+               guard: MemoryGuard | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
+               ) -> ChunkedSource:
     """The private table at ``path`` (a CSV / CSV.gz / TSV / Parquet file, or a folder of them) as a source
     read in chunks. Each file's header is checked first (empty, duplicate names, unreadable, unknown
     encoding), with read_table's messages; CSV columns of the schema are read as text (validation parses
     them, as it does a frame's), so a late odd value is a validation problem, not a parse error.
-    A .bz2 / .xz CSV is read whole (pyarrow does not stream those)."""
+    A .bz2 / .xz CSV is read whole (pyarrow does not stream those). A Parquet chunk holds ``chunk_rows`` rows,
+    a CSV chunk ``csv_block_bytes`` bytes of text."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{flag} {p} does not exist")
@@ -155,8 +166,8 @@ def scan_table(path: str | Path, schema: Schema, *, flag: str = "DATA", encoding
     if p.is_file() and not p.name.lower().endswith(STREAMED):
         raise UsageError(f"{flag} {p}: unknown file type; use .csv, .csv.gz, .tsv or .parquet (or a folder of them)")
     try:
-        parts = scan_parts(p, chunk_rows=chunk_rows, column_types={n: "string" for n in schema.names},
-                           encoding=encoding)
+        parts = scan_parts(p, chunk_rows=chunk_rows, csv_block_bytes=csv_block_bytes,
+                           column_types={n: "string" for n in schema.names}, encoding=encoding)
     except SourceError as e:
         raise UsageError(f"{flag} {e}") from None
     out: list[Any] = []
