@@ -31,7 +31,7 @@ from pe_tabular.cli_support import (
 from pe_tabular.io_utils import atomic_write_json
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.source import DEFAULT_CHUNK_ROWS
-from pe_tabular.tables.io import check_out, check_target, read_all, read_table, scan_table, write_table
+from pe_tabular.tables.io import check_out, check_target, read_all, read_table, scan_table, write_chunks, write_table
 from pe_tabular.tables.schema import Schema
 
 BACKENDS = ("statistical", "llm", "sdv", "mix")
@@ -76,8 +76,17 @@ def synth_defaults() -> dict[str, Any]:
 
 def run_synth(data: pd.DataFrame | str | Path, schema: Schema, args: argparse.Namespace, quiet: bool
               ) -> tuple[Any, pd.DataFrame]:
-    """Fit and sample. ``data``: a frame (demo), or the path of the private table / folder, streamed in chunks
-    of ``args.chunk_rows`` under ``args.max_memory`` (it is never read as one frame)."""
+    """Fit, then sample the whole output as one frame (demo, --report)."""
+    syn = fit_synth(data, schema, args, quiet)
+    from pe_tabular.progress import stage
+
+    with stage("sampling the synthetic rows", not quiet):
+        return syn, syn.sample(args.samples)  # default: the released noisy row count, never len(df)
+
+
+def fit_synth(data: pd.DataFrame | str | Path, schema: Schema, args: argparse.Namespace, quiet: bool) -> Any:
+    """The fitted synthesizer. ``data``: a frame (demo), or the path of the private table / folder, streamed in
+    chunks of ``args.chunk_rows`` under ``args.max_memory`` (it is never read as one frame)."""
     from pe_tabular.memory import MemoryGuard
     from pe_tabular.progress import ProgressBars
     from pe_tabular.tables.synthesizer import PESynthesizer
@@ -116,10 +125,7 @@ def run_synth(data: pd.DataFrame | str | Path, schema: Schema, args: argparse.Na
         bars.close()
         if syn.vote_fn is not None and hasattr(syn.vote_fn, "close"):
             syn.vote_fn.close()  # shut a local Dask cluster down
-    from pe_tabular.progress import stage
-
-    with stage("sampling the synthetic rows", not quiet):
-        return syn, syn.sample(args.samples)  # default: the released noisy row count, never len(df)
+    return syn
 
 
 def _vote_fn(args: argparse.Namespace) -> Any:
@@ -138,8 +144,16 @@ def _synth(args: argparse.Namespace) -> int:
         raise UsageError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
     schema = Schema.load(args.schema)
     t0 = time.time()
-    syn, synth = run_synth(args.data, schema, args, args.quiet or args.json)  # streamed, never one frame
-    write_table(synth, out, progress=not (args.quiet or args.json))
+    quiet = args.quiet or args.json
+    synth: pd.DataFrame | None = None
+    if report_html is not None:  # the report compares the whole output with the real data: both in memory
+        syn, synth = run_synth(args.data, schema, args, quiet)
+        write_table(synth, out, progress=not quiet)
+        rows = len(synth)
+    else:  # input streamed in chunks (never one frame), output sampled and written in chunks
+        syn = fit_synth(args.data, schema, args, quiet)
+        total = args.samples or syn.n_hat_  # public: --samples or the released noisy count
+        rows = write_chunks(syn.sample_chunks(args.samples), out, total, progress=not quiet)
     privacy_path = ledger_path(out)
     report = syn.privacy_report()
     report["timing"] = timing_record(time.time() - t0)
@@ -154,10 +168,10 @@ def _synth(args: argparse.Namespace) -> int:
         note = (f"\nwrote {report_html}: it shows the REAL data's exact distributions (not differentially "
                 "private): keep it with the private data, never beside the synthetic table you share")
     eps = report["epsilon"]
-    emit(args, {"out": str(out), "privacy": str(privacy_path), "rows": len(synth), "epsilon": eps,
+    emit(args, {"out": str(out), "privacy": str(privacy_path), "rows": rows, "epsilon": eps,
                 "delta": report["delta"], "mu": report["mu"], "timing": report["timing"],
                 "report": str(report_html) if report_html else None},
-         f"wrote {len(synth)} rows to {out}\n(epsilon, delta) = ({eps if isinstance(eps, str) else f'{eps:.4g}'}, "
+         f"wrote {rows} rows to {out}\n(epsilon, delta) = ({eps if isinstance(eps, str) else f'{eps:.4g}'}, "
          f"{report['delta']:g}) for the whole run; ledger in {privacy_path}" + note)
     return EXIT_OK
 

@@ -7,7 +7,7 @@ a whole table (public inputs, ``evaluate``, the real-data report).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,6 +212,45 @@ def write_table(df: pd.DataFrame, path: Path, progress: bool = False) -> Path:
                 b.update(len(part))
 
     return atomic_write(path, write_csv)
+
+
+def write_chunks(chunks: Iterable[pd.DataFrame], path: Path, total: int, progress: bool = False) -> int:
+    """Write frames one after another as one table, atomically (nothing partial is left on error), never
+    holding more than one frame; returns the number of rows written. ``total`` (the rows expected, a public
+    output size) drives the progress bar."""
+    written = [0]
+
+    def write(tmp: str) -> None:
+        with bar(total, f"writing {path.name}", progress and total > WRITE_CHUNK) as b:
+            if path.suffix == ".parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                writer: Any = None
+                schema: Any = None
+                try:
+                    for c in chunks:
+                        t = pa.Table.from_pandas(c, preserve_index=False, schema=schema)
+                        if writer is None:  # a column of nulls only in the first chunk is written as text
+                            schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                                                for f in t.schema]).remove_metadata()
+                            t = t.cast(schema)
+                            writer = pq.ParquetWriter(tmp, schema)
+                        writer.write_table(t)
+                        written[0] += len(c)
+                        b.update(len(c))
+                finally:
+                    if writer is not None:
+                        writer.close()
+                return
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                for c in chunks:
+                    c.to_csv(f, index=False, header=written[0] == 0)
+                    written[0] += len(c)
+                    b.update(len(c))
+
+    atomic_write(path, write)
+    return written[0]
 
 
 def check_out(path: str, flag: str = "--out") -> Path:

@@ -17,7 +17,7 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ from pe_tabular.voting.streaming import SourceVoter
 
 log = logging.getLogger(__name__)
 DUPLICATE_VARY = 0.25  # default variation degree of repeated output rows (see PESynthesizer.sample)
+SAMPLE_CHUNK = 250_000  # output rows per chunk of sample_chunks (the CLI writes a large output chunk by chunk)
 RESOLUTION_DELTA = 0.1  # share of δ paid by the thresholded exact-value releases of the resolution stage
 INTERVAL_SIGMAS = 10.0  # an interval bin should hold at least this many σ of its one-way measurement
 
@@ -443,30 +444,47 @@ class PESynthesizer:
         (Adult, ε = 1, benchmarks/tables_ablation.py: 3-way TVD 0.109 → 0.099, 2-way 0.047 → 0.046,
         TSTR AUC 0.871 → 0.884, 1-way 0.0067 → 0.0076 at 0.25).
         The default (None) is 0.25 for the built-in local generators and 0 for API-backed ones, so that
-        sampling never calls an LLM."""
-        res = self._need_fit()
+        sampling never calls an LLM. For many rows, :meth:`sample_chunks` yields them in bounded pieces."""
+        n = self._sample_size(n)
+        return next(iter(self.sample_chunks(n, chunk_rows=n, seed=seed, vary_degree=vary_degree)))
+
+    def _sample_size(self, n: int | None) -> int:
         if n is None:
             n = getattr(self, "n_hat_", None)
             if n is None:
                 raise ValueError("sample() needs n: this synthesizer holds no released row count")
         if n < 1:
             raise ValueError(f"--samples must be >= 1, got {n}")
+        return int(n)
+
+    def sample_chunks(self, n: int | None = None, *, chunk_rows: int = SAMPLE_CHUNK, seed: int | None = None,
+                      vary_degree: float | None = None) -> Iterator[pd.DataFrame]:
+        """:meth:`sample`'s rows as frames of at most ``chunk_rows`` rows, so writing a large output never
+        holds it whole (memory: the draw's index, 8 bytes per row, plus one chunk). The same draw as
+        :meth:`sample`; a repeated candidate is varied in the chunk it falls in, so with more than one chunk
+        the variations (not the drawn candidates) differ from :meth:`sample`'s; one chunk is :meth:`sample`."""
+        res = self._need_fit()
+        n = self._sample_size(n)
         rng = np.random.default_rng(seed if seed is not None else self.seed)
         idx = res.draw(n, rng)
-        pop = res.population.take(idx)
         varied_by = self._duplicate_variers(vary_degree)
-        dup = np.flatnonzero(pd.Series(idx).duplicated().to_numpy())
-        if dup.size and varied_by:
-            cols = {c: pop.samples[c].to_numpy(copy=True) for c in pop.samples.columns}  # dtype kept per column
-            src = np.asarray(pop.source).astype(str)
-            for tag, (backend, degree) in varied_by.items():
-                rows = dup if tag is None else dup[src[dup] == tag]
-                if rows.size:
-                    varied = backend.vary(pop.take(rows), degree, rng).samples
-                    for c, arr in cols.items():
-                        arr[rows] = varied[c].to_numpy()
-            pop = dataclasses.replace(pop, samples=pd.DataFrame(cols), genome=None)
-        return to_external(pop.samples, self.schema_)
+        seen = np.zeros(len(res.population), dtype=bool)  # candidates already drawn in an earlier chunk
+        for start in range(0, n, max(int(chunk_rows), 1)):
+            part = idx[start:start + max(int(chunk_rows), 1)]
+            pop = res.population.take(part)
+            dup = np.flatnonzero(seen[part] | pd.Series(part).duplicated().to_numpy())
+            seen[part] = True
+            if dup.size and varied_by:
+                cols = {c: pop.samples[c].to_numpy(copy=True) for c in pop.samples.columns}  # dtype kept per column
+                src = np.asarray(pop.source).astype(str)
+                for tag, (backend, degree) in varied_by.items():
+                    rows = dup if tag is None else dup[src[dup] == tag]
+                    if rows.size:
+                        varied = backend.vary(pop.take(rows), degree, rng).samples
+                        for c, arr in cols.items():
+                            arr[rows] = varied[c].to_numpy()
+                pop = dataclasses.replace(pop, samples=pd.DataFrame(cols), genome=None)
+            yield to_external(pop.samples, self.schema_)
 
     def _duplicate_variers(self, vary_degree: float | None) -> dict[str | None, tuple[Backend, float]]:
         """Which generator varies repeated rows, per source tag (None: every row), and how far. By default
