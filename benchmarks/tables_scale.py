@@ -128,6 +128,15 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def table(rows: list[dict]) -> str:
+    """The cost-vs-size table (markdown)."""
+    out = ["| rows | wall s | CPU s | peak RSS MiB | rows/s (wall) |", "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['rows']:,} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_rss_mib']:.0f} | "
+                   f"{r['rows'] / max(r['wall_s'], 1e-9):,.0f} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("step", choices=["generate", "run"])
@@ -148,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"rows": n, **r}), file=sys.stderr)
         a.json.write_text(json.dumps({"versions": versions(), "machine": machine(), "rows": rows}, indent=1))
     plot(rows, a.plot)
+    print(table(rows))
     return 0
 
 

@@ -231,3 +231,22 @@ def test_scan_table_names_the_file_and_the_fix(tmp_path):
         scan_table(tmp_path / "cut.parquet", schema)
     (tmp_path / "json.csv").write_text(json.dumps({"a": 1}))  # a CSV of one odd column: read, then validated
     assert scan_table(tmp_path / "json.csv", schema).parts
+
+
+def test_output_is_sampled_and_written_in_chunks(tmp_path, adult):
+    """One chunk is exactly sample(); many chunks give the same number of rows in bounded pieces, and
+    write_chunks writes them as one CSV / Parquet table."""
+    from pe_tabular.tables.io import write_chunks
+
+    syn = _syn(iterations=1).fit(adult.head(1500))
+    whole = syn.sample(400)
+    pd.testing.assert_frame_equal(pd.concat(list(syn.sample_chunks(400, chunk_rows=400))), whole)
+    chunks = list(syn.sample_chunks(400, chunk_rows=37))
+    assert len(chunks) == 11 and max(len(c) for c in chunks) == 37 and sum(map(len, chunks)) == 400
+    assert all(list(c.columns) == list(whole.columns) for c in chunks)
+    for suffix in (".csv", ".parquet"):
+        out = tmp_path / f"o{suffix}"
+        assert write_chunks(iter(chunks), out, 400) == 400
+        back = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+        assert len(back) == 400 and list(back.columns) == list(whole.columns)
+        assert set(back["income"].astype(str)) <= set(whole["income"].astype(str)) | {"<=50K", ">50K"}
