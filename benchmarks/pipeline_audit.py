@@ -71,6 +71,7 @@ def count_without_noise() -> Iterator[None]:
 def two_candidates_per_class() -> Iterator[None]:
     """BROKEN: the old allocation (2 per class) and the old check on the private labels."""
     from pe_tabular import evolution
+    from pe_tabular.voting import streaming
 
     real_allocate, real_nearest = evolution.allocate, evolution.class_conditional_nearest
 
@@ -87,10 +88,12 @@ def two_candidates_per_class() -> Iterator[None]:
 
     evolution.allocate = lambda n, shares, minimum=2: real_allocate(n, shares, 2)
     evolution.class_conditional_nearest = old_nearest
+    streaming.class_conditional_nearest = old_nearest  # the tables votes run chunk by chunk (SourceVoter)
     try:
         yield
     finally:
         evolution.allocate, evolution.class_conditional_nearest = real_allocate, real_nearest
+        streaming.class_conditional_nearest = real_nearest
 
 
 def _tables(work: Path) -> tuple[Callable[[Path, Path], list[str]], Path, Path]:

@@ -238,11 +238,12 @@ class CsvPart:
     """A CSV file (gzip'd when its name ends in .gz) parsed by pyarrow's streaming reader in blocks of
     ``block_bytes``; progress is the share of the (compressed) file read. Column types are inferred from
     the first block unless ``column_types`` pins them (do that for columns whose first rows are not
-    typical, e.g. empty)."""
+    typical, e.g. empty). ``encoding``: the file's text encoding (transcoded to UTF-8 while reading)."""
 
     path: str
     block_bytes: int = DEFAULT_CSV_BLOCK
     column_types: tuple[tuple[str, str], ...] = ()
+    encoding: str = "utf-8"
 
     @property
     def weight(self) -> float:
@@ -256,7 +257,8 @@ class CsvPart:
         conv = pacsv.ConvertOptions(include_columns=list(columns) if columns is not None else None,
                                     column_types=types)
         try:
-            reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=self.block_bytes),
+            read = pacsv.ReadOptions(block_size=self.block_bytes, encoding=self.encoding)
+            reader = pacsv.open_csv(stream, read_options=read,
                                     parse_options=pacsv.ParseOptions(delimiter=delim), convert_options=conv)
         except (pa.ArrowInvalid, pa.ArrowKeyError) as e:
             raw.close()
@@ -269,6 +271,11 @@ class CsvPart:
         if "include_columns" in msg or "not found" in msg.lower():
             return SourceError(f"{Path(self.path).name}: column(s) {list(columns or [])} not all found; check the "
                                "column names or the file")
+        if "UTF8" in msg or "decode" in msg.lower():
+            return SourceError(f"{Path(self.path).name}: is not {self.encoding} text; give the file's encoding")
+        if "CSV parse error" in msg:
+            return SourceError(f"{Path(self.path).name}: is not a well-formed CSV file (a row has more or fewer "
+                               "fields than the header, or a quote is not closed)")
         col, typ = _ARROW_COL.search(msg), _ARROW_TYPE.search(msg)
         where = f"column #{col.group(1)}" if col else "a column"
         kind = f" as {typ.group(1)}" if typ else ""
@@ -318,8 +325,10 @@ def _files(path: str | os.PathLike) -> list[str]:
 
 
 def scan_parts(paths: str | os.PathLike | Sequence[str | os.PathLike], *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-               csv_block_bytes: int = DEFAULT_CSV_BLOCK, column_types: dict[str, str] | None = None) -> list[Part]:
-    """The parts of CSV / CSV.gz / Parquet files or folders of them (sorted, so every run sees one order)."""
+               csv_block_bytes: int = DEFAULT_CSV_BLOCK, column_types: dict[str, str] | None = None,
+               encoding: str = "utf-8") -> list[Part]:
+    """The parts of CSV / CSV.gz / Parquet files or folders of them (sorted, so every run sees one order);
+    ``encoding`` is the CSV files' text encoding."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     files = [f for p in paths for f in _files(p)]
@@ -330,7 +339,7 @@ def scan_parts(paths: str | os.PathLike | Sequence[str | os.PathLike], *, chunk_
         if low.endswith(PARQUET_SUFFIXES):
             parts.append(ParquetPart(f, chunk_rows))
         elif low.endswith(CSV_SUFFIXES):
-            parts.append(CsvPart(f, csv_block_bytes, types))
+            parts.append(CsvPart(f, csv_block_bytes, types, encoding))
         else:
             raise SourceError(f"{f}: unknown file type; use .csv, .csv.gz, .tsv or .parquet")
     return parts
@@ -485,9 +494,9 @@ class ChunkedSource:
     @classmethod
     def scan(cls, paths: str | os.PathLike | Sequence[str | os.PathLike], *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
              csv_block_bytes: int = DEFAULT_CSV_BLOCK, column_types: dict[str, str] | None = None,
-             **kw: Any) -> ChunkedSource:
+             encoding: str = "utf-8", **kw: Any) -> ChunkedSource:
         return cls(scan_parts(paths, chunk_rows=chunk_rows, csv_block_bytes=csv_block_bytes,
-                              column_types=column_types), **kw)
+                              column_types=column_types, encoding=encoding), **kw)
 
     # -- progress -----------------------------------------------------------------------------------
     def _progress(self, desc: str, also: Callable[[float], None] | None = None) -> Callable[[int, float], None]:

@@ -17,6 +17,7 @@ from pe_tabular.cli_support import (
     Formatter,
     UsageError,
     add_common,
+    add_scale_flags,
     check_html_out,
     delta_arg,
     emit,
@@ -29,7 +30,8 @@ from pe_tabular.cli_support import (
 )
 from pe_tabular.io_utils import atomic_write_json
 from pe_tabular.privacy.accountant import gdp_mu
-from pe_tabular.tables.io import check_out, check_target, read_table, write_table
+from pe_tabular.source import DEFAULT_CHUNK_ROWS
+from pe_tabular.tables.io import check_out, check_target, read_all, read_table, scan_table, write_chunks, write_table
 from pe_tabular.tables.schema import Schema
 
 BACKENDS = ("statistical", "llm", "sdv", "mix")
@@ -72,7 +74,20 @@ def synth_defaults() -> dict[str, Any]:
     return {"iterations": 2, "population": 16000, "k": 16}
 
 
-def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet: bool) -> tuple[Any, pd.DataFrame]:
+def run_synth(data: pd.DataFrame | str | Path, schema: Schema, args: argparse.Namespace, quiet: bool
+              ) -> tuple[Any, pd.DataFrame]:
+    """Fit, then sample the whole output as one frame (demo, --report)."""
+    syn = fit_synth(data, schema, args, quiet)
+    from pe_tabular.progress import stage
+
+    with stage("sampling the synthetic rows", not quiet):
+        return syn, syn.sample(args.samples)  # default: the released noisy row count, never len(df)
+
+
+def fit_synth(data: pd.DataFrame | str | Path, schema: Schema, args: argparse.Namespace, quiet: bool) -> Any:
+    """The fitted synthesizer. ``data``: a frame (demo), or the path of the private table / folder, streamed in
+    chunks of ``args.chunk_rows`` under ``args.max_memory`` (it is never read as one frame)."""
+    from pe_tabular.memory import MemoryGuard
     from pe_tabular.progress import ProgressBars
     from pe_tabular.tables.synthesizer import PESynthesizer
 
@@ -96,18 +111,21 @@ def run_synth(df: pd.DataFrame, schema: Schema, args: argparse.Namespace, quiet:
                         population=population, k=args.k or d["k"], budget=args.budget, label=label,
                         voter=args.voter, on_invalid=args.on_invalid, seed=args.seed, on_event=bars,
                         vote_fn=_vote_fn(args))
+    chunk_rows = getattr(args, "chunk_rows", None) or DEFAULT_CHUNK_ROWS
+    max_memory = getattr(args, "max_memory", None)
     try:
+        if not isinstance(data, pd.DataFrame):
+            data = scan_table(data, schema, encoding=getattr(args, "encoding", "utf-8"), chunk_rows=chunk_rows,
+                              guard=MemoryGuard(max_memory), on_event=bars)
         show = (lambda m: print(m, file=sys.stderr)) if getattr(args, "show_invalid", False) else None
-        syn.fit(df, checkpoint=args.checkpoint, resume=args.resume,
-                input_fingerprint=input_fingerprint(getattr(args, "data", None)), show_invalid=show)
+        syn.fit(data, checkpoint=args.checkpoint, resume=args.resume,
+                input_fingerprint=input_fingerprint(getattr(args, "data", None)), show_invalid=show,
+                chunk_rows=chunk_rows, max_memory=max_memory)
     finally:
         bars.close()
         if syn.vote_fn is not None and hasattr(syn.vote_fn, "close"):
             syn.vote_fn.close()  # shut a local Dask cluster down
-    from pe_tabular.progress import stage
-
-    with stage("sampling the synthetic rows", not quiet):
-        return syn, syn.sample(args.samples)  # default: the released noisy row count, never len(df)
+    return syn
 
 
 def _vote_fn(args: argparse.Namespace) -> Any:
@@ -125,10 +143,17 @@ def _synth(args: argparse.Namespace) -> int:
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
     schema = Schema.load(args.schema)
-    df = read_table(args.data, encoding=args.encoding)
     t0 = time.time()
-    syn, synth = run_synth(df, schema, args, args.quiet or args.json)
-    write_table(synth, out, progress=not (args.quiet or args.json))
+    quiet = args.quiet or args.json
+    synth: pd.DataFrame | None = None
+    if report_html is not None:  # the report compares the whole output with the real data: both in memory
+        syn, synth = run_synth(args.data, schema, args, quiet)
+        write_table(synth, out, progress=not quiet)
+        rows = len(synth)
+    else:  # input streamed in chunks (never one frame), output sampled and written in chunks
+        syn = fit_synth(args.data, schema, args, quiet)
+        total = args.samples or syn.n_hat_  # public: --samples or the released noisy count
+        rows = write_chunks(syn.sample_chunks(args.samples), out, total, progress=not quiet)
     privacy_path = ledger_path(out)
     report = syn.privacy_report()
     report["timing"] = timing_record(time.time() - t0)
@@ -137,15 +162,16 @@ def _synth(args: argparse.Namespace) -> int:
     if report_html is not None:
         from pe_tabular.tables.report import write_report
 
-        write_report(df, synth, schema, report_html, ledger=report,
+        real = read_all(args.data, encoding=args.encoding)  # the report shows real-data statistics: whole
+        write_report(real, synth, schema, report_html, ledger=report,
                      history=syn.result.history if syn.result else None)
         note = (f"\nwrote {report_html}: it shows the REAL data's exact distributions (not differentially "
                 "private): keep it with the private data, never beside the synthetic table you share")
     eps = report["epsilon"]
-    emit(args, {"out": str(out), "privacy": str(privacy_path), "rows": len(synth), "epsilon": eps,
+    emit(args, {"out": str(out), "privacy": str(privacy_path), "rows": rows, "epsilon": eps,
                 "delta": report["delta"], "mu": report["mu"], "timing": report["timing"],
                 "report": str(report_html) if report_html else None},
-         f"wrote {len(synth)} rows to {out}\n(epsilon, delta) = ({eps if isinstance(eps, str) else f'{eps:.4g}'}, "
+         f"wrote {rows} rows to {out}\n(epsilon, delta) = ({eps if isinstance(eps, str) else f'{eps:.4g}'}, "
          f"{report['delta']:g}) for the whole run; ledger in {privacy_path}" + note)
     return EXIT_OK
 
@@ -297,7 +323,8 @@ def add_parser(sub: Any) -> None:
                        epilog="examples:\n  pe-tabular synth adult.csv --schema s.json --epsilon 1 --out synth.csv\n"
                               "  pe-tabular synth data.parquet --schema s.json --checkpoint ck --out s.parquet\n"
                               "  pe-tabular synth data.csv --schema s.json --checkpoint ck --resume --out s.csv")
-    p.add_argument("data", help="private table (.csv, .csv.gz or .parquet)")
+    p.add_argument("data", help="private table (.csv, .csv.gz or .parquet), or a folder of such files; read in "
+                   "chunks, never whole")
     add_encoding_flag(p)
     p.add_argument("--schema", required=True, help="public schema (JSON/YAML; see `pe-tabular schema infer`)")
     p.add_argument("--out", required=True, help="synthetic table (.csv or .parquet); OUT.privacy.json beside it")
@@ -324,6 +351,7 @@ def add_parser(sub: Any) -> None:
                         "beside the output you share")
     p.add_argument("--dask-scheduler", help="vote on a Dask cluster at this address")
     p.add_argument("--dask-local", type=int, help="vote on a local Dask cluster of N worker processes")
+    add_scale_flags(p, DEFAULT_CHUNK_ROWS)
     add_common(p)
     p.set_defaults(func=_synth)
 

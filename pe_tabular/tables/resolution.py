@@ -30,6 +30,7 @@ with its noisy share of the interval, otherwise a draw between equal-mass sub-qu
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -39,6 +40,7 @@ from scipy.stats import norm
 from pe_tabular.privacy.accountant import sigma_for_share
 from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.tables import dp_quantiles as dq
+from pe_tabular.tables.private import PrivateRows, Stage
 from pe_tabular.tables.schema import Column, Schema
 from pe_tabular.tables.values import from_unit, to_unit
 
@@ -127,47 +129,63 @@ def plan(schema: Schema, rho: float, delta_res: float) -> Plan:
     return Plan(s_val, s_tree, delta_t, tau)
 
 
-def resolve(df: pd.DataFrame, schema: Schema, path: ReleasePath, p: Plan, n_hat: float, target_mass: float,
-            stream: int = 400) -> tuple[Schema, dict[str, Decoder]]:
+def resolve(rows: PrivateRows | pd.DataFrame, schema: Schema, path: ReleasePath, p: Plan, n_hat: float,
+            target_mass: float, stream: int = 400) -> tuple[Schema, dict[str, Decoder]]:
     """The schema with data-adaptive ``special_values`` and ``bin_edges`` for every number column, and each
-    column's decoder. ``df`` is the validated private frame (numbers as floats); ``n_hat`` a released row
-    count; ``target_mass`` the least noisy mass an interval should hold (sets how many intervals)."""
+    column's decoder. ``rows`` are the validated private rows (numbers as floats); ``n_hat`` a released row
+    count; ``target_mass`` the least noisy mass an interval should hold (sets how many intervals).
+
+    Two passes over the rows, whatever the number of columns: the exact values of every number column with
+    their counts (merged across chunks, memory O(distinct values)), released column by column; then, once
+    every column's points and atoms are known, the hierarchical histograms of the rest of every column,
+    summed together and released column by column."""
+    if isinstance(rows, pd.DataFrame):  # a validated frame: the same passes over its chunks
+        with PrivateRows.open(rows, schema) as cached:
+            return resolve(cached, schema, path, p, n_hat, target_mass, stream)
+    nums = [(j, c) for j, c in enumerate(schema.columns) if not c.is_categorical]
+    values = rows.value_counts([c.name for _, c in nums]) if nums else {}
+    found = {c.name: _release_values(c, *values[c.name], path, p, n_hat, stream + j, j) for j, c in nums}
+    trees = Stage(rows, {c.name: _rest_tree(c, found[c.name][3]) for _, c in nums if found[c.name][3] is not None},
+                  "hierarchical histograms of number columns")
     cols = []
     decoders: dict[str, Decoder] = {}
     for j, c in enumerate(schema.columns):
         if c.is_categorical:
             cols.append(c)
             continue
-        x = pd.to_numeric(df[c.name], errors="coerce").to_numpy(float)
-        x = x[np.isfinite(x)]
-        col, dec = _resolve_column(c, x, path, p, n_hat, target_mass, stream + j, j)
+        col, points, atoms_w, taken = found[c.name]
+        if taken is None:
+            cols.append(col)
+            continue
+        col, dec = _resolve_column(col, points, *atoms_w, trees.counts(c.name), path, p, n_hat, target_mass,
+                                   stream + j, j)
         cols.append(col)
-        if dec is not None:
-            decoders[c.name] = dec
+        decoders[c.name] = dec
     return Schema(tuple(cols), schema.label, schema.label_shares, schema.description, schema.dp_cost,
                   schema.meta), decoders
 
 
-def _resolve_column(c: Column, x: np.ndarray, path: ReleasePath, p: Plan, n_hat: float, target_mass: float,
-                    stream: int, j: int) -> tuple[Column, Decoder | None]:
+def _release_values(c: Column, vals: np.ndarray, cnt: np.ndarray, path: ReleasePath, p: Plan, n_hat: float,
+                    stream: int, j: int) -> tuple[Column, np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray | None]:
+    """The thresholded exact-value release of one column from its exact value counts (``vals`` ascending):
+    the column (finished when its grid is enumerated), its point masses, its atoms and their noisy counts,
+    and every value taken by a point or an atom (None: nothing left to resolve)."""
     grid = grid_values(c)
     public = grid if grid is not None else np.array(sorted({*c.special_values, *([0.0] if c.lower <= 0 <= c.upper
                                                                                    else [])}), float)
     if grid is not None:  # counts of every grid value (an off-grid value counts for the nearest)
-        k = np.clip(np.rint((x - c.lower) / c.rounding), 0, grid.size - 1).astype(np.int64)
+        k = np.clip(np.rint((vals - c.lower) / c.rounding), 0, grid.size - 1).astype(np.int64)
         private_keys = np.empty(0)
 
         def counts() -> np.ndarray:
-            return np.bincount(k, minlength=grid.size).astype(float)
-    else:
-        vc = pd.Series(x).value_counts()
-        vals = vc.index.to_numpy(float)
+            return np.bincount(k, weights=cnt, minlength=grid.size).astype(float)
+    else:  # public keys first, then the values found in the data in ascending order (chunking does not show)
         is_pub = np.isin(vals, public)
         private_keys = vals[~is_pub]
-        pub_counts = vc.reindex(public, fill_value=0).to_numpy(float)
+        pub_counts = pd.Series(cnt, index=vals).reindex(public, fill_value=0).to_numpy(float)
 
         def counts() -> np.ndarray:
-            return np.concatenate([pub_counts, vc.to_numpy(float)[~is_pub]])
+            return np.concatenate([pub_counts, cnt[~is_pub]]).astype(float)
 
     noisy = path.release(Spec(f"resolution_values_{j:03d}", f"frequent exact values of {c.name!r}"
                               + (" (thresholded)" if grid is None else " (public grid)"), p.sigma_values,
@@ -178,19 +196,31 @@ def _resolve_column(c: Column, x: np.ndarray, path: ReleasePath, p: Plan, n_hat:
     released = np.concatenate([noisy[:npub] > 3 * p.sigma_values, noisy[npub:] > p.tau])
     if grid is not None:
         order = np.argsort(-noisy[:npub], kind="stable")
-        return replace(c, special_values=tuple(float(v) for v in public[order]), bin_edges=()), None
+        return replace(c, special_values=tuple(float(v) for v in public[order]), bin_edges=()), public, \
+            (np.empty(0), np.empty(0)), None
     share = noisy / max(n_hat, 1.0)
     point = released & (share >= POINT_SHARE)
     order = np.flatnonzero(point)[np.argsort(-noisy[point], kind="stable")][:MAX_POINTS]
     points = keys[order]
     atom_idx = np.setdiff1d(np.flatnonzero(released), order)
     atoms, atom_w = keys[atom_idx], np.maximum(noisy[atom_idx], 0.0)
-    # the rest: every value that is neither a point nor an atom, on the public scale
-    taken = np.concatenate([points, atoms])
-    rest = x[~np.isin(x, taken)]
+    return c, points, (atoms, atom_w), np.concatenate([points, atoms])
+
+
+def _rest_tree(c: Column, taken: np.ndarray) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Per chunk: the hierarchical histogram of the column's values that are neither a point nor an atom."""
+    def fn(f: pd.DataFrame) -> np.ndarray:
+        x = f[c.name].to_numpy(float)
+        x = x[np.isfinite(x)]
+        return dq.tree_counts(to_unit(c, x[~np.isin(x, taken)]))
+    return fn
+
+
+def _resolve_column(c: Column, points: np.ndarray, atoms: np.ndarray, atom_w: np.ndarray,
+                    tree_counts: Callable[[], np.ndarray], path: ReleasePath, p: Plan, n_hat: float,
+                    target_mass: float, stream: int, j: int) -> tuple[Column, Decoder]:
     tree = path.release(Spec(f"resolution_tree_{j:03d}", f"hierarchical histogram of {c.name!r} (quantiles)",
-                             p.sigma_tree, dq.sensitivity(), stream=(0, stream + 100)),
-                        lambda: dq.tree_counts(to_unit(c, rest)))
+                             p.sigma_tree, dq.sensitivity(), stream=(0, stream + 100)), tree_counts)
     leaves = dq.leaf_masses(tree, p.sigma_tree)
     # interval edges are quantiles of everything that is not a point mass: the continuous rest + the atoms
     both = leaves.copy()

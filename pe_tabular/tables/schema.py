@@ -411,7 +411,7 @@ class InvalidRowsWarning(UserWarning):
 
 
 def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
-             show: Callable[[str], None] | None = None) -> pd.DataFrame:
+             show: Callable[[str], None] | None = None, *, whole: bool = True, row_offset: int = 0) -> pd.DataFrame:
     """Check private input against the public schema *before* any budget is spent.
 
     on_invalid: ``error`` (default) raises naming each column and the kind of problem; ``drop`` removes
@@ -420,10 +420,14 @@ def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
     non-nullable column, a category with no other bucket). Every drop is announced by an
     ``InvalidRowsWarning`` that names the column and the problem. Messages never hold a private value, a row
     number or a count (privacy rule 7); ``show`` (the CLI's local-only ``--show-invalid``) receives the
-    first offending values and row numbers for the user's terminal."""
+    first offending values and row numbers for the user's terminal.
+
+    ``whole=False`` validates one chunk of a larger input (``tables.private``): a chunk may be empty or
+    lose every row, which only the caller, having seen all chunks, can judge; ``row_offset`` is the chunk's
+    first row, for ``show``."""
     if on_invalid not in ("error", "drop", "clip"):
         raise ValidationError(f"--on-invalid must be error, drop or clip, got {on_invalid!r}")
-    if len(df) == 0:
+    if len(df) == 0 and whole:
         raise ValidationError("the private data has no rows (empty file?)")
     cols = [str(c) for c in df.columns]
     dups = sorted({c for c in cols if cols.count(c) > 1})
@@ -446,7 +450,7 @@ def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
     def problem(name: str, mask: np.ndarray, kind: str, fix: str, values: pd.Series | None = None) -> None:
         problems.append((name, f"{kind}; {fix}"))
         if show is not None:
-            idx = np.flatnonzero(mask)[:5]
+            idx = np.flatnonzero(mask)[:5] + row_offset
             shown = f" values {sorted(set(values[mask].astype(str)))[:5]}" if values is not None else ""
             show(f"--show-invalid: column {name!r}: {kind}: rows {idx.tolist()}{shown}")
 
@@ -497,6 +501,6 @@ def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
             warnings.warn(InvalidRowsWarning(f"--on-invalid {on_invalid}: rows dropped in column {name!r}: "
                                              f"{m.split(';')[0]}"), stacklevel=2)
         res = res[~bad_any].reset_index(drop=True)
-        if len(res) == 0:
+        if len(res) == 0 and whole:
             raise ValidationError("no valid rows remain after --on-invalid " + on_invalid)
     return res

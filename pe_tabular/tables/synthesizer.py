@@ -17,7 +17,7 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +27,16 @@ import pandas as pd
 from pe_tabular.backends.base import Backend
 from pe_tabular.backends.mixture import explore_every_source
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
-from pe_tabular.evolution import (
-    ConfigError,
-    Evolution,
-    EvolutionConfig,
-    EvolutionResult,
-    estimate_label_shares,
-)
+from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, EvolutionResult
 from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
+from pe_tabular.memory import MemoryGuard
 from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
 from pe_tabular.privacy.ledger import Ledger, Release
 from pe_tabular.privacy.noise import noise_source
 from pe_tabular.privacy.release import ReleasePath, Spec, release_count, size_from_count
 from pe_tabular.privacy.schedules import BudgetPolicy, make_policy
+from pe_tabular.source import DEFAULT_CHUNK_ROWS
 from pe_tabular.tables.encoder import TableEncoder
 from pe_tabular.tables.generators.statistical import StatisticalBackend
 from pe_tabular.tables.generators.tree import TreeBackend
@@ -57,22 +53,33 @@ from pe_tabular.tables.marginals import (
     rake,
     structure_counts,
 )
+from pe_tabular.tables.private import PrivateRows, Stage
 from pe_tabular.tables.resolution import MAX_INTERVALS, numeric_columns, resolve, thresholded
 from pe_tabular.tables.resolution import plan as resolution_plan
-from pe_tabular.tables.schema import Schema, validate
+from pe_tabular.tables.schema import Schema
+from pe_tabular.voting.streaming import SourceVoter
 
 log = logging.getLogger(__name__)
 DUPLICATE_VARY = 0.25  # default variation degree of repeated output rows (see PESynthesizer.sample)
+SAMPLE_CHUNK = 250_000  # output rows per chunk of sample_chunks (the CLI writes a large output chunk by chunk)
 RESOLUTION_DELTA = 0.1  # share of δ paid by the thresholded exact-value releases of the resolution stage
 INTERVAL_SIGMAS = 10.0  # an interval bin should hold at least this many σ of its one-way measurement
 
 
-def _to_pandas(df: Any) -> pd.DataFrame:
-    if isinstance(df, pd.DataFrame):
-        return df
-    if type(df).__module__.startswith("polars"):
-        return df.to_pandas()
-    raise TypeError(f"fit() takes a pandas or polars DataFrame, got {type(df).__name__}")
+def label_shares(rows: PrivateRows, label: str, classes: list[str], sigma: float, path: ReleasePath
+                 ) -> dict[str, float]:
+    """DP label shares from a noisy label histogram (Δ = 1: one row changes one count by 1), summed over
+    the rows' chunks (the rows are validated: every label is a declared class)."""
+    idx = {c: float(i) for i, c in enumerate(classes)}
+
+    def fn(f: pd.DataFrame) -> np.ndarray:
+        k = f[label].astype(str).map(idx).to_numpy(float)
+        return np.bincount(k[np.isfinite(k)].astype(np.int64), minlength=len(classes)).astype(float)
+
+    noisy = path.release(Spec("label_shares", "label histogram", sigma, stream=(0, 1)),
+                         lambda: rows.sum(fn, len(classes), "label histogram"))
+    pos = np.maximum(noisy, 0.0) + 1e-9
+    return {c: float(p / pos.sum()) for c, p in zip(classes, pos)}
 
 
 def degree_schedule(iterations: int, start: float, end: float) -> list[float]:
@@ -220,14 +227,28 @@ class PESynthesizer:
 
     # -- API ------------------------------------------------------------------------------------
     def fit(self, data: Any, *, checkpoint: str | Path | Checkpointer | None = None, resume: bool = False,
-            input_fingerprint: Any = None, show_invalid: Callable[[str], None] | None = None) -> PESynthesizer:
-        """Run the DP measurements and the evolution on ``data`` (pandas or polars).
+            input_fingerprint: Any = None, show_invalid: Callable[[str], None] | None = None,
+            chunk_rows: int = DEFAULT_CHUNK_ROWS, max_memory: str | int | None = None) -> PESynthesizer:
+        """Run the DP measurements and the evolution on ``data``: a pandas or polars frame, or a
+        :class:`~pe_tabular.source.ChunkedSource` (``ChunkedSource.scan("folder/")``: Parquet / CSV files
+        streamed in chunks, never held whole). Both go the same way (``tables.private``): one validation pass
+        into a private on-disk cache, then every release as a sum over chunks, and the votes on compact codes.
 
         ``checkpoint``: a directory (or an open ``Checkpointer``) for per-release checkpoints; ``resume``
         continues the run it holds. ``input_fingerprint`` (e.g. ``checkpoint.input_fingerprint(path)``)
         identifies the input file, so a resume on other data is refused. ``show_invalid`` receives offending
-        values and rows of invalid input (local terminal only, see ``schema.validate``)."""
-        df = validate(_to_pandas(data), self.schema_, self.on_invalid, show=show_invalid)
+        values and rows of invalid input (local terminal only, see ``schema.validate``). ``chunk_rows`` and
+        ``max_memory`` (``MemoryGuard``) apply to a frame; a source carries its own."""
+        rows = PrivateRows.open(data, self.schema_given_, on_invalid=self.on_invalid, show=show_invalid,
+                                chunk_rows=chunk_rows, guard=MemoryGuard.from_flag(max_memory),
+                                on_event=self.on_event)
+        try:
+            return self._fit(rows, checkpoint, resume, input_fingerprint)
+        finally:
+            rows.close()
+
+    def _fit(self, rows: PrivateRows, checkpoint: str | Path | Checkpointer | None, resume: bool,
+             input_fingerprint: Any) -> PESynthesizer:
         rng = np.random.default_rng(self.seed)
         noise = noise_source()
         settings = {k: v for k, v in self.get_params().items() if k in self.PARAMS}
@@ -240,18 +261,16 @@ class PESynthesizer:
         # 0) the number of private rows is private: every size derives from this noisy count (or is public)
         self.n_hat_ = size_from_count(release_count(
             path, Spec("count", "number of private rows", self._sigma(rho * self._share("count_share"), 1),
-                       stream=(0, 399)), lambda: len(df)))
+                       stream=(0, 399)), rows.count))
         ledger.public_inputs["output_size"] = "the noisy row count (default) or the caller's --samples"
         # votes only where they carry signal (a public function of the released count and the settings)
         self.votes_ = bool(self.votes and self.vote_snr(self.n_hat_) >= self.min_vote_snr)
-        labels = None
+        labelled = self.label_ is not None
         if self.label_ is not None:
-            labels = df[self.label_].astype(str).to_numpy()
             classes = [str(c) for c in self.schema_[self.label_].categories]
             if self.label_shares_ is None:
-                shares = estimate_label_shares(labels, classes,
-                                               self._sigma(rho * self._share("label_budget_share"), 1),
-                                               ledger, noise, ckpt)
+                shares = label_shares(rows, self.label_, classes,
+                                      self._sigma(rho * self._share("label_budget_share"), 1), path)
                 ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
             else:
                 shares = {str(k): float(v) for k, v in self.label_shares_.items()}
@@ -266,21 +285,23 @@ class PESynthesizer:
             sigma_1 = self._sigma(rho * self._share("calibrate"), len(cols)) if self.calibrate > 0 else 0.0
             plan = resolution_plan(self.schema_, rho * self._share("resolution_share"), self._delta_reserved())
             target = max(self.n_hat_ / MAX_INTERVALS, INTERVAL_SIGMAS * sigma_1)
-            self.schema_, self.decoders_ = resolve(df, self.schema_, path, plan, self.n_hat_, target)
+            self.schema_, self.decoders_ = resolve(rows, self.schema_, path, plan, self.n_hat_, target)
         targets: dict[Any, np.ndarray] = {}
         self._raw: dict[Any, tuple[np.ndarray, float]] = {}  # released noisy counts and σ, by marginal
         if self.calibrate > 0:
             sigma = self._sigma(rho * self._share("calibrate"), len(cols))
+            stage = self._stage(rows, [(n,) for n in cols], "one-way marginals")
             for j, name in enumerate(cols):
-                targets[name] = self._measure(df, (name,), sigma, f"marginal_{j:03d}", ledger, noise, ckpt, 100 + j)
+                targets[name] = self._measure(stage, (name,), sigma, f"marginal_{j:03d}", ledger, noise, ckpt,
+                                              100 + j)
             self._order_categories(targets)
             self.marginals_ = dict(targets)
-        if labels is not None:
+        if labelled:
             cats = [str(c) for c in self.schema_[self.label_].categories]
             targets[self.label_] = np.array([self.shares_[c] for c in cats] + [0.0])
         encoder = TableEncoder(self.schema_, self.weights)
         extra = {"vote_fn": self.vote_fn} if self.vote_fn is not None else {}
-        lab_shares = self.shares_ if labels is not None else None
+        lab_shares = self.shares_ if labelled else None
         backend = self._backend()
         if self.pair_share > 0:
             # 2) every pair's two-way table on coarse groups read off the released one-way marginals, in
@@ -290,21 +311,23 @@ class PESynthesizer:
             groups = {n: coarse_groups(self.schema_[n], one[n]) for n in names}
             every = list(itertools.combinations(names, 2))
             sens = math.sqrt(len(every))
+            schema = self.schema_
             noisy = path.release(
                 Spec("structure", f"all {len(every)} two-way tables on coarse groups (structure)",
                      self._sigma(rho * self._share("structure_share"), 1, sens), sens, stream=(0, 300)),
-                lambda: structure_counts(df, self.schema_, groups, every))
+                Stage(rows, {0: lambda f: structure_counts(f, schema, groups, every)}, "structure tables").counts(0))
             pairs = noisy_chow_liu(noisy, groups, every, names, ledger.releases[-1].sigma, self.n_hat_)
             # 3) DP two-way marginals of the tree's edges (none when no dependence beat the noise: their share
             #    then stays with the votes), each at the finest resolution its noise supports; 4) a tree
             #    generator fitted on them
             sigma = self._sigma(rho * self._share("pair_share"), len(pairs)) if pairs else 0.0
             self.res_ = pair_resolutions(self.schema_, pairs, self.n_hat_, sigma)
+            stage = self._stage(rows, pairs, "two-way marginals")
             for j, key in enumerate(pairs):
-                targets[key] = self._measure(df, key, sigma, f"pair_{j:03d}", ledger, noise, ckpt, 200 + j)
+                targets[key] = self._measure(stage, key, sigma, f"pair_{j:03d}", ledger, noise, ckpt, 200 + j)
             self.pairs_ = pairs
             if not self.votes_:  # no votes to take what the pairs left (e.g. no dependence beat the noise)
-                self._remeasure_one_way(df, ledger, noise, ckpt)
+                self._remeasure_one_way(rows, ledger, noise, ckpt)
             raw1 = {k: v for k, v in self._raw.items() if isinstance(k, str)}
             targets.update(combine_one_way(raw1, {k: v for k, v in self._raw.items() if isinstance(k, tuple)},
                                            self.schema_, self.res_))
@@ -325,9 +348,17 @@ class PESynthesizer:
             rho_pe = ledger.remaining_rho()
             policy = self._policy(math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf)
             cfg = explore_every_source(self.config_, backend)
-            private_codes = encoder.encode(df)
+            codes = rows.encoded(encoder.encode, self.label_ if labelled else None)
+            if self.vote_fn is None:  # votes chunk by chunk on the cached codes
+                voter = SourceVoter(codes, cfg.voter)
+                private, labels = voter.private, None
+                extra = {"vote_fn": voter}
+            else:  # a vote_fn of its own (e.g. Dask-sharded) takes the codes as one array (memory O(rows))
+                batches = [b.data for p in codes.parts for b in p.batches(None)]
+                private = np.concatenate([b.codes for b in batches]) if batches else np.zeros((0, 0), np.int64)
+                labels = np.concatenate([b.labels for b in batches]) if labelled and batches else None
             evo = Evolution(backend, encoder, cfg, policy, ledger, noise, rng, self.on_event, **extra)
-            self.result = evo.run(private_codes, private_labels=labels, label_shares=lab_shares, checkpoint=ckpt,
+            self.result = evo.run(private, private_labels=labels, label_shares=lab_shares, checkpoint=ckpt,
                                   resume=resume)
         else:  # generator only (ablation): the measurements had the whole budget; no private row votes
             pop = backend.random(self.config_.population[-1], rng=rng)
@@ -339,7 +370,7 @@ class PESynthesizer:
         self._rng = rng
         return self
 
-    def _remeasure_one_way(self, df: pd.DataFrame, ledger: Ledger, noise: Any, ckpt: Checkpointer | None) -> None:
+    def _remeasure_one_way(self, rows: PrivateRows, ledger: Ledger, noise: Any, ckpt: Checkpointer | None) -> None:
         """Spend the budget left without votes on a second one-way release per column, averaged with the first
         by inverse variance (post-processing), so a run without votes still spends its whole ε."""
         cols = [n for n in self._raw if isinstance(n, str)]
@@ -347,9 +378,10 @@ class PESynthesizer:
         if not cols or not math.isfinite(rho) or rho <= 1e-12:
             return
         sigma = self._sigma(rho * (1 - 1e-9), len(cols))
+        stage = self._stage(rows, [(n,) for n in cols], "one-way marginals (again)")
         for j, name in enumerate(cols):
             y1, s1 = self._raw[name]
-            self._measure(df, (name,), sigma, f"marginal_again_{j:03d}", ledger, noise, ckpt, 500 + j)
+            self._measure(stage, (name,), sigma, f"marginal_again_{j:03d}", ledger, noise, ckpt, 500 + j)
             y2, s2 = self._raw[name]
             w1, w2 = 1 / s1**2, 1 / s2**2
             self._raw[name] = ((w1 * np.asarray(y1) + w2 * np.asarray(y2)) / (w1 + w2), (w1 + w2) ** -0.5)
@@ -380,13 +412,18 @@ class PESynthesizer:
         """σ for n releases of sensitivity Δ that together spend ``rho`` of μ²."""
         return sigma_for_share(rho, n_releases, sensitivity)
 
-    def _measure(self, df: pd.DataFrame, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
+    def _stage(self, rows: PrivateRows, keys: Sequence[tuple[str, ...]], desc: str) -> Stage:
+        """The clean histograms of marginals ``keys`` under the current schema and resolutions, summed in one
+        pass over the rows when the first of them is released."""
+        schema, res = self.schema_, getattr(self, "res_", None)
+        return Stage(rows, {k: (lambda f, k=k: histogram(f, schema, k, res=res)) for k in keys}, desc)
+
+    def _measure(self, stage: Stage, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
                  noise: Any, ckpt: Checkpointer | None, stream: int) -> np.ndarray:
         """One noisy marginal on public bins (Δ = 1: a row sits in one cell), as a distribution."""
         res = getattr(self, "res_", None)
         noisy, rel = ReleasePath(ledger, noise, ckpt).release_recorded(
-            Spec(name, f"marginal {'×'.join(key)}", sigma, stream=(0, stream)),
-            lambda: histogram(df, self.schema_, key, res=res))
+            Spec(name, f"marginal {'×'.join(key)}", sigma, stream=(0, stream)), stage.counts(key))
         sigma = rel.sigma
         self._raw[key if len(key) > 1 else key[0]] = (noisy, sigma)  # for combine_one_way
         return estimate(noisy, self.schema_, key, res)
@@ -407,30 +444,47 @@ class PESynthesizer:
         (Adult, ε = 1, benchmarks/tables_ablation.py: 3-way TVD 0.109 → 0.099, 2-way 0.047 → 0.046,
         TSTR AUC 0.871 → 0.884, 1-way 0.0067 → 0.0076 at 0.25).
         The default (None) is 0.25 for the built-in local generators and 0 for API-backed ones, so that
-        sampling never calls an LLM."""
-        res = self._need_fit()
+        sampling never calls an LLM. For many rows, :meth:`sample_chunks` yields them in bounded pieces."""
+        n = self._sample_size(n)
+        return next(iter(self.sample_chunks(n, chunk_rows=n, seed=seed, vary_degree=vary_degree)))
+
+    def _sample_size(self, n: int | None) -> int:
         if n is None:
             n = getattr(self, "n_hat_", None)
             if n is None:
                 raise ValueError("sample() needs n: this synthesizer holds no released row count")
         if n < 1:
             raise ValueError(f"--samples must be >= 1, got {n}")
+        return int(n)
+
+    def sample_chunks(self, n: int | None = None, *, chunk_rows: int = SAMPLE_CHUNK, seed: int | None = None,
+                      vary_degree: float | None = None) -> Iterator[pd.DataFrame]:
+        """:meth:`sample`'s rows as frames of at most ``chunk_rows`` rows, so writing a large output never
+        holds it whole (memory: the draw's index, 8 bytes per row, plus one chunk). The same draw as
+        :meth:`sample`; a repeated candidate is varied in the chunk it falls in, so with more than one chunk
+        the variations (not the drawn candidates) differ from :meth:`sample`'s; one chunk is :meth:`sample`."""
+        res = self._need_fit()
+        n = self._sample_size(n)
         rng = np.random.default_rng(seed if seed is not None else self.seed)
         idx = res.draw(n, rng)
-        pop = res.population.take(idx)
         varied_by = self._duplicate_variers(vary_degree)
-        dup = np.flatnonzero(pd.Series(idx).duplicated().to_numpy())
-        if dup.size and varied_by:
-            cols = {c: pop.samples[c].to_numpy(copy=True) for c in pop.samples.columns}  # dtype kept per column
-            src = np.asarray(pop.source).astype(str)
-            for tag, (backend, degree) in varied_by.items():
-                rows = dup if tag is None else dup[src[dup] == tag]
-                if rows.size:
-                    varied = backend.vary(pop.take(rows), degree, rng).samples
-                    for c, arr in cols.items():
-                        arr[rows] = varied[c].to_numpy()
-            pop = dataclasses.replace(pop, samples=pd.DataFrame(cols), genome=None)
-        return to_external(pop.samples, self.schema_)
+        seen = np.zeros(len(res.population), dtype=bool)  # candidates already drawn in an earlier chunk
+        for start in range(0, n, max(int(chunk_rows), 1)):
+            part = idx[start:start + max(int(chunk_rows), 1)]
+            pop = res.population.take(part)
+            dup = np.flatnonzero(seen[part] | pd.Series(part).duplicated().to_numpy())
+            seen[part] = True
+            if dup.size and varied_by:
+                cols = {c: pop.samples[c].to_numpy(copy=True) for c in pop.samples.columns}  # dtype kept per column
+                src = np.asarray(pop.source).astype(str)
+                for tag, (backend, degree) in varied_by.items():
+                    rows = dup if tag is None else dup[src[dup] == tag]
+                    if rows.size:
+                        varied = backend.vary(pop.take(rows), degree, rng).samples
+                        for c, arr in cols.items():
+                            arr[rows] = varied[c].to_numpy()
+                pop = dataclasses.replace(pop, samples=pd.DataFrame(cols), genome=None)
+            yield to_external(pop.samples, self.schema_)
 
     def _duplicate_variers(self, vary_degree: float | None) -> dict[str | None, tuple[Backend, float]]:
         """Which generator varies repeated rows, per source tag (None: every row), and how far. By default
