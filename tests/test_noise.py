@@ -144,3 +144,13 @@ def test_a_thresholded_release_keeps_suppressed_cells_out_of_checkpoint_and_ledg
         assert z["values"].size == 2 and z["index"].tolist() == [0, 1]
     again = ReleasePath(Ledger(1e-5), NoiseSource(), Checkpointer(tmp_path, resume=True)).release(spec, counts)
     assert np.array_equal(again, noisy)
+
+
+def test_the_test_switch_takes_negative_stream_keys(monkeypatch):
+    """The schema stage releases on stream (-1, j); under the test switch that must give a reproducible draw of
+    its own (it crashed in SeedSequence before), not the draw of another stream."""
+    monkeypatch.setenv(TEST_NOISE_ENV, "3")
+    a, b = noise_source().gaussian(50, 1.0, (-1, 2)), noise_source().gaussian(50, 1.0, (-1, 2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, noise_source().gaussian(50, 1.0, (1, 2)))
+    assert not np.array_equal(a, noise_source().gaussian(50, 1.0, (0, 2)))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.privacy.noise import TEST_NOISE_ENV, noise_source
 from pe_tabular.tables.datasets import adult_schema, load_adult
 from pe_tabular.tables.schema_dp import infer_dp
 from pe_tabular.tables.synthesizer import PESynthesizer
@@ -94,9 +94,12 @@ def test_learns_joints_beyond_independent_columns():
     assert ours < base
 
 
-def test_dp_schema_estimation_is_charged_to_the_run(adult):
+def test_dp_schema_estimation_is_charged_to_the_run(adult, monkeypatch):
+    # the test-only noise switch: with real noise the DP upper bound of age falls below 80 in ~2 % of runs
+    # (a legitimate draw at ε = 0.5 over 15 columns), which is not what this test is about
+    monkeypatch.setenv(TEST_NOISE_ENV, "5")
     types = {c.name: c.type for c in adult_schema().columns}
-    est = infer_dp(adult, types, epsilon=0.5, delta=1e-6, noise=NoiseSource(), label="income")
+    est = infer_dp(adult, types, epsilon=0.5, delta=1e-6, noise=noise_source(), label="income")
     assert est.dp_cost and len(est.dp_cost["releases"]) == len(types)
     assert "Male" in est["sex"].categories and est["age"].lower <= 20 and est["age"].upper >= 80
     syn = PESynthesizer(est, 1.0, 1e-5, seed=0, on_invalid="drop", **FAST).fit(adult)

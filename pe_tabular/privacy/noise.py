@@ -32,7 +32,10 @@ class NoiseSource:
     def generator(self, release_key: tuple[int, ...]) -> np.random.Generator:
         if self.test_seed is None:
             return np.random.Generator(np.random.PCG64DXSM(secrets.randbits(256)))
-        return np.random.Generator(np.random.PCG64DXSM([self.test_seed, *release_key]))
+        # SeedSequence takes non-negative integers only; a negative key (e.g. the schema stage's stream -1)
+        # maps to 2**64 + k, far from every non-negative key in use
+        key = [int(k) if int(k) >= 0 else 2**64 + int(k) for k in release_key]
+        return np.random.Generator(np.random.PCG64DXSM([self.test_seed, *key]))
 
     def gaussian(self, shape: int | tuple[int, ...], sigma: float, release_key: tuple[int, ...]) -> np.ndarray:
         if sigma == 0:
