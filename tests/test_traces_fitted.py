@@ -11,7 +11,7 @@ from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath
 from simulators.network import priors as P
-from simulators.network.codebook import build_codebook, port_grid
+from simulators.network.codebook import build_codebook, flow_grids, port_grid
 from simulators.network.fitted import FitShares, FittedFlowGenerator, consistent_table, fit_flow_generator
 from simulators.network.flows import FlowSimulator, flow_validity
 from simulators.network.pipeline import TraceSynthConfig, privacy_groups, synthesize_flows
@@ -169,3 +169,23 @@ def test_packet_generator_is_valid_and_inside_the_window():
     assert packet_validity(out).all()
     t = out["ts"].to_numpy() / 1e6
     assert ((t >= WINDOW[0]) & (t <= WINDOW[1])).all()
+
+
+def test_a_noise_spike_on_an_unexported_protocol_never_becomes_a_protocol_code():
+    """Seen on a 180-flow capture at flow level: a noisy count on protocol 16 (CHAOS) cleared the threshold
+    over 256 protocol cells and half the output carried it. Only the protocols exports name may become codes;
+    the threshold controls false positives over those; the rest decodes to TCP, UDP or ICMP."""
+    from simulators.network.dp_priors import threshold
+    from simulators.network.encoder import PROTO_NUMBERS
+
+    grid = next(g for g in flow_grids((0.0, 3600.0), True, True) if g.name == "proto")
+    assert grid.n_candidates == len(PROTO_NUMBERS) < grid.size
+    sigma = 8.0
+    fine = np.zeros(256)
+    fine[[6, 17, 16, 47]] = [40.0, 30.0, 45.0, 35.0]  # TCP, UDP, a spike on 16, GRE
+    book = build_codebook(grid, fine, np.array([150.0]), sigma, threshold(sigma, grid.n_candidates))
+    assert 16 not in book.exact and {6, 17, 47} <= set(book.exact.tolist())
+    assert threshold(sigma, grid.n_candidates) < threshold(sigma, grid.size)  # GRE at 4.4σ is kept
+    codes = np.arange(book.size).repeat(200)
+    got = set(book.decode(codes, np.random.default_rng(0)).tolist())
+    assert got <= set(PROTO_NUMBERS.values())

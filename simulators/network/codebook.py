@@ -24,7 +24,15 @@ import numpy as np
 import pandas as pd
 
 from simulators.network import priors as P
-from simulators.network.encoder import ICMP, TCP, UDP, flags_to_mask, ip_to_uint32, proto_to_number
+from simulators.network.encoder import (
+    ICMP,
+    PROTO_NUMBERS,
+    TCP,
+    UDP,
+    flags_to_mask,
+    ip_to_uint32,
+    proto_to_number,
+)
 
 MAX_EXACT = 32  # frequent values kept per field (public cap: bounds the pair tables)
 MAX_ADDRESS_CODES = 63  # released prefixes/hosts kept as address codes (+1 'elsewhere')
@@ -41,7 +49,10 @@ class Grid:
 
     ``cell(df)`` maps records to fine cells in [0, size); ``coarse[c]`` is the coarse bin of fine cell
     c; ``draw(cells, rng)`` turns fine cells into field values; ``rest(bin, n, rng)`` draws n fine
-    cells of a coarse bin (what a coarse code decodes to)."""
+    cells of a coarse bin (what a coarse code decodes to). ``candidates`` (public) are the only fine
+    cells that may become frequent values (None: every cell): a noise spike on a protocol number no
+    export writes (CHAOS, 16, made half of one small run's output) cannot become a code, and the
+    threshold controls false positives over the candidates only."""
 
     name: str
     size: int
@@ -50,10 +61,16 @@ class Grid:
     draw: Callable[[np.ndarray, np.random.Generator], np.ndarray]
     rest: Callable[[int, int, np.random.Generator], np.ndarray]
     max_exact: int = MAX_EXACT
+    candidates: np.ndarray | None = None
 
     @property
     def n_coarse(self) -> int:
         return int(self.coarse.max()) + 1
+
+    @property
+    def n_candidates(self) -> int:
+        """How many fine cells may become frequent values (the threshold's false-positive domain)."""
+        return self.size if self.candidates is None else int(self.candidates.size)
 
 
 def _log_cells(x: np.ndarray, exact: int, per_octave: int) -> np.ndarray:
@@ -158,12 +175,19 @@ def port_grid(name: str) -> Grid:
 
 
 def category_grid(name: str, size: int, values: Callable[[pd.DataFrame], np.ndarray],
-                  fallback: np.ndarray) -> Grid:
+                  fallback: np.ndarray, candidates: np.ndarray | None = None) -> Grid:
     """A small nominal field (protocol, flags, ToS): one coarse bin whose rest decodes to ``fallback``
-    values (public: the common ones)."""
+    values (public: the common ones); ``candidates``: the public values that may become codes."""
     fb = np.asarray(fallback, np.int64)
+    cand = None if candidates is None else np.unique(np.asarray(candidates, np.int64))
     return Grid(name, size, lambda df: np.clip(values(df), 0, size - 1), np.zeros(size, np.int64),
-                lambda c, rng: np.asarray(c, np.int64), lambda b, n, rng: rng.choice(fb, n), max_exact=min(size, 64))
+                lambda c, rng: np.asarray(c, np.int64), lambda b, n, rng: rng.choice(fb, n), max_exact=min(size, 64),
+                candidates=cand)
+
+
+#: the protocols NetFlow exports name (public registry): the only protocol values the fitted generator
+#: reproduces exactly; any other protocol's records count in the rest, decoded as TCP, UDP or ICMP
+EXPORTED_PROTOCOLS = np.array(sorted(PROTO_NUMBERS.values()), np.int64)
 
 
 def time_grid(window: tuple[float, float], cells: int = TIME_CELLS) -> Grid:
@@ -185,7 +209,8 @@ def time_grid(window: tuple[float, float], cells: int = TIME_CELLS) -> Grid:
 def flow_grids(window: tuple[float, float], has_flags: bool, has_tos: bool) -> list[Grid]:
     """The public grids of the NetFlow fields modelled besides the addresses."""
     out = [
-        category_grid("proto", 256, lambda df: proto_to_number(df["proto"]), np.array([TCP, UDP, ICMP])),
+        category_grid("proto", 256, lambda df: proto_to_number(df["proto"]), np.array([TCP, UDP, ICMP]),
+                      EXPORTED_PROTOCOLS),
         port_grid("srcport"), port_grid("dstport"), time_grid(window), duration_grid(),
         size_grid("pkt", 32), size_grid("byt", 44),
     ]
@@ -200,7 +225,8 @@ def flow_grids(window: tuple[float, float], has_flags: bool, has_tos: bool) -> l
 def packet_grids(window: tuple[float, float]) -> list[Grid]:
     """The public grids of packet-header fields modelled besides the addresses."""
     return [
-        category_grid("proto", 256, lambda df: proto_to_number(df["proto"]), np.array([TCP, UDP, ICMP])),
+        category_grid("proto", 256, lambda df: proto_to_number(df["proto"]), np.array([TCP, UDP, ICMP]),
+                      EXPORTED_PROTOCOLS),
         port_grid("srcport"), port_grid("dstport"), time_grid(window), size_grid("length", 17),
         category_grid("ttl", 256, lambda df: df["ttl"].to_numpy(np.int64), np.array([64, 128, 255, 63, 127, 254])),
         category_grid("flags", 64, lambda df: flags_to_mask(df["flags"]) & 0x3F,
@@ -257,6 +283,8 @@ def build_codebook(grid: Grid, fine: np.ndarray, coarse: np.ndarray, sigma: floa
     noise threshold of the coarse release, so empty bins do not get the clipped noise as mass; when no
     bin clears it (a tiny trace), the clipped residuals are kept rather than nothing."""
     keep = np.flatnonzero(fine > thresh)
+    if grid.candidates is not None:
+        keep = keep[np.isin(keep, grid.candidates)]
     keep = np.sort(keep[np.argsort(-fine[keep], kind="stable")[:grid.max_exact]])
     resid = coarse - np.bincount(grid.coarse[keep], weights=fine[keep], minlength=grid.n_coarse)
     n_in = np.bincount(grid.coarse[keep], minlength=grid.n_coarse)

@@ -445,7 +445,7 @@ def _fit_tree(records: TraceRecords, grids: list[Any], plan: P.FittedAddressPlan
             total = float(coarse.sum()) if total is None else total
         else:
             coarse = np.array([total if total is not None else float(np.clip(fine, 0, None).sum())])
-        books[g.name] = build_codebook(g, fine, coarse, s1, threshold(s1, g.size) if s1 > 0 else 0.5)
+        books[g.name] = build_codebook(g, fine, coarse, s1, threshold(s1, g.n_candidates) if s1 > 0 else 0.5)
     for j, (col, ab) in enumerate(addr.items()):
         m = _release(path, f"fit_{col}", f"{col} over the released prefixes ({ab.size} codes)", s1, 640 + j,
                      one_way.counts(at[("addr", col)]))
