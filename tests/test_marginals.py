@@ -113,6 +113,29 @@ def test_systematic_selection_gives_floor_or_ceil_copies():
     assert not np.all(np.diff(select(w, 500, rng, mode="systematic").index) >= 0)  # returned shuffled
 
 
+def test_systematic_counts_are_the_systematic_draw_without_its_n_sized_index():
+    """The traces output draws 2·10⁷ records as counts per candidate: the counts of the systematic points
+    (u + k)/n, as ``select``'s systematic draw makes them, for any weights (points on boundaries included)."""
+    from pe_tabular.voting.histogram import systematic_counts
+
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        w = rng.gamma(0.3, size=int(rng.integers(1, 400))) * (rng.random() < 0.9)
+        w[rng.random(w.size) < 0.3] = 0.0
+        n = int(rng.integers(1, 5000))
+        got = systematic_counts(w, n, np.random.default_rng(seed + 100))
+        if w.sum() > 0:  # the definition: n points (u + k)/n against the cumulative shares
+            u = np.random.default_rng(seed + 100).random()
+            pts = (u + np.arange(n)) / n
+            idx = np.minimum(np.searchsorted(np.cumsum(w / w.sum()), pts, side="right"), w.size - 1)
+            np.testing.assert_array_equal(got, np.bincount(idx, minlength=w.size))
+            np.testing.assert_array_equal(np.bincount(select(w, n, np.random.default_rng(seed + 100),
+                                                             mode="systematic").index, minlength=w.size), got)
+        assert got.sum() == n and got.shape == w.shape
+    quarter = systematic_counts(np.array([1.0, 1.0, 1.0, 1.0]), 8, np.random.default_rng(0))
+    np.testing.assert_array_equal(quarter, [2, 2, 2, 2])
+
+
 def test_combining_pair_margins_makes_one_way_estimates_more_accurate(adult):
     """Post-processing: the inverse-variance combination of a column's one-way release with the coarse margins
     of the pair releases that contain it beats the one-way release alone, on average over noise draws."""

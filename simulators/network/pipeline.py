@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -28,7 +28,7 @@ from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import noise_source
 from pe_tabular.privacy.release import ReleasePath, Spec, release_count, size_from_count
-from pe_tabular.voting.histogram import select
+from pe_tabular.voting.histogram import select, systematic_counts
 from pe_tabular.voting.streaming import SourceVoter
 from simulators.network import priors as P
 from simulators.network.dp_priors import FittedPriors, PriorShares, fit_priors
@@ -306,8 +306,10 @@ def _run(private: TraceRecords, cfg: TraceSynthConfig, level: str, encoder: Any,
     weights = rake(res.population.samples, base, fitted.released) if fitted.released else base
     # systematic resampling: each candidate appears ⌊n·p⌋ or ⌈n·p⌉ times, so the output reproduces the raked
     # weights up to rounding instead of adding multinomial noise (≈ 3 % on a destination of 1,000 records)
-    idx = select(weights, n_est, rng, mode="systematic").index
-    out = _finish(fitted, res.population, idx, rng, sink)
+    if n_est > OUTPUT_CHUNK:  # a large output: the draw as counts per candidate (memory O(population))
+        out = _finish(fitted, res.population, _index_chunks(systematic_counts(weights, n_est, rng)), rng, sink)
+    else:
+        out = _finish(fitted, res.population, [select(weights, n_est, rng, mode="systematic").index], rng, sink)
     return TraceSynthResult(out, n_est if out is None else len(out), res.ledger, res.history, res.population,
                             res.weights, time.perf_counter() - t_wall, time.process_time() - t_cpu)
 
@@ -321,17 +323,24 @@ class RecordSink(Protocol):
     def write(self, records: pd.DataFrame) -> None: ...
 
 
-def _finish(fitted: _Fitted, population: Population, idx: np.ndarray, rng: np.random.Generator,
+def _index_chunks(counts: np.ndarray) -> Iterator[np.ndarray]:
+    """Candidate indices in index order, candidate j repeated counts[j] times, OUTPUT_CHUNK at a time (never
+    the whole index: 8 bytes per output record)."""
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if ends.size else 0
+    for s in range(0, total, OUTPUT_CHUNK):
+        yield np.searchsorted(ends, np.arange(s, min(s + OUTPUT_CHUNK, total)), side="right")
+
+
+def _finish(fitted: _Fitted, population: Population, chunks: Iterable[np.ndarray], rng: np.random.Generator,
             sink: RecordSink | None) -> pd.DataFrame | None:
-    """The output records, finished OUTPUT_CHUNK at a time (post-processing of released candidates): handed
-    to ``sink`` as they come (memory flat in the output size), or, without a sink, concatenated and sorted by
-    start time — the same records either way. A large output visits the candidates in index order, so a
-    candidate's copies are finished together (``refresh`` varies repeats of one candidate)."""
-    if len(idx) > OUTPUT_CHUNK:
-        idx = np.sort(idx)
+    """The output records, finished chunk by chunk (post-processing of released candidates): handed to
+    ``sink`` as they come (memory flat in the output size), or, without a sink, concatenated and sorted by
+    start time — the same records either way. A large output comes in candidate index order
+    (``_index_chunks``), so a candidate's copies are finished together (``refresh`` varies repeats of one
+    candidate); a small one is one chunk in the draw's order."""
     parts = []
-    for s in range(0, len(idx), OUTPUT_CHUNK):
-        part = idx[s:s + OUTPUT_CHUNK]
+    for part in chunks:
         out = fitted.finish(population.take(part).with_parents(part), rng)
         if sink is not None:
             sink.write(out)
