@@ -13,15 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from pe_tabular.cli import main
-from pe_tabular.privacy.release import ReleasePath
 from pe_tabular.tables.datasets import adult_schema, load_adult
 from pe_tabular.tables.io import scan_table
 from pe_tabular.tables.synthesizer import PESynthesizer
+from tests.streaming_util import capture_releases, parquet_folder
 
 ROWS = 2717  # odd, so a leaked count is recognisable
 SMALL = ["--iterations", "1", "--population", "100", "--k", "2", "--voter", "numpy", "--samples", "60"]
@@ -33,25 +31,7 @@ def adult() -> pd.DataFrame:
 
 
 def _parquet_folder(df: pd.DataFrame, folder: Path, parts: int = 3, row_group: int = 200) -> Path:
-    folder.mkdir()
-    for i, piece in enumerate(np.array_split(np.arange(len(df)), parts)):
-        pq.write_table(pa.Table.from_pandas(df.iloc[piece], preserve_index=False), folder / f"part-{i}.parquet",
-                       row_group_size=row_group)
-    return folder
-
-
-def _capture(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[np.ndarray]]:
-    """Every release's noisy values (through the one release path), per key."""
-    seen: dict[str, list[np.ndarray]] = {}
-    orig = ReleasePath.release_recorded
-
-    def spy(self, spec, counts):
-        noisy, rel = orig(self, spec, counts)
-        seen.setdefault(spec.key, []).append(np.array(noisy, copy=True))
-        return noisy, rel
-
-    monkeypatch.setattr(ReleasePath, "release_recorded", spy)
-    return seen
+    return parquet_folder(df, folder, parts, row_group)
 
 
 def _syn(**kw) -> PESynthesizer:
@@ -70,7 +50,7 @@ def test_streamed_fit_gives_the_in_memory_releases_and_output(tmp_path, monkeypa
         adult.to_csv(f, index=False)
     folder = _parquet_folder(adult, tmp_path / "pq")
     frame = pd.read_csv(csv)
-    seen = _capture(monkeypatch)
+    seen = capture_releases(monkeypatch)
     ref = _syn().fit(frame)
     ref_out = ref.sample(300)
     schema = adult_schema()
@@ -171,7 +151,7 @@ def test_a_bad_value_in_a_later_chunk_is_named_by_column_and_problem_only(tmp_pa
         extra = ["--chunk-rows", "300"]
     adult_schema().save(tmp_path / "s.json")
     monkeypatch.setattr("pe_tabular.tables.cli.scan_table", _small_blocks(scan_table))  # ~20 CSV chunks
-    releases = _capture(monkeypatch)
+    releases = capture_releases(monkeypatch)
     rc = main(["synth", str(src), "--schema", str(tmp_path / "s.json"), "--out", str(tmp_path / "o.csv"),
                *extra, *SMALL, "-q"])
     err = capsys.readouterr().err

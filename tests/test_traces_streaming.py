@@ -19,6 +19,7 @@ from simulators.network.flows import FlowSimulator
 from simulators.network.io import SortedCsvSink, read_netflow_csv, write_netflow_csv
 from simulators.network.pipeline import TraceSynthConfig, privacy_groups, synthesize_flows
 from simulators.network.records import TraceRecords, unit_keys
+from tests.streaming_util import capture_releases, parquet_folder
 
 WINDOW = (1.6e9, 1.6e9 + 3600)
 
@@ -35,26 +36,7 @@ def _trace(n: int, seed: int) -> pd.DataFrame:
 
 def _files(df: pd.DataFrame, folder: Path, parts: int = 2, row_group: int = 97) -> Path:
     """The records as a folder of Parquet files (raw table as read from a NetFlow CSV, small row groups)."""
-    folder.mkdir()
-    raw = df.copy()
-    for i, piece in enumerate(np.array_split(np.arange(len(raw)), parts)):
-        pq.write_table(pa.Table.from_pandas(raw.iloc[piece], preserve_index=False), folder / f"part-{i}.parquet",
-                       row_group_size=row_group)
-    return folder
-
-
-def _capture(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[np.ndarray]]:
-    """Records every release's noisy values (through the one release path) per key."""
-    seen: dict[str, list[np.ndarray]] = {}
-    orig = ReleasePath.release_recorded
-
-    def spy(self, spec, counts):
-        noisy, rel = orig(self, spec, counts)
-        seen.setdefault(spec.key, []).append(np.array(noisy, copy=True))
-        return noisy, rel
-
-    monkeypatch.setattr(ReleasePath, "release_recorded", spy)
-    return seen
+    return parquet_folder(df, folder, parts, row_group)
 
 
 def _cfg(unit: str = "record", epsilon: float = 2.0, **kw) -> TraceSynthConfig:
@@ -71,7 +53,7 @@ def test_streamed_file_gives_the_in_memory_releases_and_output(tmp_path, monkeyp
     write_netflow_csv(_trace(900, 1), csv)
     frame = read_netflow_csv(csv)
     folder = _files(pd.read_csv(csv), tmp_path / "parquet")
-    seen = _capture(monkeypatch)
+    seen = capture_releases(monkeypatch)
     cfg = _cfg(generator=generator, population=120)
     ref = synthesize_flows(frame, cfg)
     for src in (csv, folder):
@@ -199,7 +181,7 @@ def test_a_two_worker_dask_cluster_gives_the_releases_and_output_of_one_process(
     workers and still matches."""
     monkeypatch.setenv("PE_TABULAR_TEST_ONLY_NOISE_SEED", "13")
     folder = _files(_trace(600, 7), tmp_path / "flows", parts=2, row_group=64)
-    seen = _capture(monkeypatch)
+    seen = capture_releases(monkeypatch)
     cfg = _cfg(unit, population=80)
     ref = synthesize_flows(TraceRecords.scan(folder, unit, chunk_rows=64), cfg)
     dist = TraceRecords.scan(folder, unit, chunk_rows=64).on_dask(scheduler=client.scheduler.address)

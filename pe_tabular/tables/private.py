@@ -28,7 +28,6 @@ import csv
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ from pe_tabular.source import (
     CsvPart,
     ParquetPart,
 )
-from pe_tabular.tables.schema import DroppedColumnsWarning, Schema, ValidationError, validate
+from pe_tabular.tables.schema import Schema, ValidationError, check_header, validate, warn_dropped_columns
 
 #: strings pandas reads as missing in a CSV; a CSV scanned as text (pyarrow) gets the same treatment
 NA_STRINGS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
@@ -90,19 +89,9 @@ def check_files(source: ChunkedSource, schema: Schema) -> list[str] | None:
     extra: set[str] = set()
     for p in files:
         cols = file_columns(p.path, getattr(p, "encoding", "utf-8"))
-        name = Path(p.path).name
-        dups = sorted({c for c in cols if cols.count(c) > 1})
-        if dups:
-            raise ValidationError(f"{name}: duplicate columns in the private data: {dups}; rename or drop them")
-        missing = [c for c in schema.names if c not in cols]
-        if missing:
-            raise ValidationError(f"{name}: columns {missing} are in the schema but not in the private data; fix "
-                                  "the header or the schema")
-        extra.update(c for c in cols if c not in schema.names)
+        extra.update(check_header(cols, schema, Path(p.path).name))
     if extra:
-        warnings.warn(DroppedColumnsWarning(f"columns {sorted(extra)} of the data are not in the schema and are left "
-                                            "out of the synthetic data; add them to the schema to synthesize them"),
-                      stacklevel=3)
+        warn_dropped_columns(sorted(extra), stacklevel=4)
     return list(schema.names)
 
 

@@ -410,6 +410,28 @@ class InvalidRowsWarning(UserWarning):
     """Rows that do not fit the schema were dropped (by --on-invalid drop/clip); names the column only."""
 
 
+def check_header(cols: list[str], schema: Schema, where: str = "") -> list[str]:
+    """The header checks of private data (a frame's columns, or a file's header before any row is read):
+    duplicate or missing schema columns raise, naming ``where`` (a file name) when given; returns the columns
+    the schema does not have, in header order."""
+    pre = f"{where}: " if where else ""
+    dups = sorted({c for c in cols if cols.count(c) > 1})
+    if dups:
+        raise ValidationError(f"{pre}duplicate columns in the private data: {dups}; rename or drop them")
+    missing = [c for c in schema.names if c not in cols]
+    if missing:
+        raise ValidationError(f"{pre}columns {missing} are in the schema but not in the private data; fix the "
+                              "header or the schema")
+    return [c for c in cols if c not in schema.names]
+
+
+def warn_dropped_columns(extra: list[str], stacklevel: int) -> None:
+    """The named warning for data columns the schema leaves out (public: column names, never values)."""
+    warnings.warn(DroppedColumnsWarning(f"columns {extra} of the data are not in the schema and are left out "
+                                        "of the synthetic data; add them to the schema to synthesize them"),
+                  stacklevel=stacklevel)
+
+
 def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
              show: Callable[[str], None] | None = None, *, whole: bool = True, row_offset: int = 0) -> pd.DataFrame:
     """Check private input against the public schema *before* any budget is spent.
@@ -429,19 +451,9 @@ def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
         raise ValidationError(f"--on-invalid must be error, drop or clip, got {on_invalid!r}")
     if len(df) == 0 and whole:
         raise ValidationError("the private data has no rows (empty file?)")
-    cols = [str(c) for c in df.columns]
-    dups = sorted({c for c in cols if cols.count(c) > 1})
-    if dups:
-        raise ValidationError(f"duplicate columns in the private data: {dups}; rename or drop them")
-    missing = [c for c in schema.names if c not in cols]
-    if missing:
-        raise ValidationError(f"columns {missing} are in the schema but not in the private data; fix the header "
-                              "or the schema")
-    extra = [c for c in cols if c not in schema.names]
+    extra = check_header([str(c) for c in df.columns], schema)
     if extra:  # never silently: the user may have forgotten them in the schema
-        warnings.warn(DroppedColumnsWarning(f"columns {extra} of the data are not in the schema and are left out "
-                                            "of the synthetic data; add them to the schema to synthesize them"),
-                      stacklevel=2)
+        warn_dropped_columns(extra, stacklevel=3)
     df = df[schema.names].reset_index(drop=True)
     bad_any = np.zeros(len(df), dtype=bool)
     out = {}

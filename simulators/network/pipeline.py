@@ -353,6 +353,16 @@ def _finish(fitted: _Fitted, population: Population, chunks: Iterable[np.ndarray
     return pd.concat(parts, ignore_index=True).sort_values("ts", kind="stable").reset_index(drop=True)
 
 
+def _candidates(cfg: TraceSynthConfig, sim: Any, model: FittedModel | None) -> Any:
+    """The candidate source ``--generator`` names: the simulator, the fitted generator, or both in one
+    Mixture (the same choice at flow and at packet level; ``model`` is None with the simulator alone)."""
+    if cfg.generator == "simulator":
+        return sim
+    if cfg.generator == "fitted":
+        return model.generator
+    return Mixture([sim, model.generator], floor=cfg.mixture_floor, names=["simulator", "fitted"])
+
+
 def _flow_backend(cfg: TraceSynthConfig, priors: FittedPriors | None) -> FlowSimulator:
     if priors is None:
         return FlowSimulator(cfg.time_window, ts_resolution_s=cfg.ts_resolution_s)
@@ -416,12 +426,7 @@ def synthesize_flows(private: pd.DataFrame | TraceRecords, cfg: TraceSynthConfig
                 priors = FittedPriors(priors.services, priors.addresses,
                                       P.TimePrior(cfg.time_window, model.time_cells() + 1e-3))
         sim = _flow_backend(cfg, priors)
-        if cfg.generator == "simulator":
-            backend: Any = sim
-        elif cfg.generator == "fitted":
-            backend = model.generator
-        else:
-            backend = Mixture([sim, model.generator], floor=cfg.mixture_floor, names=["simulator", "fitted"])
+        backend = _candidates(cfg, sim, model)
 
         def finish(pop: Population, rng: np.random.Generator) -> pd.DataFrame:
             src = np.asarray(pop.source).astype(str)
@@ -469,12 +474,7 @@ def synthesize_packets(private: pd.DataFrame | TraceRecords, cfg: TraceSynthConf
                                       P.TimePrior(cfg.time_window, model.time_cells() + 1e-3))
         sim = PacketSimulator(cfg.time_window, flows=_flow_backend(
             TraceSynthConfig(**{**cfg.__dict__, "ts_resolution_s": 1e-6}), priors))
-        if cfg.generator == "simulator":
-            backend: Any = sim
-        elif cfg.generator == "fitted":
-            backend = model.generator
-        else:
-            backend = Mixture([sim, model.generator], floor=cfg.mixture_floor, names=["simulator", "fitted"])
+        backend = _candidates(cfg, sim, model)
 
         def finish(pop: Population, rng: np.random.Generator) -> pd.DataFrame:
             src = np.asarray(pop.source).astype(str)
