@@ -50,7 +50,7 @@ def category_index(s: pd.Series, c: Column) -> np.ndarray:
     schema does not list go to its ``other`` bucket when it has one, else -1. Missing values are -1 too."""
     lut = {str(v): i for i, v in enumerate(c.categories)}
     text = s.astype(str).str.strip()
-    idx = text.map(lut).to_numpy(dtype=float)
+    idx = text.map(lut).to_numpy(dtype=float, copy=True)  # writable under pandas 3 copy-on-write
     by_value: dict[float, int] = {}
     for i, v in enumerate(c.categories):
         f = _as_number(v)
