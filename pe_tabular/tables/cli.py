@@ -393,6 +393,11 @@ def add_parser(sub: Any) -> None:
     i.set_defaults(func=_schema_infer)
 
     e = sub.add_parser("evaluate", formatter_class=Formatter, help="fidelity/utility of a synthetic table",
+                       description="Compare a synthetic table with the real one: 1/2/3-way marginal TVD, and with "
+                                   "--test, TSTR and distance to closest record. Every real row is scored: a value "
+                                   "outside the schema counts in its column's '(outside schema)' cell, a missing "
+                                   "value in '(missing)'. An operator-side tool: its figures are exact statistics "
+                                   "of the real data (not differentially private); keep them with it.",
                        epilog="examples:\n  pe-tabular evaluate real.csv synth.csv --schema s.json\n"
                               "  pe-tabular evaluate real.csv synth.csv --schema s.json --test t.csv --target y --json")
     e.add_argument("real")
