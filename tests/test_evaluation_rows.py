@@ -127,15 +127,18 @@ def test_auc_is_scored_when_the_label_gained_an_other_class():
     assert res["auc"] is not None and not np.isnan(res["auc"]) and res["auc"] > 0.9
 
 
-def test_auc_counts_test_rows_whose_label_the_schema_lacks():
-    """A test label outside the schema is a class of its own, scored (the model gives it probability 0)."""
+def test_test_rows_whose_label_the_schema_lacks_count_in_accuracy_and_are_named_beside_the_auc():
+    """A test label outside the schema (here 'maybe') is a miss for accuracy and F1; the AUC is over the schema's
+    classes (a class every model scores 0 would only pull it to 0.5), and the note says how many rows that was."""
     schema = Schema((Column("f", "float", lower=0, upper=1), Column("y", "categorical", categories=("no", "yes"))),
                     label="y")
     train = _learnable(600, ["no", "yes"], 0)
-    test = pd.concat([_learnable(380, ["no", "yes"], 1), pd.DataFrame({"f": [0.5] * 20, "y": ["maybe"] * 20})])
-    res = tstr(train, test, schema, "y")
-    assert res["auc"] is not None and 0.5 < res["auc"] < 1.0
-    assert res["accuracy"] < 0.96  # the 20 'maybe' rows count, as misses
+    clean = _learnable(380, ["no", "yes"], 1)
+    test = pd.concat([clean, pd.DataFrame({"f": [0.5] * 20, "y": ["maybe"] * 20})], ignore_index=True)
+    res, ref = tstr(train, test, schema, "y"), tstr(train, clean, schema, "y")
+    assert res["auc"] == ref["auc"] and res["auc"] > 0.9
+    assert res["accuracy"] == pytest.approx(ref["accuracy"] * 380 / 400)
+    assert res["note"].startswith("20 test rows have a label outside the schema")
 
 
 def test_multiclass_auc_is_the_macro_one_vs_rest_of_the_present_classes():
