@@ -274,7 +274,7 @@ def test_cramers_v_is_zero_for_independent_and_one_for_identical_columns():
 def test_datetimes_are_binned_on_the_schema_scale_whatever_their_dtype(tmp_path):
     """`synth --report` hands over pandas Timestamps (ns); the bins are defined in epoch seconds."""
     from pe_tabular.tables.evaluation import binned
-    from pe_tabular.tables.report import _as_internal, write_report
+    from pe_tabular.tables.report import write_report
     from pe_tabular.tables.schema import Column, Schema
 
     lo, hi = pd.Timestamp("2020-01-01"), pd.Timestamp("2021-01-01")
@@ -284,11 +284,11 @@ def test_datetimes_are_binned_on_the_schema_scale_whatever_their_dtype(tmp_path)
     stamps = lo + pd.to_timedelta(rng.integers(0, 366, 400), unit="D")
     df = pd.DataFrame({"t": stamps, "y": rng.choice(["a", "b"], 400)})
     seconds = df.assign(t=(stamps - pd.Timestamp(0)) / pd.Timedelta(seconds=1))
-    codes, sizes = binned(_as_internal(df, schema), schema)
+    codes, sizes = binned(df, schema)
     assert np.array_equal(codes, binned(seconds, schema)[0])
     assert len(np.unique(codes[:, 0])) > sizes[0] // 2  # spread over the year, not piled into one bin
     as_text = df.assign(t=df["t"].dt.strftime("%Y-%m-%d"))
-    assert np.array_equal(binned(_as_internal(as_text, schema), schema)[0], codes)
+    assert np.array_equal(binned(as_text, schema)[0], codes)
     out = write_report(df, as_text, schema, tmp_path / "r.html")  # 2 columns: no 3-way marginals to compute
     assert out.stat().st_size > 10_000 and ">Column distributions</h2>" in out.read_text(encoding="utf-8")
 

@@ -31,7 +31,7 @@ from pe_tabular.cli_support import (
 from pe_tabular.io_utils import atomic_write_json
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.source import DEFAULT_CHUNK_ROWS
-from pe_tabular.tables.io import check_out, check_target, read_all, read_table, scan_table, write_chunks, write_table
+from pe_tabular.tables.io import check_out, read_table, scan_table, write_chunks, write_table
 from pe_tabular.tables.schema import Schema
 
 BACKENDS = ("statistical", "llm", "sdv", "mix")
@@ -159,11 +159,10 @@ def _synth(args: argparse.Namespace) -> int:
     report["timing"] = timing_record(time.time() - t0)
     atomic_write_json(privacy_path, report)
     note = ""
-    if report_html is not None:
-        from pe_tabular.tables.report import write_report
+    if report_html is not None:  # from the two files, as `pe-tabular report` does: the same figures
+        from pe_tabular.tables.report_cli import report_files
 
-        real = read_all(args.data, encoding=args.encoding)  # the report shows real-data statistics: whole
-        write_report(real, synth, schema, report_html, ledger=report,
+        report_files(args.data, out, schema, report_html, encoding=args.encoding, ledger=report,
                      history=syn.result.history if syn.result else None)
         note = (f"\nwrote {report_html}: it shows the REAL data's exact distributions (not differentially "
                 "private): keep it with the private data, never beside the synthetic table you share")
@@ -238,44 +237,62 @@ def _schema_infer(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------
 def _evaluate(args: argparse.Namespace) -> int:
+    from math import comb
+
     from pe_tabular.progress import bar
     from pe_tabular.tables.evaluation import evaluate
-    from pe_tabular.tables.schema import validate
+    from pe_tabular.tables.report import report_ways
+    from pe_tabular.tables.report_cli import read_scored, resolve_target
 
     schema = Schema.load(args.schema)
-    real = validate(read_table(args.real, "REAL", args.encoding), schema, "drop")
-    synth = validate(read_table(args.synth, "SYNTH", args.encoding), schema, "drop")
-    test = validate(read_table(args.test, "--test", args.encoding), schema, "drop") if args.test else None
-    target = args.target or schema.label
-    if test is not None and target is None:
-        raise UsageError("--test needs --target COLUMN (or a schema with a label)")
-    if test is not None:
-        check_target(schema, target)
-    import itertools
-
-    n = len(schema.columns)
-    total = sum(len(list(itertools.combinations(range(n), k))) for k in (1, 2, 3))
+    real = read_scored(args.real, "REAL", schema, args.encoding)
+    synth = read_scored(args.synth, "SYNTH", schema, args.encoding)
+    test = read_scored(args.test, "--test", schema, args.encoding) if args.test else None
+    target = resolve_target(schema, test, args.target)
+    total = sum(comb(len(schema.columns), k) for k in report_ways(schema))
     with bar(total, "evaluating marginals", not (args.quiet or args.json)) as b:
-        res = evaluate(real, synth, schema, test, target, progress=b.update)
+        res = evaluate(real, synth, schema, test, target, ways=report_ways(schema), progress=b.update)
     emit(args, res, format_evaluation(res))
     return EXIT_OK
 
 
+def _fit_line(name: str, fit: dict[str, Any]) -> str | None:
+    if not fit.get("rows_outside_schema"):
+        return None
+    cols = ", ".join(f"{c} {k}" for c, k in fit["outside_schema"].items())
+    return (f"{name} rows with a value outside the schema: {fit['rows_outside_schema']} "
+            f"({fit['rows_outside_schema'] / max(fit['rows'], 1):.1%}; scored in each column's '(outside schema)' "
+            f"cell; values per column: {cols})")
+
+
+def _ml_line(name: str, m: dict[str, Any]) -> str:
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    return f"  train on {name} acc {f(m['accuracy'])}  macro-F1 {f(m['f1'])}  AUC {f(m['auc'])}" + \
+        (f"  ({m['note']})" if m.get("note") else "")
+
+
 def format_evaluation(res: dict[str, Any]) -> str:
-    lines = [f"rows: real {res['n_real']}, synthetic {res['n_synth']}",
-             "TVD      mean    max"]
+    lines = [f"rows scored: real {res['n_real']} (every row of the file), synthetic {res['n_synth']}"]
+    lines += [ln for ln in (_fit_line("real", res.get("real_fit", {})), _fit_line("synthetic",
+                                                                                   res.get("synth_fit", {}))) if ln]
+    if res.get("missing_share"):
+        lines.append("missing share (real / synthetic): " + ", ".join(
+            f"{c} {m['real']:.1%} / {m['synth']:.1%}" for c, m in res["missing_share"].items()))
+    lines.append("TVD      mean    max")
     for k in (1, 2, 3):
         if f"tvd{k}_mean" in res:
             lines.append(f"{k}-way   {res[f'tvd{k}_mean']:.4f}  {res[f'tvd{k}_max']:.4f}")
     if "tstr" in res:
-        t, r = res["tstr"], res["trtr"]
         lines.append("ML efficacy (HistGradientBoosting, tested on the real test split)")
-        lines.append(f"  train on synthetic: acc {t['accuracy']:.4f}  macro-F1 {t['f1']:.4f}  AUC {t['auc']:.4f}")
-        lines.append(f"  train on real:      acc {r['accuracy']:.4f}  macro-F1 {r['f1']:.4f}  AUC {r['auc']:.4f}")
+        lines += [_ml_line("synthetic:", res["tstr"]), _ml_line("real:     ", res["trtr"])]
     if "dcr" in res:
         d = res["dcr"]
         lines.append(f"DCR median: synthetic {d['synth_median']:.0f} vs holdout {d['holdout_median']:.0f} (exact "
                      f"copies: synthetic {d['synth_exact_copies']:.2%}, holdout {d['holdout_exact_copies']:.2%})")
+    if res.get("scope"):
+        lines.append(f"({res['scope']})")
     return "\n".join(lines)
 
 
@@ -376,6 +393,11 @@ def add_parser(sub: Any) -> None:
     i.set_defaults(func=_schema_infer)
 
     e = sub.add_parser("evaluate", formatter_class=Formatter, help="fidelity/utility of a synthetic table",
+                       description="Compare a synthetic table with the real one: 1/2/3-way marginal TVD, and with "
+                                   "--test, TSTR and distance to closest record. Every real row is scored: a value "
+                                   "outside the schema counts in its column's '(outside schema)' cell, a missing "
+                                   "value in '(missing)'. An operator-side tool: its figures are exact statistics "
+                                   "of the real data (not differentially private); keep them with it.",
                        epilog="examples:\n  pe-tabular evaluate real.csv synth.csv --schema s.json\n"
                               "  pe-tabular evaluate real.csv synth.csv --schema s.json --test t.csv --target y --json")
     e.add_argument("real")

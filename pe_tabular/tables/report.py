@@ -5,7 +5,9 @@ The page toolkit and the ledger / evolution sections are the engine's (:mod:`pe_
 explains the two layers); this module adds only what needs a :class:`~pe_tabular.tables.schema.Schema`.
 
 Everything is computed on the schema's PUBLIC bins (``pe_tabular.tables.evaluation.binned``), the
-same bins the TVD is measured on, so a plot and the number beside it always agree.
+same bins the TVD is measured on, so a plot and the number beside it always agree. Every real row is
+shown: a value outside the schema sits in its column's ``(outside schema)`` cell, a missing one in
+``(missing)`` (``pe_tabular.tables.scoring``).
 """
 
 from __future__ import annotations
@@ -46,22 +48,30 @@ def _short(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _labels_for(c: Any, n_bins: int) -> tuple[list[str], bool]:
-    """Labels of a column's public evaluation bins (the TVD's bins) and whether each bin is one value."""
-    from pe_tabular.tables.evaluation import EVAL_BINS
-    from pe_tabular.tables.marginals import Binning
+def _labels_for(c: Any, n_cells: int) -> tuple[list[str], bool]:
+    """Labels of a column's public evaluation cells (the TVD's bins, then missing and outside the schema) and
+    whether each bin is one value."""
+    from pe_tabular.tables.scoring import MISSING, OUTSIDE, eval_binning
     from pe_tabular.tables.values import from_unit
 
+    tail = [MISSING, OUTSIDE]
     if c.is_categorical:
-        return [str(v) for v in c.categories] + ["(missing)"], True
-    b = Binning.of(c, EVAL_BINS, EVAL_BINS)
+        return [str(v) for v in c.categories] + tail, True
+    b = eval_binning(c)
     if b.per_value:
-        vals = c.lower + np.arange(n_bins - 1) * c.rounding
+        vals = c.lower + np.arange(n_cells - 2) * c.rounding
     else:  # left edges of the grid bins
-        vals = from_unit(c, np.arange(n_bins - 1) / b.numeric_bins)
+        vals = from_unit(c, np.arange(n_cells - 2) / b.numeric_bins)
     if c.type == "datetime":
-        return [pd.Timestamp(v, unit="s").strftime("%Y-%m-%d") for v in vals] + ["(missing)"], b.per_value
-    return [_short(float(v)) for v in vals] + ["(missing)"], b.per_value
+        return [pd.Timestamp(v, unit="s").strftime("%Y-%m-%d") for v in vals] + tail, b.per_value
+    return [_short(float(v)) for v in vals] + tail, b.per_value
+
+
+def _tail_note(pr: np.ndarray, ps: np.ndarray) -> str:
+    """The missing and outside-schema shares of a panel (its last two cells), where either table has any."""
+    notes = [f"{name}: real {pr[i]:.1%}, synthetic {ps[i]:.1%}"
+             for name, i in (("missing", -2), ("outside schema", -1)) if pr[i] + ps[i] > 0]
+    return "".join(f"\n{n}" for n in notes)
 
 
 def _shares(codes: np.ndarray, n: int) -> np.ndarray:
@@ -85,9 +95,9 @@ def distributions_figure(real_codes: np.ndarray, synth_codes: np.ndarray, sizes:
         tvd = 0.5 * float(np.abs(pr - ps).sum())
         tvds.append(tvd)
         labels, per_value = _labels_for(c, k)
-        missing = f"\nmissing: real {pr[-1]:.1%}, synthetic {ps[-1]:.1%}" if pr[-1] + ps[-1] > 0 else ""
+        missing = _tail_note(pr, ps)
         if c.is_categorical:
-            order = np.argsort(-(pr[:-1] + 1e-9 * ps[:-1]), kind="stable")
+            order = np.argsort(-(pr[:-2] + 1e-9 * ps[:-2]), kind="stable")
             shown = order[:MAX_CATEGORIES_SHOWN]
             rest = order[MAX_CATEGORIES_SHOWN:]
             r_vals, s_vals = list(pr[shown]), list(ps[shown])
@@ -103,10 +113,10 @@ def distributions_figure(real_codes: np.ndarray, synth_codes: np.ndarray, sizes:
             ax.invert_yaxis()
             ax.set_xlabel("share", fontsize=8)
         else:
-            edges = np.arange(k)  # the last code is the null bin, shown in the title instead
-            ax.stairs(pr[:-1], edges, color=REAL_COLOR, fill=True, alpha=0.45, label="real")
-            ax.stairs(ps[:-1], edges, color=SYNTH_COLOR, linewidth=1.6, label="synthetic")
-            ticks = np.unique(np.linspace(0, k - 2, 5).round().astype(int))
+            edges = np.arange(k - 1)  # the last two cells (missing, outside) are shown in the title instead
+            ax.stairs(pr[:-2], edges, color=REAL_COLOR, fill=True, alpha=0.45, label="real")
+            ax.stairs(ps[:-2], edges, color=SYNTH_COLOR, linewidth=1.6, label="synthetic")
+            ticks = np.unique(np.linspace(0, k - 3, 5).round().astype(int))
             ax.set_xticks(ticks + (0.5 if per_value else 0.0), [labels[t] for t in ticks], fontsize=7)
             ax.set_ylabel("share", fontsize=8)
             if c.scale == "log":
@@ -184,10 +194,13 @@ def dcr_figure(d: Mapping[str, Any]) -> Any:
     return fig
 
 
-def _cards(schema: Schema, real: pd.DataFrame, synth: pd.DataFrame, ledger: Mapping[str, Any] | None,
-           ev: Mapping[str, Any]) -> list[tuple[str, str]]:
-    cards = [("real rows", f"{len(real):,}"), ("synthetic rows", f"{len(synth):,}"),
+def _cards(schema: Schema, ledger: Mapping[str, Any] | None, ev: Mapping[str, Any]) -> list[tuple[str, str]]:
+    cards = [("real rows (every one scored)", f"{ev['n_real']:,}"), ("synthetic rows", f"{ev['n_synth']:,}"),
              ("columns", str(len(schema.columns)))]
+    fit = ev.get("real_fit", {})
+    if fit.get("rows_outside_schema"):
+        cards.append(("real rows with a value outside the schema",
+                      f"{fit['rows_outside_schema']:,} ({fit['rows_outside_schema'] / max(ev['n_real'], 1):.1%})"))
     if ledger:
         eps = ledger.get("epsilon")
         cards.append(("(epsilon, delta) for the whole run",
@@ -195,12 +208,22 @@ def _cards(schema: Schema, real: pd.DataFrame, synth: pd.DataFrame, ledger: Mapp
     for k in (1, 2, 3):
         if f"tvd{k}_mean" in ev:
             cards.append((f"{k}-way TVD, mean", f"{ev[f'tvd{k}_mean']:.3f}"))
-    if "tstr" in ev and ev["tstr"].get("auc") is not None:
+    if "tstr" in ev and ev["tstr"].get("auc") is not None and ev["trtr"].get("auc") is not None:
         cards.append(("AUC: synthetic-trained / real-trained", f"{ev['tstr']['auc']:.3f} / {ev['trtr']['auc']:.3f}"))
     if "dcr" in ev:
         cards.append(("DCR median: synthetic / holdout",
                       f"{ev['dcr']['synth_median']:.0f} / {ev['dcr']['holdout_median']:.0f}"))
     return cards
+
+
+def fit_table(ev: Mapping[str, Any], names: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
+    """Per column: real and synthetic values outside the schema, and missing shares (where there are any)."""
+    ro, so = ev.get("real_fit", {}).get("outside_schema", {}), ev.get("synth_fit", {}).get("outside_schema", {})
+    miss = ev.get("missing_share", {})
+    rows = [[n, ro.get(n, 0), so.get(n, 0), miss.get(n, {}).get("real", 0.0), miss.get(n, {}).get("synth", 0.0)]
+            for n in names if n in ro or n in so or n in miss]
+    return ["column", "real values outside the schema", "synthetic values outside the schema",
+            "missing share, real", "missing share, synthetic"], rows
 
 
 def table_sections(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, ev: Mapping[str, Any]) -> list[Section]:
@@ -209,6 +232,7 @@ def table_sections(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, ev: 
 
     rc, sizes = binned(real, schema)
     sc, _ = binned(synth, schema)
+    fit = ev.get("real_fit", {})
     out = []
     fig, tvds = distributions_figure(rc, sc, sizes, schema)
     per_col = sorted(zip(schema.names, tvds), key=lambda t: -t[1])
@@ -226,13 +250,19 @@ def table_sections(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, ev: 
              f"difference synthetic vs real: {gap:.3f}."))
     tvd_rows = [[f"{k}-way", ev[f"tvd{k}_mean"], ev[f"tvd{k}_max"]] for k in (1, 2, 3) if f"tvd{k}_mean" in ev]
     worst = [[" × ".join(w["columns"]), len(w["columns"]), w["tvd"]] for w in ev.get("worst_marginals", [])]
+    head, fit_rows = fit_table(ev, schema.names)
+    fit_tables = [table_html((head, fit_rows), caption="Values outside the schema and missing values")] \
+        if fit_rows else []
     out.append(html_section(
         "Marginal fidelity (TVD)",
         tables=[table_html((["marginals", "mean TVD", "max TVD"], tvd_rows), caption="Total variation distance"),
                 table_html((["columns", "k", "TVD"], worst), caption="Worst 1- and 2-way marginals"),
-                table_html((["column", "1-way TVD"], per_col), caption="Per column")],
+                table_html((["column", "1-way TVD"], per_col), caption="Per column"), *fit_tables],
         text="TVD = half the L1 distance between the real and synthetic distributions of a set of columns on public "
-             "bins (0 = identical, 1 = disjoint), averaged / maximised over all column subsets of each size."))
+             "bins (0 = identical, 1 = disjoint), averaged / maximised over all column subsets of each size. "
+             f"Every one of the {ev['n_real']:,} real rows is scored "
+             f"({fit.get('rows_outside_schema', 0):,} of them hold a value outside the schema): such a value "
+             "counts in its column's '(outside schema)' cell and a missing value in '(missing)', never dropped."))
     if "tstr" in ev:
         t, r = ev["tstr"], ev["trtr"]
         rows = [["train on synthetic, test on real (TSTR)", t.get("accuracy"), t.get("f1"), t.get("auc")],
@@ -264,23 +294,6 @@ def report_ways(schema: Schema) -> tuple[int, ...]:
     return tuple(k for k in (1, 2, 3) if k <= len(schema.columns))
 
 
-def _as_internal(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Datetime columns as epoch seconds, the scale of the schema's bounds and bins.
-
-    Why: ``synth`` hands over the raw input and the user-facing output (pandas Timestamps), whose
-    numeric value is nanoseconds; binned as-is, every datetime would land in the last public bin.
-    """
-    cols = [c.name for c in schema.columns if c.type == "datetime" and c.name in df
-            and not pd.api.types.is_numeric_dtype(df[c.name])]
-    if not cols:
-        return df
-    out = df.copy()
-    for name in cols:
-        t = pd.to_datetime(out[name], errors="coerce")
-        out[name] = (t - pd.Timestamp(0)) / pd.Timedelta(seconds=1)  # NaT -> NaN
-    return out
-
-
 def write_report(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, path: str | os.PathLike, *,
                  ledger: Mapping[str, Any] | None = None, history: Sequence[Mapping[str, Any]] | None = None,
                  evaluation: Mapping[str, Any] | None = None, test: pd.DataFrame | None = None,
@@ -289,11 +302,10 @@ def write_report(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, path: 
     """Write the HTML report of a synthetic table; computes ``evaluate(...)`` when ``evaluation`` is None.
 
     ``progress`` is called with 1 per marginal evaluated (for a progress bar; see ``report_ways``).
-    ``real`` is the private training table: the report is as sensitive as the real data (it plots its
-    exact distributions) and must be kept with it, not published with the synthetic data.
+    ``real`` is the private training table, every row of it (raw values: one outside the schema is shown as
+    such): the report is as sensitive as the real data (it plots its exact distributions) and must be kept
+    with it, not published with the synthetic data.
     """
-    real, synth = _as_internal(real, schema), _as_internal(synth, schema)
-    test = _as_internal(test, schema) if test is not None else None
     if evaluation is None:
         from pe_tabular.tables.evaluation import evaluate
 
@@ -311,8 +323,8 @@ def write_report(real: pd.DataFrame, synth: pd.DataFrame, schema: Schema, path: 
     subtitle = ("Contains the exact distributions of the REAL data: keep this file with the private data. "
                 "Only the synthetic table and its privacy ledger are DP releases.")
     return write_html(path, title, sections, subtitle=subtitle,
-                      cards=_cards(schema, real, synth, ledger, evaluation))
+                      cards=_cards(schema, ledger, evaluation))
 
 
 __all__ = ["MAX_CATEGORIES_SHOWN", "associations_figure", "cramers_v_matrix", "dcr_figure",
-           "distributions_figure", "report_ways", "table_sections", "write_report"]
+           "distributions_figure", "fit_table", "report_ways", "table_sections", "write_report"]

@@ -3,6 +3,10 @@
 The privacy ledger is picked up from ``SYNTH.privacy.json`` (what ``synth`` writes beside its output)
 unless ``--ledger`` names another file; per-iteration curves need ``--history`` (a JSON list, or a
 ``settings.json`` saved by ``PESynthesizer.save``), since CSV output alone does not carry them.
+
+:func:`read_scored` and :func:`report_files` are the one path from files to figures that ``report``,
+``synth --report`` and ``evaluate`` share, so the same two files always give the same figures: every row
+of each file is read and scored (none is dropped for not fitting the schema).
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from pe_tabular.cli_support import (
     EXIT_OK,
@@ -24,6 +31,9 @@ from pe_tabular.cli_support import (
     read_json,
     refuse_overwriting_inputs,
 )
+
+if TYPE_CHECKING:
+    from pe_tabular.tables.schema import Schema
 
 log = logging.getLogger(__name__)
 
@@ -40,30 +50,55 @@ def load_ledger(args: argparse.Namespace) -> dict[str, Any] | None:
     return led
 
 
-def _report(args: argparse.Namespace) -> int:
-    from pe_tabular.tables.io import check_target, read_table
+def read_scored(path: str | Path, flag: str, schema: Schema, encoding: str = "utf-8") -> pd.DataFrame:
+    """Every row of a table file (or folder of files) with the schema's columns, raw, for scoring: a value
+    outside the schema stays, to be counted in its column's '(outside schema)' cell."""
+    from pe_tabular.tables.io import read_all
+    from pe_tabular.tables.schema import check_header
+
+    df = read_all(path, flag, encoding)
+    if len(df) == 0:
+        raise UsageError(f"{flag} {path} has a header but no data rows")
+    extra = check_header([str(c) for c in df.columns], schema, where=f"{flag} {path}")
+    if extra:
+        log.warning("%s %s: columns %s are not in the schema and are not evaluated", flag, path, extra)
+    return df[schema.names]
+
+
+def resolve_target(schema: Schema, test: pd.DataFrame | None, target: str | None) -> str | None:
+    """The TSTR class column: ``--target``, else the schema's label; checked when there is a test table."""
+    from pe_tabular.tables.io import check_target
+
+    target = target or schema.label
+    if test is not None and target is None:
+        raise UsageError("--test needs --target COLUMN (or a schema with a label)")
+    if test is not None:
+        check_target(schema, target)
+    return target
+
+
+def report_files(real: str | Path, synth: str | Path, schema: Schema, out: Path, *, encoding: str = "utf-8",
+                 test: str | Path | None = None, target: str | None = None,
+                 ledger: Mapping[str, Any] | None = None, history: Sequence[Mapping[str, Any]] | None = None,
+                 progress: Callable[[int], None] | None = None) -> Path:
+    """The HTML report of two files (``report`` and ``synth --report`` both come here)."""
     from pe_tabular.tables.report import write_report
-    from pe_tabular.tables.schema import Schema, validate
+
+    real_df, synth_df = read_scored(real, "REAL", schema, encoding), read_scored(synth, "SYNTH", schema, encoding)
+    test_df = read_scored(test, "--test", schema, encoding) if test else None
+    target = resolve_target(schema, test_df, target)
+    return write_report(real_df, synth_df, schema, out, ledger=ledger, history=history, test=test_df,
+                        target=target, progress=progress)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pe_tabular.tables.schema import Schema
 
     out = check_html_out(args.out)
     refuse_overwriting_inputs([out], [args.real, args.synth, args.schema, args.test, args.ledger, args.history])
     schema = Schema.load(args.schema)
     ledger = load_ledger(args)
     history = read_history(args.history)
-    def load(path: str, flag: str) -> Any:
-        raw = read_table(path, flag, args.encoding)
-        df = validate(raw, schema, "drop")
-        if len(df) < len(raw):  # no counts in a log (privacy rule 7); the columns are named by validate's warnings
-            log.warning("%s %s: some rows do not fit the schema and are left out of the report", flag, path)
-        return df
-
-    real, synth = load(args.real, "REAL"), load(args.synth, "SYNTH")
-    test = load(args.test, "--test") if args.test else None
-    target = args.target or schema.label
-    if test is not None and target is None:
-        raise UsageError("--test needs --target COLUMN (or a schema with a label)")
-    if test is not None:
-        check_target(schema, target)
     from math import comb
 
     from pe_tabular.progress import bar
@@ -72,8 +107,8 @@ def _report(args: argparse.Namespace) -> int:
     t0 = time.time()
     total = sum(comb(len(schema.columns), k) for k in report_ways(schema))
     with bar(total, "evaluating marginals", not (args.quiet or args.json)) as b:
-        write_report(real, synth, schema, out, ledger=ledger, history=history, test=test, target=target,
-                     progress=b.update)
+        report_files(args.real, args.synth, schema, out, encoding=args.encoding, test=args.test, target=args.target,
+                     ledger=ledger, history=history, progress=b.update)
     wall = time.time() - t0
     emit(args, {"out": str(out), "bytes": out.stat().st_size, "wall_seconds": wall, "ledger": ledger is not None,
                 "history": history is not None},
@@ -96,7 +131,8 @@ def add_parser(sub: Any) -> None:
                "--history run/settings.json --out r.html\n\n"
                "The ledger defaults to SYNTH.privacy.json when it exists. `pe-tabular synth --report` and\n"
                "`pe-tabular demo` write the same report directly (with the evolution curves).")
-    p.add_argument("real", help="the real (private) training table, .csv or .parquet")
+    p.add_argument("real", help="the real (private) training table, .csv or .parquet (or a folder of them); every "
+                   "row is shown, a value outside the schema in its column's '(outside schema)' cell")
     p.add_argument("synth", help="the synthetic table, .csv or .parquet")
     p.add_argument("--encoding", default="utf-8", help="text encoding of CSV inputs (e.g. latin-1)")
     p.add_argument("--schema", required=True, help="the public schema the synthetic data was made with")
