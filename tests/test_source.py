@@ -179,7 +179,7 @@ def test_progress_reports_fractions_never_counts(data):
     err = io.StringIO()
     old, sys.stderr = sys.stderr, err
     try:
-        bars = ProgressBars(enabled=True)
+        bars = ProgressBars(enabled=True, tty=True)  # the terminal's bars
         for e in events:
             bars(e)
         assert bars.scan is not None and bars.scan.desc == "marginals"
