@@ -147,24 +147,25 @@ class Checkpointer:
 
     # -- releases -----------------------------------------------------------------------------
     def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger,
-                     index: np.ndarray | None = None) -> None:
-        """One release, at once; a sparse (thresholded) release saves only its released cells (``index``)."""
+                     keys: np.ndarray | None = None) -> None:
+        """One release, at once; a sparse (thresholded) release saves only its released cells: ``values`` are
+        the public cells' then the released private cells', ``keys`` the latter's keys (released with them)."""
         rec = json.dumps(release.__dict__)
         arrays = {"values": np.asarray(values, dtype=np.float64), "release": np.array(rec)}
-        if index is not None:
-            arrays["index"] = np.asarray(index, dtype=np.int64)
+        if keys is not None:
+            arrays["keys"] = np.asarray(keys)
         atomic_write_npz(self.dir / f"release_{key}.npz", arrays)
         ledger.save(self.dir / "ledger.json")
 
     def load_release(self, key: str) -> tuple[Any, Release] | None:
-        """(values, ledger entry); for a sparse release the values are (index, released values)."""
+        """(values, ledger entry); for a sparse release the values are (released values, released keys)."""
         path = self.dir / f"release_{key}.npz"
         if not path.exists():
             return None
         with np.load(path, allow_pickle=False) as z:
             rel = Release(**json.loads(str(z["release"])))
-            if "index" in z.files:
-                return (z["index"].copy(), z["values"].copy()), rel
+            if "keys" in z.files:
+                return (z["values"].copy(), z["keys"].copy()), rel
             return z["values"].copy(), rel
 
     def release_keys(self) -> list[str]:
