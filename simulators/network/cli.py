@@ -130,14 +130,14 @@ def _synth(args: argparse.Namespace) -> int:
                                                         "input": input_fingerprint(src)})
     bars = ProgressBars(enabled=not (args.quiet or args.json), desc="traces")
     on_event = _progress(args.quiet, bars)
-    kw = {"checkpoint": ck, "resume": args.resume, "on_event": on_event,
-          "show_invalid": (lambda m: print(m, file=sys.stderr)) if args.show_invalid else None}
+    show = (lambda m: print(m, file=sys.stderr)) if args.show_invalid else None
+    kw = {"checkpoint": ck, "resume": args.resume, "on_event": on_event, "show_invalid": show}
     guard = MemoryGuard(args.max_memory)
     real: pd.DataFrame | None = None
     records: TraceRecords | None = None
     try:
         if pcap_in:  # a pcap is parsed whole (packets stay in memory); its flows or packets are one source
-            packets = read_pcap(src)
+            packets = read_pcap(src, show)
             real = packets if args.level == "packet" else packets_to_flows(packets)
             records = _on_dask(TraceRecords.from_frame(real, args.unit, chunk_rows=args.chunk_rows, guard=guard,
                                                        on_event=on_event), args)
