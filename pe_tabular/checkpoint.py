@@ -66,7 +66,11 @@ def fingerprint_key(directory: str | Path | None = None) -> bytes:
     else can recompute; a resume on another account (another key) is refused as another input."""
     folder = Path(directory or os.environ.get(KEY_DIR_ENV) or Path(
         os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pe-tabular")
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot keep the checkpoint fingerprint key in {folder} ({e.strerror}); set {KEY_DIR_ENV} "
+                      "to a private folder you can write") from None
     path = folder / KEY_FILE
     if not path.exists():  # written whole to a private temporary file, then linked: never seen half-written
         tmp = folder / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
