@@ -190,3 +190,21 @@ def test_the_test_switch_takes_negative_stream_keys(monkeypatch):
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, noise_source().gaussian(50, 1.0, (1, 2)))
     assert not np.array_equal(a, noise_source().gaussian(50, 1.0, (0, 2)))
+
+
+def test_under_the_test_switch_a_kept_key_keeps_its_noise_when_another_key_goes():
+    """A thresholded release drew noise by position, so under the test-only switch D (one more suppressed
+    key below) and D′ gave every later key other noise: an audit saw a difference real noise would not
+    make. Private cells' noise is keyed by the cell's key; it is still N(0, σ²)."""
+    spec = dict(key="v", what="values (thresholded)", sigma=2.0, threshold=5.0, public_cells=1, extra_delta=1e-7)
+    keys = np.array([0.5, 10.0, 20.0])
+    d = ReleasePath(Ledger(1e-5), NoiseSource(test_seed=4)).release(Spec(**spec, keys=keys),
+                                                                     np.array([9.0, 1.0, 50.0, 60.0]))
+    d1 = ReleasePath(Ledger(1e-5), NoiseSource(test_seed=4)).release(Spec(**spec, keys=keys[1:]),
+                                                                      np.array([9.0, 50.0, 60.0]))
+    np.testing.assert_array_equal(d[2:], d1[1:])
+    assert d[0] == d1[0]
+    z = NoiseSource(test_seed=4).keyed_gaussian(np.arange(20_000) * 0.25, 3.0, (0, 1)) / 3.0
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    words = NoiseSource(test_seed=4).keyed_gaussian(np.array(["a", "b"], dtype=object), 1.0, (0, 1))
+    assert words[0] != words[1] and np.isfinite(words).all()

@@ -124,7 +124,7 @@ class ReleasePath:
         size = spec.public_cells if spec.thresholded else (exact.size if spec.size is None else spec.size)
         rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta,
                                  spec.sampling_rate)
-        noisy = snap(exact + self.noise.gaussian(exact.shape, spec.sigma, spec.stream), spec.sigma)
+        noisy = snap(exact + self._noise(spec, exact.shape), spec.sigma)
         if spec.thresholded:
             private = np.arange(noisy.size) >= spec.public_cells
             noisy = np.where(private & ~(noisy > spec.threshold), -np.inf, noisy)
@@ -132,6 +132,18 @@ class ReleasePath:
             saved, saved_keys = _pack_sparse(spec, noisy, keys) if spec.thresholded else (noisy, None)
             self.checkpoint.save_release(spec.key, saved, rel, self.ledger, saved_keys)
         return noisy, rel
+
+    def _noise(self, spec: Spec, shape: tuple[int, ...]) -> np.ndarray:
+        """Gaussian noise for ``spec``; a thresholded release's private cells get noise keyed by their keys
+        (the same i.i.d. draws in a real run; under the test-only switch a key keeps its noise when other
+        keys come or go, so a D-vs-D′ audit compares like with like)."""
+        if not spec.thresholded or spec.keys is None or len(shape) != 1:
+            return self.noise.gaussian(shape, spec.sigma, spec.stream)
+        keys = np.asarray(spec.keys)
+        if keys.shape != (shape[0] - spec.public_cells,):
+            raise ValueError(f"release '{spec.what}': keys do not match its private cells")
+        return np.concatenate([self.noise.gaussian(spec.public_cells, spec.sigma, spec.stream),
+                               self.noise.keyed_gaussian(keys, spec.sigma, spec.stream)])
 
     def release_subsampled(self, spec: Spec, counts: Callable[[PoissonSample | None], np.ndarray]) -> np.ndarray:
         """A release whose counts are computed on a Poisson subsample at ``spec.sampling_rate``:
