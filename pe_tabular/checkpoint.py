@@ -1,9 +1,9 @@
 """Per-iteration checkpoints: atomic, no pickle (Parquet / npy / npz + JSON).
 
 Layout of a checkpoint directory:
-  run.json                 what identifies the run: its settings and a fingerprint of its input files (path,
-                           size, modification time — never a content hash, which could identify the data);
-                           written when the directory is opened, so a resume with anything else is refused
+  run.json                 what identifies the run: its settings and a fingerprint of its input files (see
+                           :func:`input_fingerprint`); written when the directory is opened, so a resume with
+                           anything else is refused
   config.json              the evolution's settings (resuming with other settings is refused)
   pop_{t}.*, meta_{t}.parquet, state_{t}.json
                            population voted on at iteration t and the non-private RNG state then
@@ -18,8 +18,12 @@ are releases: a checkpoint is as private as the output it leads to, and no more.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +55,58 @@ def _load_array_or_frame(path_stem: Path) -> Any:
     return None
 
 
-def input_fingerprint(*paths: str | Path | None) -> list[dict[str, Any]]:
-    """Path, size and modification time of each input file (or folder's files): enough to notice that a
-    resume points at other data, and nothing that identifies the content."""
+KEY_DIR_ENV = "PE_TABULAR_KEY_DIR"
+KEY_FILE = "fingerprint.key"
+
+
+def fingerprint_key(directory: str | Path | None = None) -> bytes:
+    """This user's secret fingerprint key: 32 random bytes in ``$PE_TABULAR_KEY_DIR/fingerprint.key`` (default
+    ``$XDG_STATE_HOME/pe-tabular``, else ``~/.local/state/pe-tabular``), created once with mode 0600 in a 0700
+    folder. It never enters a checkpoint, so the fingerprints a shared checkpoint holds are keyed hashes nobody
+    else can recompute; a resume on another account (another key) is refused as another input."""
+    folder = Path(directory or os.environ.get(KEY_DIR_ENV) or Path(
+        os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pe-tabular")
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot keep the checkpoint fingerprint key in {folder} ({e.strerror}); set {KEY_DIR_ENV} "
+                      "to a private folder you can write") from None
+    path = folder / KEY_FILE
+    if not path.exists():  # written whole to a private temporary file, then linked: never seen half-written
+        tmp = folder / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            tmp.unlink()
+    key = path.read_bytes()
+    if len(key) < 32:
+        raise ValueError(f"{path} is not a pe-tabular fingerprint key (too short); delete it to make a new one")
+    return key
+
+
+def input_fingerprint(*paths: str | Path | None, key: bytes | None = None) -> list[dict[str, Any]]:
+    """Each input file's (or folder's files') path and a keyed fingerprint of its size and modification time.
+
+    Enough to notice that a resume points at other data, and nothing a shared checkpoint's reader can use: the
+    plain size of a CSV is the size of D′ plus the removed line's length (and of an uncompressed image file an
+    affine function of n), so size and time enter only HMAC-SHA256 under :func:`fingerprint_key`, a key that
+    stays in a private file outside the checkpoint. Never a content hash, which could identify the data."""
     out = []
     for p in paths:
         if p is None:
             continue
+        key = fingerprint_key() if key is None else key
         path = Path(p).resolve()
         files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
         for f in files:
             st = f.stat()
-            out.append({"path": str(f), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns})
+            mac = hmac.new(key, f"{f}\0{st.st_size}\0{st.st_mtime_ns}".encode(), hashlib.sha256).hexdigest()
+            out.append({"path": str(f), "hmac": mac})
     return out
 
 
@@ -147,24 +191,25 @@ class Checkpointer:
 
     # -- releases -----------------------------------------------------------------------------
     def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger,
-                     index: np.ndarray | None = None) -> None:
-        """One release, at once; a sparse (thresholded) release saves only its released cells (``index``)."""
+                     keys: np.ndarray | None = None) -> None:
+        """One release, at once; a sparse (thresholded) release saves only its released cells: ``values`` are
+        the public cells' then the released private cells', ``keys`` the latter's keys (released with them)."""
         rec = json.dumps(release.__dict__)
         arrays = {"values": np.asarray(values, dtype=np.float64), "release": np.array(rec)}
-        if index is not None:
-            arrays["index"] = np.asarray(index, dtype=np.int64)
+        if keys is not None:
+            arrays["keys"] = np.asarray(keys)
         atomic_write_npz(self.dir / f"release_{key}.npz", arrays)
         ledger.save(self.dir / "ledger.json")
 
     def load_release(self, key: str) -> tuple[Any, Release] | None:
-        """(values, ledger entry); for a sparse release the values are (index, released values)."""
+        """(values, ledger entry); for a sparse release the values are (released values, released keys)."""
         path = self.dir / f"release_{key}.npz"
         if not path.exists():
             return None
         with np.load(path, allow_pickle=False) as z:
             rel = Release(**json.loads(str(z["release"])))
-            if "index" in z.files:
-                return (z["index"].copy(), z["values"].copy()), rel
+            if "keys" in z.files:
+                return (z["values"].copy(), z["keys"].copy()), rel
             return z["values"].copy(), rel
 
     def release_keys(self) -> list[str]:

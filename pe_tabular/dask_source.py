@@ -12,6 +12,12 @@ part tasks; the table (digests and counts) never reaches the coordinator. A Pois
 one uniform per unit from that merged table (units) or per (partition, row position) (rows), so it is
 the sample a single process takes with the same seed.
 
+Trust: the coordinator, the scheduler and the workers are the data owner's own processes (the workers hold
+the rows; a scheduler can run any task on them). The coordinator sees each part's progress weight (bytes of
+a file, rows of a frame) and every task's completion; it shows progress only in fixed public steps
+(:class:`pe_tabular.source.ProgressSteps`) and logs no size, so nothing it prints depends on one unit
+(``docs/distributed.md``, "Trust assumption").
+
 Usage::
 
     with DaskSource.local(2, ChunkedSource.scan("flows/", unit="src_ip")) as src:     # a LocalCluster
@@ -36,6 +42,8 @@ from pe_tabular.source import (
     ChunkFn,
     FramePart,
     Part,
+    ProgressSteps,
+    emit_progress,
     encode_part,
     part_table,
     sum_parts,
@@ -154,12 +162,11 @@ class DaskSource:
     def _progress(self, desc: str, also: Callable[[float], None] | None = None) -> Callable[[int], None]:
         share = self._w / self._w.sum()
         done = [0.0]
+        steps = ProgressSteps(lambda frac: emit_progress(self.on_event, desc, frac, also))
 
-        def report(i: int) -> None:
+        def report(i: int) -> None:  # fixed public steps only (see pe_tabular.source)
             done[0] += float(share[i])
-            self.on_event({"type": "scan_progress", "desc": desc, "fraction": min(done[0], 1.0)})
-            if also is not None:
-                also(min(done[0], 1.0))
+            steps(min(done[0], 1.0))
         return report
 
     def unit_table(self) -> Any:

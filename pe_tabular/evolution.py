@@ -23,9 +23,11 @@ from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.privacy.schedules import BudgetPolicy, Scheduled
+from pe_tabular.source import ProgressSteps
 from pe_tabular.units import PoissonSample
 from pe_tabular.voting.histogram import clip_counts, select, vote_histogram
 from pe_tabular.voting.registry import VoteFn, class_conditional_nearest, get_voter
+from pe_tabular.voting.sharded import UNKNOWN_LABEL
 
 log = logging.getLogger(__name__)
 Event = dict[str, Any]
@@ -145,7 +147,7 @@ def estimate_label_shares(
     idx = {c: i for i, c in enumerate(classes)}
     unknown = set(np.unique(private_labels).tolist()) - set(idx)
     if unknown:
-        raise ValueError(f"label values {sorted(map(str, unknown))[:5]} are not among the declared classes")
+        raise ValueError(UNKNOWN_LABEL)
 
     def counts() -> np.ndarray:
         return np.bincount([idx[v] for v in private_labels.tolist()], minlength=len(classes)).astype(float)
@@ -209,11 +211,11 @@ class Evolution:
         if len(private) == 0:  # nothing votes: the release is pure noise (no error: an error would reveal n = 0)
             return np.zeros(len(pop))
         done = [0]
+        steps = ProgressSteps(lambda frac: self.on_event({"type": "vote_progress", "iteration": t, "fraction": frac}))
 
-        def progress(n: int) -> None:  # a fraction, never a row count: the number of private rows is private
+        def progress(n: int) -> None:  # fixed public steps, never a row count or a per-block fraction (block/n)
             done[0] += n
-            frac = min(done[0] / max(len(private), 1), 1.0)
-            self.on_event({"type": "vote_progress", "iteration": t, "fraction": frac})
+            steps(done[0] / max(len(private), 1))
 
         if self.vote_fn is not None:
             kw = {} if sample is None else {"sample": sample}

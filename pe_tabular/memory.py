@@ -7,8 +7,11 @@ until the machine swaps, and a run that should take minutes takes hours or is ki
 with no message. :class:`MemoryGuard` reads the process's resident set size (RSS) between chunks and
 raises :class:`MemoryLimitExceeded` — naming the flag and what to change — once it passes the limit.
 
-The check is cheap (one read of ``/proc/self/statm`` on Linux; ``psutil`` elsewhere) and the message
-carries only the limit and the RSS, both properties of this process, never of the data (rule 7).
+The check is cheap (one read of ``/proc/self/statm`` on Linux; ``psutil`` elsewhere). The message carries
+the limit (the operator's own setting) and never the memory in use: the RSS grows with the data (24 bytes
+per privacy unit in the unit table, the rows of an in-memory frame), so printing it would print a function
+of n (rule 6). Whether the guard stops a run at all also depends on the data's size — a resource limit,
+like a full disk or run time: the operator sets it, and it is not covered by the guarantee (README).
 Dask workers have their own limit (``LocalCluster(memory_limit=...)``); this guard watches the process
 it runs in.
 """
@@ -80,6 +83,6 @@ class MemoryGuard:
         if rss > self.limit:
             at = f" while {where}" if where else ""
             raise MemoryLimitExceeded(
-                f"memory use {_fmt(rss)} passed {self.flag} {_fmt(self.limit)}{at}. Lower it with a smaller chunk "
+                f"memory use passed {self.flag} {_fmt(self.limit)}{at}. Lower it with a smaller chunk "
                 f"size (--chunk-rows), fewer columns or a smaller --population, run the pass on a Dask cluster "
                 f"(--dask-local N / --dask-scheduler ADDRESS), or raise {self.flag}")

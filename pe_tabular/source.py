@@ -27,8 +27,11 @@ Sums are accumulated with compensated (TwoSum) addition, so the total does not d
 is chunked beyond the last bits of float64, and the release path's snapping (a grid of σ/2¹²) makes the
 released values of in-memory, streamed and Dask runs identical.
 
-Progress: a ``scan_progress`` event per chunk carries the *fraction* of bytes (files, row groups) read,
-never a record count (rule 6). Memory: a :class:`~pe_tabular.memory.MemoryGuard` is checked between
+Progress: ``scan_progress`` events carry the *fraction* of bytes (files, row groups) read, never a record
+count (rule 6), and only at fixed public steps (:class:`ProgressSteps`: 10 %, 20 %, …, 100 %, each once,
+in order, whatever the input's size): per-chunk fractions (chunk/n) told n to about 1 % wherever stderr
+was captured. When a step arrives is a timing channel, like run times, and not covered.
+Memory: a :class:`~pe_tabular.memory.MemoryGuard` is checked between
 chunks. Error messages name files and columns, never values (rule 7): pyarrow's own parse errors quote the
 offending value, so they are replaced.
 """
@@ -61,6 +64,23 @@ DEFAULT_CHUNK_ROWS = 65_536
 DEFAULT_CSV_BLOCK = 4 << 20  # bytes per CSV batch (pyarrow parses CSV in byte blocks)
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+PROGRESS_STEPS = 10  # progress is shown in steps of 1/PROGRESS_STEPS of a pass, never finer
+
+
+class ProgressSteps:
+    """Turns the fractions of a pass into the fixed sequence 1/S, 2/S, …, 1 (each step once, in order; a
+    jump emits every step it crosses), so the events of a pass are the same for every input size."""
+
+    def __init__(self, emit: Callable[[float], None], steps: int = PROGRESS_STEPS):
+        self.emit, self.steps, self.done = emit, steps, 0
+
+    def __call__(self, fraction: float) -> None:
+        reach = min(int(np.floor(fraction * self.steps + 1e-9)), self.steps)
+        while self.done < reach:
+            self.done += 1
+            self.emit(self.done / self.steps)
 
 
 class SourceError(ValueError):
@@ -465,6 +485,13 @@ def encode_part(part: Part, encode: Callable[[pd.DataFrame], np.ndarray], column
     return out
 
 
+def emit_progress(on_event: Callable[[Event], None], desc: str, fraction: float,
+                   also: Callable[[float], None] | None) -> None:
+    on_event({"type": "scan_progress", "desc": desc, "fraction": fraction})
+    if also is not None:
+        also(fraction)
+
+
 # -- the single-process source -------------------------------------------------------------------------
 class ChunkedSource:
     """Private data read part by part, batch by batch, in this process (see the module docstring).
@@ -503,12 +530,10 @@ class ChunkedSource:
         w = np.array([p.weight for p in self.parts], dtype=float)
         start = np.concatenate([[0.0], np.cumsum(w)[:-1]]) / w.sum()
         share = w / w.sum()
+        steps = ProgressSteps(lambda frac: emit_progress(self.on_event, desc, frac, also))
 
         def report(i: int, done: float) -> None:
-            frac = float(start[i] + share[i] * done)
-            self.on_event({"type": "scan_progress", "desc": desc, "fraction": frac})
-            if also is not None:
-                also(frac)
+            steps(float(start[i] + share[i] * done))
         return report
 
     # -- units --------------------------------------------------------------------------------------
@@ -520,8 +545,7 @@ class ChunkedSource:
             for i, p in enumerate(self.parts):
                 tables.append(part_table(p, self.units, self.guard))
                 report(i, 1.0)
-            self._table = UnitTable.merge(tables)
-            log.info("privacy-unit table: %.1f MB", self._table.nbytes / 2**20)  # a size, not a count
+            self._table = UnitTable.merge(tables)  # no size logged: 24 bytes per unit would count the units
         return self._table
 
     # -- the core operation -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the entry point turns it into exit code 2 (a setting to change), not a crash."""
 from __future__ import annotations
 
 import argparse
+import re
 
 import numpy as np
 import pytest
@@ -24,6 +25,14 @@ def test_the_guard_trips_only_above_its_limit():
     MemoryGuard(limit=rss_bytes() + (1 << 30)).check("testing")
     with pytest.raises(MemoryLimitExceeded, match=r"--max-memory .* while testing"):
         MemoryGuard(limit=1 << 20).check("testing")
+
+
+def test_the_message_holds_the_limit_and_never_the_memory_in_use():
+    """Issue 23, finding 8: the message printed the RSS, which grows with the data (24 bytes per unit)."""
+    with pytest.raises(MemoryLimitExceeded) as e:
+        MemoryGuard(limit=1 << 20).check("testing")
+    text = str(e.value)
+    assert "--max-memory 1 MiB" in text and not re.search(r"\d", text.replace("--max-memory 1 MiB", ""))
 
 
 def test_flags_parse_sizes_and_refuse_nonsense():

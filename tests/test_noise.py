@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.privacy import Ledger, NoiseSource, noise_source
 from pe_tabular.privacy.noise import TEST_NOISE_ENV
 from pe_tabular.privacy.release import ReleasePath, Spec
@@ -135,15 +136,50 @@ def test_a_thresholded_release_keeps_suppressed_cells_out_of_checkpoint_and_ledg
     from pe_tabular.checkpoint import Checkpointer
 
     counts = np.array([5.0, 1000.0, 1.0, 1.0, 1.0, 2.0])  # cell 0 public; cells 1..5 private keys
-    spec = Spec("cats", "thresholded category histogram", 1.0, threshold=50.0, public_cells=1, extra_delta=1e-7)
+    spec = Spec("cats", "thresholded category histogram", 1.0, threshold=50.0, public_cells=1, extra_delta=1e-7,
+                keys=np.array(["a", "b", "c", "d", "e"], dtype=object))
     led = Ledger(1e-5)
     noisy = ReleasePath(led, NoiseSource(), Checkpointer(tmp_path)).release(spec, counts)
     assert np.isfinite(noisy[:2]).all() and np.isneginf(noisy[2:]).all()
     assert led.releases[0].size == 1  # the public part only: the number of private keys is not recorded
     with np.load(tmp_path / "release_cats.npz") as z:
-        assert z["values"].size == 2 and z["index"].tolist() == [0, 1]
+        assert z["values"].size == 2 and z["keys"].tolist() == ["a"] and "index" not in z.files
     again = ReleasePath(Ledger(1e-5), NoiseSource(), Checkpointer(tmp_path, resume=True)).release(spec, counts)
     assert np.array_equal(again, noisy)
+
+
+class _Silent(NoiseSource):
+    """No noise at all, so two runs differ only where their inputs do."""
+
+    def gaussian(self, shape, sigma, release_key):
+        return np.zeros(shape)
+
+
+def _sparse_checkpoint(directory, keys: np.ndarray, counts: np.ndarray, resume: bool = False) -> dict:
+    spec = Spec("vals", "frequent exact values (thresholded)", 1.0, threshold=50.0, public_cells=1,
+                extra_delta=1e-7, keys=keys)
+    noisy = ReleasePath(Ledger(1e-5), _Silent(), Checkpointer(directory, resume=resume)).release(spec, counts)
+    with np.load(directory / "release_vals.npz") as z:
+        return {"noisy": noisy, **{k: z[k].copy() for k in z.files if k != "release"}}
+
+
+def test_a_thresholded_checkpoint_does_not_count_the_suppressed_keys(tmp_path):
+    """D holds one more unique value (0.5, suppressed) below the released ones than D′: the saved release
+    must be the same file content, not positions that shift by one (issue 23, finding 3)."""
+    keys = np.array([0.5, 1.5, 10.0, 20.0, 30.0])  # private keys, ascending, as resolution lays them out
+    counts = np.array([7.0, 1.0, 2.0, 100.0, 300.0, 200.0])  # public cell, then one count per key
+    d = _sparse_checkpoint(tmp_path / "d", keys, counts)
+    d_minus = _sparse_checkpoint(tmp_path / "d1", keys[1:], np.delete(counts, 1))
+    assert d.keys() == d_minus.keys()
+    for name in d:
+        if name != "noisy":
+            np.testing.assert_array_equal(d[name], d_minus[name])
+    assert d["keys"].tolist() == [10.0, 20.0, 30.0]
+    # a resume lays the released cells back on the input's keys, and refuses an input that lost one
+    again = _sparse_checkpoint(tmp_path / "d", keys, counts, resume=True)
+    np.testing.assert_array_equal(again["noisy"], d["noisy"])
+    with pytest.raises(ValueError, match="does not match the input"):
+        _sparse_checkpoint(tmp_path / "d", np.array([0.5, 1.5, 10.0, 30.0]), np.delete(counts, 4), resume=True)
 
 
 def test_the_test_switch_takes_negative_stream_keys(monkeypatch):
@@ -154,3 +190,21 @@ def test_the_test_switch_takes_negative_stream_keys(monkeypatch):
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, noise_source().gaussian(50, 1.0, (1, 2)))
     assert not np.array_equal(a, noise_source().gaussian(50, 1.0, (0, 2)))
+
+
+def test_under_the_test_switch_a_kept_key_keeps_its_noise_when_another_key_goes():
+    """A thresholded release drew noise by position, so under the test-only switch D (one more suppressed
+    key below) and D′ gave every later key other noise: an audit saw a difference real noise would not
+    make. Private cells' noise is keyed by the cell's key; it is still N(0, σ²)."""
+    spec = dict(key="v", what="values (thresholded)", sigma=2.0, threshold=5.0, public_cells=1, extra_delta=1e-7)
+    keys = np.array([0.5, 10.0, 20.0])
+    d = ReleasePath(Ledger(1e-5), NoiseSource(test_seed=4)).release(Spec(**spec, keys=keys),
+                                                                     np.array([9.0, 1.0, 50.0, 60.0]))
+    d1 = ReleasePath(Ledger(1e-5), NoiseSource(test_seed=4)).release(Spec(**spec, keys=keys[1:]),
+                                                                      np.array([9.0, 50.0, 60.0]))
+    np.testing.assert_array_equal(d[2:], d1[1:])
+    assert d[0] == d1[0]
+    z = NoiseSource(test_seed=4).keyed_gaussian(np.arange(20_000) * 0.25, 3.0, (0, 1)) / 3.0
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    words = NoiseSource(test_seed=4).keyed_gaussian(np.array(["a", "b"], dtype=object), 1.0, (0, 1))
+    assert words[0] != words[1] and np.isfinite(words).all()

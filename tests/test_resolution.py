@@ -154,3 +154,27 @@ def test_public_bin_edges_are_kept():
     schema = Schema((Column("v", "float", lower=0, upper=100, rounding=0.1, bin_edges=edges),))
     (res, dec), _ = _resolve(pd.DataFrame({"v": x}), schema)
     assert res["v"].bin_edges == edges and dec["v"].sub.shape[0] == len(edges) + 1
+
+
+def test_a_resolution_checkpoint_is_the_same_without_one_suppressed_value(tmp_path):
+    """Issue 23, finding 3: the checkpoint of the thresholded exact-value release once held the positions of
+    the released values among [public keys, every distinct private value ascending], so D (one extra unique
+    value below the released ones) and D′ saved different positions. Without noise, the files must match."""
+    from pe_tabular.checkpoint import Checkpointer
+
+    class Silent(NoiseSource):
+        def gaussian(self, shape, sigma, release_key):
+            return np.zeros(shape)
+
+    bulk = np.repeat([10.0, 20.0, 30.0], 3000)
+    schema = Schema((Column("v", "float", lower=0, upper=100, rounding=0.01),))
+    saved = []
+    for name, x in (("d", np.concatenate([[0.5], bulk])), ("d1", bulk)):
+        df = pd.DataFrame({"v": x})
+        path = ReleasePath(Ledger(1e-5, mu_budget=np.sqrt(0.05)), Silent(), Checkpointer(tmp_path / name))
+        resolve(df, schema, path, plan(schema, 0.05, 1e-6), 9000.0, 9000 / 32)
+        with np.load(tmp_path / name / "release_resolution_values_000.npz") as z:
+            saved.append({k: z[k].copy() for k in z.files if k != "release"})
+    assert saved[0].keys() == saved[1].keys()
+    for k in saved[0]:
+        np.testing.assert_array_equal(saved[0][k], saved[1][k])

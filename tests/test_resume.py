@@ -83,7 +83,7 @@ def test_resume_refuses_other_settings(tmp_path):
 
 def test_a_checkpoint_of_another_run_is_refused_before_any_release(tmp_path):
     """Privacy rule 4 / hardening #7: a non-empty checkpoint directory without --resume is refused, and a
-    resume pointed at other data (path, size, mtime) is refused, before anything is released."""
+    resume pointed at other data (path, size or mtime changed) is refused, before anything is released."""
     from pe_tabular.checkpoint import Checkpointer, input_fingerprint
 
     data = tmp_path / "a.csv"
@@ -97,6 +97,34 @@ def test_a_checkpoint_of_another_run_is_refused_before_any_release(tmp_path):
     data.write_text("x\n1\n2\n")  # other data at the same path
     with pytest.raises(ValueError, match="another run"):
         Checkpointer(tmp_path / "ck", resume=True, run={**run, "input": input_fingerprint(data)})
+
+
+def test_run_json_holds_no_input_size_and_its_key_stays_private(tmp_path, monkeypatch):
+    """Issue 23, finding 4: run.json recorded each input file's exact size, so D and D′ (one CSV line less)
+    differed by that line's length. Size and time now enter only an HMAC under a per-user key kept in a 0600
+    file outside the checkpoint; the same file still fingerprints the same, a changed one differently."""
+    import json
+    import stat
+
+    from pe_tabular.checkpoint import KEY_DIR_ENV, KEY_FILE, Checkpointer, input_fingerprint
+
+    monkeypatch.setenv(KEY_DIR_ENV, str(tmp_path / "keys"))
+    data = tmp_path / "d.csv"
+    data.write_text("x\n1\n22\n333\n")
+    Checkpointer(tmp_path / "ck", run={"input": input_fingerprint(data)})
+    text = (tmp_path / "ck" / "run.json").read_text()
+    (entry,) = json.loads(text)["input"]
+    assert set(entry) == {"path", "hmac"} and entry["path"] == str(data.resolve())  # no size, no time in clear
+    key = tmp_path / "keys" / KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert key.read_bytes().hex() not in "".join(p.read_text(errors="ignore") for p in (tmp_path / "ck").iterdir())
+    assert input_fingerprint(data) == json.loads(text)["input"]  # the same file: the same fingerprint
+    mtime = data.stat().st_mtime_ns
+    data.write_text("x\n1\n22\n")  # one line less, its time put back: only the size tells
+    os.utime(data, ns=(mtime, mtime))
+    assert input_fingerprint(data) != json.loads(text)["input"]
+    with pytest.raises(ValueError, match="another run"):
+        Checkpointer(tmp_path / "ck", resume=True, run={"input": input_fingerprint(data)})
 
 
 @pytest.mark.parametrize("wing", ["tables", "traces", "digits"])

@@ -191,6 +191,43 @@ def test_progress_reports_fractions_never_counts(data):
     assert str(sum(SIZES)) not in text  # the number of private records never shows
 
 
+def _events(n: int, unit: str | None = None) -> tuple[list[dict], list[str]]:
+    """The scan and vote events and the log lines of a unit-level pass and a vote over n rows."""
+    import logging
+
+    events: list[dict] = []
+    f = pd.DataFrame({"a": np.arange(n) % 5, "b": np.arange(n) % 3, "u": np.arange(n)})
+    src = ChunkedSource.from_frames(f, chunk_rows=64, unit=unit, on_event=events.append)
+    handler = logging.Handler()
+    lines: list[str] = []
+    handler.emit = lambda r: lines.append(r.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("pe_tabular").addHandler(handler)
+    old = logging.getLogger("pe_tabular").level
+    logging.getLogger("pe_tabular").setLevel(logging.DEBUG)
+    try:
+        src.sum(hist, columns=["a", "b"], desc="marginals")
+    finally:
+        logging.getLogger("pe_tabular").removeHandler(handler)
+        logging.getLogger("pe_tabular").setLevel(old)
+    backend = PointBackend()
+    evo = Evolution(backend, PointEncoder(), EvolutionConfig.build(1, 8, k=1), schedules.uniform(1.0, 1),
+                    Ledger(1e-5), NoiseSource(), np.random.default_rng(0), events.append)
+    private = np.random.default_rng(1).uniform(0, 100, (n, 2)).astype(np.float32)
+    evo._vote(private, backend.random(8, rng=np.random.default_rng(2)), 1, None, None)
+    return events, lines
+
+
+def test_progress_and_logs_are_the_same_for_neighbouring_inputs():
+    """Issue 23, finding 8: per-chunk fractions (64/n, 128/n, …) and per-block vote fractions told n to about
+    1 %, and the unit table's size in MB (24 bytes per unit) told the unit count. Progress now comes in fixed
+    public steps and the log holds no size: D and D minus one row give the same events and lines."""
+    for unit in (None, "u"):
+        d, d_minus = _events(5000, unit), _events(4999, unit)
+        assert d == d_minus
+        assert [e["fraction"] for e in d[0] if e.get("desc") == "marginals"] == [k / 10 for k in range(1, 11)]
+    assert not any("MB" in line for line in _events(50_000, "u")[1])
+
+
 def test_memory_guard_stops_a_pass_with_a_message_naming_the_flag(data):
     src = ChunkedSource.scan(data[1], guard=MemoryGuard(limit=1 << 20), chunk_rows=64)
     with pytest.raises(MemoryLimitExceeded, match="--max-memory") as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -98,20 +99,55 @@ def test_simulate_command(tmp_path):
     assert flow_validity(read_netflow_csv(out)).all()
 
 
-def test_time_window_that_misses_the_trace_is_an_error_and_a_partial_one_warns(flows_csv, tmp_path, capsys):
-    """Reliability: a --time-window that does not cover the trace never passes silently, and the message
-    says no exact count (rule 7)."""
-    from simulators.network.pipeline import TimeWindowWarning, TraceSynthConfig, synthesize_flows
+def _with_extra_record(flows_csv, tmp_path, **change) -> str:
+    """D plus one record (a copy of the first, with ``change``) at the end of the file."""
+    df = pd.read_csv(flows_csv)
+    extra = df.iloc[[0]].copy()
+    for k, v in change.items():
+        extra[k] = v
+    path = tmp_path / "d_plus.csv"
+    pd.concat([df, extra], ignore_index=True).to_csv(path, index=False)
+    return str(path)
 
-    base = ["traces", "synth", str(flows_csv), "--epsilon", "1", "--out", str(tmp_path / "o.csv"), "-q", *SMALL]
-    assert main(base + ["--time-window", "2020-01-01T00:00Z", "2020-01-01T01:00Z"]) == 2
+
+def test_records_outside_the_time_window_say_nothing_unless_asked(flows_csv, tmp_path, capsys, monkeypatch):
+    """Issue 23, finding 5: a warning appeared exactly when one record lay outside --time-window, and a window
+    missing every record was an exit-2 error — bits about single records. Records outside are clipped
+    silently; only the local --show-invalid says so, labelled not private."""
+    from simulators.network.pipeline import TraceSynthConfig, synthesize_flows
+
+    monkeypatch.setenv("PE_TABULAR_TEST_ONLY_NOISE_SEED", "5")  # the same noise: only the inputs differ
+    outside = _with_extra_record(flows_csv, tmp_path, ts=int((T0 + 7200) * 1e6))
+    seen = []
+    for name, src in (("d", str(flows_csv)), ("d_plus", outside)):
+        rc = main(["traces", "synth", src, "--epsilon", "1", "--time-window", *WINDOW, "--out",
+                   str(tmp_path / f"out_{name}.csv"), "--json", *SMALL])  # default verbosity, no progress bars
+        seen.append((rc, capsys.readouterr().err.replace(src, "IN").replace(str(tmp_path / f"out_{name}"), "OUT")))
+    assert seen[0] == seen[1] and seen[0][0] == 0
+    miss = ["traces", "synth", outside, "--epsilon", "1", "--out", str(tmp_path / "m.csv"), "-q", *SMALL,
+            "--time-window", "2020-01-01T00:00Z", "2020-01-01T01:00Z"]
+    assert main(miss) == 0 and "time-window" not in capsys.readouterr().err
+    assert main([*miss[:6], str(tmp_path / "m2.csv"), *miss[7:], "--show-invalid"]) == 0
     err = capsys.readouterr().err
-    assert "--time-window" in err and "no record" in err
-    half = (T0, T0 + 1800)  # the fixture spans one hour
+    assert "NOT PRIVATE" in err and "no record lies inside --time-window" in err
     real = read_netflow_csv(flows_csv)
-    with pytest.warns(TimeWindowWarning, match="some records lie outside --time-window") as rec:
-        synthesize_flows(real, TraceSynthConfig(epsilon=1, time_window=half, iterations=2, population=40, seed=0))
-    assert not any(ch.isdigit() for ch in str(rec[0].message))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the library path warns no more than the CLI
+        synthesize_flows(real, TraceSynthConfig(epsilon=1, time_window=(T0, T0 + 1800), iterations=2, population=40,
+                                                seed=0, voter="numpy"))
+
+
+def test_an_invalid_value_late_in_the_file_stops_the_run_before_any_release(flows_csv, tmp_path, capsys):
+    """Issue 23, finding 7: columns were parsed when a pass first read them, so one non-numeric byt at the end
+    of the file stopped the run (exit 2) after six releases were charged and checkpointed. The first pass
+    now validates every column, before any release."""
+    bad = _with_extra_record(flows_csv, tmp_path, byt="lots")
+    ck = tmp_path / "ck"
+    rc = main(["traces", "synth", bad, "--epsilon", "1", "--time-window", *WINDOW, "--out", str(tmp_path / "o.csv"),
+               "-q", *SMALL, "--chunk-rows", "64", "--checkpoint", str(ck)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "column 'byt'" in err and "lots" not in err
+    assert not list(ck.glob("release_*")) and not (ck / "ledger.json").exists()
 
 
 def test_synth_reads_parquet_input(flows_csv, tmp_path):

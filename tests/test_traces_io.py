@@ -138,6 +138,30 @@ def test_ndpi_capture_round_trip(name, tmp_path):
         assert (a[c].to_numpy() == b[c].to_numpy()).all(), c
 
 
+def test_an_odd_frame_is_skipped_silently_unless_asked(tmp_path, caplog):
+    """Issue 23 (findings 6/8, traces side): "skipped some non-IPv4 or malformed frames" was logged exactly
+    when one frame was odd. Now only the local --show-invalid says so, labelled not private."""
+    import logging
+
+    path = write_pcap(_synthetic_packets(), tmp_path / "s.pcap")
+    with open(path, "rb") as f:
+        frames = list(dpkt.pcap.Reader(f))
+    odd = tmp_path / "odd.pcap"
+    with open(odd, "wb") as f:
+        w = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
+        for ts, buf in frames:
+            w.writepkt(buf, ts)
+        w.writepkt(bytes(dpkt.ethernet.Ethernet(type=dpkt.ethernet.ETH_TYPE_ARP, data=b"\x00" * 28)), frames[-1][0])
+    shown: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        a, b = read_pcap(path), read_pcap(odd)
+        read_pcap(path, shown.append)
+        assert shown == []
+        read_pcap(odd, shown.append)
+    assert a.equals(b) and not any("skipped" in r.getMessage() for r in caplog.records)
+    assert len(shown) == 1 and "NOT PRIVATE" in shown[0]
+
+
 def test_read_pcap_rejects_other_files(tmp_path):
     p = Path(tmp_path / "x.pcap")
     p.write_bytes(b"not a capture at all")

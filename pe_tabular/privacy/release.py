@@ -23,7 +23,7 @@ A release is described by a small value object, :class:`Spec`; σ comes from one
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,7 +65,11 @@ class Spec:
                    first ``public_cells`` cells (public keys) are always released; any later cell (a key
                    found in the private data) only if its noisy count clears ``threshold``. Suppressed cells
                    come back as −inf, and neither they nor the number of cells reach the ledger or the
-                   checkpoint (only the released cells' positions and values are saved).
+                   checkpoint. The spec carries the private cells' ``keys``: the checkpoint saves the public
+                   cells' values and, for the released private cells, their *keys* and values sorted by key —
+                   never a cell's position in the full vector, which would count the suppressed keys below it.
+    ``keys``       a thresholded release's private-cell keys (cells ``public_cells:``, in the vector's order);
+                   required when the path checkpoints.
     ``sampling_rate`` q < 1: the counts are computed on a Poisson subsample of the units at rate q (use
                    :meth:`ReleasePath.release_subsampled`, which draws the sample); accounted by PLD.
     """
@@ -81,6 +85,7 @@ class Spec:
     threshold: float | None = None
     public_cells: int = 0
     sampling_rate: float = 1.0
+    keys: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def thresholded(self) -> bool:
@@ -101,15 +106,14 @@ class ReleasePath:
 
     def release_recorded(self, spec: Spec, counts: Counts) -> tuple[np.ndarray, Release]:
         """Like :meth:`release`, also returning the ledger entry (a restored one keeps its recorded σ)."""
+        if spec.thresholded and spec.keys is None and self.checkpoint is not None:
+            raise TypeError(f"release '{spec.what}' is thresholded: checkpointing it needs its private cells' keys")
+        keys = np.asarray(spec.keys)
         if self.checkpoint is not None and (saved := self.checkpoint.load_release(spec.key)) is not None:
             values, rel = saved
             self.ledger.releases.append(rel)
-            if spec.thresholded:  # rebuild the vector: its length is read again from the data, nothing released
-                exact = np.asarray(counts() if callable(counts) else counts, dtype=np.float64)
-                full = np.full(exact.shape, -np.inf)
-                index, kept = values
-                full[index.astype(np.int64)] = kept
-                values = full
+            if spec.thresholded:  # rebuild the vector from the data's keys: nothing new is released
+                values = _unpack_sparse(spec, values, keys)
             return values, rel
         if not self.ledger.can_afford(spec.sigma, spec.sensitivity, spec.sampling_rate):
             raise BudgetExceeded(
@@ -120,14 +124,26 @@ class ReleasePath:
         size = spec.public_cells if spec.thresholded else (exact.size if spec.size is None else spec.size)
         rel = self.ledger.record(spec.iteration, spec.sigma, spec.sensitivity, spec.what, size, spec.extra_delta,
                                  spec.sampling_rate)
-        noisy = snap(exact + self.noise.gaussian(exact.shape, spec.sigma, spec.stream), spec.sigma)
+        noisy = snap(exact + self._noise(spec, exact.shape), spec.sigma)
         if spec.thresholded:
             private = np.arange(noisy.size) >= spec.public_cells
             noisy = np.where(private & ~(noisy > spec.threshold), -np.inf, noisy)
         if self.checkpoint is not None:
-            kept = np.flatnonzero(np.isfinite(noisy)) if spec.thresholded else None
-            self.checkpoint.save_release(spec.key, noisy if kept is None else noisy[kept], rel, self.ledger, kept)
+            saved, saved_keys = _pack_sparse(spec, noisy, keys) if spec.thresholded else (noisy, None)
+            self.checkpoint.save_release(spec.key, saved, rel, self.ledger, saved_keys)
         return noisy, rel
+
+    def _noise(self, spec: Spec, shape: tuple[int, ...]) -> np.ndarray:
+        """Gaussian noise for ``spec``; a thresholded release's private cells get noise keyed by their keys
+        (the same i.i.d. draws in a real run; under the test-only switch a key keeps its noise when other
+        keys come or go, so a D-vs-D′ audit compares like with like)."""
+        if not spec.thresholded or spec.keys is None or len(shape) != 1:
+            return self.noise.gaussian(shape, spec.sigma, spec.stream)
+        keys = np.asarray(spec.keys)
+        if keys.shape != (shape[0] - spec.public_cells,):
+            raise ValueError(f"release '{spec.what}': keys do not match its private cells")
+        return np.concatenate([self.noise.gaussian(spec.public_cells, spec.sigma, spec.stream),
+                               self.noise.keyed_gaussian(keys, spec.sigma, spec.stream)])
 
     def release_subsampled(self, spec: Spec, counts: Callable[[PoissonSample | None], np.ndarray]) -> np.ndarray:
         """A release whose counts are computed on a Poisson subsample at ``spec.sampling_rate``:
@@ -137,6 +153,34 @@ class ReleasePath:
         q = spec.sampling_rate
         sample = PoissonSample.secret(q, self.noise, spec.stream) if q < 1.0 else None
         return self.release(spec, lambda: counts(sample))
+
+
+def _pack_sparse(spec: Spec, noisy: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What a checkpoint keeps of a thresholded release: the public cells' values, then the released private
+    cells' values, and those cells' keys, sorted by key (their order in the vector may follow exact counts)."""
+    pub, private = noisy[:spec.public_cells], noisy[spec.public_cells:]
+    if keys.shape != private.shape:
+        raise ValueError(f"release '{spec.what}': keys do not match its private cells")
+    kept = np.flatnonzero(np.isfinite(private))
+    order = kept[np.argsort(keys[kept], kind="stable")]
+    saved = keys[order]
+    return np.concatenate([pub, private[order]]), saved.astype(str) if saved.dtype == object else saved
+
+
+def _unpack_sparse(spec: Spec, saved: tuple[np.ndarray, np.ndarray], keys: np.ndarray) -> np.ndarray:
+    """The full vector of a restored thresholded release, laid out on this run's ``keys`` (the same input, so
+    the same keys); a released key the input no longer holds means the input changed, which is refused."""
+    values, saved_keys = saved
+    npub = spec.public_cells
+    full = np.full(npub + keys.size, -np.inf)
+    full[:npub] = values[:npub]
+    lookup = {k: i for i, k in enumerate(keys.tolist())}
+    where = [lookup.get(k) for k in saved_keys.tolist()]
+    if any(i is None for i in where):
+        raise ValueError(f"--resume: the checkpoint's release '{spec.what}' does not match the input; resume with "
+                         "the same input, or start a new --checkpoint")
+    full[npub + np.asarray(where, dtype=np.int64)] = values[npub:]
+    return full
 
 
 def release_count(path: ReleasePath, spec: Spec, count: Callable[[], int]) -> float:

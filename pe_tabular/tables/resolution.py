@@ -190,7 +190,8 @@ def _release_values(c: Column, vals: np.ndarray, cnt: np.ndarray, path: ReleaseP
     noisy = path.release(Spec(f"resolution_values_{j:03d}", f"frequent exact values of {c.name!r}"
                               + (" (thresholded)" if grid is None else " (public grid)"), p.sigma_values,
                               stream=(0, stream), extra_delta=p.delta_t if grid is None else 0.0,
-                              threshold=p.tau if grid is None else None, public_cells=public.size), counts)
+                              threshold=p.tau if grid is None else None, public_cells=public.size,
+                              keys=private_keys if grid is None else None), counts)
     npub = public.size
     keys = np.concatenate([public, private_keys])
     released = np.concatenate([noisy[:npub] > 3 * p.sigma_values, noisy[npub:] > p.tau])

@@ -23,9 +23,17 @@ Usage (what ``pe-tabular synth --dask-scheduler ADDRESS`` / ``--dask-local N`` w
     result = Evolution(..., vote_fn=voter).run(codes, private_labels=labels, label_shares=shares)
     voter.close()
 
-With ``group_column`` (user/flow-level DP) every group must sit in a single partition, e.g. Parquet
-files written partitioned by the group column; a group split over partitions would be normalised
-per part and could move the sum by up to √(parts) instead of 1.
+With ``group_column`` (user/flow-level DP) each partition normalises a group's votes to L2 norm 1; a
+group found in m partitions would then move the sum by up to √m, so each of its parts is scaled by 1/m
+(the workers send salted digests of their group ids, the coordinator counts in how many partitions
+each digest lies and sends the counts back): the group moves the sum by at most 1 wherever its rows
+are, and nothing refuses a layout (a refusal would be an exit status set by one group's rows). Writing
+the Parquet dataset partitioned by the group column keeps every m = 1 (no group loses weight).
+
+Trust: the coordinator (this process), the scheduler and the workers are the data owner's own processes.
+The coordinator sees clean counts before noise, the row count of each partition and the digests of
+group ids under a salt it chose (so it could enumerate, e.g., hashed IPv4 ids); nothing of that is
+printed, logged or written (``docs/distributed.md``).
 """
 
 from __future__ import annotations
@@ -46,6 +54,9 @@ from pe_tabular.voting.registry import class_conditional_nearest, get_voter
 
 log = logging.getLogger(__name__)
 Partitions = Sequence[pd.DataFrame] | str | os.PathLike
+# names the problem, never the labels: a label value found only in the private data is private (rule 7)
+UNKNOWN_LABEL = ("some label values are not among the declared classes; declare every class in the public schema "
+                 "(its label categories) or map the others to a declared one")
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,7 @@ class _Shard:
     codes: np.ndarray
     labels: np.ndarray | None
     groups: np.ndarray | None
+    spans: np.ndarray | None = None  # per row: in how many partitions its group lies (None: all 1)
 
 
 # -- functions that run on the workers --------------------------------------------------------------
@@ -93,11 +105,26 @@ def _group_digests(shard: _Shard, salt: str) -> np.ndarray:
     return np.unique(pd.util.hash_array(ids, hash_key=salt, categorize=False))
 
 
+def _digest_rows(shard: _Shard, salt: str) -> np.ndarray:
+    return pd.util.hash_array(pd.Series(shard.groups).astype(str).to_numpy(object), hash_key=salt,
+                              categorize=False)
+
+
+def _with_spans(shard: _Shard, salt: str, split: np.ndarray, counts: np.ndarray) -> _Shard:
+    """The shard with each row's group span (``split`` digests lie in ``counts`` partitions, others in 1)."""
+    if shard.groups is None or len(shard.groups) == 0 or split.size == 0:
+        return shard
+    d = _digest_rows(shard, salt)
+    pos = np.clip(np.searchsorted(split, d), 0, split.size - 1)
+    spans = np.where(split[pos] == d, counts[pos], 1).astype(np.int64)
+    return _Shard(shard.codes, shard.labels, shard.groups, spans if (spans > 1).any() else None)
+
+
 def _label_counts(shard: _Shard, classes: list[Any]) -> np.ndarray:
     idx = {c: i for i, c in enumerate(classes)}
     unknown = set(np.unique(shard.labels).tolist()) - set(idx)
     if unknown:
-        raise ValueError(f"label values {sorted(map(str, unknown))[:5]} are not among the declared classes")
+        raise ValueError(UNKNOWN_LABEL)
     return np.bincount([idx[v] for v in shard.labels.tolist()], minlength=len(classes)).astype(np.float64)
 
 
@@ -111,7 +138,13 @@ def _vote(shard: _Shard, candidates: np.ndarray, metric: Any, k: int, candidate_
         return np.zeros(candidates.shape[0])
     labels = shard.labels if candidate_labels is not None else None  # unlabelled candidates: plain vote
     nn = class_conditional_nearest(get_voter(voter), shard.codes, candidates, metric, k, labels, candidate_labels)
-    return vote_histogram(nn, candidates.shape[0], shard.groups)
+    if shard.spans is None:
+        return vote_histogram(nn, candidates.shape[0], shard.groups)
+    out = np.zeros(candidates.shape[0])
+    for m in np.unique(shard.spans):  # a group in m partitions: each part's unit vector counts 1/m
+        rows = shard.spans == m
+        out += vote_histogram(nn[rows], candidates.shape[0], shard.groups[rows]) / m
+    return out
 
 
 # -- the coordinator side ---------------------------------------------------------------------------
@@ -180,21 +213,23 @@ class ShardedVoter:
                                                    workers=[w], allow_other_workers=False, pure=False,
                                                    key=f"pe-private-shard-{self._token}-{i}"))
         if self.group_column:
-            self._check_groups_unsplit()
+            self._scale_split_groups()
         self.sizes = [int(x) for x in self._fetch(self._submit_all(_n_rows))]
         self.private = RemotePrivate(sum(self.sizes), len(self.sizes))
         log.info("private data: %d partitions on %d workers", len(self.sizes), len(set(self._workers)))
 
-    def _check_groups_unsplit(self) -> None:
-        """Unit-level DP needs every group in ONE partition: a group split over P partitions would be
-        normalised per part and move the summed histogram by up to √P instead of 1."""
+    def _scale_split_groups(self) -> None:
+        """Unit-level DP with a group in m partitions: each part normalises it to norm 1, so each part is
+        scaled by 1/m (sum ≤ 1). Only salted digests of the distinct group ids reach the coordinator (a
+        64-bit collision can only overstate m, which lowers a weight: never above sensitivity 1)."""
         salt = uuid.uuid4().hex[:16]
         digests = self._fetch(self._submit_all(_group_digests, salt))
         allh = np.concatenate(digests) if digests else np.zeros(0, np.uint64)
-        if allh.size != np.unique(allh).size:
-            raise ValueError(f"group_column {self.group_column!r}: a group appears in more than one partition; "
-                             "every privacy unit must sit in one file (write the Parquet dataset partitioned by "
-                             "the group column)")
+        uniq, counts = np.unique(allh, return_counts=True)
+        split, m = uniq[counts > 1], counts[counts > 1]
+        if split.size:
+            self._shards = [self.client.submit(_with_spans, sh, salt, split, m, workers=[w], allow_other_workers=False,
+                                               pure=False) for sh, w in zip(self._shards, self._workers)]
 
     def _ensure_codes(self, codes: np.ndarray, labels: np.ndarray | None, groups: np.ndarray | None) -> None:
         """Send coordinator-held codes to the workers once (again only if other arrays are passed)."""

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -129,13 +130,14 @@ def _synth(args: argparse.Namespace) -> int:
                                                         "input": input_fingerprint(src)})
     bars = ProgressBars(enabled=not (args.quiet or args.json), desc="traces")
     on_event = _progress(args.quiet, bars)
-    kw = {"checkpoint": ck, "resume": args.resume, "on_event": on_event}
+    show = (lambda m: print(m, file=sys.stderr)) if args.show_invalid else None
+    kw = {"checkpoint": ck, "resume": args.resume, "on_event": on_event, "show_invalid": show}
     guard = MemoryGuard(args.max_memory)
     real: pd.DataFrame | None = None
     records: TraceRecords | None = None
     try:
         if pcap_in:  # a pcap is parsed whole (packets stay in memory); its flows or packets are one source
-            packets = read_pcap(src)
+            packets = read_pcap(src, show)
             real = packets if args.level == "packet" else packets_to_flows(packets)
             records = _on_dask(TraceRecords.from_frame(real, args.unit, chunk_rows=args.chunk_rows, guard=guard,
                                                        on_event=on_event), args)
@@ -331,6 +333,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed for everything except the privacy noise")
     p.add_argument("--checkpoint", default=None, help="directory for per-iteration checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
+    p.add_argument("--show-invalid", action="store_true",
+                   help="LOCAL USE ONLY: print exact, NOT PRIVATE diagnostics (e.g. records outside --time-window, "
+                        "which are clipped into it silently otherwise) to this terminal, never to a file")
     p.add_argument("--voter", choices=["auto", "numpy", "numba", "jax"], default="auto")
     p.add_argument("--generator", choices=GENERATORS, default=d.generator,
                    help="candidate source: the simulator and the generator fitted on DP measurements in one "
