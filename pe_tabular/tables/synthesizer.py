@@ -228,7 +228,8 @@ class PESynthesizer:
     # -- API ------------------------------------------------------------------------------------
     def fit(self, data: Any, *, checkpoint: str | Path | Checkpointer | None = None, resume: bool = False,
             input_fingerprint: Any = None, show_invalid: Callable[[str], None] | None = None,
-            chunk_rows: int = DEFAULT_CHUNK_ROWS, max_memory: str | int | None = None) -> PESynthesizer:
+            chunk_rows: int = DEFAULT_CHUNK_ROWS, max_memory: str | int | None = None,
+            na_values: Sequence[str] = ()) -> PESynthesizer:
         """Run the DP measurements and the evolution on ``data``: a pandas or polars frame, or a
         :class:`~pe_tabular.source.ChunkedSource` (``ChunkedSource.scan("folder/")``: Parquet / CSV files
         streamed in chunks, never held whole). Both go the same way (``tables.private``): one validation pass
@@ -238,10 +239,11 @@ class PESynthesizer:
         continues the run it holds. ``input_fingerprint`` (e.g. ``checkpoint.input_fingerprint(path)``)
         identifies the input file, so a resume on other data is refused. ``show_invalid`` receives offending
         values and rows of invalid input (local terminal only, see ``schema.validate``). ``chunk_rows`` and
-        ``max_memory`` (``MemoryGuard``) apply to a frame; a source carries its own."""
+        ``max_memory`` (``MemoryGuard``) apply to a frame; a source carries its own. ``na_values``: more strings
+        that mean "missing" in every input (a CSV also takes pandas' own: empty, ``NA``, ``NaN``, ``null``…)."""
         rows = PrivateRows.open(data, self.schema_given_, on_invalid=self.on_invalid, show=show_invalid,
                                 chunk_rows=chunk_rows, guard=MemoryGuard.from_flag(max_memory),
-                                on_event=self.on_event)
+                                on_event=self.on_event, na_values=na_values)
         try:
             return self._fit(rows, checkpoint, resume, input_fingerprint)
         finally:
