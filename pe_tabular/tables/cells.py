@@ -98,14 +98,15 @@ class CategoryLookup:
     """Cells → indices of a column's public categories, one distinct value at a time.
 
     A cell matches a category whose stripped text equals its own; failing that, one whose canonical text
-    equals its own (when no two categories share that canonical text); a boolean column also takes
+    equals its own (when two share it, the one spelled canonically: 7.0 is '7', not '007'); a boolean column also takes
     true/false/yes/no/1/0 spellings. Nothing here looks at more than one cell."""
 
     def __init__(self, categories: Iterable[Any], boolean: bool = False):
         cats = list(categories)
         self.exact = {str(c).strip(): i for i, c in enumerate(cats)}
         keys = [canonical(c) for c in cats]
-        self.canon = {k: i for i, k in enumerate(keys) if keys.count(k) == 1}
+        texts = [str(c).strip() for c in cats]  # a shared canonical text goes to the category spelled that way
+        self.canon = {k: i for i, k in enumerate(keys) if keys.count(k) == 1 or texts[i] == k}
         self.boolean = boolean
 
     def index(self, v: Any) -> int:

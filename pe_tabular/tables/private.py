@@ -201,8 +201,7 @@ class PrivateRows:
                         m[:, j] = np.where(codes < 0, np.nan, codes)
                     else:
                         m[:, j] = s.to_numpy(float)
-                if len(m):
-                    writer.add(m)
+                writer.add(m)  # even when empty: the cache's chunks (and progress) follow the input's, not validity
                 return np.zeros(1)
 
             source.sum(validate_chunk, columns=columns, desc="validating the private rows", empty=lambda: np.zeros(1))
