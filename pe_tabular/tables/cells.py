@@ -122,6 +122,9 @@ class CategoryLookup:
 
     def codes(self, s: pd.Series, null: np.ndarray | None = None) -> np.ndarray:
         """Category indices of a column (``MISSING`` where ``null``, ``UNKNOWN`` outside the categories)."""
+        if isinstance(s.dtype, pd.CategoricalDtype) and null is None:  # one lookup per category, not per cell
+            table = np.array([self.index(v) for v in s.cat.categories] + [MISSING], dtype=np.int64)
+            return table[s.cat.codes.to_numpy()]  # code -1 (missing) takes the table's last entry
         null = s.isna().to_numpy() if null is None else null
         out = np.full(len(s), MISSING, dtype=np.int64)
         present = ~null
