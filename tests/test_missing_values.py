@@ -197,3 +197,16 @@ def test_na_values_read_as_missing_in_every_input(tmp_path):
     # pandas 3 reads text as dtype 'str', not object: the NA test is on the kind of column, not 'object'
     text = pd.Series(["NA", "a"], dtype="string")
     assert blank_missing(pd.DataFrame({"s": text}), na_strings())["s"].isna().tolist() == [True, False]
+
+
+@pytest.mark.parametrize("policy", ["drop", "clip"])
+def test_drop_and_clip_never_touch_missing_values(policy, tmp_path):
+    """Under pandas 3 a blank CSV cell was 'not a number' / 'outside the categories': drop removed its row
+    (36 % of a real table) and clip made a blank category '(other)'. Only the one bad row may go or change."""
+    schema = Schema((Column("cat", "categorical", categories=("a", "b", "(other)"), other="(other)", nullable=True),
+                     Column("x", "integer", lower=0, upper=10, nullable=True)))
+    (tmp_path / "m.csv").write_text("cat,x\na,1\n,2\nb,\n,\nzz,3\na,99\n")
+    with pytest.warns(UserWarning, match=f"--on-invalid {policy}: rows that do not fit the schema are"):
+        got = _cache(tmp_path / "m.csv", 1 << 16, schema, on_invalid=policy)
+    kept = [[0, 1], [np.nan, 2], [1, np.nan], [np.nan, np.nan], [2, 3]]  # 'zz' goes to the other bucket
+    np.testing.assert_array_equal(got, kept + ([[0, 10]] if policy == "clip" else []))
