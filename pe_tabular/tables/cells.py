@@ -52,12 +52,21 @@ def blank_missing(frame: pd.DataFrame, strings: frozenset[str]) -> pd.DataFrame:
     for name in frame.columns:
         s = frame[name]
         if is_text(s):
-            hit = s.map(lambda v: isinstance(v, str) and v.strip() in strings, na_action="ignore")
-            hit = hit.fillna(False).astype(bool).to_numpy()
+            hit = _is_one_of(s, strings)
             if hit.any():
                 s = s.astype(object).where(~hit, None)
         out[name] = s
     return pd.DataFrame(out, index=frame.index)
+
+
+def _is_one_of(s: pd.Series, strings: frozenset[str]) -> np.ndarray:
+    """Which cells of a text column are, stripped, one of ``strings`` (each cell tested on its own)."""
+    try:
+        return s.str.strip().isin(strings).to_numpy(dtype=bool)  # vectorised (pyarrow under pandas 3)
+    except AttributeError:  # an object column holding non-text values too: one test per distinct value
+        codes, uniques = pd.factorize(s)
+        table = np.array([isinstance(v, str) and v.strip() in strings for v in uniques] + [False], bool)
+        return table[codes]  # code -1 (already missing) takes the table's last entry
 
 
 def canonical(v: Any) -> str:
