@@ -210,3 +210,22 @@ def test_drop_and_clip_never_touch_missing_values(policy, tmp_path):
         got = _cache(tmp_path / "m.csv", 1 << 16, schema, on_invalid=policy)
     kept = [[0, 1], [np.nan, 2], [1, np.nan], [np.nan, np.nan], [2, 3]]  # 'zz' goes to the other bucket
     np.testing.assert_array_equal(got, kept + ([[0, 10]] if policy == "clip" else []))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "pandas"])
+def test_schema_infer_gives_the_same_types_with_one_missing_value(fmt, tmp_path):
+    """A boolean column with one missing value is object-typed in pandas; it was inferred 'categorical' (and
+    without the missing value 'boolean'). Only 'nullable' may differ."""
+    full = pd.DataFrame({"b": [True, False] * 30, "code": np.arange(60) % 19, "x": np.arange(60) * 1.5,
+                         "s": ["p", "q", "r"] * 20})
+    holed = full.astype(object)
+    holed.loc[3, :] = None
+    if fmt == "csv":
+        holed.to_csv(tmp_path / "h.csv", index=False)
+        holed = pd.read_csv(tmp_path / "h.csv")
+    else:
+        holed = holed.infer_objects()
+    a, b = infer_public(full), infer_public(holed)
+    for c in full.columns:
+        assert (a[c].type, a[c].categories) == (b[c].type, b[c].categories), c
+        assert b[c].nullable and not a[c].nullable

@@ -316,9 +316,17 @@ def decimal_rounding(x: np.ndarray, max_places: int = 4) -> float | None:
     return None
 
 
+def _all_bool(v: pd.Series) -> bool:
+    """Booleans only: a bool dtype, or an object column of True/False (what pandas makes of a boolean column
+    with a missing value), so one missing value does not change the column's type."""
+    if pd.api.types.is_bool_dtype(v):
+        return True
+    return bool(len(v)) and pd.api.types.is_object_dtype(v) and all(isinstance(x, bool | np.bool_) for x in v)
+
+
 def infer_type(v: pd.Series) -> str:
     """A column type from a PUBLIC column's values (non-null)."""
-    if pd.api.types.is_bool_dtype(v):
+    if _all_bool(v):
         return "boolean"
     if pd.api.types.is_datetime64_any_dtype(v) or looks_like_dates(v):
         return "datetime"
@@ -341,7 +349,7 @@ def infer_column(s: pd.Series, name: str, type_: str | None = None, max_categori
     if type_ not in TYPES:
         raise SchemaError(f"column {name!r}: unknown type {type_!r}; use one of {sorted(TYPES)}")
     if type_ in CATEGORICAL_TYPES:
-        if type_ == "boolean" and pd.api.types.is_bool_dtype(v):
+        if type_ == "boolean" and _all_bool(v):
             return Column(name, type_, nullable=nullable)
         vc = v.value_counts()  # labels as the values are written: 12, not the 12.0 of a float column with NaN
         vc.index = pd.Index([natural(u) for u in vc.index], dtype=object)
