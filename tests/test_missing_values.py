@@ -194,6 +194,11 @@ def test_na_values_read_as_missing_in_every_input(tmp_path):
     np.testing.assert_array_equal(got, want)
     frame = pd.DataFrame({"cat": ["a", None, "?", "b", None, None], "x": [1, "-", None, None, 2, "?"]})
     np.testing.assert_array_equal(_cache(frame, 1 << 16, schema, na_values=["?", "-"]), want)
+    typed = pd.DataFrame({"cat": ["a", "b", None], "x": [1.0, -999.0, 2.0]})  # a sentinel in a number column
+    typed.to_parquet(tmp_path / "n.parquet", index=False)
+    for data in (typed, tmp_path / "n.parquet"):
+        np.testing.assert_array_equal(_cache(data, 1 << 16, schema, na_values=["-999"]),
+                                      [[0, 1], [1, np.nan], [np.nan, 2]])
     # pandas 3 reads text as dtype 'str', not object: the NA test is on the kind of column, not 'object'
     text = pd.Series(["NA", "a"], dtype="string")
     assert blank_missing(pd.DataFrame({"s": text}), na_strings())["s"].isna().tolist() == [True, False]

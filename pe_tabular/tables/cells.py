@@ -43,19 +43,23 @@ def na_strings(extra: Iterable[str] = (), csv: bool = True) -> frozenset[str]:
 
 
 def blank_missing(frame: pd.DataFrame, strings: frozenset[str]) -> pd.DataFrame:
-    """``frame`` with every text cell whose stripped text is one of ``strings`` made missing (cell by cell;
-    non-text columns as they are). The test is on the column's kind, not on ``dtype == object``, which a CSV
-    scanned as text under pandas 3 (dtype ``str``) failed."""
+    """``frame`` with every text cell whose stripped text is one of ``strings`` made missing, and every number
+    cell equal to one of them that spells a number (cell by cell; other columns as they are). The test is on
+    the column's kind, not on ``dtype == object``, which a CSV scanned as text under pandas 3 (dtype ``str``)
+    failed."""
     if not strings:
         return frame
+    numbers = [float(t) for t in strings if _NUMBER.match(t)]  # e.g. --na-values -999 in a typed number column
     out = {}
     for name in frame.columns:
         s = frame[name]
         if is_text(s):
             hit = _is_one_of(s, strings)
-            if hit.any():
-                s = s.astype(object).where(~hit, None)
-        out[name] = s
+            out[name] = s.astype(object).where(~hit, None) if hit.any() else s
+        elif numbers and pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            hit = s.isin(numbers).to_numpy(dtype=bool)
+            out[name] = s.where(~hit) if hit.any() else s
+    out = {name: out.get(name, frame[name]) for name in frame.columns}
     return pd.DataFrame(out, index=frame.index)
 
 
