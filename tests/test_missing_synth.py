@@ -105,22 +105,23 @@ def test_all_missing_column_has_its_own_message():
 SCHEMA = Schema((Column("a", "categorical", categories=("u", "v")), Column("x", "integer", lower=0, upper=10)))
 
 
-def _synth(tmp_path, capsys, rows: list[str], *flags: str) -> tuple[int, str, str]:
+def _synth(tmp_path, capsys, rows: list[str], *flags: str, label: str | None = None) -> tuple[int, str, str]:
     data, schema = tmp_path / "d.csv", tmp_path / "s.json"
     data.write_text("a,x\n" + "".join(r + "\n" for r in rows))
-    SCHEMA.save(schema)
+    SCHEMA.with_label(label).save(schema)
     capsys.readouterr()
     rc = main(["synth", str(data), "--schema", str(schema), "--out", str(tmp_path / "o.csv"), *RUN, *flags])
     out, err = capsys.readouterr()
     return rc, re.sub(r"\d+ rows", "N rows", out), err
 
 
-@pytest.mark.parametrize("policy", ["drop", "clip"])
-def test_zero_or_one_valid_row_and_any_invalid_row_look_the_same(policy, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(("policy", "label"), [("drop", None), ("clip", None), ("drop", "a")])
+def test_zero_or_one_valid_row_and_any_invalid_row_look_the_same(policy, label, tmp_path, capsys, monkeypatch):
     """Before: 'rows dropped in column ...' appeared exactly when a row was invalid, and zero valid rows (exit 2)
-    ended differently from one (exit 0). Now the policy is stated always, and the run goes on."""
+    ended differently from one (exit 0). Now the policy is stated always, and the run goes on (noisy count,
+    label shares, marginals on zero rows)."""
     monkeypatch.setenv("PE_TABULAR_TEST_ONLY_NOISE_SEED", "1")
-    runs = [_synth(tmp_path, capsys, rows, "--on-invalid", policy)
+    runs = [_synth(tmp_path, capsys, rows, "--on-invalid", policy, label=label)
             for rows in (["q,1", "r,2"], ["q,1", "u,2"], ["u,1", "v,2"])]  # 0, 1, 2 valid rows
     assert {rc for rc, _, _ in runs} == {0}
     assert len({(out, err) for _, out, err in runs}) == 1, runs
