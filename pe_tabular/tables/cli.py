@@ -120,7 +120,7 @@ def fit_synth(data: pd.DataFrame | str | Path, schema: Schema, args: argparse.Na
         show = (lambda m: print(m, file=sys.stderr)) if getattr(args, "show_invalid", False) else None
         syn.fit(data, checkpoint=args.checkpoint, resume=args.resume,
                 input_fingerprint=input_fingerprint(getattr(args, "data", None)), show_invalid=show,
-                chunk_rows=chunk_rows, max_memory=max_memory)
+                chunk_rows=chunk_rows, max_memory=max_memory, na_values=getattr(args, "na_values", None) or ())
     finally:
         bars.close()
         if syn.vote_fn is not None and hasattr(syn.vote_fn, "close"):
@@ -361,7 +361,13 @@ def add_parser(sub: Any) -> None:
                    "key from $OPENAI_API_KEY (see docs/llm.md)")
     p.add_argument("--llm-model", help="model name the endpoint serves, for llm")
     p.add_argument("--public-data", help="PUBLIC table (.csv/.parquet) the sdv backend is fitted on")
-    p.add_argument("--on-invalid", choices=["error", "drop", "clip"], default="error")
+    p.add_argument("--on-invalid", choices=["error", "drop", "clip"], default="error",
+                   help="a row that does not fit the schema stops the run before any release (error), or is dropped "
+                        "/ clipped silently: whether any row was is private (--show-invalid shows them here). A "
+                        "missing value of a nullable column is data, never invalid")
+    p.add_argument("--na-values", type=lambda v: [x for x in v.split(",")], default=None, metavar="S1,S2",
+                   help="more strings that mean a missing value, in every input (a CSV also takes pandas' own: "
+                        "empty, NA, NaN, null, None, N/A, ...)")
     p.add_argument("--report", metavar="FILE.html",
                    help="also write a self-contained HTML report comparing the REAL and the synthetic data; it shows "
                         "the real data's exact distributions, so give it a place beside the private data, not "

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.distance import ABS, CAT, MixedMetric
+from pe_tabular.tables.cells import CategoryLookup
 from pe_tabular.tables.marginals import Binning
 from pe_tabular.tables.schema import Schema
 from pe_tabular.tables.values import to_unit
@@ -45,7 +46,7 @@ class TableEncoder:
                 w.append(int(round(wt * Q)))
         self.metric = MixedMetric(np.array(kinds, dtype=np.int8), np.array(w, dtype=np.int64))
         self._coarse = {c.name: Binning.of(c, COARSE_BINS, COARSE_BINS) for c in self.columns if not c.is_categorical}
-        self._cat_index = {c.name: {str(v): i for i, v in enumerate(c.categories)}
+        self._cat_index = {c.name: CategoryLookup(c.categories, c.type == "boolean")
                            for c in self.columns if c.is_categorical}
 
     def encode(self, samples: pd.DataFrame) -> np.ndarray:
@@ -53,9 +54,8 @@ class TableEncoder:
         for c in self.columns:
             s = samples[c.name]
             if c.is_categorical:
-                idx = self._cat_index[c.name]
-                codes = s.astype(str).map(idx).fillna(len(idx)).to_numpy(np.int64)
-                out.append(codes)
+                codes = self._cat_index[c.name].codes(s)  # cell by cell; missing: a code of its own
+                out.append(np.where(codes < 0, len(c.categories), codes))
             else:
                 x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
                 null = np.isnan(x)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pe_tabular.tables.cells import CategoryLookup
 from pe_tabular.tables.schema import Column, Schema
 from pe_tabular.tables.values import from_unit, to_unit
 
@@ -70,8 +71,8 @@ class Binning:
     def index(self, s: pd.Series) -> np.ndarray:
         c = self.column
         if self.kind == "category":
-            lut = {str(v): i for i, v in enumerate(c.categories)}
-            b = s.astype(str).map(lut).fillna(len(lut)).to_numpy(np.int64)
+            b = CategoryLookup(c.categories, c.type == "boolean").codes(s)  # cell by cell: 12 == 12.0 == "12"
+            b = np.where(b < 0, len(c.categories), b)  # missing (or unknown): the last bin
             if self.group is not None:
                 b = np.append(np.asarray(self.group, np.int64), self.n_bins - 1)[b]
             return b

@@ -28,6 +28,7 @@ import csv
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +49,17 @@ from pe_tabular.source import (
     CsvPart,
     ParquetPart,
 )
-from pe_tabular.tables.schema import Schema, ValidationError, check_header, validate, warn_dropped_columns
+from pe_tabular.tables.cells import NA_STRINGS, CategoryLookup, blank_missing, na_strings
+from pe_tabular.tables.schema import (
+    InvalidRowsWarning,
+    Schema,
+    ValidationError,
+    check_header,
+    validate,
+    warn_dropped_columns,
+)
 
-#: strings pandas reads as missing in a CSV; a CSV scanned as text (pyarrow) gets the same treatment
-NA_STRINGS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                        "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+__all__ = ["NA_STRINGS", "PrivateRows", "Stage", "as_source", "invalid_policy_notice"]
 MERGE_AT = 1 << 20  # pending (value, count) pairs per column before they are merged
 
 
@@ -139,6 +146,16 @@ class _Writer:
         return cls([(c, lab, d, t, off, (j + 1) / k) for j, (c, lab, d, t, off, _) in enumerate(self.chunks)])
 
 
+def invalid_policy_notice(on_invalid: str) -> str:
+    """What ``--on-invalid drop|clip`` does, said the same way whatever the private rows hold: whether a row
+    was dropped is one bit about the private rows (issue 23, finding 6), so it is never said by default."""
+    what = ("dropped" if on_invalid == "drop" else
+            "clipped into the bounds or mapped to the column's other category, else dropped")
+    return (f"--on-invalid {on_invalid}: rows that do not fit the schema are {what}, silently (whether any were "
+            "is private); missing values of nullable columns are kept as missing; --show-invalid lists them on "
+            "this terminal (not private)")
+
+
 class PrivateRows:
     """Validated private rows in a private on-disk cache, read in chunks (see the module docstring)."""
 
@@ -150,43 +167,46 @@ class PrivateRows:
     def open(cls, data: Any, schema: Schema, *, on_invalid: str = "error",
              show: Callable[[str], None] | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
              guard: MemoryGuard | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
-             ) -> PrivateRows:
+             na_values: Sequence[str] = ()) -> PrivateRows:
         """Validate ``data`` (a frame or a :class:`ChunkedSource`) chunk by chunk into the cache. Raises
-        ``ValidationError`` as ``schema.validate`` does (before any budget is spent)."""
+        ``ValidationError`` as ``schema.validate`` does (before any budget is spent).
+
+        Missing values (``tables.cells``): a null of any input, pandas' missing-value strings in a CSV, and
+        ``na_values`` in every input. Each cell is read on its own. With ``on_invalid`` drop or clip the
+        policy is announced once (``InvalidRowsWarning``), whether or not a row was dropped, and the run goes
+        on even when no valid row remains (zero rows and one row must not end differently); only an input
+        with no data row at all is refused."""
         source = as_source(data, chunk_rows, guard, on_event)
         columns = check_files(source, schema)
         folder = tempfile.mkdtemp(prefix="pe-tables-")  # mode 0700: the validated private rows
         try:
             writer = _Writer(folder, "rows")
-            seen = [False, False]  # any row read, any row valid (flags, never counts)
-            index = {c.name: {str(v): float(i) for i, v in enumerate(c.categories)}
-                     for c in schema.columns if c.is_categorical}
+            seen = [False]  # any row read (a flag, never a count)
+            lookups = {c.name: CategoryLookup(c.categories) for c in schema.columns if c.is_categorical}
             csv_parts = {i for i, p in enumerate(source.parts) if isinstance(p, CsvPart)}
+            blanks = {True: na_strings(na_values, csv=True), False: na_strings(na_values, csv=False)}
+            if on_invalid != "error":
+                warnings.warn(InvalidRowsWarning(invalid_policy_notice(on_invalid)), stacklevel=3)
 
             def validate_chunk(chunk: Chunk) -> np.ndarray:
-                frame = chunk.frame
-                if chunk.part in csv_parts:  # scanned as text: pandas' missing-value strings are missing
-                    frame = frame.apply(lambda s: s.where(~s.str.lstrip().isin(NA_STRINGS)) if s.dtype == object
-                                        else s)
+                frame = blank_missing(chunk.frame, blanks[chunk.part in csv_parts])
                 seen[0] = seen[0] or len(frame) > 0
-                ok = validate(frame, schema, on_invalid, show=show, whole=False, row_offset=chunk.offset)
-                seen[1] = seen[1] or len(ok) > 0
+                ok = validate(frame, schema, on_invalid, show=show, whole=False, row_offset=chunk.offset,
+                              warn_dropped=False)
                 m = np.empty((len(ok), len(schema.columns)))
                 for j, c in enumerate(schema.columns):
                     s = ok[c.name]
-                    if c.is_categorical:
-                        m[:, j] = s.astype(str).map(index[c.name]).where(s.notna()).to_numpy(float)
+                    if c.is_categorical:  # validated values are categories: an exact match, cell by cell
+                        codes = lookups[c.name].codes(s)
+                        m[:, j] = np.where(codes < 0, np.nan, codes)
                     else:
                         m[:, j] = s.to_numpy(float)
-                if len(m):
-                    writer.add(m)
+                writer.add(m)  # even when empty: the cache's chunks (and progress) follow the input's, not validity
                 return np.zeros(1)
 
             source.sum(validate_chunk, columns=columns, desc="validating the private rows", empty=lambda: np.zeros(1))
             if not seen[0]:
                 raise ValidationError("the private data has no rows (empty file?)")
-            if not seen[1]:
-                raise ValidationError("no valid rows remain after --on-invalid " + on_invalid)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.io_utils import atomic_write_text
+from pe_tabular.tables.cells import UNKNOWN, CategoryLookup, natural
 from pe_tabular.tables.errors import SchemaError
 from pe_tabular.tables.schema_file import check_schema_dict
 
@@ -315,9 +316,17 @@ def decimal_rounding(x: np.ndarray, max_places: int = 4) -> float | None:
     return None
 
 
+def _all_bool(v: pd.Series) -> bool:
+    """Booleans only: a bool dtype, or an object column of True/False (what pandas makes of a boolean column
+    with a missing value), so one missing value does not change the column's type."""
+    if pd.api.types.is_bool_dtype(v):
+        return True
+    return bool(len(v)) and pd.api.types.is_object_dtype(v) and all(isinstance(x, bool | np.bool_) for x in v)
+
+
 def infer_type(v: pd.Series) -> str:
     """A column type from a PUBLIC column's values (non-null)."""
-    if pd.api.types.is_bool_dtype(v):
+    if _all_bool(v):
         return "boolean"
     if pd.api.types.is_datetime64_any_dtype(v) or looks_like_dates(v):
         return "datetime"
@@ -340,9 +349,11 @@ def infer_column(s: pd.Series, name: str, type_: str | None = None, max_categori
     if type_ not in TYPES:
         raise SchemaError(f"column {name!r}: unknown type {type_!r}; use one of {sorted(TYPES)}")
     if type_ in CATEGORICAL_TYPES:
-        if type_ == "boolean" and pd.api.types.is_bool_dtype(v):
+        if type_ == "boolean" and _all_bool(v):
             return Column(name, type_, nullable=nullable)
-        vc = v.value_counts()
+        vc = v.value_counts()  # labels as the values are written: 12, not the 12.0 of a float column with NaN
+        vc.index = pd.Index([natural(u) for u in vc.index], dtype=object)
+        vc = vc.groupby(level=0, sort=False).sum().sort_values(ascending=False, kind="stable")
         if len(vc) <= max_categories:
             cats, other = category_order(vc.index.tolist()), None
         else:  # long tail: the most frequent repeated values, the rest in one named bucket
@@ -352,6 +363,9 @@ def infer_column(s: pd.Series, name: str, type_: str | None = None, max_categori
         if not cats:
             cats, other = [OTHER], OTHER
         return Column(name, type_, categories=tuple(cats), nullable=nullable, other=other)
+    if v.empty:
+        raise SchemaError(f"column {name!r} is entirely missing: no {type_} values to infer bounds from; give its "
+                          "bounds in the schema (and nullable: true), or type it categorical")
     x = parse_dates(v).dropna() if type_ == "datetime" else pd.to_numeric(v, errors="coerce").dropna().astype(float)
     if x.empty:
         raise SchemaError(f"column {name!r}: no {type_} values to infer bounds from; give its bounds in the schema")
@@ -433,7 +447,8 @@ def warn_dropped_columns(extra: list[str], stacklevel: int) -> None:
 
 
 def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
-             show: Callable[[str], None] | None = None, *, whole: bool = True, row_offset: int = 0) -> pd.DataFrame:
+             show: Callable[[str], None] | None = None, *, whole: bool = True, row_offset: int = 0,
+             warn_dropped: bool = True) -> pd.DataFrame:
     """Check private input against the public schema *before* any budget is spent.
 
     on_invalid: ``error`` (default) raises naming each column and the kind of problem; ``drop`` removes
@@ -446,7 +461,13 @@ def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
 
     ``whole=False`` validates one chunk of a larger input (``tables.private``): a chunk may be empty or
     lose every row, which only the caller, having seen all chunks, can judge; ``row_offset`` is the chunk's
-    first row, for ``show``."""
+    first row, for ``show``.
+
+    A missing value of a nullable column is data, never invalid: ``drop`` and ``clip`` leave it as it is.
+
+    ``warn_dropped=False`` (the private rows of ``synth``): no warning at all, since whether one appears is
+    itself one bit about the private rows (issue 23, finding 6); the caller states its policy instead, the same
+    way whatever the data hold, and ``show`` still gets the exact diagnostics."""
     if on_invalid not in ("error", "drop", "clip"):
         raise ValidationError(f"--on-invalid must be error, drop or clip, got {on_invalid!r}")
     if len(df) == 0 and whole:
@@ -469,19 +490,19 @@ def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
     for c in schema.columns:
         s = df[c.name]
         null = s.isna().to_numpy()
-        if c.is_categorical:
-            lookup = {str(v): v for v in c.categories}
-            as_str = s.astype(str).str.strip()
-            unknown = ~as_str.isin(set(lookup)).to_numpy() & ~null
-            if unknown.any() and c.other is not None:
-                as_str = as_str.where(~unknown, str(c.other))  # the schema's other bucket takes them
+        if c.is_categorical:  # cell by cell (tables.cells): one cell never changes how another is read
+            codes = CategoryLookup(c.categories, c.type == "boolean").codes(s, null)
+            unknown = codes == UNKNOWN
+            if unknown.any() and c.other is not None:  # the schema's other bucket takes them
+                codes = np.where(unknown, [str(v) for v in c.categories].index(str(c.other)), codes)
                 unknown = np.zeros_like(unknown)
             if unknown.any():
                 problem(c.name, unknown, "values outside the public categories",
                         "add them to the schema's categories, give the column an 'other' category, or use "
-                        "--on-invalid drop", as_str)
+                        "--on-invalid drop", pd.Series(s.astype(str).to_numpy()))
             bad = unknown
-            val = as_str.map(lookup).where(~null, None)
+            cats = np.array([*c.categories, None], dtype=object)  # index -1: missing (or dropped)
+            val = pd.Series(cats[np.where(codes < 0, -1, codes)], dtype=object)
         else:
             num = parse_dates(s) if c.type == "datetime" else pd.to_numeric(s, errors="coerce").astype(float)
             wrong = num.isna().to_numpy() & ~null
@@ -509,7 +530,7 @@ def validate(df: pd.DataFrame, schema: Schema, on_invalid: str = "error",
         raise ValidationError(f"private data does not fit the schema: {msg}")
     res = pd.DataFrame(out)
     if bad_any.any():
-        for name, m in problems:
+        for name, m in problems if warn_dropped else ():
             warnings.warn(InvalidRowsWarning(f"--on-invalid {on_invalid}: rows dropped in column {name!r}: "
                                              f"{m.split(';')[0]}"), stacklevel=2)
         res = res[~bad_any].reset_index(drop=True)

@@ -56,7 +56,7 @@ from pe_tabular.tables.marginals import (
 from pe_tabular.tables.private import PrivateRows, Stage
 from pe_tabular.tables.resolution import MAX_INTERVALS, numeric_columns, resolve, thresholded
 from pe_tabular.tables.resolution import plan as resolution_plan
-from pe_tabular.tables.schema import Schema
+from pe_tabular.tables.schema import Schema, _decimal_places
 from pe_tabular.voting.streaming import SourceVoter
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,8 @@ class PESynthesizer:
     # -- API ------------------------------------------------------------------------------------
     def fit(self, data: Any, *, checkpoint: str | Path | Checkpointer | None = None, resume: bool = False,
             input_fingerprint: Any = None, show_invalid: Callable[[str], None] | None = None,
-            chunk_rows: int = DEFAULT_CHUNK_ROWS, max_memory: str | int | None = None) -> PESynthesizer:
+            chunk_rows: int = DEFAULT_CHUNK_ROWS, max_memory: str | int | None = None,
+            na_values: Sequence[str] = ()) -> PESynthesizer:
         """Run the DP measurements and the evolution on ``data``: a pandas or polars frame, or a
         :class:`~pe_tabular.source.ChunkedSource` (``ChunkedSource.scan("folder/")``: Parquet / CSV files
         streamed in chunks, never held whole). Both go the same way (``tables.private``): one validation pass
@@ -238,10 +239,11 @@ class PESynthesizer:
         continues the run it holds. ``input_fingerprint`` (e.g. ``checkpoint.input_fingerprint(path)``)
         identifies the input file, so a resume on other data is refused. ``show_invalid`` receives offending
         values and rows of invalid input (local terminal only, see ``schema.validate``). ``chunk_rows`` and
-        ``max_memory`` (``MemoryGuard``) apply to a frame; a source carries its own."""
+        ``max_memory`` (``MemoryGuard``) apply to a frame; a source carries its own. ``na_values``: more strings
+        that mean "missing" in every input (a CSV also takes pandas' own: empty, ``NA``, ``NaN``, ``null``…)."""
         rows = PrivateRows.open(data, self.schema_given_, on_invalid=self.on_invalid, show=show_invalid,
                                 chunk_rows=chunk_rows, guard=MemoryGuard.from_flag(max_memory),
-                                on_event=self.on_event)
+                                on_event=self.on_event, na_values=na_values)
         try:
             return self._fit(rows, checkpoint, resume, input_fingerprint)
         finally:
@@ -582,7 +584,8 @@ class PESynthesizer:
 
 
 def to_external(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Internal representation → user-facing values (integers as ints, datetimes as timestamps)."""
+    """Internal representation → user-facing values (integers as ints, numbers on a decimal grid rounded to
+    its places, datetimes as timestamps); a missing value stays missing (an empty CSV cell, a Parquet null)."""
     out = df.copy()
     for c in schema.columns:
         if c.is_categorical:
@@ -591,6 +594,8 @@ def to_external(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             out[c.name] = pd.to_datetime(out[c.name], unit="s")
         elif c.rounding == 1.0:
             out[c.name] = pd.to_numeric(out[c.name]).round().astype("Int64")
+        elif (places := _decimal_places(c.rounding)) is not None:  # 41.15, not 41.150000000000006 in a CSV
+            out[c.name] = pd.to_numeric(out[c.name]).round(places)
     return out[schema.names]
 
 
