@@ -138,7 +138,7 @@ def test_pipeline_audit_passes_the_tables_cli_and_catches_a_crash_on_a_rare_clas
     with two_candidates_per_class():
         broken = audit_cli("tables synth", "BROKEN: 2 candidates per class", main, _tables_argv(tmp_path / "s.json"),
                            d, d1, tmp_path / "w", repeats=2)
-    assert broken.violation and "exit_code" in broken.leaks
+    assert broken.violation and "cmd0:exit" in broken.leaks
 
 
 def test_pipeline_audit_catches_an_exact_count_in_a_sidecar(tmp_path):
