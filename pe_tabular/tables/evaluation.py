@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pe_tabular.io_utils import epoch_seconds
 from pe_tabular.tables.encoder import TableEncoder
 from pe_tabular.tables.marginals import Binning
 from pe_tabular.tables.schema import Schema
@@ -67,7 +68,7 @@ def _features(df: pd.DataFrame, schema: Schema, target: str) -> tuple[np.ndarray
             X.append(df[c.name].astype(str).map(lut).astype(float).to_numpy())
             cat.append(j)
         elif c.type == "datetime":
-            X.append(pd.to_datetime(df[c.name]).astype("int64").to_numpy(float) / 1e9)
+            X.append(epoch_seconds(pd.to_datetime(df[c.name])).to_numpy(float))
         else:
             X.append(pd.to_numeric(df[c.name], errors="coerce").to_numpy(float))
     return np.stack(X, axis=1), cat

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pe_tabular.io_utils import epoch_seconds
 from pe_tabular.report import (
     HOLDOUT_COLOR,
     REAL_COLOR,
@@ -276,8 +277,7 @@ def _as_internal(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         return df
     out = df.copy()
     for name in cols:
-        t = pd.to_datetime(out[name], errors="coerce")
-        out[name] = (t - pd.Timestamp(0)) / pd.Timedelta(seconds=1)  # NaT -> NaN
+        out[name] = epoch_seconds(pd.to_datetime(out[name], errors="coerce"))  # NaT -> NaN
     return out
 
 
