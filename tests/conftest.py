@@ -30,6 +30,14 @@ def pytest_configure(config):  # noqa: D103
                                        "where one is not installed (the core environment)")
 
 
+def pytest_report_header(config):  # noqa: D103 - which pandas line and which extras this pass tests
+    import numpy
+    import pandas
+
+    extras = ", ".join(n for n in EXTRA_MODULES if has_extra(n)) or "none (core environment)"
+    return [f"pandas {pandas.__version__}, numpy {numpy.__version__}; extras: {extras}"]
+
+
 def pytest_runtest_setup(item):  # noqa: D103
     for mark in item.iter_markers("extra"):
         for name in mark.args:
