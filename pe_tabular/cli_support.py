@@ -18,9 +18,26 @@ from typing import Any
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PRIVACY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+# optional dependencies (top-level module) -> the extra of pyproject.toml that installs them
+EXTRAS: dict[str, str] = {
+    "dpkt": "traces", "torch": "digits", "jax": "jax", "jaxlib": "jax", "openai": "llm", "sdv": "sdv",
+    "dask": "dask", "distributed": "dask", "dp_accounting": "subsample", "mbi": "bench", "opacus": "bench",
+    "faiss": "bench",
+}
+
 
 class UsageError(ValueError):
     """Bad flags or input; exit code 2. The message names the flag, column or file and the fix."""
+
+
+def missing_extra(error: ImportError) -> str | None:
+    """``needs 'dpkt', which is not installed: pip install 'pe-tabular[traces]'`` when ``error`` is a missing
+    optional dependency, else None (a core module that fails to import is a broken installation)."""
+    module = (error.name or "").split(".")[0]
+    extra = EXTRAS.get(module)
+    if extra is None or not isinstance(error, ModuleNotFoundError):
+        return None
+    return f"needs {module!r}, which is not installed: pip install 'pe-tabular[{extra}]'"
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
