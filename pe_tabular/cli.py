@@ -31,6 +31,7 @@ from pe_tabular.cli_support import (
     EXIT_PRIVACY,
     EXIT_USAGE,
     Formatter,
+    Parser,
     UsageError,
     add_common,
     delta_arg,
@@ -75,7 +76,7 @@ def _privacy(args: argparse.Namespace) -> int:
         else:
             eps = epsilon_for_sigmas([args.sigma] * args.iterations, args.delta, args.sensitivity)
         emit(args, {"epsilon": eps, "sigma": args.sigma, "iterations": args.iterations, "delta": args.delta,
-                    "sampling_rate": q}, f"{eps:.6g}")
+                    "sampling_rate": q}, f"epsilon = {eps:.6g} at delta = {args.delta:g}{_setting(args)}", answer=True)
     else:
         if args.epsilon is None:
             raise UsageError("privacy sigma needs --epsilon")
@@ -86,8 +87,17 @@ def _privacy(args: argparse.Namespace) -> int:
             sig = sigma_for_epsilon(args.epsilon, args.delta, args.iterations, sensitivity=args.sensitivity)[0]
             extra = {"mu": gdp_mu(args.epsilon, args.delta)}
         emit(args, {"sigma": sig, "epsilon": args.epsilon, "iterations": args.iterations, "delta": args.delta,
-                    **extra}, f"{sig:.6g}")
+                    **extra}, f"sigma = {sig:.6g} per release for (epsilon = {args.epsilon:g}, delta = "
+                              f"{args.delta:g}){_setting(args)}", answer=True)
     return EXIT_OK
+
+
+def _setting(args: argparse.Namespace) -> str:
+    """What the calculator's answer is for: releases, sensitivity, subsampling (``--json`` has them as fields)."""
+    n = args.iterations
+    text = f" over {n} Gaussian release{'s' if n > 1 else ''} of sensitivity {args.sensitivity:g}"
+    return text + (f" on Poisson subsamples at rate {args.sampling_rate:g} (PLD accounting)"
+                   if args.sampling_rate < 1 else "")
 
 
 def wing_of(argv: Sequence[str]) -> str | None:
@@ -101,7 +111,7 @@ def build_parser(wings: Iterable[str] | None = None) -> argparse.ArgumentParser:
     """The whole parser. ``wings``: the wings whose modules are imported (default: all); every other wing's
     commands are listed (name and help line) but not built, so nothing of theirs is imported."""
     load = set(_PLUGINS if wings is None else wings)
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="pe-tabular", formatter_class=Formatter,
         description="Differentially private synthetic data without training (Private Evolution).",
         epilog="examples:\n  pe-tabular demo --out demo-out\n"

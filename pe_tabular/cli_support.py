@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PRIVACY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -38,6 +38,17 @@ def missing_extra(error: ImportError) -> str | None:
     if extra is None or not isinstance(error, ModuleNotFoundError):
         return None
     return f"needs {module!r}, which is not installed: pip install 'pe-tabular[{extra}]'"
+
+
+class Parser(argparse.ArgumentParser):
+    """A flag error is one line a user reads — the flag, the problem, where the help is — not a usage dump
+    with the message at its end. Subparsers inherit the class (argparse's default parser_class)."""
+
+    def error(self, message: str) -> NoReturn:
+        head, sep, rest = message.partition(": ")
+        if head.startswith("argument ") and sep and any(f in rest for f in head[len("argument "):].split("/")):
+            message = rest  # our flag parsers' messages name the flag already ("--epsilon must be > 0 ...")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -97,7 +108,8 @@ def delta_arg(s: str) -> float:
 def add_common(p: argparse.ArgumentParser) -> None:
     """-q/--quiet, -v/--verbose, --json: on every command."""
     g = p.add_mutually_exclusive_group()
-    g.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="only errors (and the answer of a command whose output is its answer: evaluate, privacy)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
 
@@ -126,11 +138,13 @@ def quiet(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "quiet", False) or getattr(args, "json", False))
 
 
-def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
-    """Print either the JSON summary or the human text (unless --quiet)."""
+def emit(args: argparse.Namespace, summary: dict[str, Any], text: str, answer: bool = False) -> None:
+    """Print either the JSON summary or the human text. --quiet drops the text of a command that wrote
+    its output elsewhere (a summary line), but not an ``answer``: what evaluate or privacy computed IS
+    their output, and `--quiet` that printed nothing would leave the user with nothing."""
     if getattr(args, "json", False):
         print(json.dumps(summary, default=str))
-    elif not getattr(args, "quiet", False):
+    elif answer or not getattr(args, "quiet", False):
         print(text)
 
 

@@ -166,7 +166,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if report is not None:
         rec["report"] = _write_report(args, report, test, rec)
         text += f"\nwrote the report {report} ({rec['report']['bytes'] / 1e6:.1f} MB; open it in any browser)"
-    emit(args, rec, text)
+    emit(args, rec, text, answer=True)  # evaluate: the figures are the output
     return EXIT_OK
 
 
