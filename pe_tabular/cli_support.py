@@ -12,9 +12,12 @@ import argparse
 import json
 import math
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
+
+from pe_tabular.io_utils import TMP_SUFFIX
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PRIVACY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -191,6 +194,15 @@ def check_writable_dir(directory: Path, flag: str, what: str) -> None:
                          f"{flag}") from None
     if not os.access(directory, os.W_OK):
         raise UsageError(f"{flag} {what}: directory {directory} is not writable; choose another {flag}")
+    # os.access answers yes for root everywhere, also where no file can be made (/proc, a read-only mount):
+    # make (and remove) a temporary as the final write will, so the run fails now, not after all its work
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".pe-tabular-probe.", suffix=TMP_SUFFIX, dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"{flag} {what}: no file can be written in {directory} ({e.strerror}); choose another "
+                         f"{flag}") from None
 
 
 def check_out_file(path: str | os.PathLike, flag: str, suffixes: Iterable[str], kind: str) -> Path:

@@ -104,3 +104,20 @@ def test_help_examples_name_only_types_the_cli_accepts():
                     seen += 1
                     assert item.split("=", 1)[1] in TYPES, f"--types example {item!r} is not a known type"
     assert seen >= 2
+
+
+def test_an_output_where_no_file_can_be_made_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    """As root, os.access calls /proc writable; the final write would fail only after the whole run."""
+    from pathlib import Path
+
+    from pe_tabular.tables import synthesizer
+
+    if not Path("/proc").is_dir():
+        pytest.skip("needs /proc (Linux)")
+    load_adult("train").head(200).to_csv(tmp_path / "real.csv", index=False)
+    adult_schema().save(tmp_path / "schema.json")
+    monkeypatch.setattr(synthesizer.PESynthesizer, "fit", lambda *a, **k: pytest.fail("the run started"))
+    rc = main(["synth", str(tmp_path / "real.csv"), "--schema", str(tmp_path / "schema.json"), "--out",
+               "/proc/out.csv", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--out /proc/out.csv" in err and "choose another --out" in err
