@@ -5,7 +5,10 @@ flag, column or row and the fix); 3 privacy budget/accounting error; 130 interru
 continued with --resume when --checkpoint was given; SIGTERM is handled the same way).
 
 Every command group (tables, traces, digits) belongs to a wing and is imported lazily: each
-module named in ``_PLUGINS`` exposes ``add_parser(subparsers)``.
+module named in ``_PLUGINS`` exposes ``add_parser(subparsers)``, and only the wing that owns the command
+on the command line is imported. ``pe-tabular --help`` and ``pe-tabular privacy ...`` import no wing,
+no pandas and no scipy: the registry names each wing's commands with the line ``--help`` shows
+(tests/test_cli_startup.py checks it against the wings), and the flags are parsed before any heavy import.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +31,29 @@ from pe_tabular.cli_support import (
     EXIT_PRIVACY,
     EXIT_USAGE,
     Formatter,
+    Parser,
     UsageError,
     add_common,
     delta_arg,
     emit,
+    missing_extra,
     positive_float,
     positive_int,
 )
-from pe_tabular.evolution import ConfigError
 from pe_tabular.memory import MemoryLimitExceeded
 from pe_tabular.privacy.accountant import AccountingError, epsilon_for_sigmas, gdp_mu, sigma_for_epsilon
-from pe_tabular.privacy.subsampling import mechanisms, pld_epsilon, sigma_for_epsilon_subsampled
 
-_PLUGINS: dict[str, str] = {  # the wing registry: each module exposes add_parser(subparsers)
-    "tables": "pe_tabular.tables.cli",
-    "traces": "simulators.network.cli",
-    "digits": "renderers.digits.cli",
+# The wing registry: wing -> (module exposing add_parser(subparsers), {top-level command: its --help line}).
+_PLUGINS: dict[str, tuple[str, dict[str, str]]] = {
+    "tables": ("pe_tabular.tables.cli", {
+        "synth": "synthesize a private table",
+        "schema": "schema tools",
+        "evaluate": "fidelity/utility of a synthetic table",
+        "demo": "synthesize the built-in UCI Adult at epsilon=1",
+        "report": "self-contained HTML report: real vs synthetic, ledger, curves",
+    }),
+    "traces": ("simulators.network.cli", {"traces": "DP synthetic network traces"}),
+    "digits": ("renderers.digits.cli", {"digits": "MNIST-like digits from procedural renderers (PE)"}),
 }
 log = logging.getLogger("pe_tabular")
 
@@ -52,6 +62,12 @@ def _privacy(args: argparse.Namespace) -> int:
     q = args.sampling_rate
     if not 0 < q <= 1:
         raise UsageError(f"--sampling-rate must be in (0, 1], got {q}")
+    if q < 1:  # Poisson-subsampled releases are accounted by PLD (scipy, dp-accounting): imported only here
+        from pe_tabular.privacy.subsampling import (  # noqa: PLC0415
+            mechanisms,
+            pld_epsilon,
+            sigma_for_epsilon_subsampled,
+        )
     if args.what == "epsilon":
         if args.sigma is None:
             raise UsageError("privacy epsilon needs --sigma")
@@ -60,7 +76,7 @@ def _privacy(args: argparse.Namespace) -> int:
         else:
             eps = epsilon_for_sigmas([args.sigma] * args.iterations, args.delta, args.sensitivity)
         emit(args, {"epsilon": eps, "sigma": args.sigma, "iterations": args.iterations, "delta": args.delta,
-                    "sampling_rate": q}, f"{eps:.6g}")
+                    "sampling_rate": q}, f"epsilon = {eps:.6g} at delta = {args.delta:g}{_setting(args)}", answer=True)
     else:
         if args.epsilon is None:
             raise UsageError("privacy sigma needs --epsilon")
@@ -71,12 +87,31 @@ def _privacy(args: argparse.Namespace) -> int:
             sig = sigma_for_epsilon(args.epsilon, args.delta, args.iterations, sensitivity=args.sensitivity)[0]
             extra = {"mu": gdp_mu(args.epsilon, args.delta)}
         emit(args, {"sigma": sig, "epsilon": args.epsilon, "iterations": args.iterations, "delta": args.delta,
-                    **extra}, f"{sig:.6g}")
+                    **extra}, f"sigma = {sig:.6g} per release for (epsilon = {args.epsilon:g}, delta = "
+                              f"{args.delta:g}){_setting(args)}", answer=True)
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+def _setting(args: argparse.Namespace) -> str:
+    """What the calculator's answer is for: releases, sensitivity, subsampling (``--json`` has them as fields)."""
+    n = args.iterations
+    text = f" over {n} Gaussian release{'s' if n > 1 else ''} of sensitivity {args.sensitivity:g}"
+    return text + (f" on Poisson subsamples at rate {args.sampling_rate:g} (PLD accounting)"
+                   if args.sampling_rate < 1 else "")
+
+
+def wing_of(argv: Sequence[str]) -> str | None:
+    """The wing that owns the command on this command line (the first word that is not an option; the
+    top-level parser has no options but -h), or None for the engine's own commands, --help and typos."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return next((w for w, (_, cmds) in _PLUGINS.items() if command in cmds), None)
+
+
+def build_parser(wings: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser. ``wings``: the wings whose modules are imported (default: all); every other wing's
+    commands are listed (name and help line) but not built, so nothing of theirs is imported."""
+    load = set(_PLUGINS if wings is None else wings)
+    ap = Parser(
         prog="pe-tabular", formatter_class=Formatter,
         description="Differentially private synthetic data without training (Private Evolution).",
         epilog="examples:\n  pe-tabular demo --out demo-out\n"
@@ -98,13 +133,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="each release on a Poisson subsample of the units at this rate (accounted by PLD)")
     add_common(p)
     p.set_defaults(func=_privacy)
-    for name, module in _PLUGINS.items():
-        try:
-            importlib.import_module(module).add_parser(sub)
-        except ImportError as e:  # an optional domain whose extra is not installed
-            log.debug("command group %s unavailable: %s", name, e)
+    for name, (module, commands) in _PLUGINS.items():
+        failed: ImportError | None = None
+        if name in load:
+            try:
+                importlib.import_module(module).add_parser(sub)
+                continue
+            except ImportError as e:  # reported when one of its commands is run (main: the extra to install)
+                log.debug("command group %s unavailable: %s", name, e)
+                failed = e
+        for command, line in commands.items():
+            if command not in sub.choices:
+                _placeholder(sub, command, line, failed)
     _show_defaults(ap)
     return ap
+
+
+def _placeholder(sub: Any, command: str, line: str, error: ImportError | None) -> None:
+    """A command listed in --help whose wing was not imported; run, it raises the wing's import error."""
+    p = sub.add_parser(command, help=line, add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def unavailable(args: argparse.Namespace) -> int:
+        raise error if error is not None else RuntimeError(f"internal: the wing of {command!r} was not loaded")
+
+    p.set_defaults(func=unavailable)
 
 
 def _show_defaults(parser: argparse.ArgumentParser) -> None:
@@ -134,8 +187,8 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = build_parser()
-    args = ap.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(wings=[w for w in [wing_of(argv)] if w]).parse_args(argv)
     # default: warnings and errors only (progress bars and the summary say the rest); -v adds INFO and DEBUG
     level = logging.ERROR if getattr(args, "quiet", False) else (
         logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING)
@@ -155,13 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AccountingError as e:
         print(f"pe-tabular: privacy error: {e}", file=sys.stderr)
         return EXIT_PRIVACY
-    except ConfigError as e:
-        print(f"pe-tabular: error: {e.for_cli()}", file=sys.stderr)
-        if getattr(args, "verbose", False):
-            raise
-        return EXIT_USAGE
+    except ImportError as e:
+        return _import_error(e, _command_name(args))
     except (UsageError, ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError) as e:
-        print(f"pe-tabular: error: {e}", file=sys.stderr)
+        # evolution.ConfigError speaks of library arguments; for_cli() names the flags (duck-typed, so the
+        # entry point need not import the evolution loop to catch it)
+        for_cli: Callable[[], str] | None = getattr(e, "for_cli", None)
+        print(f"pe-tabular: error: {for_cli() if callable(for_cli) else e}", file=sys.stderr)
         if getattr(args, "verbose", False):
             raise
         return EXIT_USAGE
@@ -188,6 +241,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         root.setLevel(saved_logging[0])
         for h in saved_logging[1]:
             root.addHandler(h)
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """``traces synth``, ``synth``, ``digits evaluate``: the command as the user typed it."""
+    command = getattr(args, "command", None) or "pe-tabular"
+    sub = getattr(args, f"{command}_command", None)
+    return f"{command} {sub}" if sub else command
+
+
+def _import_error(e: ImportError, command: str) -> int:
+    """A missing optional dependency: exit 2 and one line naming the extra to install; any other import
+    error is a broken installation or a bug, and keeps its traceback (exit 1)."""
+    line = missing_extra(e)
+    if line is None:
+        raise e
+    print(f"pe-tabular: error: {command} {line}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -12,15 +12,46 @@ import argparse
 import json
 import math
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from pe_tabular.io_utils import TMP_SUFFIX
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PRIVACY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+# optional dependencies (top-level module) -> the extra of pyproject.toml that installs them
+EXTRAS: dict[str, str] = {
+    "dpkt": "traces", "torch": "digits", "jax": "jax", "jaxlib": "jax", "openai": "llm", "sdv": "sdv",
+    "dask": "dask", "distributed": "dask", "dp_accounting": "subsample", "mbi": "bench", "opacus": "bench",
+    "faiss": "bench",
+}
 
 
 class UsageError(ValueError):
     """Bad flags or input; exit code 2. The message names the flag, column or file and the fix."""
+
+
+def missing_extra(error: ImportError) -> str | None:
+    """``needs 'dpkt', which is not installed: pip install 'pe-tabular[traces]'`` when ``error`` is a missing
+    optional dependency, else None (a core module that fails to import is a broken installation)."""
+    module = (error.name or "").split(".")[0]
+    extra = EXTRAS.get(module)
+    if extra is None or not isinstance(error, ModuleNotFoundError):
+        return None
+    return f"needs {module!r}, which is not installed: pip install 'pe-tabular[{extra}]'"
+
+
+class Parser(argparse.ArgumentParser):
+    """A flag error is one line a user reads — the flag, the problem, where the help is — not a usage dump
+    with the message at its end. Subparsers inherit the class (argparse's default parser_class)."""
+
+    def error(self, message: str) -> NoReturn:
+        head, sep, rest = message.partition(": ")
+        if head.startswith("argument ") and sep and any(f in rest for f in head[len("argument "):].split("/")):
+            message = rest  # our flag parsers' messages name the flag already ("--epsilon must be > 0 ...")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -80,7 +111,8 @@ def delta_arg(s: str) -> float:
 def add_common(p: argparse.ArgumentParser) -> None:
     """-q/--quiet, -v/--verbose, --json: on every command."""
     g = p.add_mutually_exclusive_group()
-    g.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="only errors (and the answer of a command whose output is its answer: evaluate, privacy)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary on stdout")
 
@@ -109,11 +141,13 @@ def quiet(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "quiet", False) or getattr(args, "json", False))
 
 
-def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
-    """Print either the JSON summary or the human text (unless --quiet)."""
+def emit(args: argparse.Namespace, summary: dict[str, Any], text: str, answer: bool = False) -> None:
+    """Print either the JSON summary or the human text. --quiet drops the text of a command that wrote
+    its output elsewhere (a summary line), but not an ``answer``: what evaluate or privacy computed IS
+    their output, and `--quiet` that printed nothing would leave the user with nothing."""
     if getattr(args, "json", False):
         print(json.dumps(summary, default=str))
-    elif not getattr(args, "quiet", False):
+    elif answer or not getattr(args, "quiet", False):
         print(text)
 
 
@@ -160,6 +194,15 @@ def check_writable_dir(directory: Path, flag: str, what: str) -> None:
                          f"{flag}") from None
     if not os.access(directory, os.W_OK):
         raise UsageError(f"{flag} {what}: directory {directory} is not writable; choose another {flag}")
+    # os.access answers yes for root everywhere, also where no file can be made (/proc, a read-only mount):
+    # make (and remove) a temporary as the final write will, so the run fails now, not after all its work
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".pe-tabular-probe.", suffix=TMP_SUFFIX, dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"{flag} {what}: no file can be written in {directory} ({e.strerror}); choose another "
+                         f"{flag}") from None
 
 
 def check_out_file(path: str | os.PathLike, flag: str, suffixes: Iterable[str], kind: str) -> Path:

@@ -1,9 +1,11 @@
-"""Atomic file writes: a crash or a full disk never leaves a half-written output behind."""
+"""Atomic file writes (a crash or a full disk never leaves a half-written output behind), and the one
+conversion of datetimes to the epoch seconds that schemas, bins and encoders use."""
 
 from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -87,3 +89,39 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def epoch_seconds(values: Any) -> Any:
+    """Seconds since 1970-01-01 UTC, as floats (NaN where missing), of datetimes at any resolution.
+
+    Accepts a scalar (``pd.Timestamp``, ``datetime``, ``np.datetime64``, an ISO string) and returns a
+    float, or a ``pd.Series`` / ``pd.Index`` / array of datetimes (tz-aware ones are taken in UTC) and
+    returns a float Series (same index) / array. Why one helper: ``astype("int64") / 1e9`` assumes
+    nanoseconds, but pandas 3 keeps parsed datetimes in seconds, milliseconds or microseconds, so that
+    idiom silently moved every date by a factor of 10³-10⁹; this reads the unit from the dtype.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(values, str) or np.ndim(values) == 0:
+        t = pd.Timestamp(values)
+        if t is pd.NaT:
+            return math.nan
+        if t.tz is not None:
+            t = t.tz_convert("UTC").tz_localize(None)
+        return float(_seconds(np.asarray(t.to_datetime64())))
+    if isinstance(values, pd.Series | pd.Index):
+        v = values
+        if isinstance(v.dtype, pd.DatetimeTZDtype):
+            v = v.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(v, pd.Series) else \
+                v.tz_convert("UTC").tz_localize(None)
+        x = _seconds(np.asarray(v, dtype=v.dtype if v.dtype.kind == "M" else "datetime64[ns]"))
+        return pd.Series(x, index=values.index, name=values.name) if isinstance(values, pd.Series) else x
+    return _seconds(np.asarray(values, dtype=None if np.asarray(values).dtype.kind == "M" else "datetime64[ns]"))
+
+
+def _seconds(a: Any) -> Any:
+    """datetime64 array (any unit) -> float seconds since the epoch; NaT -> NaN."""
+    import numpy as np
+
+    return (a - np.datetime64(0, "s")) / np.timedelta64(1, "s")

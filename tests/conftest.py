@@ -1,14 +1,48 @@
-"""Shared fixtures: paths to ../shared data and a table printer for figures tests should show."""
+"""Shared fixtures: paths to ../shared data, a table printer for figures tests should show, and the
+``extra`` marker: a test that needs an optional dependency group skips (with the pip command that would
+run it) in the core environment that ``pip install pe-tabular`` gives, instead of failing there."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("PE_TABULAR_SHARED", ROOT.parent / "shared"))  # env: a checkout elsewhere
 _TABLES: list[tuple[str, list[str]]] = []
+# optional dependency groups of pyproject.toml -> a module each needs (checked by find_spec: nothing imported)
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "jax": ("jax",), "llm": ("openai",), "sdv": ("sdv", "torch"), "dask": ("distributed",),
+    "traces": ("dpkt",), "digits": ("torch",), "bench": ("mbi", "torch"), "subsample": ("dp_accounting",),
+}
+
+
+def has_extra(name: str) -> bool:
+    """Whether every module of the optional group ``name`` can be imported here."""
+    return all(importlib.util.find_spec(m) is not None for m in EXTRA_MODULES[name])
+
+
+def pytest_configure(config):  # noqa: D103
+    config.addinivalue_line("markers", "extra(name, ...): needs the optional dependency groups named; skipped "
+                                       "where one is not installed (the core environment)")
+
+
+def pytest_report_header(config):  # noqa: D103 - which pandas line and which extras this pass tests
+    import numpy
+    import pandas
+
+    extras = ", ".join(n for n in EXTRA_MODULES if has_extra(n)) or "none (core environment)"
+    return [f"pandas {pandas.__version__}, numpy {numpy.__version__}; extras: {extras}"]
+
+
+def pytest_runtest_setup(item):  # noqa: D103
+    for mark in item.iter_markers("extra"):
+        for name in mark.args:
+            if not has_extra(name):
+                pytest.skip(f"needs the {name} extra: pip install 'pe-tabular[{name}]'")
 
 
 def shared_path(*parts: str) -> Path:

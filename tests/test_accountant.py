@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from pe_tabular.privacy import (
@@ -116,3 +117,24 @@ def test_ledger_filter_refuses_overspend(tmp_path):
     path = led.save(tmp_path / "ledger.json")
     again = Ledger.load(path)
     assert again.releases == led.releases and again.epsilon == pytest.approx(led.epsilon)
+
+
+def test_the_scipy_free_normal_tails_and_root_finder_match_scipy():
+    """The accountant runs without scipy (start-up of `pe-tabular privacy`): its Φ, log Φ and Brent root
+    finder must give scipy's answers, deep into the tails where δ(ε) lives."""
+    from scipy.optimize import brentq
+    from scipy.special import log_ndtr, ndtr
+
+    from pe_tabular.privacy import accountant as acc
+
+    xs = np.concatenate([np.linspace(-60.0, 9.0, 4001), -np.logspace(0, 4, 400)])
+    for x in xs:
+        assert acc._log_ndtr(x) == pytest.approx(float(log_ndtr(x)), rel=1e-13), x
+        if ndtr(x) > 1e-300:
+            assert acc._ndtr(x) == pytest.approx(float(ndtr(x)), rel=1e-12), x
+    for eps in (0.01, 0.3, 1.0, 8.0, 300.0):
+        for delta in (1e-10, 1e-5, 0.2):
+            want = brentq(lambda m, e=eps, d=delta: acc.gdp_delta(e, m) - d, 1e-12, 1e3, xtol=1e-14, rtol=1e-13)
+            assert acc.gdp_mu(eps, delta) == pytest.approx(want, rel=1e-10)
+            mu = acc.gdp_mu(eps, delta)
+            assert acc.gdp_delta(acc.gdp_epsilon(mu, delta), mu) == pytest.approx(delta, rel=1e-8)

@@ -75,6 +75,7 @@ def test_exponential_mechanism_odds_follow_exp_eps_score_over_2() -> None:
     assert abs(picks.mean() - p) < 4 * math.sqrt(p * (1 - p) / n)
 
 
+@pytest.mark.extra("bench")
 def test_compression_merges_only_low_noisy_counts_and_decompress_inverts_it() -> None:
     from mbi import LinearMeasurement
 
@@ -91,6 +92,7 @@ def test_compression_merges_only_low_noisy_counts_and_decompress_inverts_it() ->
     assert (out["b"] == 0).all()
 
 
+@pytest.mark.extra("bench")
 def test_mst_tree_spans_all_columns_and_keeps_the_planted_dependence() -> None:
     from benchmarks.peers.mst import mst
 
@@ -105,6 +107,7 @@ def test_mst_tree_spans_all_columns_and_keeps_the_planted_dependence() -> None:
 
 
 # -- DP-SGD generator ------------------------------------------------------------------------------------------
+@pytest.mark.extra("bench")
 def test_autoregressive_model_is_a_normalised_distribution() -> None:
     import itertools
 
@@ -120,6 +123,7 @@ def test_autoregressive_model_is_a_normalised_distribution() -> None:
     assert float(total) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.extra("bench")
 def test_dp_finetuning_spends_at_most_its_budget_and_samples_the_domain() -> None:
     from benchmarks.peers.dpsgd import DPSGDConfig, fit_sample
 

@@ -118,6 +118,7 @@ def test_a_failed_report_leaves_the_previous_file_untouched(run_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "r.html"]
 
 
+@pytest.mark.extra("digits")
 def test_evaluate_report_and_the_standalone_command(run_dir, real, tmp_path):
     d = _copy_run(run_dir, tmp_path / "run", ("synthetic.npz", "synthetic.privacy.json", "run.json", "grids"))
     out = tmp_path / "eval.html"

@@ -31,6 +31,7 @@ def _assert_schema_valid(df: pd.DataFrame) -> None:
             assert np.allclose((x - c.lower) / c.rounding, np.round((x - c.lower) / c.rounding)), c.name
 
 
+@pytest.mark.extra("llm")
 def test_random_returns_exactly_n_schema_valid_rows_of_the_class(server, tmp_path):
     b = make_backend(server, tmp_path)
     pop = b.random(23, label="yes", rng=np.random.default_rng(0))
@@ -45,6 +46,7 @@ def test_random_returns_exactly_n_schema_valid_rows_of_the_class(server, tmp_pat
         assert must in prompt
 
 
+@pytest.mark.extra("llm")
 def test_vary_sends_only_the_given_rows_keeps_labels_and_scales_with_degree(server, tmp_path):
     b = make_backend(server, tmp_path)
     rng = np.random.default_rng(1)
@@ -61,6 +63,7 @@ def test_vary_sends_only_the_given_rows_keeps_labels_and_scales_with_degree(serv
     assert vary_plan(SCHEMA, 0.1, ["y"]) == (1, 0.05) and vary_plan(SCHEMA, 1.0, ["y"]) == (4, 0.5)
 
 
+@pytest.mark.extra("llm")
 def test_sloppy_endpoint_is_downgraded_to_text_and_its_rows_repaired_or_dropped(tmp_path):
     with LoopbackServer("sloppy") as srv:
         b = make_backend(srv, tmp_path)
@@ -109,6 +112,7 @@ def test_row_checker_repairs_near_misses_and_drops_the_rest():
     assert st.reasons["job: unknown category"] == 1 and st.reasons["hours: missing"] == 1
 
 
+@pytest.mark.extra("llm")
 def test_api_key_goes_only_into_the_auth_header(server, tmp_path, monkeypatch):
     secret = "sk-test-SECRET-canary-4471"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
@@ -136,6 +140,7 @@ def test_spec_parsing_and_flags():
         spec_from_flags("mix", "statistical,gpt")
 
 
+@pytest.mark.extra("llm")
 def test_factory_builds_a_mixture_over_two_endpoints(tmp_path, monkeypatch):
     monkeypatch.setenv("PE_TABULAR_LLM_CACHE", str(tmp_path / "c"))
     with LoopbackServer("typical") as a, LoopbackServer("coarse", model=None) as b:
@@ -147,6 +152,7 @@ def test_factory_builds_a_mixture_over_two_endpoints(tmp_path, monkeypatch):
         assert a.chat_requests() and b.chat_requests()
 
 
+@pytest.mark.extra("llm")
 def test_a_personality_with_public_examples_writes_and_varies_rows_from_them(tmp_path):
     from pe_tabular.tables.testing.loopback import Personality
 

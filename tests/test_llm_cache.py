@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pe_tabular.privacy.noise import TEST_NOISE_ENV
 from pe_tabular.tables.synthesizer import PESynthesizer
 from pe_tabular.tables.testing.loopback import LoopbackServer
 from tests.llm_toy import SCHEMA, cache_files, make_backend, private_frame
+
+pytestmark = pytest.mark.extra("llm")  # every test here talks to an endpoint through the openai client
 
 
 def _fit(server, tmp_path, df):

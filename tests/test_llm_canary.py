@@ -7,11 +7,14 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pe_tabular.cli import main
 from pe_tabular.population import Population
 from pe_tabular.tables.testing.loopback import LoopbackServer
 from tests.llm_toy import SCHEMA, make_backend, private_frame
+
+pytestmark = pytest.mark.extra("llm")  # every test here talks to an endpoint through the openai client
 
 
 def _leaks(bodies: list[str], canaries: list[str]) -> list[str]:

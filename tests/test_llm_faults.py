@@ -13,6 +13,8 @@ from pe_tabular.tables.generators.llm_format import parse_spec
 from pe_tabular.tables.testing.loopback import LoopbackServer
 from tests.llm_toy import cache_files, make_backend
 
+pytestmark = pytest.mark.extra("llm")  # every test here talks to an endpoint through the openai client
+
 
 @pytest.fixture
 def server():

@@ -49,7 +49,7 @@ def test_the_entry_point_reports_it_as_a_usage_error(monkeypatch, capsys):
     def boom(args):
         MemoryGuard(limit=1 << 20).check("reading private data")
 
-    def parser():
+    def parser(wings=None):
         p = argparse.ArgumentParser()
         p.set_defaults(func=boom)
         return p

@@ -67,6 +67,7 @@ def test_rdp_upper_bounds_pld_and_epsilon_grows_with_q():
     assert eps == sorted(eps) and eps[0] < 0.3 * eps[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("q", [1.0, 0.5, 0.1])
 def test_the_sigma_solver_meets_its_target_and_no_smaller_sigma_does(q):
     s = sigma_for_epsilon_subsampled(1.0, 1e-5, 5, q)
@@ -92,6 +93,7 @@ def test_a_ledger_with_a_subsampled_release_reports_the_pld_epsilon():
     assert back.releases[1].sampling_rate == 0.1 and back.epsilon == pytest.approx(led.epsilon)
 
 
+@pytest.mark.slow
 def test_filters_refuse_a_release_beyond_the_budget():
     led = Ledger(1e-5, epsilon_budget=1.0)
     s = sigma_for_epsilon_subsampled(1.0, 1e-5, 3, 0.2)

@@ -51,6 +51,7 @@ def test_evaluate_json_and_text(flows_csv, tmp_path, capsys):
     assert "pairwise TVD" in capsys.readouterr().out
 
 
+@pytest.mark.extra("traces")
 def test_synth_from_pcap_to_pcap_packet_level(tmp_path):
     from conftest import shared_path
 

@@ -103,6 +103,7 @@ def test_rest_codes_never_decode_to_a_frequent_value():
     assert not np.isin(v, [80, 443]).any() and (v < 1024).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit", ["record", "flow", "host"])
 def test_every_fitting_release_moves_by_at_most_one_when_a_unit_leaves(unit, monkeypatch):
     """Sensitivity: capture the exact counts of every fitting release on D and on D minus one unit."""

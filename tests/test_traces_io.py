@@ -7,7 +7,6 @@ import struct
 import subprocess
 from pathlib import Path
 
-import dpkt
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,6 +35,8 @@ def _synthetic_packets(n_flows: int = 150, seed: int = 0) -> pd.DataFrame:
 
 def _checksums_ok(frame: bytes) -> bool:
     """Recompute IPv4 header and TCP/UDP/ICMP checksums from the raw frame (ones'-complement sum = 0)."""
+    import dpkt
+
     eth = dpkt.ethernet.Ethernet(frame)
     ip = eth.data
     raw = bytes(ip)
@@ -74,7 +75,10 @@ def test_netflow_csv_errors_name_the_column(tmp_path):
         read_netflow_csv(tmp_path / "bad2.csv")
 
 
+@pytest.mark.extra("traces")
 def test_synthetic_pcap_rereads_with_valid_checksums(tmp_path):
+    import dpkt
+
     pk = _synthetic_packets()
     assert packet_validity(pk).all()
     path = write_pcap(pk, tmp_path / "s.pcap")
@@ -88,6 +92,7 @@ def test_synthetic_pcap_rereads_with_valid_checksums(tmp_path):
     assert (np.abs(back["ts"].to_numpy() - exp["ts"].to_numpy()) <= 1).all()
 
 
+@pytest.mark.extra("traces")
 def test_synthetic_pcap_readable_by_scapy(tmp_path):
     scapy_all = pytest.importorskip("scapy.all")
     pk = _synthetic_packets(60, seed=2)
@@ -107,6 +112,7 @@ def test_synthetic_pcap_readable_by_scapy(tmp_path):
             assert rebuilt.payload.chksum == l4.chksum
 
 
+@pytest.mark.extra("traces")
 def test_synthetic_pcap_readable_by_tshark(tmp_path):
     tshark = shutil.which("tshark")
     if tshark is None:
@@ -118,6 +124,7 @@ def test_synthetic_pcap_readable_by_tshark(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == ""
 
 
+@pytest.mark.extra("traces")
 @pytest.mark.parametrize("name", NDPI)
 def test_ndpi_capture_round_trip(name, tmp_path):
     path = shared_path("data", "net", "ndpi", name)
@@ -138,10 +145,13 @@ def test_ndpi_capture_round_trip(name, tmp_path):
         assert (a[c].to_numpy() == b[c].to_numpy()).all(), c
 
 
+@pytest.mark.extra("traces")
 def test_an_odd_frame_is_skipped_silently_unless_asked(tmp_path, caplog):
     """Issue 23 (findings 6/8, traces side): "skipped some non-IPv4 or malformed frames" was logged exactly
     when one frame was odd. Now only the local --show-invalid says so, labelled not private."""
     import logging
+
+    import dpkt
 
     path = write_pcap(_synthetic_packets(), tmp_path / "s.pcap")
     with open(path, "rb") as f:
@@ -162,6 +172,7 @@ def test_an_odd_frame_is_skipped_silently_unless_asked(tmp_path, caplog):
     assert len(shown) == 1 and "NOT PRIVATE" in shown[0]
 
 
+@pytest.mark.extra("traces")
 def test_read_pcap_rejects_other_files(tmp_path):
     p = Path(tmp_path / "x.pcap")
     p.write_bytes(b"not a capture at all")

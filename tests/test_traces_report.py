@@ -118,6 +118,7 @@ def test_heavy_hitter_table_lists_the_real_top_destinations(real, other, other_r
     assert int(ports[0][1]) == real["dstport"].value_counts().index[0]
 
 
+@pytest.mark.slow
 def test_column_shuffle_shows_a_worse_pairwise_tvd_than_a_copy(real, shuffled, tmp_path):
     copy_page = write_traces_report(real, real.copy(), tmp_path / "copy.html", ledger=None, history=[],
                                     window=WINDOW).read_text()
@@ -181,6 +182,7 @@ def flows_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_synth_report_has_ledger_evolution_and_the_warning(flows_csv, tmp_path, capsys):
     out, rep = tmp_path / "synth.csv", tmp_path / "synth.html"
     rc = main(["traces", "synth", str(flows_csv), "--epsilon", "2", "--time-window", *WINDOW_ARGS,

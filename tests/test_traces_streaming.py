@@ -85,6 +85,7 @@ def test_streamed_output_sink_writes_the_in_memory_output(tmp_path, monkeypatch)
     assert not sink.tmp.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit", ["flow", "host"])
 def test_unit_spread_over_chunks_and_files_moves_every_release_by_at_most_one(tmp_path, monkeypatch, unit):
     """Unit-level DP over a streamed source: the exact counts of EVERY release of a whole run (count, trie,

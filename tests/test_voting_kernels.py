@@ -6,17 +6,25 @@ int64) and to make ties frequent (tiny ranges, copied rows)."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import numpy as np
 import pytest
+from conftest import has_extra
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pe_tabular.distance import ABS, CAT, IPV4, SQ, L2Metric, MixedMetric
-from pe_tabular.voting import jax_kernel, numba_kernel, reference
+from pe_tabular.voting import numba_kernel, reference
 from pe_tabular.voting.prepare import l2_operands, prepare_mixed
 from pe_tabular.voting.registry import get_voter
+
+# the JAX kernel needs the jax extra: its tests skip in the core environment; the numba kernel is core
+jax_kernel = importlib.import_module("pe_tabular.voting.jax_kernel") if has_extra("jax") else None
+needs_jax = pytest.mark.extra("jax")
+COMPILED = [numba_kernel] + ([jax_kernel] if jax_kernel is not None else [])  # what this environment has
+KERNEL_PARAMS = [numba_kernel, pytest.param(jax_kernel, marks=needs_jax, id="jax_kernel")]
 
 # code range per (kind, scale): tiny ranges force ties, huge ones force the int64 path
 _RANGES = {
@@ -59,6 +67,7 @@ def test_numba_mixed_matches_reference(problem):
     np.testing.assert_array_equal(numba_kernel.nearest(p, c, metric, k=k, block_rows=3, threads=2), want)
 
 
+@needs_jax
 @settings(max_examples=15, **_SETTINGS)
 @given(mixed_problem(max_rows=20, max_cands=20))
 def test_jax_mixed_matches_reference(problem):
@@ -85,8 +94,8 @@ def integer_l2_problem(draw):
 def test_l2_integer_valued_matches_reference_exactly(problem):
     p, c, k = problem
     want = reference.nearest(p, c, L2Metric(), k=k)
-    np.testing.assert_array_equal(numba_kernel.nearest(p, c, L2Metric(), k=k), want)
-    np.testing.assert_array_equal(jax_kernel.nearest(p, c, L2Metric(), k=k), want)
+    for kernel in COMPILED:
+        np.testing.assert_array_equal(kernel.nearest(p, c, L2Metric(), k=k), want)
 
 
 def test_l2_large_integers_switch_to_float64_and_stay_exact():
@@ -100,8 +109,8 @@ def test_l2_large_integers_switch_to_float64_and_stay_exact():
     assert l2_operands(p, c)[0].dtype == np.float64
     for k in (1, 3):
         want = reference.nearest(p, c, L2Metric(), k=k)
-        np.testing.assert_array_equal(numba_kernel.nearest(p, c, L2Metric(), k=k), want)
-        np.testing.assert_array_equal(jax_kernel.nearest(p, c, L2Metric(), k=k), want)
+        for kernel in COMPILED:
+            np.testing.assert_array_equal(kernel.nearest(p, c, L2Metric(), k=k), want)
 
 
 def test_l2_general_floats_agree_up_to_rounding():
@@ -113,13 +122,13 @@ def test_l2_general_floats_agree_up_to_rounding():
     want = reference.nearest(p, c, L2Metric(), k=3)
     d = reference.l2_distances(p, c)
     best = np.take_along_axis(d, want, axis=1)
-    for kernel in (numba_kernel, jax_kernel):
+    for kernel in COMPILED:
         got = kernel.nearest(p, c, L2Metric(), k=3)
         np.testing.assert_allclose(np.take_along_axis(d, got, axis=1), best, rtol=1e-5, atol=1e-5)
         assert (got == want).mean() > 0.99
 
 
-@pytest.mark.parametrize("kernel", [numba_kernel, jax_kernel])
+@pytest.mark.parametrize("kernel", KERNEL_PARAMS)
 def test_progress_reports_every_row_once(kernel):
     rng = np.random.default_rng(5)
     metric = MixedMetric(np.array([CAT, ABS], np.int8), np.array([2, 1], np.int64))
@@ -170,7 +179,7 @@ def test_narrow_types_are_chosen_only_when_exact():
     assert prepare_mixed(huge, huge, MixedMetric(kinds, w)).p.dtype == np.int64
 
 
-@pytest.mark.parametrize("kernel", [numba_kernel, jax_kernel])
+@pytest.mark.parametrize("kernel", KERNEL_PARAMS)
 def test_bad_inputs_name_the_problem(kernel):
     metric = MixedMetric(np.array([IPV4], np.int8), np.array([1], np.int64))
     with pytest.raises(ValueError, match="k=3 must be between 1"):
@@ -183,7 +192,7 @@ def test_bad_inputs_name_the_problem(kernel):
         kernel.nearest(np.array([[np.nan]], np.float32), np.zeros((1, 1), np.float32), L2Metric())
 
 
-@pytest.mark.parametrize("kernel", [reference, numba_kernel, jax_kernel])
+@pytest.mark.parametrize("kernel", [reference, *KERNEL_PARAMS])
 def test_retired_and_unknown_kinds_are_refused(kernel):
     """Kind 4 (retired) and prepared-only or unknown codes must fail, never fall into another kind's branch."""
     for kind in (4, 5, 9):
@@ -192,6 +201,7 @@ def test_retired_and_unknown_kinds_are_refused(kernel):
             kernel.nearest(np.zeros((2, 1), np.int64), np.zeros((2, 1), np.int64), metric)
 
 
+@needs_jax
 def test_jax_int64_path_leaves_global_x64_setting_alone():
     import jax
 
@@ -206,8 +216,10 @@ def test_jax_int64_path_leaves_global_x64_setting_alone():
 def test_auto_voter_picks_a_compiled_kernel_and_logs_it(caplog):
     with caplog.at_level(logging.INFO, logger="pe_tabular.voting.registry"):
         f = get_voter("auto")
-    assert f in (numba_kernel.nearest, jax_kernel.nearest)
+    assert f in [k.nearest for k in COMPILED]
     assert any("voter auto ->" in r.getMessage() for r in caplog.records)
-    assert get_voter("numba") is numba_kernel.nearest and get_voter("jax") is jax_kernel.nearest
+    assert get_voter("numba") is numba_kernel.nearest
+    if jax_kernel is not None:
+        assert get_voter("jax") is jax_kernel.nearest
     with pytest.raises(ValueError, match="unknown --voter 'faiss'"):
         get_voter("faiss")

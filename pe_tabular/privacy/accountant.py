@@ -5,18 +5,20 @@ A Gaussian release with L2 sensitivity Δ and noise σ is exactly (Δ/σ)-GDP, a
 "Gaussian Differential Privacy", JRSS-B 2022, Cor. 3.3. The conversion to (ε, δ) is their exact
 curve (Cor. 2.13): δ(ε) = Φ(−ε/μ + μ/2) − e^ε Φ(−ε/μ − μ/2). We evaluate it in log space so very
 large ε neither overflows nor silently returns a wrong answer.
+
+Pure Python (``math``; numpy only where a schedule has weights): ``pe-tabular privacy sigma`` runs this
+module alone, and scipy would cost it several times the calculation. Φ and log Φ come from ``math.erfc``
+(and its asymptotic series in the far tail), roots from a port of scipy's ``brentq``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-
-import numpy as np
-from scipy.optimize import brentq
-from scipy.special import log_ndtr, ndtr
+from collections.abc import Callable, Sequence
 
 _EPS_CAP = 1e7  # beyond this no finite (ε, δ) pair is meaningful; we raise instead of guessing
+_SQRT1_2 = math.sqrt(0.5)
+_LOG_2_SQRT_PI = math.log(2.0 * math.sqrt(math.pi))
 
 
 class AccountingError(ValueError):
@@ -40,9 +42,73 @@ def gdp_delta(epsilon: float, mu: float) -> float:
         return 0.0
     a = -epsilon / mu + mu / 2.0
     b = -epsilon / mu - mu / 2.0
-    first = float(ndtr(a))
-    second = math.exp(epsilon + float(log_ndtr(b))) if epsilon + float(log_ndtr(b)) > -745 else 0.0
+    first = _ndtr(a)
+    log_second = epsilon + _log_ndtr(b)
+    second = math.exp(log_second) if log_second > -745 else 0.0
     return max(first - second, 0.0)
+
+
+def _ndtr(x: float) -> float:
+    """Φ(x), the standard normal CDF (erfc has no cancellation in either tail)."""
+    return 0.5 * math.erfc(-x * _SQRT1_2)
+
+
+def _log_ndtr(x: float) -> float:
+    """log Φ(x) without underflow: log1p near the top, log erfc down to x ≈ -37, then the asymptotic
+    series of erfc(u)·exp(u²) (seven terms: relative error below 1e-15 for u ≥ 26)."""
+    if x > -1.0:
+        return math.log1p(-0.5 * math.erfc(x * _SQRT1_2))
+    u = -x * _SQRT1_2
+    if u < 26.0:
+        return math.log(0.5 * math.erfc(u))
+    u2 = u * u
+    term = series = 1.0
+    for k in range(1, 8):
+        term *= -(2 * k - 1) / (2.0 * u2)
+        series += term
+    return -u2 + math.log(series / u) - _LOG_2_SQRT_PI
+
+
+def _brentq(f: Callable[[float], float], xa: float, xb: float, xtol: float, rtol: float, maxiter: int = 100) -> float:
+    """A root of ``f`` in [xa, xb] (signs differ at the ends): scipy.optimize.brentq's algorithm, step for step
+    (Brent 1973 as in scipy's brentq.c), so the accountant keeps the answers it gave with scipy."""
+    xpre, xcur = xa, xb
+    fpre, fcur = f(xpre), f(xcur)
+    if fpre == 0:
+        return xpre
+    if fcur == 0:
+        return xcur
+    if math.copysign(1.0, fpre) == math.copysign(1.0, fcur):
+        raise AccountingError("internal: the accountant's root bracket does not change sign")
+    xblk = fblk = spre = scur = 0.0
+    for _ in range(maxiter):
+        if fpre != 0 and fcur != 0 and math.copysign(1.0, fpre) != math.copysign(1.0, fcur):
+            xblk, fblk = xpre, fpre
+            spre = scur = xcur - xpre
+        if abs(fblk) < abs(fcur):
+            xpre, xcur, xblk = xcur, xblk, xcur
+            fpre, fcur, fblk = fcur, fblk, fcur
+        delta = (xtol + rtol * abs(xcur)) / 2
+        sbis = (xblk - xcur) / 2
+        if fcur == 0 or abs(sbis) < delta:
+            return xcur
+        if abs(spre) > delta and abs(fcur) < abs(fpre):
+            if xpre == xblk:  # interpolate
+                stry = -fcur * (xcur - xpre) / (fcur - fpre)
+            else:  # extrapolate (inverse quadratic)
+                dpre = (fpre - fcur) / (xpre - xcur)
+                dblk = (fblk - fcur) / (xblk - xcur)
+                stry = -fcur * (fblk * dblk - fpre * dpre) / (dblk * dpre * (fblk - fpre))
+            if 2 * abs(stry) < min(abs(spre), 3 * abs(sbis) - delta):
+                spre, scur = scur, stry  # good short step
+            else:
+                spre = scur = sbis
+        else:
+            spre = scur = sbis
+        xpre, fpre = xcur, fcur
+        xcur += scur if abs(scur) > delta else (delta if sbis > 0 else -delta)
+        fcur = f(xcur)
+    raise AccountingError(f"internal: the accountant's root finder did not converge in {maxiter} steps")
 
 
 def gdp_epsilon(mu: float, delta: float) -> float:
@@ -62,7 +128,7 @@ def gdp_epsilon(mu: float, delta: float) -> float:
                 f"mu={mu:g} gives epsilon above {_EPS_CAP:g} at delta={delta:g}: increase the noise (--sigma) "
                 "or reduce --iterations"
             )
-    return float(brentq(lambda e: gdp_delta(e, mu) - delta, 0.0, hi, xtol=1e-12, rtol=1e-12))
+    return float(_brentq(lambda e: gdp_delta(e, mu) - delta, 0.0, hi, xtol=1e-12, rtol=1e-12))
 
 
 def gdp_mu(epsilon: float, delta: float) -> float:
@@ -81,11 +147,13 @@ def gdp_mu(epsilon: float, delta: float) -> float:
         lo, hi = hi, hi * 2.0
         if hi > 1e6:  # δ(ε; μ) → 1 as μ grows, so this only triggers for nonsensical input
             raise AccountingError(f"no mu satisfies epsilon={epsilon:g}, delta={delta:g}")
-    return float(brentq(lambda m: gdp_delta(epsilon, m) - delta, lo, hi, xtol=1e-14, rtol=1e-13))
+    return float(_brentq(lambda m: gdp_delta(epsilon, m) - delta, lo, hi, xtol=1e-14, rtol=1e-13))
 
 
 def compose_mu(sigmas: Sequence[float], sensitivities: Sequence[float] | float = 1.0) -> float:
     """μ of T Gaussian releases: sqrt(Σ (Δ_t/σ_t)²). A σ of 0 (noise-free release) gives μ = ∞."""
+    import numpy as np  # noqa: PLC0415 - not on `privacy sigma`'s path (start-up time)
+
     s = np.asarray(sigmas, dtype=float)
     d = np.broadcast_to(np.asarray(sensitivities, dtype=float), s.shape)
     if np.any(s < 0) or np.any(d < 0):
@@ -117,7 +185,11 @@ def schedule_sigmas(
     give σ = Δ √T / μ. μ = ∞ gives σ = 0 everywhere (non-private run)."""
     if iterations < 1:
         raise AccountingError(f"--iterations must be >= 1, got {iterations}")
-    w = np.ones(iterations) if weights is None else np.asarray(weights, dtype=float)
+    if weights is None:  # uniform: each share is exactly 1/T, as numpy's ones/sum gives, without numpy
+        return [sigma_for_share(mu * mu * (1.0 / iterations), 1, sensitivity)] * iterations
+    import numpy as np  # noqa: PLC0415
+
+    w = np.asarray(weights, dtype=float)
     if w.shape != (iterations,):
         raise AccountingError(f"budget schedule has {w.size} weights but --iterations is {iterations}")
     if np.any(w <= 0) or not np.all(np.isfinite(w)):

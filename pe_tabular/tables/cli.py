@@ -57,10 +57,15 @@ def add_privacy_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--iterations", type=positive_int("--iterations"), default=None, help="PE iterations (votes)")
-    p.add_argument("--population", type=_int_list, default=None, help="candidates per iteration (int or list)")
-    p.add_argument("--k", type=positive_int("--k"), default=None, help="nearest candidates each private row votes for")
-    p.add_argument("--seed", type=int, default=None, help="fixes every random choice except the privacy noise")
+    d = synth_defaults()  # the flags default to None (= these measured defaults); --help says the numbers
+    p.add_argument("--iterations", type=positive_int("--iterations"), default=None,
+                   help=f"PE iterations (votes) (default: {d['iterations']})")
+    p.add_argument("--population", type=_int_list, default=None,
+                   help=f"candidates per iteration (int or list) (default: {d['population']})")
+    p.add_argument("--k", type=positive_int("--k"), default=None,
+                   help=f"nearest candidates each private row votes for (default: {d['k']})")
+    p.add_argument("--seed", type=int, default=None,
+                   help="fixes every random choice except the privacy noise (default: a fresh seed per run)")
     p.add_argument("--checkpoint", help="directory for per-iteration checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
     p.add_argument("--voter", choices=["numpy", "numba", "jax", "auto"], default="auto")
@@ -252,7 +257,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     total = sum(comb(len(schema.columns), k) for k in report_ways(schema))
     with bar(total, "evaluating marginals", not (args.quiet or args.json)) as b:
         res = evaluate(real, synth, schema, test, target, ways=report_ways(schema), progress=b.update)
-    emit(args, res, format_evaluation(res))
+    emit(args, res, format_evaluation(res), answer=True)
     return EXIT_OK
 
 
@@ -380,7 +385,8 @@ def add_parser(sub: Any) -> None:
 
     s = sub.add_parser("schema", formatter_class=Formatter, help="schema tools",
                        epilog="examples:\n  pe-tabular schema infer public.csv > schema.json\n"
-                              "  pe-tabular schema infer private.csv --dp-epsilon 0.1 --types age=integer,sex=cat..."
+                              "  pe-tabular schema infer private.csv --dp-epsilon 0.1 \\\n"
+                              "      --types age=integer,sex=categorical,..."
                        )
     ss = s.add_subparsers(dest="schema_command", required=True)
     i = ss.add_parser("infer", formatter_class=Formatter, help="write a schema from a PUBLIC table (or DP)",
@@ -406,12 +412,13 @@ def add_parser(sub: Any) -> None:
                                    "of the real data (not differentially private); keep them with it.",
                        epilog="examples:\n  pe-tabular evaluate real.csv synth.csv --schema s.json\n"
                               "  pe-tabular evaluate real.csv synth.csv --schema s.json --test t.csv --target y --json")
-    e.add_argument("real")
-    e.add_argument("synth")
+    e.add_argument("real", help="the real (private) table the synthetic one was made from (.csv/.parquet)")
+    e.add_argument("synth", help="the synthetic table (.csv/.parquet)")
     add_encoding_flag(e)
-    e.add_argument("--schema", required=True)
-    e.add_argument("--test")
-    e.add_argument("--target")
+    e.add_argument("--schema", required=True, help="the public schema both tables follow (JSON/YAML)")
+    e.add_argument("--test", help="a real held-out table: adds ML efficacy (train on synthetic, test on real) and "
+                                  "distance to closest record against it")
+    e.add_argument("--target", help="class column for the ML efficacy (default: the schema's label)")
     add_common(e)
     e.set_defaults(func=_evaluate)
 
@@ -419,8 +426,8 @@ def add_parser(sub: Any) -> None:
                        epilog="examples:\n  pe-tabular demo --out demo-out\n  pe-tabular demo --epsilon 3 --json")
     d.add_argument("--out", default="demo-out")
     add_privacy_flags(d)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--no-report", action="store_true")
+    d.add_argument("--seed", type=int, default=0, help="fixes every random choice except the privacy noise")
+    d.add_argument("--no-report", action="store_true", help="skip the HTML report (OUT/report.html)")
     add_common(d)
     d.set_defaults(func=_demo)
 

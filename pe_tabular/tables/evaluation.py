@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pe_tabular.io_utils import epoch_seconds
 from pe_tabular.tables.encoder import TableEncoder
 from pe_tabular.tables.schema import Schema
 from pe_tabular.tables.scoring import EVAL_BINS, Scored, category_index, column_codes, numbers, score
@@ -92,7 +93,7 @@ def _features(df: pd.DataFrame, schema: Schema, target: str) -> tuple[np.ndarray
             X.append(np.where(idx >= 0, idx, np.nan))
             cat.append(j)
         elif c.type == "datetime":
-            X.append(pd.to_datetime(df[c.name]).astype("int64").to_numpy(float) / 1e9)
+            X.append(epoch_seconds(pd.to_datetime(df[c.name])).to_numpy(float))
         else:
             X.append(pd.to_numeric(df[c.name], errors="coerce").to_numpy(float))
     return np.stack(X, axis=1), cat

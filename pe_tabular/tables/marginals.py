@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pe_tabular.io_utils import epoch_seconds
 from pe_tabular.tables.cells import CategoryLookup
 from pe_tabular.tables.schema import Column, Schema
 from pe_tabular.tables.values import from_unit, to_unit
@@ -63,9 +64,7 @@ class Binning:
 
     def _numbers(self, s: pd.Series) -> np.ndarray:
         if pd.api.types.is_datetime64_any_dtype(s):
-            x = s.astype("int64").to_numpy(float) / 1e9  # schema bounds are epoch seconds
-            x[s.isna().to_numpy()] = np.nan
-            return x
+            return epoch_seconds(s).to_numpy(float)  # schema bounds are epoch seconds
         return pd.to_numeric(s, errors="coerce").to_numpy(float)
 
     def index(self, s: pd.Series) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pe_tabular.io_utils import atomic_write_text
+from pe_tabular.io_utils import atomic_write_text, epoch_seconds
 from pe_tabular.tables.cells import UNKNOWN, CategoryLookup, natural
 from pe_tabular.tables.errors import SchemaError
 from pe_tabular.tables.schema_file import check_schema_dict
@@ -111,7 +111,7 @@ class Column:
                 d[k] = tuple(d[k])
         for k in ("lower", "upper"):
             if isinstance(d.get(k), str):
-                d[k] = pd.Timestamp(d[k]).value / 1e9  # datetimes: ISO strings to epoch seconds
+                d[k] = epoch_seconds(d[k])  # datetimes: ISO strings to epoch seconds
         return cls(**d)
 
 
@@ -286,10 +286,7 @@ def parse_dates(s: pd.Series) -> pd.Series:
     else:
         d = pd.to_datetime(s, errors="coerce", utc=True, format="ISO8601") if s.dtype == object else \
             pd.to_datetime(s, errors="coerce", utc=True)
-    if getattr(d.dt, "tz", None) is not None:
-        d = d.dt.tz_convert("UTC").dt.tz_localize(None)
-    out = d.astype("int64").astype(float) / 1e9
-    return out.where(d.notna())
+    return epoch_seconds(d)
 
 
 def outward(lo: float, hi: float) -> tuple[float, float]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pe_tabular.io_utils import epoch_seconds
 from pe_tabular.tables.marginals import Binning
 from pe_tabular.tables.schema import Column, Schema
 
@@ -70,8 +71,7 @@ def numbers(s: pd.Series, c: Column) -> np.ndarray:
     """A numeric column's values on the schema's scale (datetimes as epoch seconds); NaN where a value is
     missing or is not a number (date)."""
     if c.type == "datetime" and not pd.api.types.is_numeric_dtype(s):
-        t = pd.to_datetime(s, errors="coerce", utc=True)
-        return ((t - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=float, na_value=np.nan)
+        return epoch_seconds(pd.to_datetime(s, errors="coerce", utc=True)).to_numpy(dtype=float, na_value=np.nan)
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 

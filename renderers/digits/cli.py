@@ -118,6 +118,7 @@ def _render(args: argparse.Namespace) -> int:
     files = _write_output(out, images, labels, args.format)
     from renderers.digits.evaluation import save_grid, save_json
 
+    (out / "grids").mkdir(exist_ok=True)  # _write_output made `out`; the grid gets its own folder, as in synth
     save_grid(out / "grids" / "final.png", images, labels, 16, rng=np.random.default_rng(0))
     summary = {"n_images": len(labels), "renderer": args.renderer, "placement": args.placement, "wall_s": wall,
                "files": files, "epsilon": 0.0, "note": "renderer alone: no private data touched"}
@@ -165,7 +166,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if report is not None:
         rec["report"] = _write_report(args, report, test, rec)
         text += f"\nwrote the report {report} ({rec['report']['bytes'] / 1e6:.1f} MB; open it in any browser)"
-    emit(args, rec, text)
+    emit(args, rec, text, answer=True)  # evaluate: the figures are the output
     return EXIT_OK
 
 

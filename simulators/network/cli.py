@@ -261,7 +261,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         write_traces_report(real, synth, report, ledger, history, fidelity=rep, window=window)
         summary["report"] = str(report)
         lines.append(_REPORT_NOTE.format(report))
-    emit(args, summary, "\n".join(lines))
+    emit(args, summary, "\n".join(lines), answer=True)  # evaluate: the figures are the output
     return 0
 
 

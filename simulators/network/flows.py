@@ -429,7 +429,7 @@ class FlowSimulator:
         cp = np.maximum(g["cport"].to_numpy(np.int64), 1024)
         icmp = g["proto"].to_numpy() == ICMP
         g["cport"] = np.where(icmp, 0, redraw_in_os_range(cp, rng))
-        st = g["start"].to_numpy(np.float64)
+        st = g["start"].to_numpy(np.float64, copy=True)
         if ts_jitter_s > 0:
             st = st + rng.uniform(-ts_jitter_s / 2, ts_jitter_s / 2, size=len(g))
         free = rng.uniform(size=len(g)) >= time_coupling

@@ -209,7 +209,7 @@ class PacketSimulator:
         other = rng.integers(0, max(n, 1), size=n)
         cross = rng.uniform(size=n) < self.crossover
         t0, t1 = self.time_window
-        ts = pk["ts"].to_numpy(np.float64)
+        ts = pk["ts"].to_numpy(np.float64, copy=True)
         sel = m["ts"]
         span = (t1 - t0) * 1e6
         shifted = ts[sel] + rng.normal(0, 0.25 * d * span + 1.0, size=int(sel.sum()))
@@ -236,20 +236,20 @@ class PacketSimulator:
             new[sel] = np.where(cross[sel] & (port_class(pt[other[sel]]) == cls), pt[other[sel]],
                                 rng.integers(lo, hi + 1))
             pk[c] = new
-        ln = pk["length"].to_numpy(np.float64)
+        ln = pk["length"].to_numpy(np.float64, copy=True)
         sel = m["length"]
         ln[sel] = np.where(cross[sel], ln[other[sel]], ln[sel] * np.exp(rng.normal(0, 0.1 + d, size=int(sel.sum()))))
         pk["length"] = np.rint(ln).astype(np.int64)
-        ttl = pk["ttl"].to_numpy(np.int64)
+        ttl = pk["ttl"].to_numpy(np.int64, copy=True)
         sel = m["ttl"]
         ttl[sel] = ttl[sel] + np.rint(rng.normal(0, 1 + 10 * d, size=int(sel.sum()))).astype(np.int64)
         pk["ttl"] = ttl
-        fl = pk["flags"].to_numpy(np.int64)
+        fl = pk["flags"].to_numpy(np.int64, copy=True)
         sel = m["flags"]
         fl[sel] = np.where(cross[sel], fl[other[sel]],
                            rng.choice(PACKET_FLAGS, size=int(sel.sum()), p=PACKET_FLAG_SHARE / PACKET_FLAG_SHARE.sum()))
         pk["flags"] = fl
-        tos = pk["tos"].to_numpy(np.int64)
+        tos = pk["tos"].to_numpy(np.int64, copy=True)
         sel = m["tos"]
         tos[sel] = np.where(cross[sel], tos[other[sel]],
                             rng.choice(P.TOS_VALUES, size=int(sel.sum()), p=P.TOS_WEIGHTS / P.TOS_WEIGHTS.sum()))

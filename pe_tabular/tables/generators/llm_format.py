@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pe_tabular.io_utils import epoch_seconds
 from pe_tabular.tables.schema import Column, Schema
 from pe_tabular.tables.values import snap
 
@@ -352,7 +353,7 @@ class RowChecker:
             s = v.strip()
             try:
                 if col.type == "datetime":
-                    x = pd.Timestamp(s).value / 1e9
+                    x = epoch_seconds(s)
                 elif col.type == "ipv4":
                     x = float(int(ipaddress.IPv4Address(s)))
                 else:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from pe_tabular.io_utils import epoch_seconds
 from pe_tabular.tables.generators.llm_format import parse_spec, to_json_value
 from pe_tabular.tables.schema import Column
 from pe_tabular.tables.values import anchors, from_unit, snap, to_unit
@@ -224,9 +225,7 @@ def _from_json_or(col: Column, v: Any) -> float:
 
 def _from_json(col: Column, v: Any) -> float:
     if col.type == "datetime" and isinstance(v, str):
-        import pandas as pd
-
-        return pd.Timestamp(v).value / 1e9
+        return epoch_seconds(v)
     if col.type == "ipv4" and isinstance(v, str):
         import ipaddress
 
