@@ -179,11 +179,28 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
-                  line: str | None = None) -> None:
-    """A warning as one line a user reads (``pe-tabular: warning: ...``), not a source location."""
-    if logging.getLogger().level <= logging.WARNING:
-        print(f"pe-tabular: warning: {message}", file=sys.stderr)
+class _LineFormatter(logging.Formatter):
+    """Log records in the CLI's one style, ``pe-tabular: warning: ...`` (as warnings and errors print), not
+    ``WARNING pe_tabular.x.y: ...``; the module name is kept for DEBUG lines only (-v), where it helps."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        where = f" [{record.name}]" if record.levelno < logging.INFO else ""
+        return f"pe-tabular: {record.levelname.lower()}{where}: {record.getMessage()}"
+
+
+class _WarningPrinter:
+    """``warnings.showwarning`` for the CLI: one line a user reads, not a source location, and each text once
+    per command (a warning raised per chunk or per column pass would otherwise repeat)."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+        text = str(message)
+        if logging.getLogger().level <= logging.WARNING and text not in self.seen:
+            self.seen.add(text)
+            print(f"pe-tabular: warning: {text}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,15 +211,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING)
     root = logging.getLogger()
     saved_logging = (root.level, list(root.handlers))  # restored on return: main() leaves no global state behind
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     if getattr(args, "epsilon", None) == math.inf:
-        print("pe-tabular: WARNING: --epsilon inf adds no noise: the output is NOT differentially private (use it "
+        print("pe-tabular: warning: --epsilon inf adds no noise: the output is NOT differentially private (use it "
               "only to measure what noise costs)", file=sys.stderr)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     saved_showwarning = warnings.showwarning
-    warnings.showwarning = _show_warning
+    warnings.showwarning = _WarningPrinter()
     try:
         return int(args.func(args) or 0)
     except AccountingError as e:

@@ -121,3 +121,23 @@ def test_an_output_where_no_file_can_be_made_fails_before_any_work(tmp_path, mon
                "/proc/out.csv", "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and "--out /proc/out.csv" in err and "choose another --out" in err
+
+
+def test_warnings_and_log_records_share_one_style_and_print_once(tmp_path, capsys):
+    """Issue 24: two styles (``pe-tabular: warning:`` and ``WARNING pe_tabular.tables.report_cli:``) and
+    warnings printed twice. A report whose data has a column the schema lacks logs a warning through
+    ``logging``; the dropped-columns warning comes through ``warnings`` — both in one style, each once."""
+    df = load_adult("train").head(300)
+    df["extra_col"] = 1
+    real, synth = tmp_path / "real.csv", tmp_path / "synth.csv"
+    df.to_csv(real, index=False)
+    df.to_csv(synth, index=False)
+    schema = tmp_path / "s.json"
+    adult_schema().save(schema)
+    rc = main(["report", str(real), str(synth), "--schema", str(schema), "--out", str(tmp_path / "r.html")])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 0
+    warned = [ln for ln in err if "warning" in ln.lower()]
+    assert warned and all(ln.startswith("pe-tabular: warning: ") for ln in warned), warned
+    assert not any(re.match(r"^(WARNING|INFO|DEBUG) ", ln) for ln in err)
+    assert len(warned) == len(set(warned))

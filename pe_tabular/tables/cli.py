@@ -224,7 +224,7 @@ def _schema_infer(args: argparse.Namespace) -> int:
     else:
         from pe_tabular.tables.schema import infer_public
 
-        print("pe-tabular: WARNING: `schema infer` without --dp-epsilon reads categories and bounds straight from "
+        print("pe-tabular: warning: `schema infer` without --dp-epsilon reads categories and bounds straight from "
               "the file. Run it on PUBLIC data only; on private data the schema itself leaks. Use --dp-epsilon for "
               "private data.", file=sys.stderr)
         schema = infer_public(df, label=args.label, types=types)
