@@ -215,7 +215,7 @@ class Schema:
                 cols[c.name] = {"sdtype": "datetime"}
             else:
                 cols[c.name] = {"sdtype": "numerical", "range_min": float(c.lower), "range_max": float(c.upper)}
-                places = _decimal_places(c.rounding)
+                places = decimal_places(c.rounding)
                 if places is not None:
                     cols[c.name]["decimal_places"] = places
         return Metadata.load_from_dict({"tables": {table_name: {"columns": cols}}})
@@ -236,7 +236,7 @@ class Schema:
         return cls(tuple(cols))
 
 
-def _decimal_places(rounding: float | None) -> int | None:
+def decimal_places(rounding: float | None) -> int | None:
     """Digits after the point of a power-of-ten rounding grid (1 → 0, 0.01 → 2); None for other grids."""
     if rounding is None or rounding <= 0:
         return None

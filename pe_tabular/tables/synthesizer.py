@@ -56,7 +56,7 @@ from pe_tabular.tables.marginals import (
 from pe_tabular.tables.private import PrivateRows, Stage
 from pe_tabular.tables.resolution import MAX_INTERVALS, numeric_columns, resolve, thresholded
 from pe_tabular.tables.resolution import plan as resolution_plan
-from pe_tabular.tables.schema import Schema, _decimal_places
+from pe_tabular.tables.schema import Schema, decimal_places
 from pe_tabular.voting.streaming import SourceVoter
 
 log = logging.getLogger(__name__)
@@ -594,7 +594,7 @@ def to_external(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             out[c.name] = pd.to_datetime(out[c.name], unit="s")
         elif c.rounding == 1.0:
             out[c.name] = pd.to_numeric(out[c.name]).round().astype("Int64")
-        elif (places := _decimal_places(c.rounding)) is not None:  # 41.15, not 41.150000000000006 in a CSV
+        elif (places := decimal_places(c.rounding)) is not None:  # 41.15, not 41.150000000000006 in a CSV
             out[c.name] = pd.to_numeric(out[c.name]).round(places)
     return out[schema.names]
 
