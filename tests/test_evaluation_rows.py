@@ -190,3 +190,15 @@ def test_synth_report_and_report_give_the_same_figures_on_the_same_files(tmp_pat
     cards = dict((label, value) for value, label in a[0])
     assert cards["real rows (every one scored)"] == "600"
     assert cards["real rows with a value outside the schema"].startswith(f"{n_outside} (")
+
+
+def test_report_states_the_dcr_unit_and_what_an_identical_row_means():
+    """Issue 24: 'DCR median 2000 / 1000' had no unit and 'exact copies' no word on what it means. The vote
+    metric counts Q per category that differs, so the report speaks in columns that differ."""
+    from pe_tabular.tables.datasets import adult_schema
+    from pe_tabular.tables.encoder import Q
+    from pe_tabular.tables.report import _cards
+
+    ev = {"n_real": 10, "n_synth": 10, "dcr": {"synth_median": 2 * Q, "holdout_median": Q}}
+    label, value = _cards(adult_schema(), None, ev)[-1]
+    assert "columns that differ" in label and value == "2.00 / 1.00"
