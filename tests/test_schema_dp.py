@@ -129,7 +129,7 @@ def test_a_year_column_the_noise_swamps_is_named_with_the_budget_that_would_do(s
         hit = [w for w in warned if f"'{name}'" in w]
         assert (fits and sane) or hit
         for w in hit:
-            assert re.search(r"--dp-epsilon [0-9.]+ would do", w)
+            assert re.search(r"about --dp-epsilon [0-9.]+ would bound", w)  # the budget that would do
             assert str(n) not in w and "1980" not in w and "1987" not in w  # no count, no private value
 
 

@@ -182,8 +182,9 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
             if type_ == "boolean":
                 cats = [c for c in cats if c.lower() in ("true", "false", "1", "0", "yes", "no")]
             if not cats:
-                _warn(name, "no value cleared the DP threshold, so every value goes to its '(other)' category",
-                      epsilon, delta, float(noisy[0]) / sigma_cat if noisy[0] > 3 * sigma_cat else 0.0)
+                _warn(name, "no value cleared the DP threshold (all missing, or no value frequent enough for this "
+                      "budget), so every value goes to its '(other)' category; give its categories publicly if "
+                      "it has any", None, delta, 0.0)
             other = OTHER if OTHER not in cats else OTHER + "_"
             cols.append(Column(name, type_, categories=tuple([*cats, other]), other=other,
                                nullable=bool(noisy[0] > 3 * sigma_cat)))
@@ -208,14 +209,14 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
             b = bounds_from_tree(noisy[:-2], sigma_num, type_)
             if b is None:
                 _warn(name, f"the DP histogram holds no {what} (all missing, or too few rows for this budget); "
-                      "it gets placeholder bounds [0, 1]: give its bounds publicly", epsilon, delta, 0.0)
+                      "it gets placeholder bounds [0, 1]: give its bounds publicly if it has any", None, delta, 0.0)
                 cols.append(Column(name, type_, lower=0.0, upper=1.0, nullable=True,
                                    description="placeholder bounds: no values found by the DP schema"))
                 continue
             ratio = b.mass / sigma_num
             if ratio < MIN_MASS_SIGMAS or b.coarse:
-                _warn(name, f"the noise at this budget is too large for bounds that hold 99 % of its rows "
-                      f"([{b.lower:g}, {b.upper:g}] may cut its tails or be far too wide)", epsilon, delta, ratio)
+                _warn(name, f"bounds [{b.lower:g}, {b.upper:g}] are noise-limited (they may cut its tails or be "
+                      "far too wide)", epsilon, delta, ratio)
             cols.append(Column(name, type_, lower=b.lower, upper=b.upper, scale=b.scale, nullable=nullable,
                                description="" if ratio >= MIN_MASS_SIGMAS and not b.coarse else
                                f"noise-limited DP bounds at --dp-epsilon {epsilon:g}"))
@@ -229,6 +230,6 @@ def _warn(name: str, problem: str, epsilon: float | None, delta: float, mass_sig
     would do (from released noisy quantities only)."""
     fix = ""
     if epsilon is not None:
-        fix = (f"; at --dp-epsilon {epsilon:g} the table is small for this column: about --dp-epsilon "
-               f"{budget_for(mass_sigmas, epsilon, delta):g} would do, or give it publicly in the schema")
+        fix = (f" at --dp-epsilon {epsilon:g}: about --dp-epsilon {budget_for(mass_sigmas, epsilon, delta):g} would "
+               "bound 99 % of its rows, or give them publicly in the schema")
     warnings.warn(DPSchemaWarning(f"DP schema, column {name!r}: {problem}{fix}"), stacklevel=3)
