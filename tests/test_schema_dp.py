@@ -185,3 +185,17 @@ def test_public_all_missing_and_stray_text_columns_are_named(tmp_path, capsys):
     assert rc == 0 and cols["empty"]["nullable"]
     assert "n.a." in cols["num"]["categories"] or cols["num"].get("other")  # the entry keeps the stray value
     assert "'empty'" in err and "'num'" in err and "n.a." in err  # public data: the value may be shown
+
+
+def test_a_thin_tail_beside_the_bulk_keeps_its_mass_on_the_coarse_levels():
+    """A level-2 cell at 3σ next to the bulk: without ``adjacent_min`` (the old rule) its rows were given to the
+    bulk and the upper quantile fell short of them; with it they stay where they are (a noiseless tree)."""
+    from pe_tabular.tables import dp_quantiles as dq
+
+    x = np.concatenate([np.full(1000, 0.30), np.full(30, 0.32)])  # 0.30 and 0.32 lie in adjacent level-2 cells
+    tree = dq.tree_counts(x)
+    old = dq.leaf_masses(tree, 10.0, min_split=0.0, child_min=4.0, exclusive=2)
+    new = dq.leaf_masses(tree, 10.0, min_split=0.0, child_min=4.0, exclusive=2, adjacent_min=2.5)
+    top = np.array([1 - 0.01])
+    assert dq.quantiles(old, top)[0] < 0.31 < dq.quantiles(new, top)[0]
+    assert new.sum() == pytest.approx(old.sum())

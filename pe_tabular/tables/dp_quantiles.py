@@ -85,9 +85,22 @@ def leaf_masses_resolved(noisy: np.ndarray, sigma: float, total: float | None = 
         split = project_rows(np.where(keep, c, -1e300 if lv <= exclusive else 0.0), mass)
         even = (mass < min_split * branch * sigma) | ~keep.any(1)  # children within the noise: no split by it
         split[even] = (mass[even] / branch)[:, None]
+        if lv <= exclusive and adjacent_min is not None:
+            _toward_neighbours(split, mass, even)
         depth = np.where(even, depth, lv).repeat(branch)
         mass = split.ravel()
     return mass, depth
+
+
+def _toward_neighbours(split: np.ndarray, mass: np.ndarray, even: np.ndarray) -> None:
+    """On an exclusive level, a node none of whose children stands out but whose neighbour on ONE side holds
+    mass (a tail beside the bulk, found only on the coarse level) puts its mass in its child on that side
+    rather than evenly over decades: the nearest place the evidence allows, not the farthest."""
+    left = np.concatenate([[0.0], mass[:-1]]) > 0
+    right = np.concatenate([mass[1:], [0.0]]) > 0
+    for i in np.flatnonzero(even & (mass > 0) & (left != right)):
+        split[i] = 0.0
+        split[i, 0 if left[i] else -1] = mass[i]
 
 
 def _standing(cells: np.ndarray, sigma: float, child_min: float, adjacent_min: float | None) -> np.ndarray:

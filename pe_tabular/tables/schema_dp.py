@@ -53,6 +53,7 @@ DECADES = 13.0  # the public scale covers ±10^13
 BOUND_Q = 0.005  # bounds are the DP 0.5 % and 99.5 % quantiles (then padded and rounded outward): 99 % inside
 CAT_WEIGHT = 4.0  # a category histogram gets 4 times the budget of a column's bound histogram
 MARGIN = 0.3  # the bounds reach 30 % of the inner span beyond the quantiles (then rounded outward)
+LOG_MARGIN = 0.5  # a positive column's upper bound reaches at least half the log-distance median → quantile beyond
 BOUND_SIGMAS = 4.0  # a cell of the two coarsest levels gets mass only when it stands out by 4σ ...
 ADJACENT_SIGMAS = 2.5  # ... or by 2.5σ right next to one that does (a thin tail beside the bulk)
 RESOLVED_LEVEL = 3  # a bound placed by an even spread over a node of level < 3 (0.4 decades) is coarse
@@ -94,7 +95,9 @@ def bounds_from_tree(tree: np.ndarray, sigma: float, type_: str) -> Bounds | Non
     Two exclusive levels: no mass reaches a coarse cell (decades of the public scale) unless it stands out
     (``BOUND_SIGMAS``) or continues a standing run by a thinner tail (``ADJACENT_SIGMAS``) — what would make a
     bound absurd; finer levels share a node's excess evenly, so bounds err on the wide side. The bounds are
-    the ``BOUND_Q`` and 1 − ``BOUND_Q`` quantiles, padded by ``MARGIN`` of their span, rounded outward."""
+    the ``BOUND_Q`` and 1 − ``BOUND_Q`` quantiles, padded by ``MARGIN`` of their span (the upper one, of a
+    positive column, by ``LOG_MARGIN`` of its log-distance from the median when that reaches further: a heavy
+    tail the noise hides beyond the quantile), rounded outward."""
     leaves, depth = dq.leaf_masses_resolved(tree, sigma, min_split=0.0, child_min=BOUND_SIGMAS, exclusive=2,
                                             adjacent_min=ADJACENT_SIGMAS)
     mass = float(leaves.sum())
@@ -106,7 +109,10 @@ def bounds_from_tree(tree: np.ndarray, sigma: float, type_: str) -> Bounds | Non
     lo_q = float(min(from_signed_log(u[0] - 1.0 / leaves.size), q[0]))  # the quantile leaf's lower edge
     hi_q = float(q[2])
     pad = MARGIN * (hi_q - lo_q)  # tails the quantiles cut (few rows each) get room before clipping
-    lo, hi = outward(max(lo_q - pad, 0.0) if lo_q >= 0 else lo_q - pad, hi_q + pad)
+    hi = hi_q + pad
+    if hi_q > 0 and q[1] > 0:  # a heavy right tail: the same margin on the log scale reaches further
+        hi = max(hi, hi_q * (hi_q / float(q[1])) ** LOG_MARGIN)
+    lo, hi = outward(max(lo_q - pad, 0.0) if lo_q >= 0 else lo_q - pad, hi)
     if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
         lo, hi = float(q[0]) - 1.0, float(q[2]) + 1.0
     scale = "log" if type_ != "datetime" and lo >= 0 and hi > 1000 * max(float(q[1]), 1.0) else "linear"
