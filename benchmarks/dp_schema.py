@@ -33,6 +33,31 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLES = next((d / "shared" / "data" / "tables" for d in ROOT.parents if (d / "shared" / "data").is_dir()),
               ROOT.parent / "shared" / "data" / "tables")  # ../shared, or further up from a worktree
 GOAL = 0.99
+#: the same measurement on the code before this benchmark existed (commit 73af10f: bounds at the quantile set by
+#: 4σ of mass, no warnings), 2 runs per column, kept for comparison
+BEFORE = ("Before (commit 73af10f, the same command with `--repeats 2`): no warning on any column, and 22 of the "
+          "55 columns held < 99 % of their rows in at least one run (worst 66.1 %: churn `account_length` "
+          "bounded [30, 120] for 1–243; lending `total_il_high_credit_limit` 84 %; `open_il_6m` [0, 6] for "
+          "0–32).")
+
+
+NOTES = [
+    "What the warning means: at `--dp-epsilon 0.1` each number column of these tables gets noise σ ≈ 300–500 "
+    "per histogram cell (the budget is split over all columns), so a tail holding ≤ 1 % of the rows can hide "
+    "in one cell. Bounds come from the cells that stand out (4σ, or 3σ right beside one that does; on the finer "
+    "levels a node's excess over its standing cells goes to the others in proportion to their counts once it "
+    "clears 2σ·√(k+1)) and a margin (30 % of the span; for a positive column whose median is within two "
+    "decades, up to 3× the 99.5 % quantile by ¾ of its log-distance from the median). A column is warned about "
+    "when its noisy mass is under 60σ (the two small tables, lending 9.9k rows and churn 5k, and the two at "
+    "22–26k rows with 13–15 columns) or when both bounds fall in one coarse node the noise could not split "
+    "(nassCDS `yearVeh` 'somewhere in [1778, 4467]'); the warning names the `--dp-epsilon` that would bound "
+    "99 % of the column (a 1 % tail clearing the bar on its own).",
+    "Misses: CPS `experience` (1.5 % of the rows at −4…−1, no warning): a negative tail that thin is below the "
+    "noise, and a column whose lower quantile is 0 keeps the lower bound 0. The last column shows the other "
+    "failure, bounds far wider than the data in a rare run (Minneapolis `lat` [0, 200] or `date` from 1970): a "
+    "noise excess that clears 2σ·√(k+1) by chance (about 1–2 % of column-runs); raising that bar trades it for "
+    "missed heavy tails (CPS `wage` at 3σ: 13 % of runs below 99 %).",
+]
 
 
 def codebook_types(df: pd.DataFrame) -> dict[str, str]:
@@ -63,15 +88,21 @@ def run_table(path: Path, eps: float, repeats: int) -> list[dict[str, Any]]:
             if c.is_categorical:
                 continue
             r = rows.setdefault(c.name, {"table": path.name.split(".")[0], "column": c.name, "type": c.type,
-                                         "cov": [], "warned": 0, "bounds": []})
+                                         "cov": [], "quiet_cov": [], "warned": 0, "bounds": []})
             r["cov"].append(coverage(df[c.name], c.type, c.lower, c.upper))
-            r["warned"] += any(f"'{c.name}'" in t for t in text)
+            warned = any(f"'{c.name}'" in t for t in text)
+            r["warned"] += warned
+            if not warned:
+                r["quiet_cov"].append(r["cov"][-1])
             r["bounds"].append((c.lower, c.upper))
     out = []
     for r in rows.values():
         s = df[r["column"]]
         x = (parse_dates(s) if r["type"] == "datetime" else pd.to_numeric(s, errors="coerce")).dropna()
+        span = float(x.max() - x.min()) if len(x) else float("nan")
         r.update(min_cov=min(r["cov"]), mean_cov=float(np.mean(r["cov"])), repeats=repeats,
+                 widest=max(hi - lo for lo, hi in r["bounds"]) / span if span > 0 else float("nan"),
+                 quiet_min=min(r["quiet_cov"], default=float("nan")),
                  real=(float(x.min()), float(x.max())) if len(x) else None)
         out.append(r)
     return out
@@ -83,14 +114,16 @@ def fmt(v: float, type_: str) -> str:
 
 def table_lines(res: list[dict[str, Any]]) -> list[str]:
     lines = ["| table | column | type | real range | released bounds (first run) | rows inside: worst / mean | "
-             "warned (runs) |", "|---|---|---|---|---|---|---|"]
+             "warned (runs) | worst in a run without warning | widest bounds / real range |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in res:
         lo, hi = r["bounds"][0]
         real = f"[{fmt(r['real'][0], r['type'])}, {fmt(r['real'][1], r['type'])}]" if r["real"] else "(empty)"
-        flag = "" if r["warned"] or r["min_cov"] >= GOAL else " **✗**"
+        q = r["quiet_min"]
+        quiet = "—" if q != q else f"{q:.2%}" + ("" if q >= GOAL else " **✗**")
         lines.append(f"| {r['table']} | {r['column']} | {r['type']} | {real} | [{fmt(lo, r['type'])}, "
-                     f"{fmt(hi, r['type'])}] | {r['min_cov']:.2%} / {r['mean_cov']:.2%}{flag} | "
-                     f"{r['warned']}/{r['repeats']} |")
+                     f"{fmt(hi, r['type'])}] | {r['min_cov']:.2%} / {r['mean_cov']:.2%} | "
+                     f"{r['warned']}/{r['repeats']} | {quiet} | {r['widest']:.3g} |")
     return lines
 
 
@@ -105,12 +138,14 @@ def main(argv: list[str] | None = None) -> None:
     manifest = json.loads((TABLES / "manifest.json").read_text())
     res = [r for m in manifest for r in run_table(TABLES / m["file"], a.eps, a.repeats)]
     wall = time.time() - t0
-    quiet = [r for r in res if not r["warned"]]
-    ok = sum(r["min_cov"] >= GOAL for r in quiet)
-    summary = (f"{len(res)} number columns on {len(manifest)} tables, {a.repeats} runs each at --dp-epsilon "
-               f"{a.eps:g}: warned on {len(res) - len(quiet)}; of the {len(quiet)} without a warning, {ok} hold "
-               f"≥ {GOAL:.0%} of the rows in every run (worst {min((r['min_cov'] for r in quiet), default=1):.2%}); "
-               f"{wall:.0f} s")
+    runs = [(c, r["column"]) for r in res for c in r["quiet_cov"]]
+    miss = sorted({name for c, name in runs if c < GOAL})
+    summary = (f"{len(res)} number columns on {len(manifest)} tables × {a.repeats} runs at --dp-epsilon {a.eps:g}: "
+               f"a warning in {sum(r['warned'] for r in res)} of {len(res) * a.repeats} column-runs (columns warned "
+               f"in every run: {sum(r['warned'] == a.repeats for r in res)}, never: "
+               f"{sum(r['warned'] == 0 for r in res)}); of the {len(runs)} column-runs without a warning, "
+               f"{sum(c >= GOAL for c, _ in runs)} hold ≥ {GOAL:.0%} of the rows (misses: {', '.join(miss) or 'none'}; "
+               f"worst {min((c for c, _ in runs), default=1):.2%}); {wall:.0f} s")
     lines = table_lines(res)
     print("\n".join(lines) + "\n\n" + summary)
     if a.json:
@@ -122,9 +157,11 @@ def main(argv: list[str] | None = None) -> None:
             "",
             "`schema infer --dp-epsilon` on every corpus table, column types from the codebook (`--types`), "
             "real noise. Per number column: the share of the table's non-missing rows inside the released bounds "
-            f"(goal ≥ {GOAL:.0%} wherever no warning is printed; ✗ marks a miss), and in how many runs "
-            "`schema infer` warned that the column's bounds are noise-limited at this budget.",
-            "", summary, "", *lines])
+            f"(worst and mean over the runs), in how many runs `schema infer` warned that the column's bounds are "
+            f"noise-limited at this budget, the worst share in a run without a warning (goal ≥ {GOAL:.0%}; "
+            "✗ marks a miss), and how wide the widest released bounds are against the real range (absurd bounds "
+            "show here).",
+            "", summary, "", BEFORE, "", *NOTES, "", *lines])
 
 
 if __name__ == "__main__":

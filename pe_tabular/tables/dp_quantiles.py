@@ -27,6 +27,7 @@ BRANCH = 8
 LEVELS = 4
 MIN_SPLIT = 1.5  # a node whose children would average less than this many σ is spread evenly over them
 CHILD_MIN = 2.0  # a child whose noisy count is below this many σ gets no mass of a split node
+OPEN_SIGMAS = 2.0  # bounds: a node gives its excess over its standing children to the others past 2σ·√(k + 1)
 
 
 def n_cells(branch: int = BRANCH, levels: int = LEVELS) -> int:
@@ -54,9 +55,11 @@ def leaf_masses(noisy: np.ndarray, sigma: float, total: float | None = None, bra
     ``total`` (e.g. a separately released noisy count) fixes the root mass; by default it is the clipped sum
     of the first level (with ``exclusive``: of its cells that clear ``child_min``·σ). ``exclusive`` (a number of
     top levels) is for bounds on a wide scale, where mass must never reach a coarse region without evidence.
-    ``adjacent_min`` (σ): on those levels but the first (whose cells are too wide), a cell next to one that
-    stands out counts as standing out when it clears this lower bar — a tail next to the bulk, too thin to
-    clear ``child_min`` on its own (one extra test per side of each run of standing cells)."""
+    ``adjacent_min`` (σ), for bounds: on every level but the first (whose cells are too wide), a cell next to
+    one that stands out counts as standing out when it clears this lower bar — a tail next to the bulk, too
+    thin to clear ``child_min`` on its own (one extra test per side of each run of standing cells); on the
+    finer levels a node gives its excess over its standing children to the others only when that excess
+    clears the bar too, in proportion to their clipped counts (:func:`_bounds_split`)."""
     return leaf_masses_resolved(noisy, sigma, total, branch, levels, min_split, child_min, exclusive,
                                 adjacent_min)[0]
 
@@ -78,11 +81,14 @@ def leaf_masses_resolved(noisy: np.ndarray, sigma: float, total: float | None = 
         flat = y[pos:pos + branch**lv]
         c = flat.reshape(-1, branch)
         pos += branch**lv
-        weak = adjacent_min if 1 < lv <= exclusive else None
+        weak = adjacent_min if lv > 1 else None
         keep = _standing(flat, sigma, child_min, weak).reshape(-1, branch)
         # children in the noise count as empty; on the first ``exclusive`` levels they get nothing even when the
         # node holds more than its standing-out children (else the excess is shared evenly: a smoother level)
-        split = project_rows(np.where(keep, c, -1e300 if lv <= exclusive else 0.0), mass)
+        if adjacent_min is not None and lv > exclusive:
+            split = _bounds_split(c, keep, mass, sigma, OPEN_SIGMAS)
+        else:
+            split = project_rows(np.where(keep, c, -1e300 if lv <= exclusive else 0.0), mass)
         even = (mass < min_split * branch * sigma) | ~keep.any(1)  # children within the noise: no split by it
         split[even] = (mass[even] / branch)[:, None]
         if lv <= exclusive and adjacent_min is not None:
@@ -90,6 +96,22 @@ def leaf_masses_resolved(noisy: np.ndarray, sigma: float, total: float | None = 
         depth = np.where(even, depth, lv).repeat(branch)
         mass = split.ravel()
     return mass, depth
+
+
+def _bounds_split(c: np.ndarray, keep: np.ndarray, mass: np.ndarray, sigma: float, bar: float) -> np.ndarray:
+    """The split of a finer level for bounds: the standing children get their noisy counts (projected onto
+    the node's mass); what the node holds beyond them goes to its other children in proportion to their
+    clipped noisy counts — where the thin tail is — but only when it clears ``bar``·σ·√(k + 1) (the noise of
+    k + 1 counts): an excess within the noise stays with the standing children, so it never reaches the far
+    end of the node (a year column "up to 4467")."""
+    kept = np.where(keep, c, 0.0)
+    excess = mass - kept.sum(1)
+    open_ = excess > bar * sigma * np.sqrt(keep.sum(1) + 1.0)
+    split = project_rows(np.where(keep, c, -1e300), np.where(open_, np.minimum(kept.sum(1), mass), mass))
+    weight = np.where(keep, 0.0, np.maximum(c, 0.0))
+    total = weight.sum(1)
+    share = np.where((open_ & (total > 0))[:, None], weight / np.where(total > 0, total, 1.0)[:, None], 0.0)
+    return split + share * np.where(open_, mass - split.sum(1), 0.0)[:, None]
 
 
 def _toward_neighbours(split: np.ndarray, mass: np.ndarray, even: np.ndarray) -> None:
