@@ -18,9 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from pe_tabular.cli_support import UsageError
-from pe_tabular.tables.io import _check_header as check_header
 from pe_tabular.tables.io import read_table
-from pe_tabular.tables.private import NA_STRINGS
+from pe_tabular.tables.private import NA_STRINGS, file_columns
 
 
 def as_text(s: pd.Series) -> pd.Series:
@@ -47,7 +46,10 @@ def _read_csv_text(p: Path, flag: str, encoding: str) -> pd.DataFrame:
     the kind of problem, never a value."""
     if not p.exists() or p.is_dir():
         return read_table(p, flag, encoding)  # raises its "does not exist" / "is a folder"
-    check_header(p, flag, encoding)
+    names = [h.strip() for h in file_columns(str(p), encoding)]
+    dups = sorted({n for n in names if names.count(n) > 1})  # pandas would rename a copy 'name.1' silently
+    if dups:
+        raise UsageError(f"{flag} {p}: duplicate column names {dups} in the header; rename or drop the copies")
     try:
         return pd.read_csv(p, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True,
                            encoding=encoding, compression="infer")
