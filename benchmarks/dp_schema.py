@@ -36,9 +36,9 @@ GOAL = 0.99
 #: the same measurement on the code before this benchmark existed (commit 73af10f: bounds at the quantile set by
 #: 4σ of mass, no warnings), 2 runs per column, kept for comparison
 BEFORE = ("Before (`infer_dp` of commit 73af10f on the same text-read tables, 2 runs): no warning on any "
-          "column, and 22 of the 55 columns held < 99 % of their rows in at least one run (worst 66.1 %: churn `account_length` "
-          "bounded [30, 120] for 1–243; lending `total_il_high_credit_limit` 84 %; `open_il_6m` [0, 6] for "
-          "0–32).")
+          "column, and 22 of the 55 columns held < 99 % of their rows in at least one run (worst 66.1 %: churn "
+          "`account_length` bounded [30, 120] for 1–243; lending `total_il_high_credit_limit` 84 %; "
+          "`open_il_6m` [0, 6] for 0–32).")
 
 
 NOTES = [
