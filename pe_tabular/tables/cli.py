@@ -205,16 +205,23 @@ def _parse_types(s: str | None, columns: list[str], required: bool) -> dict[str,
 
 
 def _schema_infer(args: argparse.Namespace) -> int:
+    """Describe a table as a schema. DP mode reads the private file as text (a cell's value never depends on
+    the other rows: no pandas type guessing) and takes types from --types; public mode reads the public table
+    with pandas' types. Both refuse a table they cannot describe; nothing is written unless it succeeds."""
+    from pe_tabular.tables.infer_checks import check_delimiter, check_rows, warn_public_columns
     from pe_tabular.tables.schema import describe
 
     refuse_overwriting_inputs([args.out], [args.data])
-    df = read_table(args.data, encoding=args.encoding)
+    check_delimiter(args.data, "DATA", args.encoding)
     quiet = args.quiet or args.json
-    types = _parse_types(args.types, list(df.columns), required=args.dp_epsilon is not None)
     if args.dp_epsilon is not None:
         from pe_tabular.privacy.noise import noise_source
         from pe_tabular.tables.schema_dp import infer_dp
+        from pe_tabular.tables.text_table import read_text_table
 
+        df = read_text_table(args.data, encoding=args.encoding)
+        check_rows(df, "DATA", args.data)
+        types = _parse_types(args.types, list(df.columns), required=True)
         gdp_mu(args.dp_epsilon, args.delta)
         schema = infer_dp(df, types, args.dp_epsilon, args.delta, noise_source(), label=args.label)
         head = (f"pe-tabular: schema estimated with ({args.dp_epsilon:g}, {args.delta:g})-DP; the cost is recorded "
@@ -224,9 +231,13 @@ def _schema_infer(args: argparse.Namespace) -> int:
     else:
         from pe_tabular.tables.schema import infer_public
 
+        df = read_table(args.data, encoding=args.encoding)
+        check_rows(df, "DATA", args.data)
+        types = _parse_types(args.types, list(df.columns), required=False)
         print("pe-tabular: warning: `schema infer` without --dp-epsilon reads categories and bounds straight from "
               "the file. Run it on PUBLIC data only; on private data the schema itself leaks. Use --dp-epsilon for "
               "private data.", file=sys.stderr)
+        warn_public_columns(df[[c for c in df.columns if c not in types]])
         schema = infer_public(df, label=args.label, types=types)
         head = ("pe-tabular: read from the file: categories (numeric order where they are numbers; long tails in an "
                 "'(other)' bucket), bounds (the range seen, rounded outward), decimal grids and special values "
@@ -234,7 +245,7 @@ def _schema_infer(args: argparse.Namespace) -> int:
     if not quiet:
         print("\n".join([head, *describe(schema)]), file=sys.stderr)
     if args.out:
-        schema.save(args.out)
+        schema.save(args.out)  # atomic: a failed run leaves no file, an interrupted one no half schema
     else:
         sys.stdout.write(schema.to_json())
     return EXIT_OK
@@ -394,7 +405,7 @@ def add_parser(sub: Any) -> None:
                              "  pe-tabular schema infer private.csv --dp-epsilon 0.1 --types a=integer,b=categorical")
     i.add_argument("data")
     add_encoding_flag(i)
-    i.add_argument("--out", help="write here instead of stdout")
+    i.add_argument("--out", help="write the schema here (atomically: a failed run leaves no file) instead of stdout")
     i.add_argument("--label")
     i.add_argument("--dp-epsilon", type=positive_float("--dp-epsilon"), help="estimate from PRIVATE data with DP")
     i.add_argument("--delta", type=delta_arg, default=1e-5)

@@ -12,25 +12,31 @@ recorded in ``schema.dp_cost`` and charged again by ``synth`` to the same ledger
   categorical column gets an explicit other bucket ``(other)`` that takes the values that did not clear τ,
   so rare values are kept (as "other") instead of dropping their rows.
 * **Bounds**: a hierarchical histogram (``dp_quantiles``) on a fixed PUBLIC signed-log scale covering
-  ±10¹³; the bounds are its DP quantiles q and 1 − q (q = ``BOUND_Q``, or the share of 4σ of mass when that is more,
-so that a cell holding only noise can never set a bound; cells below 4σ get no mass), widened by
-  ``MARGIN`` of their span and rounded outward to the leading
-  digit of their span (a margin). A quantile moves by the mass of noise, not by one spurious cell, so the
-  bounds are never absurd (the earlier "outer edges of bins clearing 3σ" gave −56 million for a price in
-  about half of the runs).
+  ±10¹³; the bounds are its DP 0.5 % and 99.5 % quantiles (``BOUND_Q``: 99 % of the rows inside), read off
+  leaf masses that reach a region only with evidence (:func:`bounds_from_tree`), widened by ``MARGIN`` of
+  their span (a heavy right tail by more, on the log scale) and rounded outward. Where the noise swamps a
+  column (little noisy mass for this σ, or both quantiles in one coarse node the noise could not split) a
+  :class:`DPSchemaWarning` names the column and the budget that would do — measured on the corpus in
+  ``benchmarks/dp_schema.py``.
+* **Typing**: types are the user's ``--types``; the released values are labels as written in the file,
+  read as text (``text_table``), so a label never depends on another row (one missing value made every
+  label of a number-coded column ``"12.0"``: issue 23, finding 2).
 * **Nullable**: the count of missing values is one more cell of the same release (a public key); the column
-  is nullable when it clears 3σ.
+  is nullable when it clears 3σ. So is the count of values that are not numbers (dates): past 3σ the column
+  is marked nullable and named in a warning.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
+from pe_tabular.privacy.accountant import gdp_epsilon, gdp_mu, sigma_for_share
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
@@ -48,10 +54,34 @@ from pe_tabular.tables.schema import (
 )
 
 DECADES = 13.0  # the public scale covers ±10^13
-BOUND_Q = 0.002  # bounds are the DP 0.2 % and 99.8 % quantiles (or further in, see BOUND_SIGMAS), rounded outward
+BOUND_Q = 0.005  # bounds are the DP 0.5 % and 99.5 % quantiles (then padded and rounded outward): 99 % inside
 CAT_WEIGHT = 4.0  # a category histogram gets 4 times the budget of a column's bound histogram
-MARGIN = 0.2  # the bounds reach 20 % of the inner span beyond the quantiles (then rounded outward)
-BOUND_SIGMAS = 4.0  # ...and never closer to the ends than 4σ of mass: one noisy cell cannot set a bound
+MARGIN = 0.3  # the bounds reach 30 % of the inner span beyond the quantiles (then rounded outward)
+LOG_MARGIN = 0.75  # a positive column's upper bound reaches at least 3/4 of the log-distance median → quantile beyond
+LOG_MARGIN_MAX = 3.0  # ... but at most 3 times the quantile,
+LOG_SPAN = 100.0  # ... and only when the median is within 2 decades of it (a median at 0 would make it absurd)
+BOUND_SIGMAS = 4.0  # a cell of the two coarsest levels gets mass only when it stands out by 4σ ...
+ADJACENT_SIGMAS = 3.0  # ... or by 3σ right next to one that does (a thin tail beside the bulk)
+RESOLVED_LEVEL = 3  # a bound placed by an even spread over a node of level < 3 (0.4 decades) is coarse
+MIN_MASS_SIGMAS = 60.0  # fewer than 60σ of noisy mass: the column is too small for this budget (warned)
+TARGET_MASS_SIGMAS = 250.0  # the budget a warning suggests: a 1 % tail clears ADJACENT_SIGMAS on its own
+
+
+class DPSchemaWarning(UserWarning):
+    """A column whose DP schema entry is noise-limited at the asked budget. Names the column and the budget
+    (and released noisy quantities only): never a count or a private value."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Bounds read off a released hierarchical histogram (post-processing only). ``mass``: the released
+    noisy mass of the column's values; ``coarse``: a bound was placed by noise-level evidence only."""
+
+    lower: float
+    upper: float
+    scale: str
+    mass: float
+    coarse: bool
 
 
 def to_signed_log(x: np.ndarray) -> np.ndarray:
@@ -65,9 +95,69 @@ def from_signed_log(u: np.ndarray) -> np.ndarray:
     return np.sign(v) * (10.0 ** np.abs(v) - 1.0)
 
 
+def bounds_from_tree(tree: np.ndarray, sigma: float, type_: str) -> Bounds | None:
+    """Bounds from the noisy tree of a column on the signed-log scale; None when it holds no mass.
+
+    Two exclusive levels: no mass reaches a coarse cell (decades of the public scale) unless it stands out
+    (``BOUND_SIGMAS``) or continues a standing run by a thinner tail (``ADJACENT_SIGMAS``) — what would make a
+    bound absurd; finer levels share a node's excess evenly, so bounds err on the wide side. The bounds are
+    the ``BOUND_Q`` and 1 − ``BOUND_Q`` quantiles, padded by ``MARGIN`` of their span (the upper one, of a
+    positive column, by ``LOG_MARGIN`` of its log-distance from the median when that reaches further: a heavy
+    tail the noise hides beyond the quantile), rounded outward."""
+    leaves, depth = dq.leaf_masses_resolved(tree, sigma, min_split=0.0, child_min=BOUND_SIGMAS, exclusive=2,
+                                            adjacent_min=ADJACENT_SIGMAS)
+    mass = float(leaves.sum())
+    if mass <= 0:
+        return None
+    u = dq.quantiles(leaves, np.array([BOUND_Q, 0.5, 1 - BOUND_Q]))
+    coarse = _unresolved(u, depth)
+    q = from_signed_log(u)
+    lo_q = float(min(from_signed_log(u[0] - 1.0 / leaves.size), q[0]))  # the quantile leaf's lower edge
+    hi_q = float(q[2])
+    pad = MARGIN * (hi_q - lo_q)  # tails the quantiles cut (few rows each) get room before clipping
+    hi = hi_q + pad
+    if hi_q > 0 and 0 < LOG_SPAN * q[1] and hi_q <= LOG_SPAN * q[1]:  # a heavy right tail (the median is within
+        hi = max(hi, hi_q * min((hi_q / float(q[1])) ** LOG_MARGIN, LOG_MARGIN_MAX))  # 2 decades): reach further
+    lo, hi = outward(max(lo_q - pad, 0.0) if lo_q >= 0 else lo_q - pad, hi)
+    if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
+        lo, hi = float(q[0]) - 1.0, float(q[2]) + 1.0
+    scale = "log" if type_ != "datetime" and lo >= 0 and hi > 1000 * max(float(q[1]), 1.0) else "linear"
+    return Bounds(lo, hi, scale, mass, coarse)
+
+
+def _unresolved(u: np.ndarray, depth: np.ndarray) -> bool:
+    """Both bounding quantiles (positions ``u[0]``, ``u[-1]``) fall in ONE node of a level coarser than
+    ``RESOLVED_LEVEL`` whose mass was spread evenly: the noise hid where in that node the column lies (a year
+    column "somewhere in [1778, 4467]")."""
+    leaf = np.clip((np.asarray(u)[[0, -1]] * depth.size).astype(int) - 1, 0, depth.size - 1)
+    d = depth[leaf]
+    if d[0] != d[1] or d[0] >= RESOLVED_LEVEL:
+        return False
+    width = depth.size // dq.BRANCH ** int(d[0])  # leaves per node of that level
+    return bool(leaf[0] // width == leaf[1] // width)
+
+
+def budget_for(mass_sigmas: float, epsilon: float, delta: float) -> float:
+    """The schema budget ε at which a column of ``mass_sigmas`` (noisy mass / σ, released) would hold
+    ``TARGET_MASS_SIGMAS``: σ scales as 1/μ, so μ grows by their ratio (post-processing of released values)."""
+    factor = TARGET_MASS_SIGMAS / max(mass_sigmas, 1.0)
+    need = gdp_epsilon(gdp_mu(epsilon, delta / 2) * factor, delta / 2)
+    return float(f"{need:.2g}") if need < 10 else float(math.ceil(need))
+
+
+def _parse(s: pd.Series, type_: str) -> np.ndarray:
+    """Numbers (epoch seconds for datetimes) of a column of text; NaN where missing or not a number."""
+    x = parse_dates(s) if type_ == "datetime" else pd.to_numeric(s, errors="coerce")
+    return np.asarray(x, dtype=float)
+
+
 def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: float, noise: NoiseSource,
              label: str | None = None) -> Schema:
-    """A schema whose categories, bounds and nullability are (ε, δ)-DP estimates; ``types`` is public input."""
+    """A schema whose categories, bounds and nullability are (ε, δ)-DP estimates; ``types`` is public input.
+
+    ``df`` should hold the file's cells as text (``text_table.read_text_table``): category labels are then
+    the released values as written, whatever the other rows hold. Columns the noise swamps at this budget
+    get a :class:`DPSchemaWarning` (column name and the budget that would do, nothing else)."""
     missing = [c for c in df.columns if c not in types]
     if missing:
         raise SchemaError(f"--types gives no type for columns {missing}; column types are public input "
@@ -103,35 +193,55 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
             cats = category_order(vc.index[noisy[1:] > tau].tolist())
             if type_ == "boolean":
                 cats = [c for c in cats if c.lower() in ("true", "false", "1", "0", "yes", "no")]
+            if not cats:
+                _warn(name, "no value cleared the DP threshold (all missing, or no value frequent enough for this "
+                      "budget), so every value goes to its '(other)' category; give its categories publicly if "
+                      "it has any", None, delta, 0.0)
             other = OTHER if OTHER not in cats else OTHER + "_"
             cols.append(Column(name, type_, categories=tuple([*cats, other]), other=other,
                                nullable=bool(noisy[0] > 3 * sigma_cat)))
         else:
-            x = parse_dates(s) if type_ == "datetime" else pd.to_numeric(s, errors="coerce").astype(float)
-            x = x.to_numpy(float)
+            x = _parse(s, type_)
             fin = x[np.isfinite(x)]
+            stray = float(s.notna().sum()) - float(fin.size)  # text that is not a number (or a date)
+            # [tree cells, missing count, count of values that do not parse]: a row adds to one cell of every
+            # level, or to one of the two public cells, so the sensitivity stays √LEVELS
             noisy = path.release(Spec(f"schema_{j:03d}", f"hierarchical histogram of {name!r} on a public "
-                                      "signed-log scale (+ missing count)", sigma_num, dq.sensitivity(),
-                                      iteration=-1, stream=(-1, j)),
-                                 lambda fin=fin, nc=null_count: np.concatenate(
-                                     [dq.tree_counts(to_signed_log(fin)), [nc]]))
-            # min_split 0 and two exclusive levels: a node splits toward any child that stands out (4σ), and no
-            # mass reaches a coarse cell (decades of the public scale) without evidence — that is what would
-            # make a bound absurd; finer levels share a node's excess evenly, so bounds err on the wide side
-            leaves = dq.leaf_masses(noisy[:-1], sigma_num, min_split=0.0, child_min=BOUND_SIGMAS, exclusive=2)
-            if leaves.sum() <= 0:
-                raise SchemaError(f"column {name!r}: the DP histogram holds no mass; raise --dp-epsilon or give "
-                                  "its bounds publicly")
-            bq = min(max(BOUND_Q, BOUND_SIGMAS * sigma_num / leaves.sum()), 0.05)  # past any noise-sized cell
-            q = from_signed_log(dq.quantiles(leaves, np.array([bq, 0.5, 1 - bq])))
-            lo_leaf = from_signed_log(dq.quantiles(leaves, np.array([bq]))[0] - 1.0 / leaves.size)
-            lo_q, hi_q = float(min(lo_leaf, q[0])), float(q[2])
-            pad = MARGIN * (hi_q - lo_q)  # tails the quantiles cut (few rows each) get room before clipping
-            lo, hi = outward(max(lo_q - pad, 0.0) if lo_q >= 0 else lo_q - pad, hi_q + pad)
-            if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
-                lo, hi = float(q[0]) - 1.0, float(q[2]) + 1.0
-            scale = "log" if type_ != "datetime" and lo >= 0 and hi > 1000 * max(float(q[1]), 1.0) else "linear"
-            cols.append(Column(name, type_, lower=lo, upper=hi, scale=scale, nullable=bool(noisy[-1] > 3 * sigma_num)))
+                                      "signed-log scale (+ missing and unparseable counts)", sigma_num,
+                                      dq.sensitivity(), iteration=-1, stream=(-1, j)),
+                                 lambda fin=fin, nc=null_count, st=stray: np.concatenate(
+                                     [dq.tree_counts(to_signed_log(fin)), [nc, st]]))
+            nullable = bool(noisy[-2] > 3 * sigma_num)
+            what = "dates" if type_ == "datetime" else "numbers"
+            if noisy[-1] > 3 * sigma_num:
+                nullable = True
+                _warn(name, f"some values are not {what} (a noisy estimate, not a count); the schema marks the "
+                      "column nullable: give those values to synth as missing-value strings or fix them, or "
+                      "declare the column categorical to keep them", None, delta, 0.0)
+            b = bounds_from_tree(noisy[:-2], sigma_num, type_)
+            if b is None:
+                _warn(name, f"the DP histogram holds no {what} (all missing, or too few rows for this budget); "
+                      "it gets placeholder bounds [0, 1]: give its bounds publicly if it has any", None, delta, 0.0)
+                cols.append(Column(name, type_, lower=0.0, upper=1.0, nullable=True,
+                                   description="placeholder bounds: no values found by the DP schema"))
+                continue
+            ratio = b.mass / sigma_num
+            if ratio < MIN_MASS_SIGMAS or b.coarse:
+                _warn(name, f"bounds [{b.lower:g}, {b.upper:g}] are noise-limited (they may cut its tails or be "
+                      "far too wide)", epsilon, delta, ratio)
+            cols.append(Column(name, type_, lower=b.lower, upper=b.upper, scale=b.scale, nullable=nullable,
+                               description="" if ratio >= MIN_MASS_SIGMAS and not b.coarse else
+                               f"noise-limited DP bounds at --dp-epsilon {epsilon:g}"))
     schema = Schema(tuple(cols), label=label)
     return Schema(schema.columns, label=label, dp_cost=ledger.to_dict(),
                   description=f"categories, bounds and nullability estimated with ({epsilon:g}, {delta:g})-DP")
+
+
+def _warn(name: str, problem: str, epsilon: float | None, delta: float, mass_sigmas: float) -> None:
+    """One :class:`DPSchemaWarning` naming the column, the problem and (with ``epsilon``) the budget that
+    would do (from released noisy quantities only)."""
+    fix = ""
+    if epsilon is not None:
+        fix = (f" at --dp-epsilon {epsilon:g}: about --dp-epsilon {budget_for(mass_sigmas, epsilon, delta):g} would "
+               "bound 99 % of its rows, or give them publicly in the schema")
+    warnings.warn(DPSchemaWarning(f"DP schema, column {name!r}: {problem}{fix}"), stacklevel=3)
