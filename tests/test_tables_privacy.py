@@ -17,6 +17,7 @@ from pe_tabular.cli import main
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.tables import dp_quantiles as dq
 from pe_tabular.tables.datasets import adult_schema, load_adult
+from pe_tabular.tables.schema import Schema
 from pe_tabular.tables.schema_dp import infer_dp
 
 FAST = dict(iterations=1, population=300, k=2, voter="numpy")
@@ -94,15 +95,22 @@ def test_dp_schema_bounds_are_never_absurd_and_record_no_private_size():
     assert min(highs) >= q[1] and max(highs) <= 10 * df["price"].max()
 
 
-def test_dp_schema_keeps_rare_categories_in_an_other_bucket_and_releases_nullability():
+def test_dp_schema_keeps_rare_categories_in_an_other_bucket_and_releases_the_labels_nullability():
     rng = np.random.default_rng(1)
     df = _frame(3000, rng)
     df.loc[:4, "kind"] = "rare-private-value"  # 5 rows: never clears the threshold
-    df.loc[:999, "price"] = np.nan  # a third missing: a released nullability
-    sch = infer_dp(df, {"price": "float", "kind": "categorical"}, 1.0, 1e-5, NoiseSource())
+    df.loc[:999, "price"] = np.nan  # a third missing
+    df["lab"] = np.where(rng.random(len(df)) < 0.5, "x", "y")
+    df.loc[:2, "lab"] = None  # 3 missing labels: below the noise, so the label stays non-nullable
+    sch = infer_dp(df, {"price": "float", "kind": "categorical", "lab": "categorical"}, 1.0, 1e-5, NoiseSource(),
+                   label="lab")
     kind = sch["kind"]
     assert "rare-private-value" not in kind.categories and kind.other in kind.categories
-    assert sch["price"].nullable and not kind.nullable
+    # every column but the label is nullable (public: a few missing cells never make the schema refuse its
+    # own file); the label's nullability is released, as a nullable label turns off class-conditional runs
+    assert sch["price"].nullable and kind.nullable and not sch["lab"].nullable
+    df = df.drop(columns="lab")
+    sch = Schema(tuple(c for c in sch.columns if c.name != "lab"))
     from pe_tabular.tables.schema import validate
 
     out = validate(df, sch, "clip")

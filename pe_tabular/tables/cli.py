@@ -141,6 +141,15 @@ def _vote_fn(args: argparse.Namespace) -> Any:
     return None
 
 
+def default_on_invalid(schema: Schema) -> str:
+    """``clip`` for a DP-estimated schema (``dp_cost`` set): its bounds are DP quantiles that leave about 1 % of
+    the rows outside by design and its rare categories sit in an other bucket, so the README's workflow would
+    otherwise stop on the very file the schema was estimated from; clipping into DP bounds is how such runs
+    bound every row's contribution. ``error`` for a public schema, where a value outside it is a mistake the
+    user wants to hear about before any budget is spent."""
+    return "clip" if schema.dp_cost else "error"
+
+
 def _synth(args: argparse.Namespace) -> int:
     out = check_out(args.out)
     report_html = check_html_out(args.report, "--report") if args.report else None
@@ -148,6 +157,7 @@ def _synth(args: argparse.Namespace) -> int:
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
     schema = Schema.load(args.schema)
+    args.on_invalid = args.on_invalid or default_on_invalid(schema)
     t0 = time.time()
     quiet = args.quiet or args.json
     synth: pd.DataFrame | None = None
@@ -226,8 +236,8 @@ def _schema_infer(args: argparse.Namespace) -> int:
         schema = infer_dp(df, types, args.dp_epsilon, args.delta, noise_source(), label=args.label)
         head = (f"pe-tabular: schema estimated with ({args.dp_epsilon:g}, {args.delta:g})-DP; the cost is recorded "
                 "in 'dp_cost' and charged again to any synth run that uses this schema. Bounds are DP quantiles "
-                "rounded outward (synth with --on-invalid clip keeps rows beyond them); categories that did not "
-                "clear the DP threshold go to each column's '(other)' bucket. Per column:")
+                "rounded outward (synth clips values beyond them: its default with a DP schema); categories that did "
+                "not clear the DP threshold go to each column's '(other)' bucket. Per column:")
     else:
         from pe_tabular.tables.schema import infer_public
 
@@ -377,10 +387,12 @@ def add_parser(sub: Any) -> None:
                    "key from $OPENAI_API_KEY (see docs/llm.md)")
     p.add_argument("--llm-model", help="model name the endpoint serves, for llm")
     p.add_argument("--public-data", help="PUBLIC table (.csv/.parquet) the sdv backend is fitted on")
-    p.add_argument("--on-invalid", choices=["error", "drop", "clip"], default="error",
-                   help="a row that does not fit the schema stops the run before any release (error), or is dropped "
-                        "/ clipped silently: whether any row was is private (--show-invalid shows them here). A "
-                        "missing value of a nullable column is data, never invalid")
+    p.add_argument("--on-invalid", choices=["error", "drop", "clip"], default=None,
+                   help="a row that does not fit the schema stops the run before any release (error; the default "
+                        "with a public schema), or is dropped / clipped silently (clip: the default with a DP "
+                        "schema, whose bounds are estimates that leave ~1%% of rows outside by design): whether any "
+                        "row was is private (--show-invalid shows them here). A missing value of a nullable column "
+                        "is data, never invalid")
     p.add_argument("--na-values", type=lambda v: [x for x in v.split(",")], default=None, metavar="S1,S2",
                    help="more strings that mean a missing value, in every input (a CSV also takes pandas' own: "
                         "empty, NA, NaN, null, None, N/A, ...)")

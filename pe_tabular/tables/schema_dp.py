@@ -21,9 +21,13 @@ recorded in ``schema.dp_cost`` and charged again by ``synth`` to the same ledger
 * **Typing**: types are the user's ``--types``; the released values are labels as written in the file,
   read as text (``text_table``), so a label never depends on another row (one missing value made every
   label of a number-coded column ``"12.0"``: issue 23, finding 2).
-* **Nullable**: the count of missing values is one more cell of the same release (a public key); the column
-  is nullable when it clears 3σ. So is the count of values that are not numbers (dates): past 3σ the column
-  is marked nullable and named in a warning.
+* **Nullable**: every column but the label is nullable, whatever the data (a public choice, so it releases
+  nothing): a few missing cells below the noise would otherwise make the schema refuse the very file it was
+  estimated from, and "nullable" only lets missing be a cell of the column's marginals, whose noisy share
+  then says how many there are. The label's nullability is released (its missing count is one more cell of
+  its histogram, a public key; nullable when it clears 3σ), because a nullable label turns off class-
+  conditional runs. The count of values that are not numbers (dates) is released the same way: past 3σ
+  the column is named in a warning.
 """
 
 from __future__ import annotations
@@ -199,7 +203,7 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
                       "it has any", None, delta, 0.0)
             other = OTHER if OTHER not in cats else OTHER + "_"
             cols.append(Column(name, type_, categories=tuple([*cats, other]), other=other,
-                               nullable=bool(noisy[0] > 3 * sigma_cat)))
+                               nullable=name != label or bool(noisy[0] > 3 * sigma_cat)))
         else:
             x = _parse(s, type_)
             fin = x[np.isfinite(x)]
@@ -211,10 +215,9 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
                                       dq.sensitivity(), iteration=-1, stream=(-1, j)),
                                  lambda fin=fin, nc=null_count, st=stray: np.concatenate(
                                      [dq.tree_counts(to_signed_log(fin)), [nc, st]]))
-            nullable = bool(noisy[-2] > 3 * sigma_num)
+            nullable = True  # a number column is never the label (see the module docstring)
             what = "dates" if type_ == "datetime" else "numbers"
             if noisy[-1] > 3 * sigma_num:
-                nullable = True
                 _warn(name, f"some values are not {what} (a noisy estimate, not a count); the schema marks the "
                       "column nullable: give those values to synth as missing-value strings or fix them, or "
                       "declare the column categorical to keep them", None, delta, 0.0)
