@@ -114,11 +114,7 @@ def test_every_cell_reaches_the_cache_as_itself(fmt, share, chunk_rows, tmp_path
     np.testing.assert_array_equal(got, np.delete(expect, SCHEMA.names.index("d"), axis=1))
 
 
-@pytest.mark.parametrize(("fmt", "share", "chunk_rows"), [
-    pytest.param(*p.values, id=p.id, marks=pytest.mark.xfail(
-        PANDAS3 or p.values[0] == "polars", strict=False,
-        reason="schema.parse_dates reads datetime64[us] (pandas 3, polars) as ns: another helper's rewrite"))
-    for p in MATRIX])
+@pytest.mark.parametrize(("fmt", "share", "chunk_rows"), MATRIX)
 def test_every_date_reaches_the_cache_as_itself(fmt, share, chunk_rows, tmp_path):
     df, expect = _truth(share)
     got = _cache(_write(df, fmt, tmp_path), chunk_rows, DATES)

@@ -1,9 +1,6 @@
 """The whole-pipeline audit's neighbour battery, fast form: the audit's own checks, a representative
 subset of D vs D' cases through the real command lines, and the proof that it bites (findings 1-7 of
-issue 23 re-introduced one at a time). The full battery: ``benchmarks/pipeline_audit.py``.
-
-Cases that today's code fails because of a finding fixed on another branch are marked xfail with the
-finding's number; they pass once that fix is merged (then the mark goes)."""
+issue 23 re-introduced one at a time). The full battery: ``benchmarks/pipeline_audit.py``."""
 
 from __future__ import annotations
 
@@ -11,7 +8,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from benchmarks.pipeline_audit_battery import PAIRS, Config, Pair, _abort_check, run_case
@@ -22,14 +18,6 @@ def _pair(name: str) -> Pair:
     return next(p for p in PAIRS if p.name == name)
 
 
-def _fixed(n: int, why: str = "") -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=False, reason=f"finding {n}{why} of issue 23, fixed on another branch")
-
-
-# under pandas 3 a blank cell stops synth ("Real files", issue 22: finding 1's other face), so a case whose
-# added row holds missing values stops on D before the mutation or the probe can show anything
-PANDAS3_BLANKS = pytest.mark.xfail(int(pd.__version__.split(".")[0]) >= 3, strict=False,
-                                   reason="finding 1 under pandas 3 (blank cells stop synth), fixed on another branch")
 
 
 # -- the audit's own comparisons -----------------------------------------------------------------------
@@ -102,7 +90,7 @@ CASES = [  # (pair, config, probe, xfail mark or None)
     ("digits / image / ordinary record", DEFAULT, False, None),
     ("tables / row / ordinary record", CK_QUIET, False, None),
     ("tables / row / missing values", DEFAULT, True, None),
-    ("tables / row / missing values", Config("dp", False, "", True), False, _fixed(2, " and 6")),
+    ("tables / row / missing values", Config("dp", False, "", True), False, None),
     ("tables / row / invalid value (drop)", DEFAULT, False, None),
     ("tables / row / category never seen", DEFAULT, False, None),
     ("tables / row / n = 0 vs n = 1 valid rows", DEFAULT, False, None),
@@ -122,7 +110,7 @@ def test_no_deterministic_difference_between_neighbours(name: str, cfg: Config, 
 
 
 # -- it bites: each finding re-introduced must be flagged by its case ------------------------------------
-@pytest.mark.parametrize("finding", [pytest.param(1, marks=PANDAS3_BLANKS), 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("finding", [1, 2, 3, 4, 5, 6, 7])
 def test_the_battery_flags_each_reintroduced_finding(finding: int, tmp_path):
     from benchmarks.pipeline_audit import run_mutation
 
@@ -130,7 +118,6 @@ def test_the_battery_flags_each_reintroduced_finding(finding: int, tmp_path):
     assert caught, f"mutation {finding} ({name}) not caught; findings: {res.findings()}"
 
 
-@PANDAS3_BLANKS
 def test_mutation_1_bites_where_todays_code_is_right(tmp_path, monkeypatch):
     """With text category labels today's code keeps a missing value to its own row (the probe is clean);
     the re-introduced finding 1 is flagged there too, so the catch is the mutation's, not today's bug's."""
