@@ -256,7 +256,9 @@ def m7_late_validation(work: Path) -> Iterator[None]:
         def batches(part: Any, columns: Any = None) -> Iterator[Any]:
             for b in real(part, columns):
                 frame = b.data
-                if isinstance(frame, pd.DataFrame) and "byt" in frame and frame["byt"].dtype == object:
+                text = isinstance(frame, pd.DataFrame) and "byt" in frame and \
+                    not pd.api.types.is_numeric_dtype(frame["byt"])  # object (pandas 2) or str (pandas 3)
+                if text:
                     bad = pd.to_numeric(frame["byt"], errors="coerce").isna() & frame["byt"].notna()
                     if bad.any():
                         if counter.n > LATE_AFTER:
