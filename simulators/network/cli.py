@@ -85,6 +85,8 @@ def _synth(args: argparse.Namespace) -> int:
     from simulators.network.fitted import FitShares
     from simulators.network.io import (
         SortedCsvSink,
+        capture_flow_format,
+        input_flow_format,
         packets_to_flows,
         read_pcap,
         write_netflow_csv,
@@ -133,6 +135,8 @@ def _synth(args: argparse.Namespace) -> int:
     show = (lambda m: print(m, file=sys.stderr)) if args.show_invalid else None
     kw = {"checkpoint": ck, "resume": args.resume, "on_event": on_event, "show_invalid": show}
     guard = MemoryGuard(args.max_memory)
+    # the output mirrors the input's conventions, read from its format only (headers, declared types)
+    fmt = capture_flow_format(cfg.ts_resolution_s) if pcap_in else input_flow_format(src, cfg.ts_resolution_s)
     real: pd.DataFrame | None = None
     records: TraceRecords | None = None
     try:
@@ -147,12 +151,12 @@ def _synth(args: argparse.Namespace) -> int:
             else:
                 res = synthesize_flows(records, cfg, **kw)
                 _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
-                             cfg.time_window)
+                             cfg.time_window, fmt)
         else:  # NetFlow CSV / CSV.gz / Parquet, a file or a folder: streamed in chunks, never one frame
             records = _on_dask(TraceRecords.scan(src, args.unit, chunk_rows=args.chunk_rows, guard=guard,
                                                  on_event=on_event), args)
             # a CSV output is written chunk by chunk too (a pcap output or a report needs the records whole)
-            sink = SortedCsvSink(out, cfg.time_window) if not out_pcap and report is None else None
+            sink = SortedCsvSink(out, cfg.time_window, fmt=fmt) if not out_pcap and report is None else None
             try:
                 res = synthesize_flows(records, cfg, sink=sink, **kw)
             except BaseException:
@@ -163,7 +167,7 @@ def _synth(args: argparse.Namespace) -> int:
                 sink.close()
             else:
                 _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
-                             cfg.time_window)
+                             cfg.time_window, fmt)
             if report is not None:
                 real = records.to_frame()  # the report shows real-data statistics: it needs them in memory
     finally:
@@ -213,11 +217,12 @@ def _check_report(path: str | None) -> Path | None:
 
 
 def _write_flows(flows: pd.DataFrame, out: Path, out_pcap: bool, seed: int | None, write_csv: Any, write_pcap: Any,
-                 expand: Any, window: tuple[float, float] | None = None) -> None:
+                 expand: Any, window: tuple[float, float] | None = None, fmt: Any = None) -> None:
+    """Flows to a pcap (expanded into packets) or a CSV in ``fmt`` (an :class:`io.FlowFormat`)."""
     if out_pcap:  # every packet inside the public window
         write_pcap(expand(flows, np.random.default_rng(seed), max_packets_per_flow=1000, window=window), out)
     else:
-        write_csv(flows, out)
+        write_csv(flows, out, fmt=fmt)
 
 
 def _load_any(path: Path) -> tuple[str, pd.DataFrame]:
