@@ -72,3 +72,13 @@ def test_form_is_the_files_not_a_records(tmp_path):
     # the header alone decides the optional columns
     _flows(20).drop(columns="tos").to_csv(tmp_path / "t.csv", index=False)
     assert input_flow_format(tmp_path / "t.csv", 1e-6).optional == ("type", "flags")
+
+
+def test_a_folder_whose_files_write_addresses_differently_is_refused(tmp_path):
+    d = tmp_path / "flows"
+    d.mkdir()
+    df = _flows(30)
+    write_netflow_csv(df, d / "a.csv")
+    write_netflow_csv(df, d / "b.csv", dotted_ips=True)
+    with pytest.raises(ValueError, match="write column 'srcip' differently"):
+        input_flow_format(d, 1e-6)

@@ -125,7 +125,7 @@ def _one_address_form(s: pd.Series, column: str, where: str) -> None:
     make the form depend on which records the file holds. Rule 7: the column and the problem only."""
     if pd.api.types.is_numeric_dtype(s):
         return
-    if not s.astype(str).str.contains(".", regex=False).all():
+    if not s.dropna().astype(str).str.contains(".", regex=False).all():  # a missing one: ip_to_uint32's error
         raise ValueError(f"{where}: column {column!r} holds text but not only dotted quads; write every address "
                          "one way: dotted quads like 10.0.0.1 throughout, or uint32 numbers throughout")
 
