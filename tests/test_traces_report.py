@@ -234,3 +234,17 @@ def test_real_ugr16_sample_report(tmp_path):
     top_ip = uint32_to_ip(np.array([real["dstip"].value_counts().index[0]]))[0]
     assert _table(page, "Top-10 destination addresses")[0][1] == top_ip
     assert len(PNG_URI.findall(page)) >= 3
+
+
+def test_synth_report_states_the_figures_traces_evaluate_prints(flows_csv, tmp_path, capsys):
+    """One code path (cli.trace_fidelity): the report of `traces synth --report` shows the headline
+    `traces evaluate INPUT OUT` prints on the same two files (issue 24: 0.1167 vs 0.1221)."""
+    out, rep = tmp_path / "synth.csv", tmp_path / "synth.html"
+    assert main(["traces", "synth", str(flows_csv), "--epsilon", "2", "--time-window", *WINDOW_ARGS,
+                 "--out", str(out), "--report", str(rep), "-q", *SMALL]) == 0
+    capsys.readouterr()
+    assert main(["traces", "evaluate", str(flows_csv), str(out), "--json"]) == 0
+    head = json.loads(capsys.readouterr().out)["headline"]
+    cards = _cards(rep.read_text())
+    assert cards["pairwise TVD (lower is better)"] == f"{head['pairwise_tvd']:.4f}"
+    assert cards["heavy-hitter error (lower is better)"] == f"{head['hh_error']:.4f}"

@@ -85,6 +85,8 @@ def _synth(args: argparse.Namespace) -> int:
     from simulators.network.fitted import FitShares
     from simulators.network.io import (
         SortedCsvSink,
+        capture_flow_format,
+        input_flow_format,
         packets_to_flows,
         read_pcap,
         write_netflow_csv,
@@ -133,13 +135,15 @@ def _synth(args: argparse.Namespace) -> int:
     show = (lambda m: print(m, file=sys.stderr)) if args.show_invalid else None
     kw = {"checkpoint": ck, "resume": args.resume, "on_event": on_event, "show_invalid": show}
     guard = MemoryGuard(args.max_memory)
+    # the output mirrors the input's conventions, read from its format only (headers, declared types)
+    fmt = capture_flow_format(cfg.ts_resolution_s) if pcap_in else input_flow_format(src, cfg.ts_resolution_s)
     real: pd.DataFrame | None = None
     records: TraceRecords | None = None
     try:
         if pcap_in:  # a pcap is parsed whole (packets stay in memory); its flows or packets are one source
             packets = read_pcap(src, show)
-            real = packets if args.level == "packet" else packets_to_flows(packets)
-            records = _on_dask(TraceRecords.from_frame(real, args.unit, chunk_rows=args.chunk_rows, guard=guard,
+            frame = packets if args.level == "packet" else packets_to_flows(packets)
+            records = _on_dask(TraceRecords.from_frame(frame, args.unit, chunk_rows=args.chunk_rows, guard=guard,
                                                        on_event=on_event), args)
             if args.level == "packet":
                 res = synthesize_packets(records, cfg, **kw)
@@ -147,12 +151,12 @@ def _synth(args: argparse.Namespace) -> int:
             else:
                 res = synthesize_flows(records, cfg, **kw)
                 _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
-                             cfg.time_window)
+                             cfg.time_window, fmt)
         else:  # NetFlow CSV / CSV.gz / Parquet, a file or a folder: streamed in chunks, never one frame
             records = _on_dask(TraceRecords.scan(src, args.unit, chunk_rows=args.chunk_rows, guard=guard,
                                                  on_event=on_event), args)
             # a CSV output is written chunk by chunk too (a pcap output or a report needs the records whole)
-            sink = SortedCsvSink(out, cfg.time_window) if not out_pcap and report is None else None
+            sink = SortedCsvSink(out, cfg.time_window, fmt=fmt) if not out_pcap and report is None else None
             try:
                 res = synthesize_flows(records, cfg, sink=sink, **kw)
             except BaseException:
@@ -163,9 +167,9 @@ def _synth(args: argparse.Namespace) -> int:
                 sink.close()
             else:
                 _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
-                             cfg.time_window)
-            if report is not None:
-                real = records.to_frame()  # the report shows real-data statistics: it needs them in memory
+                             cfg.time_window, fmt)
+            if report is not None and not src.is_file():
+                real = records.to_frame()  # a folder: the report needs its records in memory
     finally:
         bars.close()
         if records is not None:
@@ -185,7 +189,9 @@ def _synth(args: argparse.Namespace) -> int:
     if report is not None:
         from simulators.network.report import write_traces_report
 
-        write_traces_report(real, res.records, report, res.ledger, res.history, window=cfg.time_window)
+        # the files as written, compared as `traces evaluate INPUT OUT` compares them (same figures)
+        _, real, syn, rep = trace_fidelity(src if real is None else real, out, cfg.time_window)
+        write_traces_report(real, syn, report, res.ledger, res.history, fidelity=rep, window=cfg.time_window)
         summary["report"] = str(report)
         text += f"\n{_REPORT_NOTE.format(report)}"
     emit(args, summary, text)
@@ -213,38 +219,69 @@ def _check_report(path: str | None) -> Path | None:
 
 
 def _write_flows(flows: pd.DataFrame, out: Path, out_pcap: bool, seed: int | None, write_csv: Any, write_pcap: Any,
-                 expand: Any, window: tuple[float, float] | None = None) -> None:
+                 expand: Any, window: tuple[float, float] | None = None, fmt: Any = None) -> None:
+    """Flows to a pcap (expanded into packets) or a CSV in ``fmt`` (an :class:`io.FlowFormat`)."""
     if out_pcap:  # every packet inside the public window
         write_pcap(expand(flows, np.random.default_rng(seed), max_packets_per_flow=1000, window=window), out)
     else:
-        write_csv(flows, out)
+        write_csv(flows, out, fmt=fmt)
 
 
-def _load_any(path: Path) -> tuple[str, pd.DataFrame]:
-    from simulators.network.io import read_netflow_csv, read_pcap
+def _load_any(path: Path, kind: str | None = None) -> tuple[str, pd.DataFrame]:
+    """A trace file as flow or packet records; a capture asked for as ``kind="flow"`` gives its flows
+    (as ``traces synth`` extracts them)."""
+    from simulators.network.io import packets_to_flows, read_netflow_csv, read_pcap
 
     if _is_pcap(path):
-        return "packet", read_pcap(path)
+        packets = read_pcap(path)
+        return ("flow", packets_to_flows(packets)) if kind == "flow" else ("packet", packets)
     df = pd.read_csv(path, nrows=1)
     if "length" in df.columns and "pkt" not in df.columns:
         return "packet", pd.read_csv(path)
     return "flow", read_netflow_csv(path)
 
 
+def trace_fidelity(real: Path | pd.DataFrame, synth: Path, window: tuple[float, float] | None,
+                   ) -> tuple[str, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The fidelity suite on a real trace (a file, or flow records already in memory) and a synthetic
+    file: the one code path of ``traces evaluate`` and of ``traces synth --report``, so the report
+    states the figures evaluate prints. The synthetic side is always the file as written (its rounding
+    and columns), a capture compared with flow records gives its flows, and ``window`` is the public
+    time window (None: the real trace's range, the suite's default)."""
+    from pe_tabular.cli_support import UsageError
+    from simulators.network.fidelity import flow_fidelity, packet_fidelity
+
+    ks, syn = _load_any(Path(synth))
+    kr, rec = ("flow", real) if isinstance(real, pd.DataFrame) else _load_any(Path(real), ks)
+    if kr != ks:
+        raise UsageError(f"REAL is {kr} records but SYNTH is {ks} records; compare like with like")
+    return kr, rec, syn, (flow_fidelity if kr == "flow" else packet_fidelity)(rec, syn, window)
+
+
+def _public_window(args: argparse.Namespace) -> tuple[float, float] | None:
+    """The time window to bin by: --time-window, else the public one the synthetic file's ledger
+    records (so `traces evaluate INPUT OUT` bins as `traces synth --report` did), else None."""
+    from pe_tabular.cli_support import ledger_path, read_json
+
+    if args.time_window:
+        return tuple(args.time_window)
+    path = Path(args.ledger) if args.ledger else ledger_path(args.synth)
+    if not path.is_file():
+        return None
+    led = read_json(path, "--ledger")
+    w = led.get("public_inputs", {}).get("time_window_s") if isinstance(led, dict) else None
+    return (float(w[0]), float(w[1])) if isinstance(w, list) and len(w) == 2 else None
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from pe_tabular.cli_support import UsageError, emit
-    from simulators.network.fidelity import flow_fidelity, packet_fidelity
 
     report = _check_report(args.report)
     if report is None and (args.ledger or args.history):
         raise UsageError("--ledger and --history only feed the HTML report; add --report FILE.html")
     ledger, history = _evaluate_ledger(args) if report is not None else (None, None)
-    kr, real = _load_any(Path(args.real))
-    ks, synth = _load_any(Path(args.synth))
-    if kr != ks:
-        raise UsageError(f"REAL is {kr} records but SYNTH is {ks} records; compare like with like")
-    window = tuple(args.time_window) if args.time_window else None
-    rep = (flow_fidelity if kr == "flow" else packet_fidelity)(real, synth, window)
+    window = _public_window(args)
+    kr, real, synth, rep = trace_fidelity(Path(args.real), Path(args.synth), window)
     head = rep["headline"]
     lines = [f"{kr} fidelity of {args.synth} against {args.real} (lower is better unless marked ↑)",
              f"  pairwise TVD      {head['pairwise_tvd']:.4f}",
@@ -384,7 +421,8 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("real")
     e.add_argument("synth")
     e.add_argument("--time-window", nargs=2, type=parse_time, metavar=("START", "END"),
-                   help="time range for the time bins (default: the real file's)")
+                   help="public time range for the time bins (default: the one in SYNTH's ledger, SYNTH.privacy.json "
+                        "or --ledger, as `traces synth --report` uses; else the real file's range)")
     e.add_argument("--report", metavar="FILE.html", default=None,
                    help="also write a self-contained HTML report: CDFs, ports, heavy hitters, prefixes")
     e.add_argument("--ledger", default=None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from simulators.network.encoder import (
 
 FLOW_REQUIRED = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt")
 FLOW_ORDER = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt", "type", "flags", "tos")
+FLOW_OPTIONAL = ("type", "flags", "tos")
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
@@ -93,6 +95,7 @@ def normalize_flows(df: pd.DataFrame, where: str, columns: Sequence[str] | None 
     out: dict[str, Any] = {}
     for c in want:
         if c in ("srcip", "dstip"):
+            _one_address_form(df[c], c, where)
             out[c] = ip_to_uint32(df[c], c)
         elif c in ("srcport", "dstport", "pkt", "byt", "ts", "td"):
             v = pd.to_numeric(df[c], errors="coerce")
@@ -115,11 +118,111 @@ def normalize_flows(df: pd.DataFrame, where: str, columns: Sequence[str] | None 
     return pd.DataFrame(out, index=pd.RangeIndex(len(df)))[list(want)]
 
 
-def write_netflow_csv(flows: pd.DataFrame, path: str | Path, dotted_ips: bool = False) -> Path:
-    """Atomic CSV in the UGR'16 column order (IPs as uint32 unless ``dotted_ips``)."""
-    df = flows[[c for c in FLOW_ORDER if c in flows.columns]].copy()
-    if dotted_ips:
-        df["srcip"], df["dstip"] = uint32_to_ip(df["srcip"]), uint32_to_ip(df["dstip"])
+def _one_address_form(s: pd.Series, column: str, where: str) -> None:
+    """Refuse a text address column that is not dotted quads throughout. The output writes addresses in
+    the form the input's column type declares (:class:`FlowFormat`): text means dotted quads, so numbers
+    stored as text in a text column (e.g. a CSV whose first rows are dotted and later ones numbers) would
+    make the form depend on which records the file holds. Rule 7: the column and the problem only."""
+    if pd.api.types.is_numeric_dtype(s):
+        return
+    if not s.dropna().astype(str).str.contains(".", regex=False).all():  # a missing one: ip_to_uint32's error
+        raise ValueError(f"{where}: column {column!r} holds text but not only dotted quads; write every address "
+                         "one way: dotted quads like 10.0.0.1 throughout, or uint32 numbers throughout")
+
+
+@dataclass(frozen=True)
+class FlowFormat:
+    """How synthetic flows are written so that the output looks like its input.
+
+    ``optional``: the optional columns (``type``, ``flags``, ``tos``) the input names — only those are
+    written (a column the input lacked stays missing). ``dotted``: the address columns written as dotted
+    quads (the rest as uint32 numbers). ``integer_ts``: ``ts`` written as whole microseconds.
+
+    Every field is a fact about the input's *format*, never about its values, so that adding or removing
+    one record never changes how the output looks (that would reveal the record): the optional columns
+    come from the header (Parquet schema, CSV header line); the address form from the column's type —
+    Parquet's declared type, or the one type pyarrow's CSV reader fixes for the whole file — and every
+    chunk is then held to that form (:func:`normalize_flows` refuses a text address that is not a dotted
+    quad; pyarrow refuses text in a numeric column), so a record in the other form is refused like any
+    invalid value instead of switching the form. ``ts`` is an integer of µs unless Parquet declares it
+    floating, or the public ``--ts-resolution`` is not whole microseconds: a CSV declares no type, and
+    "every value is whole" is a fact about every record (one record with a fraction would flip it), so
+    a CSV's synthetic ``ts``, which sit on the public µs grid, are written as integers."""
+
+    optional: tuple[str, ...] = FLOW_OPTIONAL
+    dotted: tuple[str, ...] = ()
+    integer_ts: bool = False
+
+    def apply(self, flows: pd.DataFrame) -> pd.DataFrame:
+        """The columns to write, in the UGR'16 order, converted to this format (a copy)."""
+        cols = [c for c in FLOW_ORDER if c in flows.columns and (c not in FLOW_OPTIONAL or c in self.optional)]
+        df = flows[cols].copy()
+        for c in self.dotted:
+            df[c] = uint32_to_ip(df[c])
+        if self.integer_ts:
+            df["ts"] = np.round(df["ts"].to_numpy(np.float64)).astype(np.int64)
+        return df
+
+
+def whole_microseconds(ts_resolution_s: float) -> bool:
+    """Whether timestamps on the public ``ts_resolution_s`` grid (at least 1 µs, as the generators
+    render them) are whole microseconds."""
+    us = max(float(ts_resolution_s), 1e-6) * 1e6
+    return abs(us - round(us)) < 1e-9 * us
+
+
+def _declared_types(part: Any) -> dict[str, Any]:
+    """Column name → pyarrow type of one file part: Parquet's declared schema, or the types the part's
+    own CSV reader fixes for the whole file (the same reader options, so the same types its batches get)."""
+    from pe_tabular.source import ParquetPart
+
+    if isinstance(part, ParquetPart):
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(part.path)
+    else:
+        raw, reader = part._open(None)
+        raw.close()
+        schema = reader.schema
+    return {str(f.name).strip(): f.type for f in schema}
+
+
+def input_flow_format(path: str | Path, ts_resolution_s: float) -> FlowFormat:
+    """The :class:`FlowFormat` of a NetFlow file or folder (read from headers and schemas only; see the
+    class for why). Files of one input that write an address column differently are refused."""
+    import pyarrow as pa
+
+    from pe_tabular.source import ParquetPart, scan_parts
+
+    parts = scan_parts(path)
+    types = [_declared_types(p) for p in parts]
+    optional = tuple(c for c in FLOW_OPTIONAL if all(c in t for t in types))
+    dotted = []
+    for c in ("srcip", "dstip"):
+        text = {pa.types.is_string(t[c]) or pa.types.is_large_string(t[c]) for t in types if c in t}
+        if len(text) > 1:
+            raise ValueError(f"{path}: its files write column {c!r} differently (dotted quads in some, numbers in "
+                             "others); write every address one way")
+        if text == {True}:
+            dotted.append(c)
+    # only Parquet declares a type for ts (a CSV's is inferred from its first rows: see the class)
+    floating = any(isinstance(p, ParquetPart) and "ts" in t and pa.types.is_floating(t["ts"])
+                   for p, t in zip(parts, types))
+    return FlowFormat(optional, tuple(dotted), whole_microseconds(ts_resolution_s) and not floating)
+
+
+def capture_flow_format(ts_resolution_s: float) -> FlowFormat:
+    """Flows extracted from a capture: numeric addresses, flags and ToS (the headers carry them), ts in
+    whole µs (a pcap stamps µs) unless the public resolution is finer."""
+    return FlowFormat(("flags", "tos"), (), whole_microseconds(ts_resolution_s))
+
+
+def write_netflow_csv(flows: pd.DataFrame, path: str | Path, dotted_ips: bool = False,
+                      fmt: FlowFormat | None = None) -> Path:
+    """Atomic CSV in the UGR'16 column order, in ``fmt`` (default: every column given, IPs as uint32
+    unless ``dotted_ips``)."""
+    fmt = fmt or FlowFormat(dotted=("srcip", "dstip") if dotted_ips else ())
+    df = fmt.apply(flows)
     return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
@@ -135,10 +238,10 @@ class SortedCsvSink:
     (post-processing), so the folder holds nothing private."""
 
     def __init__(self, path: str | Path, window: tuple[float, float], max_rows: int = 1 << 17, cells: int = 4096,
-                 dotted_ips: bool = False):
+                 fmt: FlowFormat | None = None):
         import tempfile
 
-        self.path, self.window, self.max_rows, self.cells, self.dotted = Path(path), window, max_rows, cells, dotted_ips
+        self.path, self.window, self.max_rows, self.cells, self.fmt = Path(path), window, max_rows, cells, fmt
         self.tmp = Path(tempfile.mkdtemp(prefix="pe-traces-out-"))
         self.files: list[Path] = []
         self.counts = np.zeros(cells, np.int64)
@@ -184,8 +287,8 @@ class SortedCsvSink:
             df = pd.concat(parts, ignore_index=True).sort_values(["ts", "_seq"], kind="stable").drop(columns="_seq")
             if not len(df) and not first:
                 continue
-            if self.dotted:
-                df["srcip"], df["dstip"] = uint32_to_ip(df["srcip"]), uint32_to_ip(df["dstip"])
+            if self.fmt is not None:
+                df = self.fmt.apply(df)
             df.to_csv(tmp, index=False, mode="w" if first else "a", header=first)
             first = False
 
