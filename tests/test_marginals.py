@@ -164,3 +164,21 @@ def test_combining_pair_margins_makes_one_way_estimates_more_accurate(adult):
     assert combined[:, 1].mean() < 0.75 * alone[:, 1].mean()  # coarse bins, where the pairs add information
     exact = combine_one_way({name: (y1, s1)}, {k: (v, s2) for k, v in clean.items()}, schema)[name]  # stays exact
     np.testing.assert_allclose(exact, truth, atol=1e-12)
+
+
+def test_a_missing_cell_the_noise_cannot_tell_from_zero_is_read_as_zero():
+    """A DP schema makes every non-label column nullable, so a column with no missing value gets a missing
+    cell of pure noise; read as it came, it put up to 2 points of a small table's output at "missing" (issue 22,
+    `benchmarks/real_files.py`, churn). A missing share well above the noise is kept as released."""
+    from pe_tabular.tables.marginals import MISSING_SIGNIFICANCE, combine_one_way
+
+    c = Column("x", "categorical", categories=("a", "b", "c"), nullable=True)
+    schema = Schema((c,))
+    sigma = 40.0
+    for noise in (0.5, 1.5, 1.99):  # positive draws on an empty missing cell, in σ
+        y = np.array([1500.0, 1200.0, 1300.0, noise * sigma])
+        p = combine_one_way({"x": (y, sigma)}, {}, schema)["x"]
+        assert noise < MISSING_SIGNIFICANCE and p[-1] == 0.0 and p.sum() == pytest.approx(1.0)
+    y = np.array([1000.0, 800.0, 900.0, 1200.0])  # 30 % missing: far above the noise
+    p = combine_one_way({"x": (y, sigma)}, {}, schema)["x"]
+    assert p[-1] == pytest.approx(1200 / 3900, abs=0.01)
