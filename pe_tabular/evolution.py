@@ -9,6 +9,7 @@ that leaves this module is the *noisy* histogram, released through the one relea
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -168,6 +169,10 @@ class Evolution:
         self.ledger, self.noise, self.rng = ledger, noise, rng
         self.on_event = on_event or (lambda e: None)
         self.stage = stage  # names this run's releases in the ledger (e.g. "warm-up")
+        ss = getattr(rng.bit_generator, "seed_seq", None)
+        if not isinstance(ss, np.random.SeedSequence):  # a generator built from a state: fresh OS entropy
+            ss = np.random.SeedSequence()
+        self._seed = (ss.entropy, (*ss.spawn_key, zlib.crc32(stage.encode())))
         self.nearest = get_voter(config.voter)
         self.vote_fn = vote_fn  # None: vote in this process; else e.g. a ShardedVoter (its contract: Δ ≤ 1)
         if config.lookahead and not isinstance(encoder.metric, L2Metric):
@@ -182,6 +187,16 @@ class Evolution:
             if vote_fn is not None and not getattr(vote_fn, "supports_sampling", False):
                 raise ConfigError("`sampling_rate` < 1 needs a vote function that subsamples where the data lives "
                                   "(voting.streaming.SourceVoter)", "sampling_rate")
+
+    def _iteration_rng(self, t: int) -> np.random.Generator:
+        """A fresh generator for the work after iteration ``t``'s population is saved, from the run's seed
+        material (``--seed``, or OS entropy) and ``t`` only. Why: a checkpoint holds the RNG state, and the
+        state a generator reaches depends on how much work it did — which may depend on the private data (the
+        whole-pipeline audit saw a checkpoint's ``has_uint32`` flag follow one clipped row, issue 23). A state
+        derived from public seed material and the iteration number says nothing about the data, and a resumed
+        run rebuilds exactly the generator the uninterrupted one used."""
+        entropy, key = self._seed
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy, spawn_key=(*key, t))))
 
     # -- building blocks ------------------------------------------------------------------------
     def _random(self, n: int, shares: dict[Any, float] | None) -> Population:
@@ -285,14 +300,16 @@ class Evolution:
         history: list[Event] = []
         saved = checkpoint.latest_population() if (checkpoint is not None and resume) else None
         if saved is not None:
-            t0, pop, rng_state, history = saved
-            self.rng.bit_generator.state = rng_state
+            t0, pop, _, history = saved
+            self.rng = self._iteration_rng(t0)  # the generator the uninterrupted run used from here
             for s in range(1, t0):  # votes released before the interruption belong to this run's ledger too
                 if (old := checkpoint.load_release(f"vote_{s:03d}")) is not None:
                     self.ledger.releases.append(old[1])
             log.info("resuming at iteration %d from %s", t0, checkpoint.dir)
         else:
+            self.rng = self._iteration_rng(0)
             t0, pop = 1, self._random(self.cfg.population[0], label_shares)
+            self.rng = self._iteration_rng(1)
             if checkpoint is not None:
                 checkpoint.save_population(1, pop, self.rng)
 
@@ -327,6 +344,7 @@ class Evolution:
             self.on_event(ev)
             if t < self.cfg.iterations:
                 pop = nxt
+                self.rng = self._iteration_rng(t + 1)
                 if checkpoint is not None:
                     checkpoint.save_population(t + 1, pop, self.rng, history)
         if voted is None:

@@ -85,3 +85,27 @@ def test_tiny_epsilon_does_not_crash_and_reports_fallback():
     rng = np.random.default_rng(5)
     res, _, _ = run(two_clusters(rng, 200), eps=0.01, T=3, n=400, threshold=1e5)
     assert any(h["fallback"] for h in res.history)
+
+
+def test_a_checkpoints_rng_state_depends_on_the_seed_and_iteration_only(tmp_path):
+    """Issue 23: a checkpoint saved the RNG state the run had reached, and how much work a run does may depend
+    on the private data (the pipeline audit saw ``has_uint32`` follow one clipped row). Two private sets of
+    different sizes, same seed: every saved state is the same; a different seed gives a different one."""
+    import json
+
+    from pe_tabular.checkpoint import Checkpointer
+
+    def states(private, seed, name):
+        mu = gdp_mu(2.0, 1e-5)
+        cfg = EvolutionConfig.build(3, 100, [0.3, 0.1])
+        g = np.random.default_rng(seed)
+        g.random(len(private))  # work before the evolution whose amount follows the data (as a wing's may)
+        evo = Evolution(PointBackend(), PointEncoder(), cfg, schedules.uniform(mu, 3), Ledger(1e-5, mu),
+                        NoiseSource(), g)
+        ck = Checkpointer(tmp_path / name)
+        evo.run(private, checkpoint=ck)
+        return [json.loads((tmp_path / name / f"state_{t:03d}.json").read_text())["rng"] for t in (1, 2, 3)]
+
+    rng = np.random.default_rng(5)
+    a, b = two_clusters(rng, 300), two_clusters(rng, 400)
+    assert states(a, 0, "a") == states(b, 0, "b") != states(a, 1, "c")
