@@ -315,8 +315,13 @@ def format_evaluation(res: dict[str, Any]) -> str:
         lines += [_ml_line("synthetic:", res["tstr"]), _ml_line("real:     ", res["trtr"])]
     if "dcr" in res:
         d = res["dcr"]
-        lines.append(f"DCR median: synthetic {d['synth_median']:.0f} vs holdout {d['holdout_median']:.0f} (exact "
-                     f"copies: synthetic {d['synth_exact_copies']:.2%}, holdout {d['holdout_exact_copies']:.2%})")
+        from pe_tabular.tables.encoder import Q
+
+        lines.append(f"distance to the closest training row, median, in columns that differ: synthetic "
+                     f"{d['synth_median'] / Q:.2f} vs real holdout {d['holdout_median'] / Q:.2f}")
+        lines.append(f"rows identical to a training row: synthetic {d['synth_exact_copies']:.2%} vs real holdout "
+                     f"{d['holdout_exact_copies']:.2%} (real rows repeat too when columns have few values: the "
+                     "holdout's share is the yardstick)")
     if res.get("scope"):
         lines.append(f"({res['scope']})")
     return "\n".join(lines)
