@@ -29,6 +29,7 @@ from pe_tabular.backends.mixture import explore_every_source
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, EvolutionResult
 from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
+from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
@@ -80,13 +81,6 @@ def label_shares(rows: PrivateRows, label: str, classes: list[str], sigma: float
                          lambda: rows.sum(fn, len(classes), "label histogram"))
     pos = np.maximum(noisy, 0.0) + 1e-9
     return {c: float(p / pos.sum()) for c, p in zip(classes, pos)}
-
-
-def degree_schedule(iterations: int, start: float, end: float) -> list[float]:
-    """Geometric decay of the variation degree over the T−1 variation steps."""
-    if iterations <= 1:
-        return []
-    return [float(d) for d in np.geomspace(start, end, iterations - 1)]
 
 
 class PESynthesizer:

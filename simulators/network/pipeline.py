@@ -22,6 +22,7 @@ import pandas as pd
 from pe_tabular.backends.mixture import Mixture, explore_every_source
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import Evolution, EvolutionConfig
+from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.population import Population
 from pe_tabular.privacy import schedules
 from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
@@ -72,16 +73,6 @@ def auto_population(n_records: int) -> int:
     data beat small ones even at a few votes per candidate (k = 4 keeps those votes above the noise).
     ``n_records`` is the NOISY record count (or the public ``--n``), never ``len(private)``."""
     return int(min(16000, max(200, round(0.4 * n_records))))
-
-
-def degree_schedule(iterations: int, start: float, end: float) -> tuple[float, ...]:
-    """Geometric decay from ``start`` to ``end`` over the T−1 variation steps (coarse moves first)."""
-    steps = max(iterations - 1, 0)
-    if steps == 0:
-        return ()
-    if steps == 1:
-        return (float(start),)
-    return tuple(float(x) for x in np.geomspace(start, end, steps))
 
 
 @dataclass
