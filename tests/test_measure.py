@@ -5,12 +5,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WING_DIRS = ("pe_tabular/tables", "simulators/network", "renderers/digits")
 # names of tools that moved into pe_tabular.measure: a wing that defines one again has made a copy
-MOVED = ("degree_schedule",)
+MOVED = ("degree_schedule", "mutual_information", "max_spanning_tree", "max_spanning_forest")
 
 
 def _wing_functions() -> set[str]:
@@ -32,3 +33,22 @@ def test_degree_schedule_decays_geometrically_over_the_variation_steps():
     assert degree_schedule(1, 0.2, 0.1) == ()
     assert degree_schedule(2, 0.2, 0.1) == (0.2,)
     assert degree_schedule(3, 0.4, 0.1) == pytest.approx((0.4, 0.1))
+
+
+def test_mutual_information_ignores_negative_noise_and_is_zero_for_independent_tables():
+    from pe_tabular.measure.information import mutual_information
+
+    assert mutual_information(np.outer([1, 3], [2, 2])) == pytest.approx(0.0, abs=1e-12)
+    assert mutual_information(np.array([[5.0, -2.0], [-1.0, 5.0]])) == pytest.approx(np.log(2))
+    assert mutual_information(np.array([[-1.0, -2.0]])) == 0.0
+
+
+def test_spanning_forest_keeps_the_callers_ranking_and_skips_cycles():
+    from pe_tabular.measure.spanning import max_spanning_forest, max_spanning_tree, ranked_pairs
+
+    assert max_spanning_forest([("a", "b"), ("b", "a"), ("c", "d"), ("a", "d")], "abcd") == [
+        ("a", "b"), ("c", "d"), ("a", "d")]
+    w = np.array([[0, 3, 1], [3, 0, 2], [1, 2, 0]], float)
+    assert max_spanning_forest(ranked_pairs(np.where(w > 1.5, w, -1.0), "xyz"), "xyz") == [("x", "y"), ("y", "z")]
+    assert max_spanning_tree(w, "xyz") == [("x", "y"), ("y", "z")]
+    assert max_spanning_tree(np.zeros((3, 3)), "xyz") == [("x", "z"), ("z", "y")]  # ties: the larger (i, j)

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.io_utils import epoch_seconds
+from pe_tabular.measure.information import mutual_information
+from pe_tabular.measure.spanning import max_spanning_forest, max_spanning_tree, ranked_pairs
 from pe_tabular.tables.cells import CategoryLookup
 from pe_tabular.tables.schema import Column, Schema
 from pe_tabular.tables.values import from_unit, to_unit
@@ -451,24 +453,6 @@ def consistent_pairs(one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray
     return out
 
 
-def mutual_information(joint: np.ndarray) -> float:
-    """I(A; B) of a (possibly unnormalised, non-negative) two-way table."""
-    pj = joint / joint.sum() if joint.sum() > 0 else joint
-    indep = pj.sum(1, keepdims=True) @ pj.sum(0, keepdims=True)
-    nz = pj > 0
-    return float(np.sum(pj[nz] * np.log(pj[nz] / indep[nz])))
-
-
-def max_spanning_tree(weight: np.ndarray, names: list[str]) -> list[Key]:
-    """Edges of the maximum spanning tree of a symmetric weight matrix (Prim), parent first."""
-    in_tree, edges = {0}, []
-    while len(in_tree) < len(names):
-        best = max((weight[i, j], i, j) for i in in_tree for j in range(len(names)) if j not in in_tree)
-        edges.append((names[best[1]], names[best[2]]))
-        in_tree.add(best[2])
-    return edges
-
-
 STRUCTURE_GROUPS = 5  # groups per column in the all-pairs structure release
 
 
@@ -558,28 +542,7 @@ def noisy_chow_liu(noisy: np.ndarray, groups: dict[str, np.ndarray], pairs: list
             ok[idx[a], idx[b]] = ok[idx[b], idx[a]] = m > null.mean() + z * null.std()
     if ok.all():
         return max_spanning_tree(mi, names)
-    return max_spanning_forest(np.where(ok, mi, -1.0), names)
-
-
-def max_spanning_forest(weight: np.ndarray, names: list[str]) -> list[Key]:
-    """Kruskal on the edges of positive weight only: a maximum spanning forest (parent first)."""
-    root = list(range(len(names)))
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
-
-    edges = []
-    cand = sorted(((weight[i, j], i, j) for i in range(len(names)) for j in range(i + 1, len(names))
-                   if weight[i, j] >= 0), reverse=True)
-    for _, i, j in cand:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            root[ri] = rj
-            edges.append((names[i], names[j]))
-    return edges
+    return max_spanning_forest(ranked_pairs(np.where(ok, mi, -1.0), names), names)
 
 
 def rake(df: pd.DataFrame, weights: np.ndarray, schema: Schema, targets: dict, iterations: int = 30,

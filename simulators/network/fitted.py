@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.measure.information import mutual_information
+from pe_tabular.measure.spanning import max_spanning_forest
 from pe_tabular.population import Population
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
@@ -77,36 +79,6 @@ class FitShares:
 
 def _release(path: ReleasePath, key: str, what: str, sigma: float, stream: int, counts: Any) -> np.ndarray:
     return path.release(Spec(key, what, sigma, stream=(0, stream)), counts)
-
-
-def _mutual_information(j: np.ndarray) -> float:
-    p = np.clip(j, 0, None)
-    t = p.sum()
-    if t <= 0:
-        return 0.0
-    p = p / t
-    pa, pb = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
-    nz = p > 0
-    return float((p[nz] * np.log(p[nz] / (pa @ pb)[nz])).sum())
-
-
-def max_spanning_tree(weights: dict[tuple[str, str], float], names: Sequence[str]) -> list[tuple[str, str]]:
-    """Kruskal on the pair weights (ties by name order: deterministic)."""
-    parent = {n: n for n in names}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    tree = []
-    for (a, b), _ in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[ra] = rb
-            tree.append((a, b))
-    return tree
 
 
 class FittedGenerator:
@@ -466,9 +438,10 @@ def _fit_tree(records: TraceRecords, grids: list[Any], plan: P.FittedAddressPlan
         hist = Hist(_PairBins(books, tuple(pairs), tuple(offs), grp), tot, columns, k=len(pairs))
         noisy = _release(path, "fit_structure", f"all {len(pairs)} field pairs on coarse groups", s_struct, 650,
                          lambda: records.histogram(hist, "structure tables")) * math.sqrt(len(pairs))
-        mi = {(a, b): _mutual_information(noisy[o:o + gsize[a] * gsize[b]].reshape(gsize[a], gsize[b]))
+        mi = {(a, b): mutual_information(noisy[o:o + gsize[a] * gsize[b]].reshape(gsize[a], gsize[b]))
               for (a, b), o in zip(pairs, offs)}
-        edges = max_spanning_tree(mi, names)
+        # Kruskal, ties by name order (deterministic)
+        edges = max_spanning_forest([k for k, _ in sorted(mi.items(), key=lambda kv: (-kv[1], kv[0]))], names)
     else:
         pair_share += shares.structure
         edges = [(a, b) for a, b in public_tree if a in books and b in books]
