@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 WING_DIRS = ("pe_tabular/tables", "simulators/network", "renderers/digits")
 # names of tools that moved into pe_tabular.measure: a wing that defines one again has made a copy
-MOVED = ("degree_schedule", "mutual_information", "max_spanning_tree", "max_spanning_forest")
+MOVED = ("degree_schedule", "mutual_information", "max_spanning_tree", "max_spanning_forest", "rake")
 
 
 def _wing_functions() -> set[str]:
@@ -52,3 +52,22 @@ def test_spanning_forest_keeps_the_callers_ranking_and_skips_cycles():
     assert max_spanning_forest(ranked_pairs(np.where(w > 1.5, w, -1.0), "xyz"), "xyz") == [("x", "y"), ("y", "z")]
     assert max_spanning_tree(w, "xyz") == [("x", "y"), ("y", "z")]
     assert max_spanning_tree(np.zeros((3, 3)), "xyz") == [("x", "z"), ("z", "y")]  # ties: the larger (i, j)
+
+
+def test_raking_to_shares_matches_every_target_distribution():
+    from pe_tabular.measure.raking import rake_to_shares
+
+    a, b = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+    w = rake_to_shares(np.ones(4), [a, b], [np.array([0.8, 0.2]), np.array([0.3, 0.7])], iterations=200)
+    assert w.sum() == pytest.approx(1.0)
+    assert np.bincount(a, w) == pytest.approx([0.8, 0.2]) and np.bincount(b, w) == pytest.approx([0.3, 0.7])
+
+
+def test_raking_to_known_bins_leaves_unmeasured_bins_their_share_and_keeps_the_total():
+    from pe_tabular.measure.raking import rake_to_known
+
+    b = np.array([0, 1, 2, 2])
+    w = rake_to_known(np.array([1.0, 1.0, 1.0, 0.0]), [b], [np.array([30.0, 10.0, -5.0])],
+                      [np.array([True, True, False])])
+    assert w.sum() == pytest.approx(3.0) and w[3] == 0.0
+    assert np.bincount(b, w) == pytest.approx([1.5, 0.5, 1.0])  # bin 2 unmeasured: keeps its third

@@ -545,20 +545,8 @@ def noisy_chow_liu(noisy: np.ndarray, groups: dict[str, np.ndarray], pairs: list
     return max_spanning_forest(ranked_pairs(np.where(ok, mi, -1.0), names), names)
 
 
-def rake(df: pd.DataFrame, weights: np.ndarray, schema: Schema, targets: dict, iterations: int = 30,
-         max_ratio: float = 20.0, res: Resolutions | None = None) -> np.ndarray:
-    """Reweight rows so each marginal (key: column name or tuple of names) matches its target."""
-    w = np.asarray(weights, dtype=float).copy()
-    if w.sum() <= 0:
-        w[:] = 1.0
-    w /= w.sum()
-    keys = {k: (k,) if isinstance(k, str) else tuple(k) for k in targets}
-    idx = {k: codes(df, schema, key, res)[0] for k, key in keys.items()}
-    for _ in range(iterations):
-        for k, t in targets.items():
-            cur = np.bincount(idx[k], weights=w, minlength=t.size)
-            cur = cur / cur.sum()
-            ratio = np.where(cur > 0, t / np.maximum(cur, 1e-300), 1.0)
-            w *= np.clip(ratio, 1.0 / max_ratio, max_ratio)[idx[k]]
-            w /= w.sum()
-    return w
+def target_codes(df: pd.DataFrame, schema: Schema, targets: dict, res: Resolutions | None = None
+                 ) -> list[np.ndarray]:
+    """Cell of every row in each target's marginal (key: column name or tuple of names), in ``targets``' order:
+    the bins ``pe_tabular.measure.raking.rake_to_shares`` reweights rows on."""
+    return [codes(df, schema, (k,) if isinstance(k, str) else tuple(k), res)[0] for k in targets]

@@ -29,6 +29,7 @@ from pe_tabular.backends.mixture import explore_every_source
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, EvolutionResult
 from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
+from pe_tabular.measure.raking import rake_to_shares
 from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.population import Population
@@ -51,8 +52,8 @@ from pe_tabular.tables.marginals import (
     histogram,
     noisy_chow_liu,
     pair_resolutions,
-    rake,
     structure_counts,
+    target_codes,
 )
 from pe_tabular.tables.private import PrivateRows, Stage
 from pe_tabular.tables.resolution import MAX_INTERVALS, numeric_columns, resolve, thresholded
@@ -360,8 +361,8 @@ class PESynthesizer:
             pop = backend.random(self.config_.population[-1], rng=rng)
             self.result = EvolutionResult(pop, np.ones(len(pop)), ledger, [])
         if targets:
-            self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema_, targets,
-                                       res=getattr(self, "res_", None))
+            rows = target_codes(self.result.population.samples, self.schema_, targets, getattr(self, "res_", None))
+            self.result.weights = rake_to_shares(self.result.weights, rows, list(targets.values()))
         self.ledger = ledger
         self._rng = rng
         return self

@@ -148,39 +148,6 @@ def release_marginals(records: TraceRecords, specs: list[MarginalSpec], sigma: f
     return out
 
 
-def rake(records: pd.DataFrame, weights: np.ndarray, released: list[Released], iterations: int = 100,
-         max_step: float = 20.0) -> np.ndarray:
-    """Candidate weights adjusted so weighted marginals match the released ones on their known bins.
-
-    Each pass scales the candidates of every known bin by target/current (clipped to 1/max_step ..
-    max_step per pass); unknown bins keep their current share of the total. Zero weights stay zero."""
-    w = np.asarray(weights, dtype=np.float64).copy()
-    total = w.sum()
-    if total <= 0 or not released:
-        return w
-    bins = [r.spec.bins(records) for r in released]
-    for _ in range(iterations):
-        worst = 0.0
-        for r, b in zip(released, bins):
-            known = r.known
-            cur = np.bincount(b, weights=w, minlength=r.spec.size)
-            covered = known & (cur > 0)
-            if not covered.any():
-                continue
-            # known bins share the mass not held by unknown bins, in proportion to their noisy counts
-            tgt = np.where(covered, np.clip(r.noisy, 0, None), 0.0)
-            if tgt.sum() <= 0:
-                continue
-            tgt = tgt / tgt.sum() * cur[covered].sum()
-            ratio = np.ones(r.spec.size)
-            ratio[covered] = np.clip(tgt[covered] / cur[covered], 1.0 / max_step, max_step)
-            w *= ratio[b]
-            worst = max(worst, float(np.abs(np.log(ratio[covered])).max()))
-        if worst < 1e-3:
-            break
-    return w * (total / w.sum())
-
-
 def marginal_sigma(mu: float, share: float, n_releases: int) -> float:
     """σ of each of ``n_releases`` equal releases spending ``share`` of μ²."""
     return sigma_for_share(share * mu * mu, n_releases)

@@ -22,6 +22,7 @@ import pandas as pd
 from pe_tabular.backends.mixture import Mixture, explore_every_source
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import Evolution, EvolutionConfig
+from pe_tabular.measure.raking import rake_to_known
 from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.population import Population
 from pe_tabular.privacy import schedules
@@ -47,7 +48,6 @@ from simulators.network.marginals import (
     host_specs,
     marginal_sigma,
     packet_marginal_specs,
-    rake,
     release_marginals,
 )
 from simulators.network.packets import PacketSimulator
@@ -294,7 +294,9 @@ def _run(private: TraceRecords, cfg: TraceSynthConfig, level: str, encoder: Any,
     # far above σ) the shrinkage is negligible. Post-processing of released values.
     sigma_last = float(res.history[-1].get("sigma", 0.0)) if res.history else 0.0
     base = np.clip(res.weights, 0, None) + cfg.vote_shrinkage * sigma_last
-    weights = rake(res.population.samples, base, fitted.released) if fitted.released else base
+    rel = fitted.released
+    weights = rake_to_known(base, [r.spec.bins(res.population.samples) for r in rel], [r.noisy for r in rel],
+                            [r.known for r in rel]) if rel else base
     # systematic resampling: each candidate appears ⌊n·p⌋ or ⌈n·p⌉ times, so the output reproduces the raked
     # weights up to rounding instead of adding multinomial noise (≈ 3 % on a destination of 1,000 records)
     if n_est > OUTPUT_CHUNK:  # a large output: the draw as counts per candidate (memory O(population))
