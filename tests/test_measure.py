@@ -71,3 +71,12 @@ def test_raking_to_known_bins_leaves_unmeasured_bins_their_share_and_keeps_the_t
                       [np.array([True, True, False])])
     assert w.sum() == pytest.approx(3.0) and w[3] == 0.0
     assert np.bincount(b, w) == pytest.approx([1.5, 0.5, 1.0])  # bin 2 unmeasured: keeps its third
+
+
+def test_fitting_a_pair_table_to_its_margins_keeps_its_odds_ratio_and_empty_cells():
+    from pe_tabular.measure.raking import fit_table_to_margins
+
+    t = fit_table_to_margins(np.array([[4.0, 1.0, 0.0], [1.0, 4.0, 2.0]]), np.array([0.5, 0.5]),
+                             np.array([0.2, 0.5, 0.3]), 500)
+    assert t.sum(1) == pytest.approx([0.5, 0.5]) and t.sum(0) == pytest.approx([0.2, 0.5, 0.3])
+    assert t[0, 2] == 0.0 and t[0, 0] * t[1, 1] / (t[0, 1] * t[1, 0]) == pytest.approx(16.0)

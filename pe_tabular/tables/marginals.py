@@ -19,6 +19,7 @@ import pandas as pd
 
 from pe_tabular.io_utils import epoch_seconds
 from pe_tabular.measure.information import mutual_information
+from pe_tabular.measure.raking import fit_table_to_margins
 from pe_tabular.measure.spanning import max_spanning_forest, max_spanning_tree, ranked_pairs
 from pe_tabular.tables.cells import CategoryLookup
 from pe_tabular.tables.schema import Column, Schema
@@ -445,10 +446,8 @@ def consistent_pairs(one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray
         cb = np.bincount(fine_to_coarse(schema[b], kb), weights=one_way[b], minlength=nb)[:nb]
         ra, cb = ra / ra.sum(), cb / cb.sum()
         t = np.asarray(joint, float).reshape(na, nb)
-        t = (1 - support) * t / max(t.sum(), 1e-300) + support * np.outer(ra, cb)
-        for _ in range(iterations):
-            t *= np.divide(ra, t.sum(1), out=np.zeros(na), where=t.sum(1) > 0)[:, None]
-            t *= np.divide(cb, t.sum(0), out=np.zeros(nb), where=t.sum(0) > 0)[None, :]
+        t = fit_table_to_margins((1 - support) * t / max(t.sum(), 1e-300) + support * np.outer(ra, cb), ra, cb,
+                                 iterations)
         out[(a, b)] = (t / t.sum()).ravel()
     return out
 

@@ -38,6 +38,7 @@ import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.measure.information import mutual_information
+from pe_tabular.measure.raking import fit_table_to_margins
 from pe_tabular.measure.spanning import max_spanning_forest
 from pe_tabular.population import Population
 from pe_tabular.privacy.ledger import Ledger
@@ -275,11 +276,7 @@ def consistent_table(noisy: np.ndarray, pa: np.ndarray, pb: np.ndarray, sigma: f
     j = np.where(support, np.maximum(np.asarray(noisy, np.float64) - sigma, 0.0), 0.0)
     total = j.sum()
     prior = max(sigma * math.sqrt(j.size), 1e-9)
-    j = (j + prior * np.outer(pa, pb)) / (total + prior)
-    for _ in range(iterations):
-        j *= (pa / np.maximum(j.sum(1), 1e-300))[:, None]
-        j *= (pb / np.maximum(j.sum(0), 1e-300))[None, :]
-    return j
+    return fit_table_to_margins((j + prior * np.outer(pa, pb)) / (total + prior), pa, pb, iterations)
 
 
 def _first_copies(parent: np.ndarray) -> np.ndarray:
