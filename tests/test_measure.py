@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 WING_DIRS = ("pe_tabular/tables", "simulators/network", "renderers/digits")
 # names of tools that moved into pe_tabular.measure: a wing that defines one again has made a copy
-MOVED = ("degree_schedule", "mutual_information", "max_spanning_tree", "max_spanning_forest", "rake")
+MOVED = ("degree_schedule", "mutual_information", "max_spanning_tree", "max_spanning_forest", "rake", "label_shares",
+         "estimate_label_shares")
 
 
 def _wing_functions() -> set[str]:
@@ -80,3 +81,15 @@ def test_fitting_a_pair_table_to_its_margins_keeps_its_odds_ratio_and_empty_cell
                              np.array([0.2, 0.5, 0.3]), 500)
     assert t.sum(1) == pytest.approx([0.5, 0.5]) and t.sum(0) == pytest.approx([0.2, 0.5, 0.3])
     assert t[0, 2] == 0.0 and t[0, 0] * t[1, 1] / (t[0, 1] * t[1, 0]) == pytest.approx(16.0)
+
+
+def test_label_shares_count_each_class_once_and_skip_values_of_no_class():
+    from pe_tabular.measure.shares import class_counts, estimate_label_shares
+    from pe_tabular.privacy.ledger import Ledger
+    from pe_tabular.privacy.noise import NoiseSource
+
+    assert list(class_counts(np.array(["b", "a", "b", "z"], dtype=object), ["a", "b", "c"])) == [1.0, 2.0, 0.0]
+    ledger = Ledger(1e-5)
+    shares = estimate_label_shares(np.array(["b", "a", "b", "b"], dtype=object), ["a", "b"], 0.0, ledger,
+                                   NoiseSource())
+    assert shares == pytest.approx({"a": 0.25, "b": 0.75}) and [r.what for r in ledger.releases] == ["label histogram"]

@@ -31,6 +31,7 @@ from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, Evolut
 from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
 from pe_tabular.measure.raking import rake_to_shares
 from pe_tabular.measure.schedule import degree_schedule
+from pe_tabular.measure.shares import class_counts, release_label_shares
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
@@ -66,22 +67,6 @@ DUPLICATE_VARY = 0.25  # default variation degree of repeated output rows (see P
 SAMPLE_CHUNK = 250_000  # output rows per chunk of sample_chunks (the CLI writes a large output chunk by chunk)
 RESOLUTION_DELTA = 0.1  # share of δ paid by the thresholded exact-value releases of the resolution stage
 INTERVAL_SIGMAS = 10.0  # an interval bin should hold at least this many σ of its one-way measurement
-
-
-def label_shares(rows: PrivateRows, label: str, classes: list[str], sigma: float, path: ReleasePath
-                 ) -> dict[str, float]:
-    """DP label shares from a noisy label histogram (Δ = 1: one row changes one count by 1), summed over
-    the rows' chunks (the rows are validated: every label is a declared class)."""
-    idx = {c: float(i) for i, c in enumerate(classes)}
-
-    def fn(f: pd.DataFrame) -> np.ndarray:
-        k = f[label].astype(str).map(idx).to_numpy(float)
-        return np.bincount(k[np.isfinite(k)].astype(np.int64), minlength=len(classes)).astype(float)
-
-    noisy = path.release(Spec("label_shares", "label histogram", sigma, stream=(0, 1)),
-                         lambda: rows.sum(fn, len(classes), "label histogram"))
-    pos = np.maximum(noisy, 0.0) + 1e-9
-    return {c: float(p / pos.sum()) for c, p in zip(classes, pos)}
 
 
 class PESynthesizer:
@@ -266,8 +251,10 @@ class PESynthesizer:
         if self.label_ is not None:
             classes = [str(c) for c in self.schema_[self.label_].categories]
             if self.label_shares_ is None:
-                shares = label_shares(rows, self.label_, classes,
-                                      self._sigma(rho * self._share("label_budget_share"), 1), path)
+                shares = release_label_shares(
+                    classes, self._sigma(rho * self._share("label_budget_share"), 1), path,
+                    lambda: rows.sum(lambda f: class_counts(f[self.label_].astype(str), classes), len(classes),
+                                     "label histogram"))
                 ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
             else:
                 shares = {str(k): float(v) for k, v in self.label_shares_.items()}

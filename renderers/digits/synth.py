@@ -30,9 +30,9 @@ from pe_tabular.evolution import (
     Evolution,
     EvolutionConfig,
     allocate,
-    estimate_label_shares,
 )
 from pe_tabular.measure.schedule import degree_schedule
+from pe_tabular.measure.shares import estimate_label_shares
 from pe_tabular.population import Population
 from pe_tabular.privacy import schedules
 from pe_tabular.privacy.accountant import gdp_mu
