@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WING_DIRS = ("pe_tabular/tables", "simulators/network", "renderers/digits")
 # names of tools that moved into pe_tabular.measure: a wing that defines one again has made a copy
 MOVED = ("degree_schedule", "mutual_information", "max_spanning_tree", "max_spanning_forest", "rake", "label_shares",
-         "estimate_label_shares")
+         "estimate_label_shares", "Stage", "LazyPass")
 
 
 def _wing_functions() -> set[str]:
@@ -93,3 +93,20 @@ def test_label_shares_count_each_class_once_and_skip_values_of_no_class():
     shares = estimate_label_shares(np.array(["b", "a", "b", "b"], dtype=object), ["a", "b"], 0.0, ledger,
                                    NoiseSource())
     assert shares == pytest.approx({"a": 0.25, "b": 0.75}) and [r.what for r in ledger.releases] == ["label histogram"]
+
+
+def test_one_pass_reads_the_source_once_and_never_when_no_count_is_asked_for():
+    from pe_tabular.measure.histograms import OnePass, concatenated, split
+
+    passes = []
+    chunks = [np.array([0, 1, 1]), np.array([2, 2])]
+
+    def compute():
+        passes.append(1)
+        fn = concatenated([lambda c: np.bincount(c, minlength=3), lambda c: [len(c)]])
+        return split(sum(fn(c) for c in chunks), ["bins", "rows"], [3, 1])
+
+    lazy = OnePass(compute)
+    first, second = lazy.counts("bins"), lazy.counts("rows")
+    assert passes == []
+    assert list(first()) == [1.0, 2.0, 2.0] and list(second()) == [5.0] and passes == [1]

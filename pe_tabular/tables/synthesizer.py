@@ -29,6 +29,7 @@ from pe_tabular.backends.mixture import explore_every_source
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, EvolutionResult
 from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
+from pe_tabular.measure.histograms import OnePass
 from pe_tabular.measure.raking import rake_to_shares
 from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.measure.shares import class_counts, release_label_shares
@@ -56,7 +57,7 @@ from pe_tabular.tables.marginals import (
     structure_counts,
     target_codes,
 )
-from pe_tabular.tables.private import PrivateRows, Stage
+from pe_tabular.tables.private import PrivateRows
 from pe_tabular.tables.resolution import MAX_INTERVALS, numeric_columns, resolve, thresholded
 from pe_tabular.tables.resolution import plan as resolution_plan
 from pe_tabular.tables.schema import Schema, decimal_places
@@ -299,7 +300,7 @@ class PESynthesizer:
             noisy = path.release(
                 Spec("structure", f"all {len(every)} two-way tables on coarse groups (structure)",
                      self._sigma(rho * self._share("structure_share"), 1, sens), sens, stream=(0, 300)),
-                Stage(rows, {0: lambda f: structure_counts(f, schema, groups, every)}, "structure tables").counts(0))
+                rows.one_pass({0: lambda f: structure_counts(f, schema, groups, every)}, "structure tables").counts(0))
             pairs = noisy_chow_liu(noisy, groups, every, names, ledger.releases[-1].sigma, self.n_hat_)
             # 3) DP two-way marginals of the tree's edges (none when no dependence beat the noise: their share
             #    then stays with the votes), each at the finest resolution its noise supports; 4) a tree
@@ -396,13 +397,13 @@ class PESynthesizer:
         """σ for n releases of sensitivity Δ that together spend ``rho`` of μ²."""
         return sigma_for_share(rho, n_releases, sensitivity)
 
-    def _stage(self, rows: PrivateRows, keys: Sequence[tuple[str, ...]], desc: str) -> Stage:
+    def _stage(self, rows: PrivateRows, keys: Sequence[tuple[str, ...]], desc: str) -> OnePass:
         """The clean histograms of marginals ``keys`` under the current schema and resolutions, summed in one
         pass over the rows when the first of them is released."""
         schema, res = self.schema_, getattr(self, "res_", None)
-        return Stage(rows, {k: (lambda f, k=k: histogram(f, schema, k, res=res)) for k in keys}, desc)
+        return rows.one_pass({k: (lambda f, k=k: histogram(f, schema, k, res=res)) for k in keys}, desc)
 
-    def _measure(self, stage: Stage, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
+    def _measure(self, stage: OnePass, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
                  noise: Any, ckpt: Checkpointer | None, stream: int) -> np.ndarray:
         """One noisy marginal on public bins (Δ = 1: a row sits in one cell), as a distribution."""
         res = getattr(self, "res_", None)

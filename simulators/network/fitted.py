@@ -49,7 +49,7 @@ from simulators.network.codebook import AddressCodebook, Codebook, build_codeboo
 from simulators.network.dp_priors import threshold
 from simulators.network.encoder import ACK, TCP, flags_to_mask, mask_to_flags, number_to_proto, proto_to_number
 from simulators.network.flows import FLOW_COLUMNS, genome_from_records, header_bytes
-from simulators.network.records import Hist, LazyPass, TraceRecords
+from simulators.network.records import Hist, TraceRecords
 
 STRUCTURE_GROUPS = 6
 # The public fallback structure (domain knowledge): the protocol decides the service ports, flags and
@@ -402,7 +402,7 @@ def _fit_tree(records: TraceRecords, grids: list[Any], plan: P.FittedAddressPlan
     for col, ab in addr.items():
         at[("addr", col)] = len(hists)
         hists.append(Hist(ab.encode, ab.size, (col,)))
-    one_way = LazyPass(records, hists, "one-way histograms")
+    one_way = records.one_pass(hists, "one-way histograms")
     books: dict[str, Codebook | AddressCodebook] = {}
     total = None
     for i, g in ordered:

@@ -33,7 +33,7 @@ from simulators.network.encoder import (
     ip_to_uint32,
     proto_to_number,
 )
-from simulators.network.records import Hist, LazyPass, TraceRecords
+from simulators.network.records import Hist, TraceRecords
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def release_marginals(records: TraceRecords, specs: list[MarginalSpec], sigma: f
                       noise: NoiseSource, checkpoint: Checkpointer | None = None) -> list[Released]:
     """One Gaussian release per spec (L2 sensitivity 1 per record, or per flow/host unit), all counted in
     one pass over the records."""
-    counts = LazyPass(records, [Hist(spec.bins, spec.size, None) for spec in specs], "marginals")
+    counts = records.one_pass([Hist(spec.bins, spec.size, None) for spec in specs], "marginals")
     out = []
     for i, spec in enumerate(specs):
         noisy = release(counts.counts(i), sigma, f"marginal_{spec.name}", ledger, noise, checkpoint,
