@@ -139,6 +139,7 @@ def test_systematic_counts_are_the_systematic_draw_without_its_n_sized_index():
 def test_combining_pair_margins_makes_one_way_estimates_more_accurate(adult):
     """Post-processing: the inverse-variance combination of a column's one-way release with the coarse margins
     of the pair releases that contain it beats the one-way release alone, on average over noise draws."""
+    from pe_tabular.measure.measurement import Measurement as M
     from pe_tabular.tables.marginals import combine_one_way, estimate
 
     schema, df = adult
@@ -156,11 +157,11 @@ def test_combining_pair_margins_makes_one_way_estimates_more_accurate(adult):
     alone, combined = [], []
     for _ in range(60):
         n1 = y1 + rng.normal(0, s1, y1.size)
-        raw2 = {k: (v + rng.normal(0, s2, v.size), s2) for k, v in clean.items()}
+        raw2 = [M(k, v + rng.normal(0, s2, v.size), s2) for k, v in clean.items()]
         alone.append(errors(estimate(n1, schema, (name,))))
-        combined.append(errors(combine_one_way({name: (n1, s1)}, raw2, schema)[name]))
+        combined.append(errors(combine_one_way([M((name,), n1, s1)], raw2, schema)[name]))
     alone, combined = np.array(alone), np.array(combined)
     assert combined[:, 0].mean() < alone[:, 0].mean()  # fine bins: better
     assert combined[:, 1].mean() < 0.75 * alone[:, 1].mean()  # coarse bins, where the pairs add information
-    exact = combine_one_way({name: (y1, s1)}, {k: (v, s2) for k, v in clean.items()}, schema)[name]  # stays exact
+    exact = combine_one_way([M((name,), y1, s1)], [M(k, v, s2) for k, v in clean.items()], schema)[name]  # exact
     np.testing.assert_allclose(exact, truth, atol=1e-12)

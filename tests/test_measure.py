@@ -110,3 +110,17 @@ def test_one_pass_reads_the_source_once_and_never_when_no_count_is_asked_for():
     first, second = lazy.counts("bins"), lazy.counts("rows")
     assert passes == []
     assert list(first()) == [1.0, 2.0, 2.0] and list(second()) == [5.0] and passes == [1]
+
+
+def test_a_measurement_averaged_with_a_second_one_weights_each_by_its_inverse_variance():
+    from pe_tabular.measure.measurement import Measurement
+
+    m = Measurement(("age",), np.array([10.0, 0.0]), 1.0).averaged(Measurement(("age",), np.array([0.0, 30.0]), 3.0))
+    assert m.query == ("age",) and m.noisy == pytest.approx([9.0, 3.0]) and m.sigma == pytest.approx(0.9 ** 0.5)
+
+
+def test_traces_releases_are_engine_measurements():
+    from pe_tabular.measure.measurement import Measurement
+    from simulators.network.marginals import Released, Targets
+
+    assert issubclass(Released, Measurement) and issubclass(Targets, Measurement)

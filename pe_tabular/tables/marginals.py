@@ -10,6 +10,7 @@ votes on sparse candidate sets while the evolved population keeps the joint stru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 
 from pe_tabular.io_utils import epoch_seconds
 from pe_tabular.measure.information import mutual_information
+from pe_tabular.measure.measurement import Measurement
 from pe_tabular.measure.raking import fit_table_to_margins
 from pe_tabular.measure.spanning import max_spanning_forest, max_spanning_tree, ranked_pairs
 from pe_tabular.tables.cells import CategoryLookup
@@ -361,8 +363,8 @@ def fine_to_coarse(c: Column, k: int = PAIR_BINS) -> np.ndarray:
     return coarse.index(pd.Series(reps, dtype=object))
 
 
-def combine_one_way(one: dict[str, tuple[np.ndarray, float]], pairs: dict[Key, tuple[np.ndarray, float]],
-                    schema: Schema, res: Resolutions | None = None) -> dict[str, np.ndarray]:
+def combine_one_way(one: Sequence[Measurement[Key]], pairs: Sequence[Measurement[Key]], schema: Schema,
+                    res: Resolutions | None = None) -> dict[str, np.ndarray]:
     """Better one-way marginals from every release that measures them (post-processing).
 
     A column's one-way histogram (fine bins, noise σ₁ per cell) is not its only measurement: every
@@ -371,18 +373,18 @@ def combine_one_way(one: dict[str, tuple[np.ndarray, float]], pairs: dict[Key, t
     the least variance of any unbiased linear combination; the fine cells inside a coarse cell then move by
     an equal share of the correction, which is the generalised least-squares solution when the fine cells
     share one noise scale (the hierarchical consistency of Hay et al., VLDB 2010). Pairs are folded in one
-    after the other (the running estimate's variance is tracked per fine cell). ``one`` maps a column to
-    its raw noisy counts and σ, ``pairs`` a pair key to its raw noisy counts and σ; the result maps each
-    column of ``one`` to a distribution."""
+    after the other (the running estimate's variance is tracked per fine cell). ``one`` holds the one-way
+    measurements (query: a 1-tuple), ``pairs`` the pair measurements (query: (a, b)), raw noisy counts and σ;
+    the result maps each column of ``one`` to a distribution."""
     out: dict[str, np.ndarray] = {}
-    for name, (y1, s1) in one.items():
+    for (name,), y1, s1 in ((m.query, m.noisy, m.sigma) for m in one):
         if s1 <= 0:  # released without noise (ε = ∞): already exact
             out[name] = estimate(y1, schema, (name,))
             continue
         c = schema[name]
         y = np.asarray(y1, float).copy()
         var = np.full(y.size, s1**2)  # variance of each fine cell's running estimate
-        for (a, b), (y2, s2) in pairs.items():
+        for (a, b), y2, s2 in ((m.query, m.noisy, m.sigma) for m in pairs):
             if name not in (a, b) or s2 <= 0:
                 continue
             ka, kb = _pair_ks((a, b), res)

@@ -30,6 +30,7 @@ from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, EvolutionResult
 from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
 from pe_tabular.measure.histograms import OnePass
+from pe_tabular.measure.measurement import Measurement
 from pe_tabular.measure.raking import rake_to_shares
 from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.measure.shares import class_counts, release_label_shares
@@ -272,7 +273,7 @@ class PESynthesizer:
             target = max(self.n_hat_ / MAX_INTERVALS, INTERVAL_SIGMAS * sigma_1)
             self.schema_, self.decoders_ = resolve(rows, self.schema_, path, plan, self.n_hat_, target)
         targets: dict[Any, np.ndarray] = {}
-        self._raw: dict[Any, tuple[np.ndarray, float]] = {}  # released noisy counts and σ, by marginal
+        self._raw: dict[tuple[str, ...], Measurement] = {}  # released noisy counts and σ, by marginal
         if self.calibrate > 0:
             sigma = self._sigma(rho * self._share("calibrate"), len(cols))
             stage = self._stage(rows, [(n,) for n in cols], "one-way marginals")
@@ -313,10 +314,10 @@ class PESynthesizer:
             self.pairs_ = pairs
             if not self.votes_:  # no votes to take what the pairs left (e.g. no dependence beat the noise)
                 self._remeasure_one_way(rows, ledger, noise, ckpt)
-            raw1 = {k: v for k, v in self._raw.items() if isinstance(k, str)}
-            targets.update(combine_one_way(raw1, {k: v for k, v in self._raw.items() if isinstance(k, tuple)},
+            raw1 = [m for m in self._raw.values() if len(m.query) == 1]
+            targets.update(combine_one_way(raw1, [m for m in self._raw.values() if len(m.query) > 1],
                                            self.schema_, self.res_))
-            self.marginals_.update({k: targets[k] for k in raw1})
+            self.marginals_.update({m.query[0]: targets[m.query[0]] for m in raw1})
             one = {n: targets.get(n, self._uniform(n)) for n in self.schema_.names}
             targets.update(consistent_pairs(one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
                                             self.schema_, res=self.res_))
@@ -358,18 +359,16 @@ class PESynthesizer:
     def _remeasure_one_way(self, rows: PrivateRows, ledger: Ledger, noise: Any, ckpt: Checkpointer | None) -> None:
         """Spend the budget left without votes on a second one-way release per column, averaged with the first
         by inverse variance (post-processing), so a run without votes still spends its whole ε."""
-        cols = [n for n in self._raw if isinstance(n, str)]
+        cols = [k[0] for k in self._raw if len(k) == 1]
         rho = ledger.remaining_rho()
         if not cols or not math.isfinite(rho) or rho <= 1e-12:
             return
         sigma = self._sigma(rho * (1 - 1e-9), len(cols))
         stage = self._stage(rows, [(n,) for n in cols], "one-way marginals (again)")
         for j, name in enumerate(cols):
-            y1, s1 = self._raw[name]
+            first = self._raw[(name,)]
             self._measure(stage, (name,), sigma, f"marginal_again_{j:03d}", ledger, noise, ckpt, 500 + j)
-            y2, s2 = self._raw[name]
-            w1, w2 = 1 / s1**2, 1 / s2**2
-            self._raw[name] = ((w1 * np.asarray(y1) + w2 * np.asarray(y2)) / (w1 + w2), (w1 + w2) ** -0.5)
+            self._raw[(name,)] = first.averaged(self._raw[(name,)])
 
     def _order_categories(self, targets: dict[Any, np.ndarray]) -> None:
         """List every category column (but the label) by its released frequency, so two-way marginals keep the
@@ -379,8 +378,8 @@ class PESynthesizer:
             if c.is_categorical and c.name != self.label_ and c.name in targets:
                 c, perm = by_frequency(c, targets[c.name])
                 targets[c.name] = targets[c.name][perm]
-                noisy, sigma = self._raw[c.name]
-                self._raw[c.name] = (np.asarray(noisy)[perm], sigma)
+                m = self._raw[(c.name,)]
+                self._raw[(c.name,)] = dataclasses.replace(m, noisy=np.asarray(m.noisy)[perm])
             cols.append(c)
         self.schema_ = dataclasses.replace(self.schema_, columns=tuple(cols))
 
@@ -409,8 +408,7 @@ class PESynthesizer:
         res = getattr(self, "res_", None)
         noisy, rel = ReleasePath(ledger, noise, ckpt).release_recorded(
             Spec(name, f"marginal {'×'.join(key)}", sigma, stream=(0, stream)), stage.counts(key))
-        sigma = rel.sigma
-        self._raw[key if len(key) > 1 else key[0]] = (noisy, sigma)  # for combine_one_way
+        self._raw[key] = Measurement(key, noisy, rel.sigma)  # for combine_one_way
         return estimate(noisy, self.schema_, key, res)
 
     def _need_fit(self) -> EvolutionResult:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.measure.measurement import Measurement
 from pe_tabular.privacy.accountant import sigma_for_share
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
@@ -114,15 +115,13 @@ def host_specs(hosts: np.ndarray) -> list[MarginalSpec]:
 
 
 @dataclass(frozen=True)
-class Released:
-    spec: MarginalSpec
-    noisy: np.ndarray
-    sigma: float
+class Released(Measurement[MarginalSpec]):
+    """A released marginal: the engine's measurement of one public binning (``query``)."""
 
     @property
     def known(self) -> np.ndarray:
         """Bins measured above the noise threshold (the only ones raking constrains)."""
-        return self.noisy > threshold(self.sigma, self.spec.size) if self.sigma > 0 else self.noisy > 0
+        return self.noisy > threshold(self.sigma, self.query.size) if self.sigma > 0 else self.noisy > 0
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ class Targets(Released):
 
     @property
     def known(self) -> np.ndarray:
-        return np.ones(self.spec.size, dtype=bool)
+        return np.ones(self.query.size, dtype=bool)
 
 
 def release_marginals(records: TraceRecords, specs: list[MarginalSpec], sigma: float, ledger: Ledger,

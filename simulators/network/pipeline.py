@@ -295,7 +295,7 @@ def _run(private: TraceRecords, cfg: TraceSynthConfig, level: str, encoder: Any,
     sigma_last = float(res.history[-1].get("sigma", 0.0)) if res.history else 0.0
     base = np.clip(res.weights, 0, None) + cfg.vote_shrinkage * sigma_last
     rel = fitted.released
-    weights = rake_to_known(base, [r.spec.bins(res.population.samples) for r in rel], [r.noisy for r in rel],
+    weights = rake_to_known(base, [r.query.bins(res.population.samples) for r in rel], [r.noisy for r in rel],
                             [r.known for r in rel]) if rel else base
     # systematic resampling: each candidate appears ⌊n·p⌋ or ⌈n·p⌉ times, so the output reproduces the raked
     # weights up to rounding instead of adding multinomial noise (≈ 3 % on a destination of 1,000 records)
@@ -373,7 +373,7 @@ def _legacy_marginals(private: TraceRecords, cfg: TraceSynthConfig, mu: float,
     all_specs = specs + (host_specs(hosts) if len(hosts) else [])
     released = release_marginals(private, all_specs, marginal_sigma(mu, cfg.marginal_share, len(all_specs)),
                                  ledger, noise, ck)
-    t = [r for r in released if r.spec.name == "time"]
+    t = [r for r in released if r.query.name == "time"]
     if t and priors is not None and cfg.prior_shares.times == 0:
         priors = FittedPriors(priors.services, priors.addresses,
                               P.TimePrior(cfg.time_window, np.clip(t[0].noisy, 0, None) + 1e-3))
