@@ -17,7 +17,10 @@ from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
-from pe_tabular.voting.sharded import UNKNOWN_LABEL
+
+# names the problem, never the labels: a label value found only in the private data is private (rule 7)
+UNKNOWN_LABEL = ("some label values are not among the declared classes; declare every class in the public schema "
+                 "(its label categories) or map the others to a declared one")
 
 
 def class_counts(values: pd.Series | np.ndarray, classes: Sequence[Any]) -> np.ndarray:
