@@ -30,9 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pe_tabular.tables.synthesizer as synmod  # noqa: E402
+from pe_tabular.measure.information import mutual_information  # noqa: E402
+from pe_tabular.measure.spanning import max_spanning_tree  # noqa: E402
 from pe_tabular.tables.datasets import adult_schema, load_adult  # noqa: E402
 from pe_tabular.tables.evaluation import marginal_tvd, tstr  # noqa: E402
-from pe_tabular.tables.marginals import histogram, max_spanning_tree, mutual_information  # noqa: E402
+from pe_tabular.tables.marginals import histogram  # noqa: E402
 from pe_tabular.tables.schema import validate  # noqa: E402
 
 HEADING = "Tables pipeline ablation"

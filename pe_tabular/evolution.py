@@ -28,7 +28,6 @@ from pe_tabular.source import ProgressSteps
 from pe_tabular.units import PoissonSample
 from pe_tabular.voting.histogram import clip_counts, select, vote_histogram
 from pe_tabular.voting.registry import VoteFn, class_conditional_nearest, get_voter
-from pe_tabular.voting.sharded import UNKNOWN_LABEL
 
 log = logging.getLogger(__name__)
 Event = dict[str, Any]
@@ -138,25 +137,6 @@ def allocate(n: int, shares: dict[Any, float], minimum: int = 2) -> dict[Any, in
     for i in np.argsort(-(raw - base), kind="stable")[: n - base.sum()]:
         base[i] += 1
     return {c: max(int(b), minimum) for c, b in zip(labels, base)}
-
-
-def estimate_label_shares(
-    private_labels: np.ndarray, classes: Sequence[Any], sigma: float, ledger: Ledger, noise: NoiseSource,
-    checkpoint: Checkpointer | None = None,
-) -> dict[Any, float]:
-    """DP label shares from a noisy label histogram (Δ = 1: one row changes one count by 1)."""
-    idx = {c: i for i, c in enumerate(classes)}
-    unknown = set(np.unique(private_labels).tolist()) - set(idx)
-    if unknown:
-        raise ValueError(UNKNOWN_LABEL)
-
-    def counts() -> np.ndarray:
-        return np.bincount([idx[v] for v in private_labels.tolist()], minlength=len(classes)).astype(float)
-
-    noisy = ReleasePath(ledger, noise, checkpoint).release(Spec("label_shares", "label histogram", sigma,
-                                                                stream=(0, 1)), counts)
-    pos = np.maximum(noisy, 0.0) + 1e-9
-    return {c: float(p / pos.sum()) for c, p in zip(classes, pos)}
 
 
 class Evolution:

@@ -139,6 +139,7 @@ def test_systematic_counts_are_the_systematic_draw_without_its_n_sized_index():
 def test_combining_pair_margins_makes_one_way_estimates_more_accurate(adult):
     """Post-processing: the inverse-variance combination of a column's one-way release with the coarse margins
     of the pair releases that contain it beats the one-way release alone, on average over noise draws."""
+    from pe_tabular.measure.measurement import Measurement as M
     from pe_tabular.tables.marginals import combine_one_way, estimate
 
     schema, df = adult
@@ -156,13 +157,13 @@ def test_combining_pair_margins_makes_one_way_estimates_more_accurate(adult):
     alone, combined = [], []
     for _ in range(60):
         n1 = y1 + rng.normal(0, s1, y1.size)
-        raw2 = {k: (v + rng.normal(0, s2, v.size), s2) for k, v in clean.items()}
+        raw2 = [M(k, v + rng.normal(0, s2, v.size), s2) for k, v in clean.items()]
         alone.append(errors(estimate(n1, schema, (name,))))
-        combined.append(errors(combine_one_way({name: (n1, s1)}, raw2, schema)[name]))
+        combined.append(errors(combine_one_way([M((name,), n1, s1)], raw2, schema)[name]))
     alone, combined = np.array(alone), np.array(combined)
     assert combined[:, 0].mean() < alone[:, 0].mean()  # fine bins: better
     assert combined[:, 1].mean() < 0.75 * alone[:, 1].mean()  # coarse bins, where the pairs add information
-    exact = combine_one_way({name: (y1, s1)}, {k: (v, s2) for k, v in clean.items()}, schema)[name]  # stays exact
+    exact = combine_one_way([M((name,), y1, s1)], [M(k, v, s2) for k, v in clean.items()], schema)[name]  # exact
     np.testing.assert_allclose(exact, truth, atol=1e-12)
 
 
@@ -170,6 +171,7 @@ def test_a_missing_cell_the_noise_cannot_tell_from_zero_is_read_as_zero():
     """A DP schema makes every non-label column nullable, so a column with no missing value gets a missing
     cell of pure noise; read as it came, it put up to 2 points of a small table's output at "missing" (issue 22,
     `benchmarks/real_files.py`, churn). A missing share well above the noise is kept as released."""
+    from pe_tabular.measure.measurement import Measurement as M
     from pe_tabular.tables.marginals import MISSING_SIGNIFICANCE, combine_one_way
 
     c = Column("x", "categorical", categories=("a", "b", "c"), nullable=True)
@@ -177,8 +179,8 @@ def test_a_missing_cell_the_noise_cannot_tell_from_zero_is_read_as_zero():
     sigma = 40.0
     for noise in (0.5, 1.5, 1.99):  # positive draws on an empty missing cell, in σ
         y = np.array([1500.0, 1200.0, 1300.0, noise * sigma])
-        p = combine_one_way({"x": (y, sigma)}, {}, schema)["x"]
+        p = combine_one_way([M(("x",), y, sigma)], [], schema)["x"]
         assert noise < MISSING_SIGNIFICANCE and p[-1] == 0.0 and p.sum() == pytest.approx(1.0)
     y = np.array([1000.0, 800.0, 900.0, 1200.0])  # 30 % missing: far above the noise
-    p = combine_one_way({"x": (y, sigma)}, {}, schema)["x"]
+    p = combine_one_way([M(("x",), y, sigma)], [], schema)["x"]
     assert p[-1] == pytest.approx(1200 / 3900, abs=0.01)

@@ -214,7 +214,7 @@ def test_bad_settings_are_named(client, data):
 
 def test_an_undeclared_label_is_named_as_a_problem_never_by_its_value():
     """Issue 23, finding 8: both label counters printed up to five private label values in their error."""
-    from pe_tabular.evolution import estimate_label_shares
+    from pe_tabular.measure.shares import estimate_label_shares
     from pe_tabular.voting.sharded import _label_counts, _Shard
 
     labels = np.array(["<=50K", "rare-secret-label"], dtype=object)

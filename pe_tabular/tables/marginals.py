@@ -11,6 +11,7 @@ votes on sparse candidate sets while the evolved population keeps the joint stru
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -19,6 +20,10 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.io_utils import epoch_seconds
+from pe_tabular.measure.information import mutual_information
+from pe_tabular.measure.measurement import Measurement
+from pe_tabular.measure.raking import fit_table_to_margins
+from pe_tabular.measure.spanning import max_spanning_forest, max_spanning_tree, ranked_pairs
 from pe_tabular.tables.cells import CategoryLookup
 from pe_tabular.tables.schema import Column, Schema
 from pe_tabular.tables.values import from_unit, to_unit
@@ -365,8 +370,8 @@ def fine_to_coarse(c: Column, k: int = PAIR_BINS) -> np.ndarray:
     return coarse.index(pd.Series(reps, dtype=object))
 
 
-def combine_one_way(one: dict[str, tuple[np.ndarray, float]], pairs: dict[Key, tuple[np.ndarray, float]],
-                    schema: Schema, res: Resolutions | None = None) -> dict[str, np.ndarray]:
+def combine_one_way(one: Sequence[Measurement[Key]], pairs: Sequence[Measurement[Key]], schema: Schema,
+                    res: Resolutions | None = None) -> dict[str, np.ndarray]:
     """Better one-way marginals from every release that measures them (post-processing).
 
     A column's one-way histogram (fine bins, noise σ₁ per cell) is not its only measurement: every
@@ -375,18 +380,18 @@ def combine_one_way(one: dict[str, tuple[np.ndarray, float]], pairs: dict[Key, t
     the least variance of any unbiased linear combination; the fine cells inside a coarse cell then move by
     an equal share of the correction, which is the generalised least-squares solution when the fine cells
     share one noise scale (the hierarchical consistency of Hay et al., VLDB 2010). Pairs are folded in one
-    after the other (the running estimate's variance is tracked per fine cell). ``one`` maps a column to
-    its raw noisy counts and σ, ``pairs`` a pair key to its raw noisy counts and σ; the result maps each
-    column of ``one`` to a distribution."""
+    after the other (the running estimate's variance is tracked per fine cell). ``one`` holds the one-way
+    measurements (query: a 1-tuple), ``pairs`` the pair measurements (query: (a, b)), raw noisy counts and σ;
+    the result maps each column of ``one`` to a distribution."""
     out: dict[str, np.ndarray] = {}
-    for name, (y1, s1) in one.items():
+    for (name,), y1, s1 in ((m.query, m.noisy, m.sigma) for m in one):
         if s1 <= 0:  # released without noise (ε = ∞): already exact
             out[name] = estimate(y1, schema, (name,))
             continue
         c = schema[name]
         y = np.asarray(y1, float).copy()
         var = np.full(y.size, s1**2)  # variance of each fine cell's running estimate
-        for (a, b), (y2, s2) in pairs.items():
+        for (a, b), y2, s2 in ((m.query, m.noisy, m.sigma) for m in pairs):
             if name not in (a, b) or s2 <= 0:
                 continue
             ka, kb = _pair_ks((a, b), res)
@@ -453,30 +458,10 @@ def consistent_pairs(one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray
         cb = np.bincount(fine_to_coarse(schema[b], kb), weights=one_way[b], minlength=nb)[:nb]
         ra, cb = ra / ra.sum(), cb / cb.sum()
         t = np.asarray(joint, float).reshape(na, nb)
-        t = (1 - support) * t / max(t.sum(), 1e-300) + support * np.outer(ra, cb)
-        for _ in range(iterations):
-            t *= np.divide(ra, t.sum(1), out=np.zeros(na), where=t.sum(1) > 0)[:, None]
-            t *= np.divide(cb, t.sum(0), out=np.zeros(nb), where=t.sum(0) > 0)[None, :]
+        t = fit_table_to_margins((1 - support) * t / max(t.sum(), 1e-300) + support * np.outer(ra, cb), ra, cb,
+                                 iterations)
         out[(a, b)] = (t / t.sum()).ravel()
     return out
-
-
-def mutual_information(joint: np.ndarray) -> float:
-    """I(A; B) of a (possibly unnormalised, non-negative) two-way table."""
-    pj = joint / joint.sum() if joint.sum() > 0 else joint
-    indep = pj.sum(1, keepdims=True) @ pj.sum(0, keepdims=True)
-    nz = pj > 0
-    return float(np.sum(pj[nz] * np.log(pj[nz] / indep[nz])))
-
-
-def max_spanning_tree(weight: np.ndarray, names: list[str]) -> list[Key]:
-    """Edges of the maximum spanning tree of a symmetric weight matrix (Prim), parent first."""
-    in_tree, edges = {0}, []
-    while len(in_tree) < len(names):
-        best = max((weight[i, j], i, j) for i in in_tree for j in range(len(names)) if j not in in_tree)
-        edges.append((names[best[1]], names[best[2]]))
-        in_tree.add(best[2])
-    return edges
 
 
 STRUCTURE_GROUPS = 5  # groups per column in the all-pairs structure release
@@ -568,44 +553,11 @@ def noisy_chow_liu(noisy: np.ndarray, groups: dict[str, np.ndarray], pairs: list
             ok[idx[a], idx[b]] = ok[idx[b], idx[a]] = m > null.mean() + z * null.std()
     if ok.all():
         return max_spanning_tree(mi, names)
-    return max_spanning_forest(np.where(ok, mi, -1.0), names)
+    return max_spanning_forest(ranked_pairs(np.where(ok, mi, -1.0), names), names)
 
 
-def max_spanning_forest(weight: np.ndarray, names: list[str]) -> list[Key]:
-    """Kruskal on the edges of positive weight only: a maximum spanning forest (parent first)."""
-    root = list(range(len(names)))
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
-
-    edges = []
-    cand = sorted(((weight[i, j], i, j) for i in range(len(names)) for j in range(i + 1, len(names))
-                   if weight[i, j] >= 0), reverse=True)
-    for _, i, j in cand:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            root[ri] = rj
-            edges.append((names[i], names[j]))
-    return edges
-
-
-def rake(df: pd.DataFrame, weights: np.ndarray, schema: Schema, targets: dict, iterations: int = 30,
-         max_ratio: float = 20.0, res: Resolutions | None = None) -> np.ndarray:
-    """Reweight rows so each marginal (key: column name or tuple of names) matches its target."""
-    w = np.asarray(weights, dtype=float).copy()
-    if w.sum() <= 0:
-        w[:] = 1.0
-    w /= w.sum()
-    keys = {k: (k,) if isinstance(k, str) else tuple(k) for k in targets}
-    idx = {k: codes(df, schema, key, res)[0] for k, key in keys.items()}
-    for _ in range(iterations):
-        for k, t in targets.items():
-            cur = np.bincount(idx[k], weights=w, minlength=t.size)
-            cur = cur / cur.sum()
-            ratio = np.where(cur > 0, t / np.maximum(cur, 1e-300), 1.0)
-            w *= np.clip(ratio, 1.0 / max_ratio, max_ratio)[idx[k]]
-            w /= w.sum()
-    return w
+def target_codes(df: pd.DataFrame, schema: Schema, targets: dict, res: Resolutions | None = None
+                 ) -> list[np.ndarray]:
+    """Cell of every row in each target's marginal (key: column name or tuple of names), in ``targets``' order:
+    the bins ``pe_tabular.measure.raking.rake_to_shares`` reweights rows on."""
+    return [codes(df, schema, (k,) if isinstance(k, str) else tuple(k), res)[0] for k in targets]

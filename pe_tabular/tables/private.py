@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from pe_tabular.measure.histograms import OnePass, concatenated, split
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.source import (
     DEFAULT_CHUNK_ROWS,
@@ -59,7 +60,7 @@ from pe_tabular.tables.schema import (
     warn_dropped_columns,
 )
 
-__all__ = ["NA_STRINGS", "PrivateRows", "Stage", "as_source", "invalid_policy_notice"]
+__all__ = ["NA_STRINGS", "PrivateRows", "as_source", "invalid_policy_notice"]
 MERGE_AT = 1 << 20  # pending (value, count) pairs per column before they are merged
 
 
@@ -236,6 +237,14 @@ class PrivateRows:
         return self.source.sum(lambda ch: np.asarray(fn(self.frame(ch.data.codes)), float), desc=desc,
                                empty=lambda: np.zeros(size))
 
+    def one_pass(self, fns: dict[Any, Callable[[pd.DataFrame], np.ndarray]], desc: str) -> OnePass:
+        """Histograms ``fns`` (key → fn(frame), of a public size: the histogram of an empty frame gives it),
+        summed together in ONE pass over the rows the first time one is needed."""
+        keys = list(fns)
+        empty = self.empty()
+        sizes = [int(np.asarray(fns[k](empty)).size) for k in keys]
+        return OnePass(lambda: split(self.sum(concatenated([fns[k] for k in keys]), sum(sizes), desc), keys, sizes))
+
     def count(self) -> float:
         return float(self.sum(lambda f: np.array([float(len(f))]), 1, "counting rows")[0])
 
@@ -293,29 +302,4 @@ class PrivateRows:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class Stage:
-    """Histograms of one stage, summed together in ONE pass over the rows the first time one is needed (a
-    resumed run whose releases are all restored never reads the rows). ``fns``: key → fn(frame) with a
-    public size (the histogram of an empty frame gives it)."""
-
-    def __init__(self, rows: PrivateRows, fns: dict[Any, Callable[[pd.DataFrame], np.ndarray]], desc: str):
-        self.rows, self.fns, self.desc = rows, fns, desc
-        empty = rows.empty()
-        self.sizes = {k: int(np.asarray(f(empty)).size) for k, f in fns.items()}
-        self._out: dict[Any, np.ndarray] | None = None
-
-    def _all(self) -> dict[Any, np.ndarray]:
-        if self._out is None:
-            keys = list(self.fns)
-            total = self.rows.sum(lambda f: np.concatenate([np.asarray(self.fns[k](f), float) for k in keys]),
-                                  sum(self.sizes.values()), self.desc)
-            ends = np.cumsum([self.sizes[k] for k in keys])
-            self._out = dict(zip(keys, np.split(total, ends[:-1])))
-        return self._out
-
-    def counts(self, key: Any) -> Callable[[], np.ndarray]:
-        """The clean counts of ``key``, for a release's lazy counting function."""
-        return lambda: self._all()[key]
 

@@ -40,7 +40,7 @@ from scipy.stats import norm
 from pe_tabular.privacy.accountant import sigma_for_share
 from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.tables import dp_quantiles as dq
-from pe_tabular.tables.private import PrivateRows, Stage
+from pe_tabular.tables.private import PrivateRows
 from pe_tabular.tables.schema import Column, Schema
 from pe_tabular.tables.values import from_unit, to_unit
 
@@ -145,8 +145,8 @@ def resolve(rows: PrivateRows | pd.DataFrame, schema: Schema, path: ReleasePath,
     nums = [(j, c) for j, c in enumerate(schema.columns) if not c.is_categorical]
     values = rows.value_counts([c.name for _, c in nums]) if nums else {}
     found = {c.name: _release_values(c, *values[c.name], path, p, n_hat, stream + j, j) for j, c in nums}
-    trees = Stage(rows, {c.name: _rest_tree(c, found[c.name][3]) for _, c in nums if found[c.name][3] is not None},
-                  "hierarchical histograms of number columns")
+    trees = rows.one_pass({c.name: _rest_tree(c, found[c.name][3]) for _, c in nums if found[c.name][3] is not None},
+                          "hierarchical histograms of number columns")
     cols = []
     decoders: dict[str, Decoder] = {}
     for j, c in enumerate(schema.columns):

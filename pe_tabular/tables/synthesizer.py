@@ -29,6 +29,11 @@ from pe_tabular.backends.mixture import explore_every_source
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, EvolutionResult
 from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
+from pe_tabular.measure.histograms import OnePass
+from pe_tabular.measure.measurement import Measurement
+from pe_tabular.measure.raking import rake_to_shares
+from pe_tabular.measure.schedule import degree_schedule
+from pe_tabular.measure.shares import class_counts, release_label_shares
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
@@ -50,10 +55,10 @@ from pe_tabular.tables.marginals import (
     histogram,
     noisy_chow_liu,
     pair_resolutions,
-    rake,
     structure_counts,
+    target_codes,
 )
-from pe_tabular.tables.private import PrivateRows, Stage
+from pe_tabular.tables.private import PrivateRows
 from pe_tabular.tables.resolution import MAX_INTERVALS, numeric_columns, resolve, thresholded
 from pe_tabular.tables.resolution import plan as resolution_plan
 from pe_tabular.tables.schema import Schema, decimal_places
@@ -64,29 +69,6 @@ DUPLICATE_VARY = 0.25  # default variation degree of repeated output rows (see P
 SAMPLE_CHUNK = 250_000  # output rows per chunk of sample_chunks (the CLI writes a large output chunk by chunk)
 RESOLUTION_DELTA = 0.1  # share of δ paid by the thresholded exact-value releases of the resolution stage
 INTERVAL_SIGMAS = 10.0  # an interval bin should hold at least this many σ of its one-way measurement
-
-
-def label_shares(rows: PrivateRows, label: str, classes: list[str], sigma: float, path: ReleasePath
-                 ) -> dict[str, float]:
-    """DP label shares from a noisy label histogram (Δ = 1: one row changes one count by 1), summed over
-    the rows' chunks (the rows are validated: every label is a declared class)."""
-    idx = {c: float(i) for i, c in enumerate(classes)}
-
-    def fn(f: pd.DataFrame) -> np.ndarray:
-        k = f[label].astype(str).map(idx).to_numpy(float)
-        return np.bincount(k[np.isfinite(k)].astype(np.int64), minlength=len(classes)).astype(float)
-
-    noisy = path.release(Spec("label_shares", "label histogram", sigma, stream=(0, 1)),
-                         lambda: rows.sum(fn, len(classes), "label histogram"))
-    pos = np.maximum(noisy, 0.0) + 1e-9
-    return {c: float(p / pos.sum()) for c, p in zip(classes, pos)}
-
-
-def degree_schedule(iterations: int, start: float, end: float) -> list[float]:
-    """Geometric decay of the variation degree over the T−1 variation steps."""
-    if iterations <= 1:
-        return []
-    return [float(d) for d in np.geomspace(start, end, iterations - 1)]
 
 
 class PESynthesizer:
@@ -271,8 +253,10 @@ class PESynthesizer:
         if self.label_ is not None:
             classes = [str(c) for c in self.schema_[self.label_].categories]
             if self.label_shares_ is None:
-                shares = label_shares(rows, self.label_, classes,
-                                      self._sigma(rho * self._share("label_budget_share"), 1), path)
+                shares = release_label_shares(
+                    classes, self._sigma(rho * self._share("label_budget_share"), 1), path,
+                    lambda: rows.sum(lambda f: class_counts(f[self.label_].astype(str), classes), len(classes),
+                                     "label histogram"))
                 ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
             else:
                 shares = {str(k): float(v) for k, v in self.label_shares_.items()}
@@ -289,7 +273,7 @@ class PESynthesizer:
             target = max(self.n_hat_ / MAX_INTERVALS, INTERVAL_SIGMAS * sigma_1)
             self.schema_, self.decoders_ = resolve(rows, self.schema_, path, plan, self.n_hat_, target)
         targets: dict[Any, np.ndarray] = {}
-        self._raw: dict[Any, tuple[np.ndarray, float]] = {}  # released noisy counts and σ, by marginal
+        self._raw: dict[tuple[str, ...], Measurement] = {}  # released noisy counts and σ, by marginal
         if self.calibrate > 0:
             sigma = self._sigma(rho * self._share("calibrate"), len(cols))
             stage = self._stage(rows, [(n,) for n in cols], "one-way marginals")
@@ -317,7 +301,7 @@ class PESynthesizer:
             noisy = path.release(
                 Spec("structure", f"all {len(every)} two-way tables on coarse groups (structure)",
                      self._sigma(rho * self._share("structure_share"), 1, sens), sens, stream=(0, 300)),
-                Stage(rows, {0: lambda f: structure_counts(f, schema, groups, every)}, "structure tables").counts(0))
+                rows.one_pass({0: lambda f: structure_counts(f, schema, groups, every)}, "structure tables").counts(0))
             pairs = noisy_chow_liu(noisy, groups, every, names, ledger.releases[-1].sigma, self.n_hat_)
             # 3) DP two-way marginals of the tree's edges (none when no dependence beat the noise: their share
             #    then stays with the votes), each at the finest resolution its noise supports; 4) a tree
@@ -330,10 +314,10 @@ class PESynthesizer:
             self.pairs_ = pairs
             if not self.votes_:  # no votes to take what the pairs left (e.g. no dependence beat the noise)
                 self._remeasure_one_way(rows, ledger, noise, ckpt)
-            raw1 = {k: v for k, v in self._raw.items() if isinstance(k, str)}
-            targets.update(combine_one_way(raw1, {k: v for k, v in self._raw.items() if isinstance(k, tuple)},
+            raw1 = [m for m in self._raw.values() if len(m.query) == 1]
+            targets.update(combine_one_way(raw1, [m for m in self._raw.values() if len(m.query) > 1],
                                            self.schema_, self.res_))
-            self.marginals_.update({k: targets[k] for k in raw1})
+            self.marginals_.update({m.query[0]: targets[m.query[0]] for m in raw1})
             one = {n: targets.get(n, self._uniform(n)) for n in self.schema_.names}
             targets.update(consistent_pairs(one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
                                             self.schema_, res=self.res_))
@@ -366,8 +350,8 @@ class PESynthesizer:
             pop = backend.random(self.config_.population[-1], rng=rng)
             self.result = EvolutionResult(pop, np.ones(len(pop)), ledger, [])
         if targets:
-            self.result.weights = rake(self.result.population.samples, self.result.weights, self.schema_, targets,
-                                       res=getattr(self, "res_", None))
+            rows = target_codes(self.result.population.samples, self.schema_, targets, getattr(self, "res_", None))
+            self.result.weights = rake_to_shares(self.result.weights, rows, list(targets.values()))
         self.ledger = ledger
         self._rng = rng
         return self
@@ -375,18 +359,16 @@ class PESynthesizer:
     def _remeasure_one_way(self, rows: PrivateRows, ledger: Ledger, noise: Any, ckpt: Checkpointer | None) -> None:
         """Spend the budget left without votes on a second one-way release per column, averaged with the first
         by inverse variance (post-processing), so a run without votes still spends its whole ε."""
-        cols = [n for n in self._raw if isinstance(n, str)]
+        cols = [k[0] for k in self._raw if len(k) == 1]
         rho = ledger.remaining_rho()
         if not cols or not math.isfinite(rho) or rho <= 1e-12:
             return
         sigma = self._sigma(rho * (1 - 1e-9), len(cols))
         stage = self._stage(rows, [(n,) for n in cols], "one-way marginals (again)")
         for j, name in enumerate(cols):
-            y1, s1 = self._raw[name]
+            first = self._raw[(name,)]
             self._measure(stage, (name,), sigma, f"marginal_again_{j:03d}", ledger, noise, ckpt, 500 + j)
-            y2, s2 = self._raw[name]
-            w1, w2 = 1 / s1**2, 1 / s2**2
-            self._raw[name] = ((w1 * np.asarray(y1) + w2 * np.asarray(y2)) / (w1 + w2), (w1 + w2) ** -0.5)
+            self._raw[(name,)] = first.averaged(self._raw[(name,)])
 
     def _order_categories(self, targets: dict[Any, np.ndarray]) -> None:
         """List every category column (but the label) by its released frequency, so two-way marginals keep the
@@ -396,8 +378,8 @@ class PESynthesizer:
             if c.is_categorical and c.name != self.label_ and c.name in targets:
                 c, perm = by_frequency(c, targets[c.name])
                 targets[c.name] = targets[c.name][perm]
-                noisy, sigma = self._raw[c.name]
-                self._raw[c.name] = (np.asarray(noisy)[perm], sigma)
+                m = self._raw[(c.name,)]
+                self._raw[(c.name,)] = dataclasses.replace(m, noisy=np.asarray(m.noisy)[perm])
             cols.append(c)
         self.schema_ = dataclasses.replace(self.schema_, columns=tuple(cols))
 
@@ -414,20 +396,19 @@ class PESynthesizer:
         """σ for n releases of sensitivity Δ that together spend ``rho`` of μ²."""
         return sigma_for_share(rho, n_releases, sensitivity)
 
-    def _stage(self, rows: PrivateRows, keys: Sequence[tuple[str, ...]], desc: str) -> Stage:
+    def _stage(self, rows: PrivateRows, keys: Sequence[tuple[str, ...]], desc: str) -> OnePass:
         """The clean histograms of marginals ``keys`` under the current schema and resolutions, summed in one
         pass over the rows when the first of them is released."""
         schema, res = self.schema_, getattr(self, "res_", None)
-        return Stage(rows, {k: (lambda f, k=k: histogram(f, schema, k, res=res)) for k in keys}, desc)
+        return rows.one_pass({k: (lambda f, k=k: histogram(f, schema, k, res=res)) for k in keys}, desc)
 
-    def _measure(self, stage: Stage, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
+    def _measure(self, stage: OnePass, key: tuple[str, ...], sigma: float, name: str, ledger: Ledger,
                  noise: Any, ckpt: Checkpointer | None, stream: int) -> np.ndarray:
         """One noisy marginal on public bins (Δ = 1: a row sits in one cell), as a distribution."""
         res = getattr(self, "res_", None)
         noisy, rel = ReleasePath(ledger, noise, ckpt).release_recorded(
             Spec(name, f"marginal {'×'.join(key)}", sigma, stream=(0, stream)), stage.counts(key))
-        sigma = rel.sigma
-        self._raw[key if len(key) > 1 else key[0]] = (noisy, sigma)  # for combine_one_way
+        self._raw[key] = Measurement(key, noisy, rel.sigma)  # for combine_one_way
         return estimate(noisy, self.schema_, key, res)
 
     def _need_fit(self) -> EvolutionResult:

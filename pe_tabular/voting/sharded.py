@@ -49,14 +49,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pe_tabular.measure.shares import UNKNOWN_LABEL
 from pe_tabular.voting.histogram import vote_histogram
 from pe_tabular.voting.registry import class_conditional_nearest, get_voter
 
 log = logging.getLogger(__name__)
 Partitions = Sequence[pd.DataFrame] | str | os.PathLike
-# names the problem, never the labels: a label value found only in the private data is private (rule 7)
-UNKNOWN_LABEL = ("some label values are not among the declared classes; declare every class in the public schema "
-                 "(its label categories) or map the others to a declared one")
 
 
 @dataclass(frozen=True)

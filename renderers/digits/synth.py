@@ -30,8 +30,9 @@ from pe_tabular.evolution import (
     Evolution,
     EvolutionConfig,
     allocate,
-    estimate_label_shares,
 )
+from pe_tabular.measure.schedule import degree_schedule
+from pe_tabular.measure.shares import estimate_label_shares
 from pe_tabular.population import Population
 from pe_tabular.privacy import schedules
 from pe_tabular.privacy.accountant import gdp_mu
@@ -63,15 +64,6 @@ def make_backend(renderer: str, placement: str | None = None):
     raise ConfigError(f"--renderer must be one of {RENDERERS}, got {renderer!r}")
 
 
-def degree_schedule(start: float, end: float, iterations: int) -> tuple[float, ...]:
-    """T−1 degrees decaying geometrically from ``start`` to ``end`` (coarse to fine search)."""
-    if iterations < 2:
-        return ()
-    if not (0 < end <= 1 and 0 < start <= 1):
-        raise ConfigError("degrees must lie in (0, 1]")
-    return tuple(float(v) for v in np.geomspace(start, end, iterations - 1))
-
-
 @dataclass(frozen=True)
 class DigitsConfig:
     """Settings of a digits PE run (every field is a public choice, recorded in the output)."""
@@ -94,8 +86,10 @@ class DigitsConfig:
     voter: str = "auto"
 
     def evolution_config(self) -> EvolutionConfig:
+        if self.iterations >= 2 and not (0 < self.degree_end <= 1 and 0 < self.degree_start <= 1):
+            raise ConfigError("degrees must lie in (0, 1]")
         return EvolutionConfig.build(self.iterations, self.population,
-                                     degree_schedule(self.degree_start, self.degree_end, self.iterations) or 0.5,
+                                     degree_schedule(self.iterations, self.degree_start, self.degree_end) or 0.5,
                                      k=self.k, threshold=self.threshold, lookahead=self.lookahead,
                                      selection=self.selection, voter=self.voter)
 

@@ -37,6 +37,9 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.measure.information import mutual_information
+from pe_tabular.measure.raking import fit_table_to_margins
+from pe_tabular.measure.spanning import max_spanning_forest
 from pe_tabular.population import Population
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
@@ -46,7 +49,7 @@ from simulators.network.codebook import AddressCodebook, Codebook, build_codeboo
 from simulators.network.dp_priors import threshold
 from simulators.network.encoder import ACK, TCP, flags_to_mask, mask_to_flags, number_to_proto, proto_to_number
 from simulators.network.flows import FLOW_COLUMNS, genome_from_records, header_bytes
-from simulators.network.records import Hist, LazyPass, TraceRecords
+from simulators.network.records import Hist, TraceRecords
 
 STRUCTURE_GROUPS = 6
 # The public fallback structure (domain knowledge): the protocol decides the service ports, flags and
@@ -77,36 +80,6 @@ class FitShares:
 
 def _release(path: ReleasePath, key: str, what: str, sigma: float, stream: int, counts: Any) -> np.ndarray:
     return path.release(Spec(key, what, sigma, stream=(0, stream)), counts)
-
-
-def _mutual_information(j: np.ndarray) -> float:
-    p = np.clip(j, 0, None)
-    t = p.sum()
-    if t <= 0:
-        return 0.0
-    p = p / t
-    pa, pb = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
-    nz = p > 0
-    return float((p[nz] * np.log(p[nz] / (pa @ pb)[nz])).sum())
-
-
-def max_spanning_tree(weights: dict[tuple[str, str], float], names: Sequence[str]) -> list[tuple[str, str]]:
-    """Kruskal on the pair weights (ties by name order: deterministic)."""
-    parent = {n: n for n in names}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    tree = []
-    for (a, b), _ in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[ra] = rb
-            tree.append((a, b))
-    return tree
 
 
 class FittedGenerator:
@@ -303,11 +276,7 @@ def consistent_table(noisy: np.ndarray, pa: np.ndarray, pb: np.ndarray, sigma: f
     j = np.where(support, np.maximum(np.asarray(noisy, np.float64) - sigma, 0.0), 0.0)
     total = j.sum()
     prior = max(sigma * math.sqrt(j.size), 1e-9)
-    j = (j + prior * np.outer(pa, pb)) / (total + prior)
-    for _ in range(iterations):
-        j *= (pa / np.maximum(j.sum(1), 1e-300))[:, None]
-        j *= (pb / np.maximum(j.sum(0), 1e-300))[None, :]
-    return j
+    return fit_table_to_margins((j + prior * np.outer(pa, pb)) / (total + prior), pa, pb, iterations)
 
 
 def _first_copies(parent: np.ndarray) -> np.ndarray:
@@ -433,7 +402,7 @@ def _fit_tree(records: TraceRecords, grids: list[Any], plan: P.FittedAddressPlan
     for col, ab in addr.items():
         at[("addr", col)] = len(hists)
         hists.append(Hist(ab.encode, ab.size, (col,)))
-    one_way = LazyPass(records, hists, "one-way histograms")
+    one_way = records.one_pass(hists, "one-way histograms")
     books: dict[str, Codebook | AddressCodebook] = {}
     total = None
     for i, g in ordered:
@@ -466,9 +435,10 @@ def _fit_tree(records: TraceRecords, grids: list[Any], plan: P.FittedAddressPlan
         hist = Hist(_PairBins(books, tuple(pairs), tuple(offs), grp), tot, columns, k=len(pairs))
         noisy = _release(path, "fit_structure", f"all {len(pairs)} field pairs on coarse groups", s_struct, 650,
                          lambda: records.histogram(hist, "structure tables")) * math.sqrt(len(pairs))
-        mi = {(a, b): _mutual_information(noisy[o:o + gsize[a] * gsize[b]].reshape(gsize[a], gsize[b]))
+        mi = {(a, b): mutual_information(noisy[o:o + gsize[a] * gsize[b]].reshape(gsize[a], gsize[b]))
               for (a, b), o in zip(pairs, offs)}
-        edges = max_spanning_tree(mi, names)
+        # Kruskal, ties by name order (deterministic)
+        edges = max_spanning_forest([k for k, _ in sorted(mi.items(), key=lambda kv: (-kv[1], kv[0]))], names)
     else:
         pair_share += shares.structure
         edges = [(a, b) for a, b in public_tree if a in books and b in books]

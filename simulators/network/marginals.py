@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.measure.measurement import Measurement
 from pe_tabular.privacy.accountant import sigma_for_share
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
@@ -33,7 +34,7 @@ from simulators.network.encoder import (
     ip_to_uint32,
     proto_to_number,
 )
-from simulators.network.records import Hist, LazyPass, TraceRecords
+from simulators.network.records import Hist, TraceRecords
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +115,13 @@ def host_specs(hosts: np.ndarray) -> list[MarginalSpec]:
 
 
 @dataclass(frozen=True)
-class Released:
-    spec: MarginalSpec
-    noisy: np.ndarray
-    sigma: float
+class Released(Measurement[MarginalSpec]):
+    """A released marginal: the engine's measurement of one public binning (``query``)."""
 
     @property
     def known(self) -> np.ndarray:
         """Bins measured above the noise threshold (the only ones raking constrains)."""
-        return self.noisy > threshold(self.sigma, self.spec.size) if self.sigma > 0 else self.noisy > 0
+        return self.noisy > threshold(self.sigma, self.query.size) if self.sigma > 0 else self.noisy > 0
 
 
 @dataclass(frozen=True)
@@ -132,53 +131,20 @@ class Targets(Released):
 
     @property
     def known(self) -> np.ndarray:
-        return np.ones(self.spec.size, dtype=bool)
+        return np.ones(self.query.size, dtype=bool)
 
 
 def release_marginals(records: TraceRecords, specs: list[MarginalSpec], sigma: float, ledger: Ledger,
                       noise: NoiseSource, checkpoint: Checkpointer | None = None) -> list[Released]:
     """One Gaussian release per spec (L2 sensitivity 1 per record, or per flow/host unit), all counted in
     one pass over the records."""
-    counts = LazyPass(records, [Hist(spec.bins, spec.size, None) for spec in specs], "marginals")
+    counts = records.one_pass([Hist(spec.bins, spec.size, None) for spec in specs], "marginals")
     out = []
     for i, spec in enumerate(specs):
         noisy = release(counts.counts(i), sigma, f"marginal_{spec.name}", ledger, noise, checkpoint,
                         f"{spec.name} marginal ({spec.size} public bins)", (0, 400 + i))
         out.append(Released(spec, noisy, sigma))
     return out
-
-
-def rake(records: pd.DataFrame, weights: np.ndarray, released: list[Released], iterations: int = 100,
-         max_step: float = 20.0) -> np.ndarray:
-    """Candidate weights adjusted so weighted marginals match the released ones on their known bins.
-
-    Each pass scales the candidates of every known bin by target/current (clipped to 1/max_step ..
-    max_step per pass); unknown bins keep their current share of the total. Zero weights stay zero."""
-    w = np.asarray(weights, dtype=np.float64).copy()
-    total = w.sum()
-    if total <= 0 or not released:
-        return w
-    bins = [r.spec.bins(records) for r in released]
-    for _ in range(iterations):
-        worst = 0.0
-        for r, b in zip(released, bins):
-            known = r.known
-            cur = np.bincount(b, weights=w, minlength=r.spec.size)
-            covered = known & (cur > 0)
-            if not covered.any():
-                continue
-            # known bins share the mass not held by unknown bins, in proportion to their noisy counts
-            tgt = np.where(covered, np.clip(r.noisy, 0, None), 0.0)
-            if tgt.sum() <= 0:
-                continue
-            tgt = tgt / tgt.sum() * cur[covered].sum()
-            ratio = np.ones(r.spec.size)
-            ratio[covered] = np.clip(tgt[covered] / cur[covered], 1.0 / max_step, max_step)
-            w *= ratio[b]
-            worst = max(worst, float(np.abs(np.log(ratio[covered])).max()))
-        if worst < 1e-3:
-            break
-    return w * (total / w.sum())
 
 
 def marginal_sigma(mu: float, share: float, n_releases: int) -> float:

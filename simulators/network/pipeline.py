@@ -22,6 +22,8 @@ import pandas as pd
 from pe_tabular.backends.mixture import Mixture, explore_every_source
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import Evolution, EvolutionConfig
+from pe_tabular.measure.raking import rake_to_known
+from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.population import Population
 from pe_tabular.privacy import schedules
 from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
@@ -46,7 +48,6 @@ from simulators.network.marginals import (
     host_specs,
     marginal_sigma,
     packet_marginal_specs,
-    rake,
     release_marginals,
 )
 from simulators.network.packets import PacketSimulator
@@ -72,16 +73,6 @@ def auto_population(n_records: int) -> int:
     data beat small ones even at a few votes per candidate (k = 4 keeps those votes above the noise).
     ``n_records`` is the NOISY record count (or the public ``--n``), never ``len(private)``."""
     return int(min(16000, max(200, round(0.4 * n_records))))
-
-
-def degree_schedule(iterations: int, start: float, end: float) -> tuple[float, ...]:
-    """Geometric decay from ``start`` to ``end`` over the T−1 variation steps (coarse moves first)."""
-    steps = max(iterations - 1, 0)
-    if steps == 0:
-        return ()
-    if steps == 1:
-        return (float(start),)
-    return tuple(float(x) for x in np.geomspace(start, end, steps))
 
 
 @dataclass
@@ -303,7 +294,9 @@ def _run(private: TraceRecords, cfg: TraceSynthConfig, level: str, encoder: Any,
     # far above σ) the shrinkage is negligible. Post-processing of released values.
     sigma_last = float(res.history[-1].get("sigma", 0.0)) if res.history else 0.0
     base = np.clip(res.weights, 0, None) + cfg.vote_shrinkage * sigma_last
-    weights = rake(res.population.samples, base, fitted.released) if fitted.released else base
+    rel = fitted.released
+    weights = rake_to_known(base, [r.query.bins(res.population.samples) for r in rel], [r.noisy for r in rel],
+                            [r.known for r in rel]) if rel else base
     # systematic resampling: each candidate appears ⌊n·p⌋ or ⌈n·p⌉ times, so the output reproduces the raked
     # weights up to rounding instead of adding multinomial noise (≈ 3 % on a destination of 1,000 records)
     if n_est > OUTPUT_CHUNK:  # a large output: the draw as counts per candidate (memory O(population))
@@ -380,7 +373,7 @@ def _legacy_marginals(private: TraceRecords, cfg: TraceSynthConfig, mu: float,
     all_specs = specs + (host_specs(hosts) if len(hosts) else [])
     released = release_marginals(private, all_specs, marginal_sigma(mu, cfg.marginal_share, len(all_specs)),
                                  ledger, noise, ck)
-    t = [r for r in released if r.spec.name == "time"]
+    t = [r for r in released if r.query.name == "time"]
     if t and priors is not None and cfg.prior_shares.times == 0:
         priors = FittedPriors(priors.services, priors.addresses,
                               P.TimePrior(cfg.time_window, np.clip(t[0].noisy, 0, None) + 1e-3))

@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pe_tabular.measure.histograms import OnePass
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.source import (
     DEFAULT_CHUNK_ROWS,
@@ -305,6 +306,11 @@ class TraceRecords:
                                 empty=lambda: np.zeros(int(widths[-1])))
         return [h.finish(total[a:b]) for h, a, b in zip(hists, widths[:-1], widths[1:])]
 
+    def one_pass(self, hists: Sequence[Hist], desc: str) -> OnePass[int]:
+        """Histograms released one at a time but computed together in one pass (:meth:`histograms`), on first
+        need: a resumed run whose checkpoint holds every one of them reads no private data at all."""
+        return OnePass(lambda: dict(enumerate(self.histograms(hists, desc))))
+
     def histogram(self, hist: Hist, desc: str = "reading private records") -> np.ndarray:
         return self.histograms([hist], desc)[0]
 
@@ -340,19 +346,3 @@ class TraceRecords:
         for obj in reversed(self._owned):
             obj.close()
         self._owned.clear()
-
-
-class LazyPass:
-    """Histograms released one at a time but computed together in one pass, on first need: a resumed
-    run whose checkpoint holds every one of them reads no private data at all."""
-
-    def __init__(self, records: TraceRecords, hists: Sequence[Hist], desc: str):
-        self.records, self.hists, self.desc = records, list(hists), desc
-        self._out: list[np.ndarray] | None = None
-
-    def counts(self, i: int) -> Callable[[], np.ndarray]:
-        def get() -> np.ndarray:
-            if self._out is None:
-                self._out = self.records.histograms(self.hists, self.desc)
-            return self._out[i]
-        return get
