@@ -177,7 +177,7 @@ def test_a_missing_cell_the_noise_cannot_tell_from_zero_is_read_as_zero():
     c = Column("x", "categorical", categories=("a", "b", "c"), nullable=True)
     schema = Schema((c,))
     sigma = 40.0
-    for noise in (0.5, 1.5, 1.99):  # positive draws on an empty missing cell, in σ
+    for noise in (0.5, 1.5, 2.5, 2.99):  # positive draws on an empty missing cell, in σ
         y = np.array([1500.0, 1200.0, 1300.0, noise * sigma])
         p = combine_one_way([M(("x",), y, sigma)], [], schema)["x"]
         assert noise < MISSING_SIGNIFICANCE and p[-1] == 0.0 and p.sum() == pytest.approx(1.0)
