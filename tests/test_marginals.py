@@ -175,7 +175,8 @@ def test_a_missing_cell_the_noise_cannot_tell_from_zero_is_read_as_zero():
     from pe_tabular.tables.marginals import MISSING_SIGNIFICANCE, combine_one_way
 
     c = Column("x", "categorical", categories=("a", "b", "c"), nullable=True)
-    schema = Schema((c,))
+    public = Schema((c,))
+    schema = Schema((c,), dp_cost={"epsilon": 0.1})  # a DP schema: every column nullable by default
     sigma = 40.0
     for noise in (0.5, 1.5, 2.5, 2.99):  # positive draws on an empty missing cell, in σ
         y = np.array([1500.0, 1200.0, 1300.0, noise * sigma])
@@ -184,3 +185,5 @@ def test_a_missing_cell_the_noise_cannot_tell_from_zero_is_read_as_zero():
     y = np.array([1000.0, 800.0, 900.0, 1200.0])  # 30 % missing: far above the noise
     p = combine_one_way([M(("x",), y, sigma)], [], schema)["x"]
     assert p[-1] == pytest.approx(1200 / 3900, abs=0.01)
+    y = np.array([1500.0, 1200.0, 1300.0, 1.5 * sigma])  # a public schema's nullable: a share as released
+    assert combine_one_way([M(("x",), y, sigma)], [], public)["x"][-1] > 0

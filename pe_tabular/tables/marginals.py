@@ -28,13 +28,14 @@ from pe_tabular.tables.cells import CategoryLookup
 from pe_tabular.tables.schema import Column, Schema
 from pe_tabular.tables.values import from_unit, to_unit
 
-#: A nullable column's missing cell is kept only when its combined estimate stands MISSING_SIGNIFICANCE
-#: standard deviations above zero. Why: a DP schema makes every column but the label nullable (a public
-#: choice), so columns with no missing value get a missing cell whose noise alone would put ~2 % of a small
-#: table's output rows at "missing"; a share that the noise cannot tell from zero is read as zero
-#: (post-processing of the released counts). 3σ, as the DP schema's own released decisions: at 2σ one of a
-#: 20-column table's empty cells passed by chance in about a third of the runs (measured on mlc_churn,
-#: benchmarks/real_files.py); the bias this adds to a real missing share is below 3σ/n.
+#: With a DP schema, a nullable column's missing cell is kept only when its combined estimate stands
+#: MISSING_SIGNIFICANCE standard deviations above zero. Why: a DP schema makes every column but the label
+#: nullable (a public default, not evidence that values are missing), so columns with no missing value get a
+#: missing cell whose noise alone would put ~2 % of a small table's output rows at "missing"; a share that the
+#: noise cannot tell from zero is read as zero (post-processing of the released counts). A public schema's
+#: `nullable` is knowledge that missing values occur, so its released share is kept as it is. 3σ, as the DP
+#: schema's own released decisions: at 2σ one of a 20-column table's empty cells passed by chance in about
+#: a third of the runs (mlc_churn, benchmarks/real_files.py); the bias this adds to a real share is < 3σ/n.
 MISSING_SIGNIFICANCE = 3.0
 MAX_INTEGER_BINS = 100
 NUMERIC_BINS = 64
@@ -410,7 +411,7 @@ def combine_one_way(one: Sequence[Measurement[Key]], pairs: Sequence[Measurement
             y = y + np.divide(best - cur, cnt, out=np.zeros(nc), where=cnt > 0)[f2c]
             shrunk = np.divide(v1 * v2 / (v1 + v2), v1, out=np.ones(nc), where=v1 > 0)  # variance factor
             var = var * shrunk[f2c]
-        if c.nullable and y[-1] < MISSING_SIGNIFICANCE * math.sqrt(var[-1]):
+        if c.nullable and schema.dp_cost and y[-1] < MISSING_SIGNIFICANCE * math.sqrt(var[-1]):
             y[-1] = 0.0  # a missing share the noise cannot tell from zero (MISSING_SIGNIFICANCE)
         out[name] = estimate(shrink(y, s1, Binning.of(c)), schema, (name,))
     return out
