@@ -202,3 +202,25 @@ def test_report_states_the_dcr_unit_and_what_an_identical_row_means():
     ev = {"n_real": 10, "n_synth": 10, "dcr": {"synth_median": 2 * Q, "holdout_median": Q}}
     label, value = _cards(adult_schema(), None, ev)[-1]
     assert "columns that differ" in label and value == "2.00 / 1.00"
+
+
+def test_na_values_read_the_same_in_schema_infer_evaluate_and_report(tmp_path, capsys):
+    """`--na-values` was on synth only: a sentinel synth read as missing ('?', -999) was an outside-schema value
+    for `evaluate`/`report` and a category for `schema infer`. Every command that reads a table now takes it."""
+    real = tmp_path / "real.csv"
+    z = np.round(np.linspace(0.01, 0.99, 100), 2)
+    z[1::4] = -999  # a sentinel: a quarter of the cells
+    pd.DataFrame({"color": ["a", "b", "?", "a"] * 25, "z": z}).to_csv(real, index=False)
+    schema = tmp_path / "s.json"
+    assert main(["schema", "infer", str(real), "--na-values", "?,-999", "--out", str(schema), "-q"]) == 0
+    cols = {c["name"]: c for c in json.loads(schema.read_text())["columns"]}
+    assert "?" not in cols["color"]["categories"] and cols["color"]["nullable"]
+    assert cols["z"]["type"] == "float" and cols["z"]["nullable"] and cols["z"]["lower"] >= 0
+    capsys.readouterr()
+    assert main(["evaluate", str(real), str(real), "--schema", str(schema), "--na-values", "?,-999", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["real_fit"]["rows_outside_schema"] == 0
+    assert res["missing_share"]["color"]["real"] == pytest.approx(0.25)
+    assert res["missing_share"]["z"]["real"] == pytest.approx(0.25)
+    assert main(["report", str(real), str(real), "--schema", str(schema), "--na-values", "?,-999",
+                 "--out", str(tmp_path / "r.html"), "-q"]) == 0

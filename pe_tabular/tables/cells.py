@@ -14,6 +14,7 @@ strings the user names with ``--na-values``.
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from collections.abc import Iterable
@@ -35,6 +36,14 @@ _FALSE = frozenset({"false", "f", "no", "n", "0"})
 def is_text(s: pd.Series) -> bool:
     """A column of text: ``object`` (pandas 2, mixed) or any string dtype (pandas 3's ``str``, ``string``)."""
     return pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)
+
+
+def add_na_values_flag(p: argparse.ArgumentParser) -> None:
+    """``--na-values S1,S2`` on every command that reads a table (synth, schema infer, evaluate, report), so one
+    file reads the same way in each: a sentinel that is missing for ``synth`` is missing for its evaluation too."""
+    p.add_argument("--na-values", type=lambda v: [x for x in v.split(",")], default=None, metavar="S1,S2",
+                   help="more strings that mean a missing value, in every input (a CSV also takes pandas' own: "
+                        "empty, NA, NaN, null, None, N/A, ...)")
 
 
 def na_strings(extra: Iterable[str] = (), csv: bool = True) -> frozenset[str]:

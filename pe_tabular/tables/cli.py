@@ -31,6 +31,7 @@ from pe_tabular.cli_support import (
 from pe_tabular.io_utils import atomic_write_json
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.source import DEFAULT_CHUNK_ROWS
+from pe_tabular.tables.cells import add_na_values_flag, blank_missing, na_strings
 from pe_tabular.tables.io import check_out, read_table, scan_table, write_chunks, write_table
 from pe_tabular.tables.schema import Schema
 
@@ -178,7 +179,7 @@ def _synth(args: argparse.Namespace) -> int:
         from pe_tabular.tables.report_cli import report_files
 
         report_files(args.data, out, schema, report_html, encoding=args.encoding, ledger=report,
-                     history=syn.result.history if syn.result else None)
+                     history=syn.result.history if syn.result else None, na_values=args.na_values or ())
         note = (f"\nwrote {report_html}: it shows the REAL data's exact distributions (not differentially "
                 "private): keep it with the private data, never beside the synthetic table you share")
     eps = report["epsilon"]
@@ -229,7 +230,7 @@ def _schema_infer(args: argparse.Namespace) -> int:
         from pe_tabular.tables.schema_dp import infer_dp
         from pe_tabular.tables.text_table import read_text_table
 
-        df = read_text_table(args.data, encoding=args.encoding)
+        df = blank_missing(read_text_table(args.data, encoding=args.encoding), na_strings(args.na_values or ()))
         check_rows(df, "DATA", args.data)
         types = _parse_types(args.types, list(df.columns), required=True)
         gdp_mu(args.dp_epsilon, args.delta)
@@ -241,7 +242,7 @@ def _schema_infer(args: argparse.Namespace) -> int:
     else:
         from pe_tabular.tables.schema import infer_public
 
-        df = read_table(args.data, encoding=args.encoding)
+        df = blank_missing(read_table(args.data, encoding=args.encoding), na_strings(args.na_values or (), csv=False))
         check_rows(df, "DATA", args.data)
         types = _parse_types(args.types, list(df.columns), required=False)
         print("pe-tabular: warning: `schema infer` without --dp-epsilon reads categories and bounds straight from "
@@ -271,9 +272,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from pe_tabular.tables.report_cli import read_scored, resolve_target
 
     schema = Schema.load(args.schema)
-    real = read_scored(args.real, "REAL", schema, args.encoding)
-    synth = read_scored(args.synth, "SYNTH", schema, args.encoding)
-    test = read_scored(args.test, "--test", schema, args.encoding) if args.test else None
+    na = args.na_values or ()
+    real = read_scored(args.real, "REAL", schema, args.encoding, na)
+    synth = read_scored(args.synth, "SYNTH", schema, args.encoding, na)
+    test = read_scored(args.test, "--test", schema, args.encoding, na) if args.test else None
     target = resolve_target(schema, test, args.target)
     total = sum(comb(len(schema.columns), k) for k in report_ways(schema))
     with bar(total, "evaluating marginals", not (args.quiet or args.json)) as b:
@@ -398,9 +400,7 @@ def add_parser(sub: Any) -> None:
                         "schema, whose bounds are estimates that leave ~1%% of rows outside by design): whether any "
                         "row was is private (--show-invalid shows them here). A missing value of a nullable column "
                         "is data, never invalid")
-    p.add_argument("--na-values", type=lambda v: [x for x in v.split(",")], default=None, metavar="S1,S2",
-                   help="more strings that mean a missing value, in every input (a CSV also takes pandas' own: "
-                        "empty, NA, NaN, null, None, N/A, ...)")
+    add_na_values_flag(p)
     p.add_argument("--report", metavar="FILE.html",
                    help="also write a self-contained HTML report comparing the REAL and the synthetic data; it shows "
                         "the real data's exact distributions, so give it a place beside the private data, not "
@@ -427,6 +427,7 @@ def add_parser(sub: Any) -> None:
     i.add_argument("--dp-epsilon", type=positive_float("--dp-epsilon"), help="estimate from PRIVATE data with DP")
     i.add_argument("--delta", type=delta_arg, default=1e-5)
     i.add_argument("--types", help="NAME=TYPE,...: column types (required with --dp-epsilon; overrides otherwise)")
+    add_na_values_flag(i)
     i.add_argument("--seed", type=int, default=None, help="accepted for symmetry with synth; the DP noise is "
                    "never seeded")
     add_common(i)
@@ -447,6 +448,7 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--test", help="a real held-out table: adds ML efficacy (train on synthetic, test on real) and "
                                   "distance to closest record against it")
     e.add_argument("--target", help="class column for the ML efficacy (default: the schema's label)")
+    add_na_values_flag(e)
     add_common(e)
     e.set_defaults(func=_evaluate)
 

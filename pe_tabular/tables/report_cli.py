@@ -31,6 +31,7 @@ from pe_tabular.cli_support import (
     read_json,
     refuse_overwriting_inputs,
 )
+from pe_tabular.tables.cells import add_na_values_flag
 
 if TYPE_CHECKING:
     from pe_tabular.tables.schema import Schema
@@ -50,13 +51,16 @@ def load_ledger(args: argparse.Namespace) -> dict[str, Any] | None:
     return led
 
 
-def read_scored(path: str | Path, flag: str, schema: Schema, encoding: str = "utf-8") -> pd.DataFrame:
+def read_scored(path: str | Path, flag: str, schema: Schema, encoding: str = "utf-8",
+                na_values: Sequence[str] = ()) -> pd.DataFrame:
     """Every row of a table file (or folder of files) with the schema's columns, raw, for scoring: a value
-    outside the schema stays, to be counted in its column's '(outside schema)' cell."""
+    outside the schema stays, to be counted in its column's '(outside schema)' cell; ``na_values`` (synth's
+    ``--na-values``) are missing here too."""
+    from pe_tabular.tables.cells import blank_missing, na_strings
     from pe_tabular.tables.io import read_all
     from pe_tabular.tables.schema import check_header
 
-    df = read_all(path, flag, encoding)
+    df = blank_missing(read_all(path, flag, encoding), na_strings(na_values, csv=False))
     if len(df) == 0:
         raise UsageError(f"{flag} {path} has a header but no data rows")
     extra = check_header([str(c) for c in df.columns], schema, where=f"{flag} {path}")
@@ -80,12 +84,13 @@ def resolve_target(schema: Schema, test: pd.DataFrame | None, target: str | None
 def report_files(real: str | Path, synth: str | Path, schema: Schema, out: Path, *, encoding: str = "utf-8",
                  test: str | Path | None = None, target: str | None = None,
                  ledger: Mapping[str, Any] | None = None, history: Sequence[Mapping[str, Any]] | None = None,
-                 progress: Callable[[int], None] | None = None) -> Path:
+                 progress: Callable[[int], None] | None = None, na_values: Sequence[str] = ()) -> Path:
     """The HTML report of two files (``report`` and ``synth --report`` both come here)."""
     from pe_tabular.tables.report import write_report
 
-    real_df, synth_df = read_scored(real, "REAL", schema, encoding), read_scored(synth, "SYNTH", schema, encoding)
-    test_df = read_scored(test, "--test", schema, encoding) if test else None
+    real_df = read_scored(real, "REAL", schema, encoding, na_values)
+    synth_df = read_scored(synth, "SYNTH", schema, encoding, na_values)
+    test_df = read_scored(test, "--test", schema, encoding, na_values) if test else None
     target = resolve_target(schema, test_df, target)
     return write_report(real_df, synth_df, schema, out, ledger=ledger, history=history, test=test_df,
                         target=target, progress=progress)
@@ -108,7 +113,7 @@ def _report(args: argparse.Namespace) -> int:
     total = sum(comb(len(schema.columns), k) for k in report_ways(schema))
     with bar(total, "evaluating marginals", not (args.quiet or args.json)) as b:
         report_files(args.real, args.synth, schema, out, encoding=args.encoding, test=args.test, target=args.target,
-                     ledger=ledger, history=history, progress=b.update)
+                     ledger=ledger, history=history, progress=b.update, na_values=args.na_values or ())
     wall = time.time() - t0
     emit(args, {"out": str(out), "bytes": out.stat().st_size, "wall_seconds": wall, "ledger": ledger is not None,
                 "history": history is not None},
@@ -141,5 +146,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--ledger", help="privacy JSON written by synth (default: SYNTH.privacy.json if present)")
     p.add_argument("--history", help="per-iteration JSON (list, or a PESynthesizer settings.json) for the curves")
     p.add_argument("--out", required=True, help="the .html file to write")
+    add_na_values_flag(p)
     add_common(p)
     p.set_defaults(func=_report)
