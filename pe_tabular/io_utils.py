@@ -120,6 +120,27 @@ def epoch_seconds(values: Any) -> Any:
     return _seconds(np.asarray(values, dtype=None if np.asarray(values).dtype.kind == "M" else "datetime64[ns]"))
 
 
+def from_epoch_seconds(values: Any) -> Any:
+    """Seconds since 1970-01-01 UTC (floats, NaN where missing) as a ``datetime64[ns]`` Series, NaT where missing.
+
+    Why not ``pd.to_datetime(values, unit="s")``: with NaN in the array, pandas 2.x splits each value into whole
+    and fractional seconds under ``np.errstate(over="raise")`` and rounds the fractional parts of the NaN slots
+    too, which hold whatever the memory held; now and then that overflows and the conversion raises a
+    FloatingPointError (seen in the test suite, depending on the memory state). Only finite values are converted
+    here, at nanosecond resolution."""
+    import numpy as np
+    import pandas as pd
+
+    index = values.index if isinstance(values, pd.Series) else None
+    x = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    ns = np.full(x.size, np.datetime64("NaT"), dtype="datetime64[ns]")
+    ok = np.isfinite(x)
+    whole = np.floor(x[ok])  # whole and fractional seconds apart: x * 1e9 as one float would lose the ns digits
+    ns[ok] = (whole.astype(np.int64) * 1_000_000_000 + np.round((x[ok] - whole) * 1e9).astype(np.int64)).view(
+        "datetime64[ns]")
+    return pd.Series(ns, index=index)
+
+
 def _seconds(a: Any) -> Any:
     """datetime64 array (any unit) -> float seconds since the epoch; NaT -> NaN."""
     import numpy as np

@@ -53,3 +53,21 @@ def test_schema_parse_dates_and_bins_agree_at_every_resolution(unit):
     assert (col.lower, col.upper) == (T0, T0 + 367 * 86400)
     b = Binning.of(col)
     np.testing.assert_array_equal(b.index(s), b.index(pd.Series([T0, np.nan, T1])))
+
+
+def test_epoch_seconds_back_to_datetimes_never_converts_a_missing_slot():
+    """`pd.to_datetime(values, unit="s")` with NaN in the array rounds the fractional seconds of the NaN slots too
+    (whatever the memory held) under ``errstate(over="raise")``: the suite once failed with a FloatingPointError
+    writing a synthetic datetime column. ``from_epoch_seconds`` converts only finite values, to the same
+    nanoseconds pandas gives, and keeps the index."""
+    import numpy as np
+    import pandas as pd
+
+    from pe_tabular.io_utils import epoch_seconds, from_epoch_seconds
+
+    x = pd.Series([1622891643.713278770, np.nan, 0.5, -1.25, np.inf], index=[5, 6, 7, 8, 9])
+    got = from_epoch_seconds(x)
+    assert list(got.index) == [5, 6, 7, 8, 9] and got.isna().tolist() == [False, True, False, False, True]
+    want = pd.to_datetime(x.iloc[[0, 2, 3]], unit="s")
+    assert (got.iloc[[0, 2, 3]].to_numpy() == want.to_numpy()).all()
+    assert np.allclose(epoch_seconds(got.dropna()).to_numpy(), x.iloc[[0, 2, 3]].to_numpy())

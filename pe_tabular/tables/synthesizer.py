@@ -28,7 +28,7 @@ from pe_tabular.backends.base import Backend
 from pe_tabular.backends.mixture import explore_every_source
 from pe_tabular.checkpoint import Checkpointer, open_checkpoint
 from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, EvolutionResult
-from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz
+from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz, from_epoch_seconds
 from pe_tabular.measure.histograms import OnePass
 from pe_tabular.measure.measurement import Measurement
 from pe_tabular.measure.raking import rake_to_shares
@@ -572,7 +572,7 @@ def to_external(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         if c.is_categorical:
             continue
         if c.type == "datetime":
-            out[c.name] = pd.to_datetime(out[c.name], unit="s")
+            out[c.name] = from_epoch_seconds(out[c.name])
         elif c.rounding == 1.0:
             out[c.name] = pd.to_numeric(out[c.name]).round().astype("Int64")
         elif (places := decimal_places(c.rounding)) is not None:  # 41.15, not 41.150000000000006 in a CSV
