@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.io_utils import epoch_seconds
+from pe_tabular.tables.cells import UNKNOWN, CategoryLookup
 from pe_tabular.tables.marginals import Binning
 from pe_tabular.tables.schema import Column, Schema
 
@@ -38,33 +39,15 @@ def eval_binning(c: Column) -> Binning:
     return Binning.of(c, EVAL_BINS, EVAL_BINS)
 
 
-def _as_number(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if np.isfinite(f) else None
-
-
 def category_index(s: pd.Series, c: Column) -> np.ndarray:
-    """Index of each value in ``c.categories`` (text compared stripped, then a number by its value); values the
-    schema does not list go to its ``other`` bucket when it has one, else -1. Missing values are -1 too."""
-    lut = {str(v): i for i, v in enumerate(c.categories)}
-    text = s.astype(str).str.strip()
-    idx = text.map(lut).to_numpy(dtype=float, copy=True)  # writable under pandas 3 copy-on-write
-    by_value: dict[float, int] = {}
-    for i, v in enumerate(c.categories):
-        f = _as_number(v)
-        if f is not None:
-            by_value.setdefault(f, i)
-    unmatched = np.isnan(idx)
-    if by_value and unmatched.any():
-        nums = pd.to_numeric(text[unmatched], errors="coerce")
-        idx[unmatched] = nums.map(by_value).to_numpy(dtype=float)
-    out = np.where(np.isnan(idx), -1, idx).astype(np.int64)
+    """Index of each value in ``c.categories``, matched cell by cell as ``synth`` matches them
+    (``cells.CategoryLookup``: the text, then its canonical form, so ``12``, ``12.0`` and ``"12"`` are one
+    category); values the schema does not list go to its ``other`` bucket when it has one, else -1. Missing
+    values are -1 too."""
+    codes = CategoryLookup(c.categories, boolean=c.type == "boolean").codes(s)
     if c.other is not None:
-        out = np.where(out < 0, lut[str(c.other)], out)
-    return np.where(s.isna().to_numpy(), -1, out)
+        codes = np.where(codes == UNKNOWN, CategoryLookup(c.categories).index(c.other), codes)
+    return np.where(codes < 0, -1, codes)
 
 
 def numbers(s: pd.Series, c: Column) -> np.ndarray:
