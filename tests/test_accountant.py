@@ -120,8 +120,8 @@ def test_ledger_filter_refuses_overspend(tmp_path):
 
 
 def test_the_scipy_free_normal_tails_and_root_finder_match_scipy():
-    """The accountant runs without scipy (start-up of `pe-tabular privacy`): its Φ, log Φ and Brent root
-    finder must give scipy's answers, deep into the tails where δ(ε) lives."""
+    """The accountant runs without scipy (start-up of `pe-tabular privacy`): its Φ, log Φ and root finder
+    must give scipy's answers, deep into the tails where δ(ε) lives."""
     from scipy.optimize import brentq
     from scipy.special import log_ndtr, ndtr
 
