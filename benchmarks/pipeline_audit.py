@@ -210,8 +210,8 @@ def section(records: list[dict], command: str) -> str:
               "no-valid-row error, 7 traces validate late (releases checkpointed before the input error)."
               + " Allowed (a documented exception, not a leak): run.json's keyed input fingerprints (HMAC-SHA256"
               " under a key kept outside the checkpoint: pseudo-random to anyone the checkpoint is shared with)."
-              " A noise-governed decision can repeat by chance in the few runs per side a case starts with; a"
-              " flagged case is re-run with `--repeats 6` before it is called a leak."
+              " A noise-governed decision can repeat by chance in the few runs per side a case starts with, so a"
+              " case that looks like a leak gets more runs, up to 10 a side, before it is called one."
               + (" A flagged case is a privacy bug to fix (the goal is 0)." if total_bad else
                  " All seven were fixed in issue 23; the battery flagged every one on the code before the fixes "
                  "(95 of 123 cases) and flags each again when it is re-introduced (below).")]
