@@ -18,11 +18,18 @@ a file, rows of a frame) and every task's completion; it shows progress only in 
 (:class:`pe_tabular.source.ProgressSteps`) and logs no size, so nothing it prints depends on one unit
 (``docs/distributed.md``, "Trust assumption").
 
+Encoded rows the coordinator holds on its own disk (the tables wing's private cache) are *spread*
+instead (:meth:`DaskSource.spread`): read here one chunk at a time, each chunk cut into one slice per
+worker and sent once, so the coordinator's memory stays O(chunk) and every worker keeps its share in memory
+for the votes (:class:`DaskVoting`, the factory ``pe-tabular synth --dask-local/--dask-scheduler`` wires up).
+
 Usage::
 
     with DaskSource.local(2, ChunkedSource.scan("flows/", unit="src_ip")) as src:     # a LocalCluster
         noisy = path.release(spec, lambda: src.sum(fn, columns=["proto"]))
     src = DaskSource(Client("tcp://scheduler:8786"), scan_parts("s3://bucket/flows/"), unit="src_ip")
+    with DaskVoting.connect(local=2) as votes:                 # votes of an encoded source on the workers
+        voter = votes(coded, "numba")                          # a SourceVoter over DaskSource.spread(coded)
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from pe_tabular.source import (
     Accumulator,
     ChunkedSource,
     ChunkFn,
+    CodedPart,
     FramePart,
     Part,
     ProgressSteps,
@@ -49,6 +57,7 @@ from pe_tabular.source import (
     sum_parts,
 )
 from pe_tabular.units import PoissonSample, UnitTable, UnitWeights
+from pe_tabular.voting.streaming import SourceVoter
 
 log = logging.getLogger(__name__)
 Event = dict[str, Any]
@@ -76,6 +85,27 @@ def _frame_part(frame: pd.DataFrame, chunk_rows: int) -> FramePart:
 
 def _weight(part: Part) -> float:
     return float(part.weight)
+
+
+def _join(*parts: CodedPart) -> CodedPart:
+    """One worker's slices (each a one-chunk part already in its memory) as one part of weight 1."""
+    return CodedPart([c for p in parts for c in p.chunks], 1.0)
+
+
+# -- where the coordinator connects ----------------------------------------------------------------------
+def local_client(n_workers: int, memory_limit: str | int | None = "auto") -> tuple[Any, Any]:
+    """A new ``LocalCluster`` of ``n_workers`` one-thread processes and a client of it (``--dask-local N``)."""
+    from distributed import Client, LocalCluster  # noqa: PLC0415 - extra 'dask'
+
+    if n_workers < 1:
+        raise ValueError(f"--dask-local must be >= 1, got {n_workers}")
+    cluster = LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1, dashboard_address=None,
+                           memory_limit=memory_limit)
+    try:
+        return Client(cluster), cluster
+    except BaseException:
+        cluster.close()
+        raise
 
 
 class DaskSource:
@@ -126,11 +156,7 @@ class DaskSource:
               **kw: Any) -> DaskSource:
         """A new ``LocalCluster`` of ``n_workers`` one-thread processes holding ``source``'s parts; the
         returned source owns the cluster (``close()`` / ``with``)."""
-        from distributed import Client, LocalCluster  # noqa: PLC0415 - extra 'dask'
-
-        cluster = LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1, dashboard_address=None,
-                               memory_limit=memory_limit)
-        client = Client(cluster)
+        client, cluster = local_client(n_workers, memory_limit)
         try:
             return cls.from_source(client, source, owns=(client, cluster), **kw)
         except BaseException:
@@ -151,6 +177,43 @@ class DaskSource:
         except BaseException:
             client.close()
             raise
+
+    @classmethod
+    def spread(cls, client: Any, source: ChunkedSource, **kw: Any) -> DaskSource:
+        """An encoded source (:meth:`ChunkedSource.map_codes`, or the tables wing's code cache) spread over the
+        workers: its chunks are read here one at a time, each cut into one contiguous slice per worker and sent
+        to that worker once; every worker then holds one part (its slices, in memory) for the votes. The
+        coordinator's memory stays O(chunk), never O(rows), and its files need not be visible to the workers.
+
+        Rows keep their offsets, so a vote sums the same per-row vectors as one process (the sums are
+        compensated, and the release path snaps them: the releases are identical). A Poisson subsample of
+        rows (no units) would draw other rows, since a row's partition index changes; units are unaffected.
+        Every part weighs 1 (progress per worker), so no row count reaches the coordinator's progress."""
+        workers = sorted(client.scheduler_info()["workers"])
+        if not workers:
+            raise RuntimeError("the Dask cluster has no workers; start some or use --dask-local N")
+        slices: list[list[Any]] = [[] for _ in workers]
+        for part in source.parts:
+            for b in part.batches(None):
+                codes = b.data
+                bounds = np.arange(len(workers) + 1) * len(codes) // len(workers)
+                for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+                    if hi <= lo:
+                        continue
+                    sl = (np.ascontiguousarray(codes.codes[lo:hi]),
+                          None if codes.labels is None else codes.labels[lo:hi],
+                          None if b.digests is None else b.digests[lo:hi], b.tag, b.offset + int(lo), b.done)
+                    slices[j].append(client.scatter(CodedPart([sl], 1.0), workers=[workers[j]], hash=False))
+                source.guard.check("sending private codes to the Dask workers")
+        parts = [client.submit(_join, *futs, workers=[w], allow_other_workers=False, pure=False)
+                 for futs, w in zip(slices, workers)]
+        for futs in slices:  # the joined parts hold the arrays; the one-slice futures can go
+            for f in futs:
+                f.release()
+        kw.setdefault("unit", source.units or None)
+        kw.setdefault("guard", source.guard)
+        kw.setdefault("on_event", source.on_event)
+        return cls(client, parts, **kw)
 
     # -- plumbing -----------------------------------------------------------------------------------
     def _submit(self, i: int, fn: Callable, *args: Any) -> Any:
@@ -225,6 +288,53 @@ class DaskSource:
         self._owns = ()
 
     def __enter__(self) -> DaskSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DaskVoting:
+    """Where the votes of an encoded source run: a Dask client (and the ``LocalCluster`` it started, if any).
+
+    Called like :class:`~pe_tabular.voting.streaming.SourceVoter` — ``votes(coded, voter)`` — it spreads
+    ``coded`` over the workers (:meth:`DaskSource.spread`) and returns a ``SourceVoter`` over them: a
+    ``VoteFn`` for ``Evolution(vote_fn=...)``, run on ``voter.private``. Each call drops the rows the previous
+    call spread; :meth:`close` drops the last ones and closes what :meth:`connect` started."""
+
+    def __init__(self, client: Any, owns: tuple[Any, ...] = ()):
+        self.client, self._owns = client, owns
+        self.source: DaskSource | None = None
+
+    @classmethod
+    def connect(cls, scheduler: str | None = None, local: int | None = None) -> DaskVoting:
+        """The cluster of the scheduler at ``scheduler`` (``--dask-scheduler``) or a new ``LocalCluster`` of
+        ``local`` one-thread worker processes (``--dask-local``): exactly one."""
+        if (scheduler is None) == (local is None):
+            raise ValueError("give exactly one of --dask-scheduler ADDRESS or --dask-local N")
+        if local is not None:
+            client, cluster = local_client(local)
+            return cls(client, (client, cluster))
+        from distributed import Client  # noqa: PLC0415 - extra 'dask'
+
+        client = Client(scheduler)
+        return cls(client, (client,))
+
+    def __call__(self, coded: ChunkedSource, voter: str = "auto") -> SourceVoter:
+        if self.source is not None:
+            self.source.close()
+        self.source = DaskSource.spread(self.client, coded)
+        return SourceVoter(self.source, voter)
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+        for obj in self._owns:
+            obj.close()
+        self._owns = ()
+
+    def __enter__(self) -> DaskVoting:
         return self
 
     def __exit__(self, *exc: object) -> None:

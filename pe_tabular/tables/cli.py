@@ -135,10 +135,12 @@ def fit_synth(data: pd.DataFrame | str | Path, schema: Schema, args: argparse.Na
 
 
 def _vote_fn(args: argparse.Namespace) -> Any:
+    """Where the votes run: None (this process) or a Dask cluster (``--dask-scheduler`` / ``--dask-local``)
+    over which the encoded private rows are spread chunk by chunk (``dask_source.DaskVoting``)."""
     if getattr(args, "dask_scheduler", None) or getattr(args, "dask_local", None):
-        from pe_tabular.voting.sharded import make_vote_fn
+        from pe_tabular.dask_source import DaskVoting
 
-        return make_vote_fn(scheduler_address=args.dask_scheduler, local_workers=args.dask_local)
+        return DaskVoting.connect(scheduler=args.dask_scheduler or None, local=args.dask_local)
     return None
 
 

@@ -102,7 +102,7 @@ class PESynthesizer:
         self.min_vote_snr = min_vote_snr
         self.voter, self.weights = voter, weights
         self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
-        self.vote_fn = vote_fn  # e.g. Dask-sharded voting (pe_tabular.voting.sharded.make_vote_fn)
+        self.vote_fn = vote_fn  # (codes, voter) -> VoteFn: None = SourceVoter; Dask: dask_source.DaskVoting
         self._check()
         self.marginals_: dict[str, np.ndarray] = {}
         self.result: EvolutionResult | None = None
@@ -286,7 +286,6 @@ class PESynthesizer:
             cats = [str(c) for c in self.schema_[self.label_].categories]
             targets[self.label_] = np.array([self.shares_[c] for c in cats] + [0.0])
         encoder = TableEncoder(self.schema_, self.weights)
-        extra = {"vote_fn": self.vote_fn} if self.vote_fn is not None else {}
         lab_shares = self.shares_ if labelled else None
         backend = self._backend()
         if self.pair_share > 0:
@@ -335,17 +334,10 @@ class PESynthesizer:
             policy = self._policy(math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf)
             cfg = explore_every_source(self.config_, backend)
             codes = rows.encoded(encoder.encode, self.label_ if labelled else None)
-            if self.vote_fn is None:  # votes chunk by chunk on the cached codes
-                voter = SourceVoter(codes, cfg.voter)
-                private, labels = voter.private, None
-                extra = {"vote_fn": voter}
-            else:  # a vote_fn of its own (e.g. Dask-sharded) takes the codes as one array (memory O(rows))
-                batches = [b.data for p in codes.parts for b in p.batches(None)]
-                private = np.concatenate([b.codes for b in batches]) if batches else np.zeros((0, 0), np.int64)
-                labels = np.concatenate([b.labels for b in batches]) if labelled and batches else None
-            evo = Evolution(backend, encoder, cfg, policy, ledger, noise, rng, self.on_event, **extra)
-            self.result = evo.run(private, private_labels=labels, label_shares=lab_shares, checkpoint=ckpt,
-                                  resume=resume)
+            # votes chunk by chunk on the cached codes, here or spread over Dask workers (dask_source.DaskVoting)
+            voter = (self.vote_fn or SourceVoter)(codes, cfg.voter)
+            evo = Evolution(backend, encoder, cfg, policy, ledger, noise, rng, self.on_event, vote_fn=voter)
+            self.result = evo.run(voter.private, label_shares=lab_shares, checkpoint=ckpt, resume=resume)
         else:  # generator only (ablation): the measurements had the whole budget; no private row votes
             pop = backend.random(self.config_.population[-1], rng=rng)
             self.result = EvolutionResult(pop, np.ones(len(pop)), ledger, [])
