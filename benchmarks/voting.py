@@ -237,13 +237,16 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
         def run(x=sub):
             return reference.nearest(x, c, metric, k=k)
-    elif method == "dask":  # mixed case: votes of the whole table, sharded over a local cluster
+    elif method == "dask":  # mixed case: votes of the whole table on a local cluster (DaskSource + SourceVoter)
+        from pe_tabular.dask_source import DaskSource
+        from pe_tabular.source import ChunkedSource
         from pe_tabular.voting.histogram import vote_histogram
-        from pe_tabular.voting.sharded import make_vote_fn
+        from pe_tabular.voting.streaming import SourceVoter
 
         t0 = time.perf_counter()
         parts = [pf.iloc[s:s + len(pf) // 4] for s in range(0, len(pf), len(pf) // 4)]
-        voter = make_vote_fn(local_workers=threads, partitions=parts, encoder=enc, voter="numba")
+        src = DaskSource.local(threads, ChunkedSource.from_frames(parts))
+        voter = SourceVoter(src.map_codes(enc.encode), "numba")  # each worker encodes the parts it holds
         res["setup_seconds"] = time.perf_counter() - t0
         voter(voter.private, c[:300], metric, k, None, None, None, None)  # compile on the workers
 
@@ -252,7 +255,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         r = measure(run, repeats)
         single = vote_histogram(numba_kernel.nearest(p, c, metric, k=k), c.shape[0])
         res["identical_to_single_process"] = bool(np.array_equal(r.pop("result"), single))
-        voter.close()
+        src.close()
         res.update(r, pairs=pairs, pairs_per_s=pairs / r["seconds"])
         return res
     else:

@@ -154,7 +154,7 @@ class Evolution:
             ss = np.random.SeedSequence()
         self._seed = (ss.entropy, (*ss.spawn_key, zlib.crc32(stage.encode())))
         self.nearest = get_voter(config.voter)
-        self.vote_fn = vote_fn  # None: vote in this process; else e.g. a ShardedVoter (its contract: Δ ≤ 1)
+        self.vote_fn = vote_fn  # None: vote in this process; else e.g. a SourceVoter (its contract: Δ ≤ 1)
         if config.lookahead and not isinstance(encoder.metric, L2Metric):
             raise ConfigError("`lookahead` needs a vector (L2) encoder: the mean of mixed-type codes is undefined",
                               "lookahead")

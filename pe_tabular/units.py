@@ -5,7 +5,7 @@ of one unit's rows to move a released histogram by at most Δ in L2 norm. In one
 engine normalises each unit's vote vector (``voting.histogram.vote_histogram``). A streamed source
 cannot: a unit's rows may sit in any chunk of any file. Two designs were possible:
 
-* require every unit to sit in one partition (what ``voting.sharded`` checks with salted digests). Fine
+* require every unit to sit in one partition (what the retired sharded voter checked with salted digests). Fine
   for Dask partitions written by unit, useless for a file scanned in 64k-row batches;
 * **count first** (chosen): one pass over the unit columns only builds a table unit → number of rows
   n_u, kept where the data is (this process, or one Dask worker); every later pass weights each row of

@@ -101,3 +101,19 @@ def test_votes_on_the_workers_equal_in_process_votes(client, data):
     got = SourceVoter(coded, voter="numba")(None, cand, ts.XY.metric, 2, None, None, None, None)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     one.close()
+
+
+def test_spread_codes_vote_as_in_one_process(client, data):
+    """``DaskSource.spread`` (the tables wing's ``--dask-local``): codes this process holds, cut chunk by chunk
+    into one slice per worker; each slice keeps its rows' unit digests and offsets, so the per-unit weights and
+    the votes are those of one process, and both workers hold a share."""
+    parts, folder = data
+    cand = np.random.default_rng(7).uniform(0, 100, (50, 2)).astype(np.float32)
+    one = ChunkedSource.scan(folder, unit="user", chunk_rows=64).map_codes(ts.XY().encode, columns=["x", "y"])
+    want = SourceVoter(one, voter="numba")(None, cand, ts.XY.metric, 3, None, None, None, None)
+    with DaskSource.spread(client, one) as spread:
+        got = SourceVoter(spread, voter="numba")(None, cand, ts.XY.metric, 3, None, None, None, None)
+        holders = {w for ws in client.who_has(spread.parts).values() for w in ws}
+        assert len(spread.parts) == len(holders) == 2
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    one.close()

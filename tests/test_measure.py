@@ -95,6 +95,18 @@ def test_label_shares_count_each_class_once_and_skip_values_of_no_class():
     assert shares == pytest.approx({"a": 0.25, "b": 0.75}) and [r.what for r in ledger.releases] == ["label histogram"]
 
 
+def test_an_undeclared_label_is_named_as_a_problem_never_by_its_value():
+    """Issue 23, finding 8: the label counters printed up to five private label values in their error."""
+    from pe_tabular.measure.shares import estimate_label_shares
+    from pe_tabular.privacy.ledger import Ledger
+    from pe_tabular.privacy.noise import NoiseSource
+
+    labels = np.array(["<=50K", "rare-secret-label"], dtype=object)
+    with pytest.raises(ValueError, match="not among the declared classes") as e:
+        estimate_label_shares(labels, ["<=50K", ">50K"], 1.0, Ledger(1e-5), NoiseSource())
+    assert "rare-secret-label" not in str(e.value)
+
+
 def test_one_pass_reads_the_source_once_and_never_when_no_count_is_asked_for():
     from pe_tabular.measure.histograms import OnePass, concatenated, split
 

@@ -126,7 +126,7 @@ def test_the_evolution_refuses_what_pld_cannot_account():
     with pytest.raises(ConfigError, match="fixed budget schedule"):
         _evo(schedules.uniform(gdp_mu(1.0, 1e-5), 3), 0.5)  # a schedule at another rate (1)
 
-    def plain_vote_fn(*args):  # e.g. the sharded or federated voter: no way to subsample
+    def plain_vote_fn(*args):  # e.g. the federated voter: no way to subsample
         raise AssertionError("never called")
     with pytest.raises(ConfigError, match="subsamples where the data lives"):
         _evo(schedules.subsampled(1.0, 1e-5, 3, 0.5), 0.5, plain_vote_fn)
