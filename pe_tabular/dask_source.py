@@ -193,7 +193,9 @@ class DaskSource:
         if not workers:
             raise RuntimeError("the Dask cluster has no workers; start some or use --dask-local N")
         slices: list[list[Any]] = [[] for _ in workers]
-        for part in source.parts:
+        desc = "sending private codes to the Dask workers"
+        steps = ProgressSteps(lambda frac: emit_progress(source.on_event, desc, frac, None))
+        for i, part in enumerate(source.parts):
             for b in part.batches(None):
                 codes = b.data
                 bounds = np.arange(len(workers) + 1) * len(codes) // len(workers)
@@ -204,7 +206,8 @@ class DaskSource:
                           None if codes.labels is None else codes.labels[lo:hi],
                           None if b.digests is None else b.digests[lo:hi], b.tag, b.offset + int(lo), b.done)
                     slices[j].append(client.scatter(CodedPart([sl], 1.0), workers=[workers[j]], hash=False))
-                source.guard.check("sending private codes to the Dask workers")
+                source.guard.check(desc)
+                steps((i + b.done) / len(source.parts))  # fixed public steps only
         parts = [client.submit(_join, *futs, workers=[w], allow_other_workers=False, pure=False)
                  for futs, w in zip(slices, workers)]
         for futs in slices:  # the joined parts hold the arrays; the one-slice futures can go

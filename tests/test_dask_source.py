@@ -109,9 +109,14 @@ def test_spread_codes_vote_as_in_one_process(client, data):
     the votes are those of one process, and both workers hold a share."""
     parts, folder = data
     cand = np.random.default_rng(7).uniform(0, 100, (50, 2)).astype(np.float32)
-    one = ChunkedSource.scan(folder, unit="user", chunk_rows=64).map_codes(ts.XY().encode, columns=["x", "y"])
+    events: list[dict] = []
+    one = ChunkedSource.scan(folder, unit="user", chunk_rows=64, on_event=events.append).map_codes(
+        ts.XY().encode, columns=["x", "y"])
     want = SourceVoter(one, voter="numba")(None, cand, ts.XY.metric, 3, None, None, None, None)
+    events.clear()
     with DaskSource.spread(client, one) as spread:
+        sent = [e["fraction"] for e in events if e["desc"].startswith("sending private codes")]
+        assert sent == pytest.approx([i / 10 for i in range(1, 11)])  # fixed public steps, never a row count
         got = SourceVoter(spread, voter="numba")(None, cand, ts.XY.metric, 3, None, None, None, None)
         holders = {w for ws in client.who_has(spread.parts).values() for w in ws}
         assert len(spread.parts) == len(holders) == 2
