@@ -26,17 +26,16 @@ import pandas as pd
 
 from pe_tabular.backends.base import Backend
 from pe_tabular.backends.mixture import explore_every_source
-from pe_tabular.checkpoint import Checkpointer, open_checkpoint
-from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, EvolutionResult
+from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.evolution import ConfigError, EvolutionConfig, EvolutionResult
 from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz, from_epoch_seconds
 from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.privacy.ledger import Ledger, Release
-from pe_tabular.privacy.noise import NoiseSource, noise_source
-from pe_tabular.privacy.release import ReleasePath
 from pe_tabular.privacy.schedules import make_policy
+from pe_tabular.runkit import RunKit
 from pe_tabular.source import DEFAULT_CHUNK_ROWS
 from pe_tabular.tables import labels
 from pe_tabular.tables.budget import BudgetShares
@@ -178,10 +177,10 @@ class PESynthesizer:
                                 on_event=self.on_event, na_values=na_values)
         try:
             rng = np.random.default_rng(self.seed)
-            ledger, noise, ckpt = self._open_run(settings, checkpoint, resume, input_fingerprint)
-            measured = measure(rows, settings, ReleasePath(ledger, noise, ckpt))
+            kit = self._open_run(settings, checkpoint, resume, input_fingerprint)
+            measured = measure(rows, settings, kit.path)
             backend = self._generator(measured.schema, measured.marginals, measured.tree)
-            result = self._evolve(rows, settings, measured, backend, ledger, noise, rng, ckpt, resume)
+            result = self._evolve(rows, settings, measured, backend, kit, rng)
             measured.rake(result)
         finally:
             rows.close()
@@ -190,20 +189,16 @@ class PESynthesizer:
         return self
 
     def _open_run(self, s: RunSettings, checkpoint: str | Path | Checkpointer | None, resume: bool,
-                  input_fingerprint: Any) -> tuple[Ledger, NoiseSource, Checkpointer | None]:
-        """The run's noise source, checkpoint and ledger (a DP schema's releases charged first)."""
-        noise = noise_source()
-        settings = {k: v for k, v in self.get_params().items() if k in self.PARAMS}
-        ckpt = open_checkpoint(checkpoint, resume, {"settings": settings, "schema": s.schema.to_dict(),
-                                                    "input": input_fingerprint})
+                  input_fingerprint: Any) -> RunKit:
+        """The run's noise, checkpoint (identified by the arguments, schema and input) and ledger, whose budget
+        leaves out the δ a DP schema and the resolution stage pay outside the GDP curve."""
         extra = sum(r.get("extra_delta", 0.0) for r in (s.schema.dp_cost or {}).get("releases", []))
         extra += s.delta_reserved
         mu = s.mu if extra == 0 else gdp_mu(self.epsilon, self.delta - extra)
-        ledger = Ledger(self.delta, mu_budget=mu, noise_mode=noise.mode)
-        ledger.public_inputs = public_inputs(s)
-        for r in schema_releases(s):
-            ledger.record(**r)
-        return ledger, noise, ckpt
+        settings = {k: v for k, v in self.get_params().items() if k in self.PARAMS}
+        return RunKit.open(self.delta, mu, checkpoint=checkpoint, resume=resume,
+                           run={"settings": settings, "schema": s.schema.to_dict(), "input": input_fingerprint},
+                           public_inputs=public_inputs(s), charged=schema_releases(s))
 
     def _generator(self, schema: Schema, marginals: Mapping[str, np.ndarray], tree: TreeBackend | None) -> Backend:
         """The evolution's generator: a given object as it is; by name, the tree generator fitted on the
@@ -218,23 +213,21 @@ class PESynthesizer:
             return make_backend(self.backend, schema)
         return make_backend(self.backend, schema, statistical=lambda: tree)
 
-    def _evolve(self, rows: PrivateRows, s: RunSettings, measured: Measured, backend: Backend, ledger: Ledger,
-                noise: NoiseSource, rng: np.random.Generator, ckpt: Checkpointer | None, resume: bool
-                ) -> EvolutionResult:
+    def _evolve(self, rows: PrivateRows, s: RunSettings, measured: Measured, backend: Backend, kit: RunKit,
+                rng: np.random.Generator) -> EvolutionResult:
         """Private Evolution on what the measurements left of the budget; without votes (they would be noise,
         or ``votes=False``) the generator alone draws the final population (the measurements had the budget)."""
         if not measured.votes:
             pop = backend.random(s.config.population[-1], rng=rng)
-            return EvolutionResult(pop, np.ones(len(pop)), ledger, [])
-        rho_pe = ledger.remaining_rho()
+            return EvolutionResult(pop, np.ones(len(pop)), kit.ledger, [])
+        rho_pe = kit.ledger.remaining_rho()
         policy = make_policy(self.budget, math.sqrt(rho_pe) if math.isfinite(rho_pe) else math.inf,
                              s.config.iterations, threshold=s.config.threshold)
         cfg = explore_every_source(s.config, backend)
         encoder = TableEncoder(measured.schema, self.weights)
         private, vote_fn, vote_labels = vote_inputs(rows, encoder.encode, s.label, cfg.voter, self.vote_fn)
-        evo = Evolution(backend, encoder, cfg, policy, ledger, noise, rng, self.on_event, vote_fn=vote_fn)
-        return evo.run(private, private_labels=vote_labels, label_shares=measured.class_shares, checkpoint=ckpt,
-                       resume=resume)
+        return kit.evolve(backend, encoder, cfg, policy, private, rng, on_event=self.on_event, vote_fn=vote_fn,
+                          private_labels=vote_labels, label_shares=measured.class_shares)
 
     def _keep_fit(self, m: Measured, backend: Backend, result: EvolutionResult) -> None:
         """What fit learnt, as fitted attributes (trailing _)."""
