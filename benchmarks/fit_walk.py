@@ -17,9 +17,11 @@ left. Two views:
 - ``fit``: the call sites in the facade's own code (``pe_tabular/tables/synthesizer.py``: ``fit``, its
   helpers and the lambdas it hands to the row cache) — how often ``fit`` itself goes back to a module it has
   left, i.e. whether it reads as its steps;
+- ``plan``: the call sites in the measurement plan's code (``pe_tabular/tables/plan.py``), the stages of
+  releases ``fit`` hands the rows to;
 - ``deep``: every call site at every depth (the facade, the measurement plan and the engine alike).
 
-    PYTHONPATH=. python benchmarks/fit_walk.py          # prints both views and the walk
+    PYTHONPATH=. python benchmarks/fit_walk.py          # prints each view and its walk
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ PROJECT = ("pe_tabular", "simulators", "renderers")
 CARRIERS = ("pe_tabular.tables.private", "pe_tabular.source", "pe_tabular.dask_source",
             "pe_tabular.measure.histograms", "pe_tabular.voting.streaming")
 FACADE = "pe_tabular.tables.synthesizer"
+PLAN = "pe_tabular.tables.plan"  # the measurement plan fit hands the rows to (issue 25; absent before it)
 RELEASE = "pe_tabular.privacy"  # its results are noisy: the data path ends there
 SCALARS = (type(None), bool, int, float, complex, str, bytes)
 
@@ -138,7 +141,7 @@ def measure(rows: int = 600) -> dict[str, Any]:
     finally:
         sys.setprofile(None)
     out = {}
-    for view, only in (("fit", FACADE), ("deep", None)):
+    for view, only in (("fit", FACADE), ("plan", PLAN), ("deep", None)):
         w = hook.walk(only)
         out[view] = {"modules": len(set(w)), "returns": returns(w), "walk": w}
     return out
