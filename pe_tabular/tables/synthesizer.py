@@ -42,7 +42,6 @@ from pe_tabular.tables.budget import BudgetShares
 from pe_tabular.tables.encoder import TableEncoder
 from pe_tabular.tables.generators.statistical import StatisticalBackend
 from pe_tabular.tables.generators.tree import TreeBackend
-from pe_tabular.tables.marginals import PAIR_BINS
 from pe_tabular.tables.plan import Measured, RunSettings, measure, public_inputs, schema_releases
 from pe_tabular.tables.private import PrivateRows
 from pe_tabular.tables.schema import Schema, decimal_places
@@ -335,12 +334,7 @@ class PESynthesizer:
         if self.schema_ is not self.schema_given_:  # the DP resolution (released bins): sample() needs it
             self.schema_.save(d / "resolved_schema.json")
         if isinstance(self.backend_, TreeBackend):  # released marginals: sample() varies with it
-            tree = self.backend_
-            keys = [[n] for n in tree.p1] + [[*k, *tree.res.get(k, (PAIR_BINS, PAIR_BINS))] for k in tree.pairs]
-            arrays = {f"m{i}": np.asarray(v) for i, v in enumerate([*tree.p1.values(), *tree.pairs.values()])}
-            for name, dec in tree.decoders.items():
-                arrays.update(dec.to_arrays(f"d{tree.schema.names.index(name)}_"))
-            atomic_write_npz(d / "generator.npz", {"keys": np.array(json.dumps(keys)), **arrays})
+            atomic_write_npz(d / "generator.npz", self.backend_.to_arrays())
         params = {k: getattr(self, k) for k in self.PARAMS}
         if not isinstance(self.backend, str):  # a generator object: its name is kept; load() needs it again
             params["backend"] = None
@@ -377,16 +371,8 @@ class PESynthesizer:
             syn.schema_ = Schema.load(d / "resolved_schema.json")
         syn.backend_ = None  # unknown generator: sample() draws without varying unless asked to
         if (d / "generator.npz").exists():
-            from pe_tabular.tables.resolution import Decoder
-
             with np.load(d / "generator.npz", allow_pickle=False) as z:
-                keys = json.loads(str(z["keys"]))
-                arrays = [z[f"m{i}"] for i in range(len(keys))]
-                decoders = {n: Decoder.from_arrays(z, f"d{j}_") for j, n in enumerate(syn.schema_.names)
-                            if f"d{j}_sub" in z.files}
-            syn.backend_ = TreeBackend(syn.schema_, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
-                                       {tuple(k[:2]): a for k, a in zip(keys, arrays) if len(k) > 1},
-                                       decoders=decoders, res={tuple(k[:2]): tuple(k[2:]) for k in keys if len(k) == 4})
+                syn.backend_ = TreeBackend.from_arrays(syn.schema_, {k: z[k] for k in z.files})
         return syn
 
 
