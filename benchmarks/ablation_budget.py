@@ -71,10 +71,10 @@ def run_adult(eps: float, budget: str, seed: int, args: argparse.Namespace, work
     proc = subprocess.run([sys.executable, str(SCORER), str(csv), "--method", f"pe-{budget}", "--eps", f"{eps:g}",
                            "--wall-s", f"{wall:.1f}"], capture_output=True, text=True, check=True)
     score = json.loads(proc.stdout.strip().splitlines()[-1])
-    hist = syn.result.history
+    hist = syn.result_.history
     return {"tvd2_mean": score["tvd2_mean"], "tvd1_mean": score["tvd1_mean"], "tstr_acc": score["tstr_acc"],
             "tstr_auc": score["tstr_auc"], "votes": len(hist), "sigmas": [round(h["sigma"], 2) for h in hist],
-            "epsilon_ledger": syn.ledger.epsilon, "wall_s": wall}
+            "epsilon_ledger": syn.ledger_.epsilon, "wall_s": wall}
 
 
 # -- mnist ---------------------------------------------------------------------------------------------

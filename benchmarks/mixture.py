@@ -52,8 +52,9 @@ class MixSynthesizer(PESynthesizer):
     backend, built with that very statistical generator as its statistical source / fallback.
 
     The synthesizer builds that generator inside ``fit`` and hands it to ``make_backend`` for a spec
-    string, but without LLM client options; this wrapper intercepts the tree's construction so that the
-    benchmark's options (no reply cache, rows per request, concurrency) reach the LLM backends."""
+    string, but without LLM client options; this wrapper takes the generator ``fit`` chose
+    (``PESynthesizer._generator``) so that the benchmark's options (no reply cache, rows per request,
+    concurrency) reach the LLM backends."""
 
     def __init__(self, *args: Any, arm_spec: str, llm_options: dict[str, Any], **kw: Any):
         super().__init__(*args, backend="statistical", **kw)
@@ -64,24 +65,9 @@ class MixSynthesizer(PESynthesizer):
         self.built_ = make_backend(self.arm_spec, self.schema, statistical=lambda: stat, **self.llm_options)
         return self.built_
 
-    def fit(self, data: Any, **kw: Any) -> MixSynthesizer:
-        if self.arm_spec == "statistical":
-            return super().fit(data, **kw)
-        import pe_tabular.tables.synthesizer as synmod
-
-        if getattr(self, "pair_share", 0) > 0 and hasattr(synmod, "TreeBackend"):
-            orig = synmod.TreeBackend
-            synmod.TreeBackend = lambda *a, **k: self._wrap(orig(*a, **k))
-            try:
-                return super().fit(data, **kw)
-            finally:
-                synmod.TreeBackend = orig
-        orig_backend = self._backend
-        self._backend = lambda: self._wrap(orig_backend())  # no tree stage: wrap the statistical backend
-        try:
-            return super().fit(data, **kw)
-        finally:
-            del self._backend
+    def _generator(self, schema: Any, marginals: Any, tree: Any) -> Any:
+        stat = super()._generator(schema, marginals, tree)  # the tree generator (or the statistical one)
+        return stat if self.arm_spec == "statistical" else self._wrap(stat)
 
 
 def reference_score(df, path: Path) -> dict[str, Any]:
@@ -108,9 +94,9 @@ def run_arm(arm: str, spec: str, seed: int, args, train, schema, tmp: Path) -> d
     ref = reference_score(out, tmp / f"{arm}_{seed}.csv")
     rec = {"arm": arm, "seed": seed, "spec": spec.split("://")[0] if "llm" not in spec else arm,
            "tvd1": tv["tvd1_mean"], "tvd2": tv["tvd2_mean"], "ref_tvd2": ref.get("tvd2_mean"),
-           "ref_tstr_auc": ref.get("tstr_auc"), "wall_s": wall, "epsilon": syn.ledger.epsilon,
+           "ref_tstr_auc": ref.get("tstr_auc"), "wall_s": wall, "epsilon": syn.ledger_.epsilon,
            "iterations": iterations, "population": population,
-           "source_share": [{k: round(v, 4) for k, v in h["source_share"].items()} for h in syn.result.history]}
+           "source_share": [{k: round(v, 4) for k, v in h["source_share"].items()} for h in syn.result_.history]}
     built = getattr(syn, "built_", None)
     parts = getattr(built, "backends", [built])
     rec["llm"] = [{k: v for k, v in b.report().items() if k in ("name", "http_requests", "prompt_tokens",

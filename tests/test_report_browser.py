@@ -143,7 +143,7 @@ def run(tmp_path_factory):
     synth = syn.sample(2000)
     d = tmp_path_factory.mktemp("report")
     return {"dir": d, "schema": schema, "train": train, "test": test, "synth": synth,
-            "ledger": syn.privacy_report(), "history": syn.result.history}
+            "ledger": syn.privacy_report(), "history": syn.result_.history}
 
 
 def _grid_image() -> np.ndarray:

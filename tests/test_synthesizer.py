@@ -55,6 +55,48 @@ def test_save_load_round_trips_every_argument(adult, tmp_path):
     assert again.config_ == syn.config_ and again.label_ == "sex"
 
 
+def test_scikit_learn_conventions_nothing_derived_before_fit(adult):
+    """Arguments are stored as given and validated at once; everything derived is set by fit only (trailing _)."""
+    from pe_tabular.evolution import ConfigError
+    from pe_tabular.tables.budget import BudgetShares
+
+    syn = PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **FAST)
+    assert [name for name in vars(syn) if name.endswith("_")] == []
+    with pytest.raises(RuntimeError, match="fit"):
+        syn.sample(10)
+    with pytest.raises(RuntimeError, match="fit"):
+        syn.privacy_report()
+    assert syn.set_params(k=3, calibrate=0.25) is syn and (syn.k, syn.get_params()["calibrate"]) == (3, 0.25)
+    with pytest.raises(ConfigError, match="`pair_share`"):
+        syn.set_params(k=2, pair_share=0.9)
+    assert (syn.k, syn.pair_share) == (3, 0.47)  # a refused set_params changes nothing
+    with pytest.raises(ValueError, match="unknown argument"):
+        syn.set_params(colour="red")
+    twin = PESynthesizer(**syn.get_params(deep=False))
+    assert twin.get_params() == syn.get_params()
+    syn.fit(adult)
+    assert syn.budget_ == BudgetShares(one_way=0.25) and syn.config_.k == 3
+    assert syn.ledger_ is syn.result_.ledger and len(syn.sample(20)) == 20
+    assert [name for name in vars(twin) if name.endswith("_")] == []  # fitting one leaves its twin unfitted
+
+
+def test_budget_shares_rescale_the_measurements_without_votes():
+    """Without votes every measurement after the row count grows by the same factor, so together they take
+    the whole budget the count left; the count's share never changes (it is released before votes are decided)."""
+    from dataclasses import FrozenInstanceError, fields
+
+    from pe_tabular.tables.budget import BudgetShares
+
+    b = BudgetShares()
+    stages = [f.name for f in fields(b)]
+    assert sum(b.of(s, votes=False) for s in stages) == pytest.approx(1.0)
+    assert b.of("count", votes=False) == b.count and b.of("pairs", votes=True) == b.pairs
+    ratio = b.of("pairs", votes=False) / b.pairs
+    assert b.of("one_way", votes=False) / b.one_way == pytest.approx(ratio) and ratio > 1
+    with pytest.raises(FrozenInstanceError):
+        b.pairs = 0.1
+
+
 def test_errors_name_arguments_not_flags():
     from pe_tabular.evolution import ConfigError
 
@@ -123,17 +165,16 @@ def test_a_mixture_explores_every_source_at_the_full_first_population(adult):
     schema = adult_schema()
     mix = Mixture([StatisticalBackend(schema), StatisticalBackend(schema)], names=["a", "b"])
     syn = PESynthesizer(schema, 1.0, 1e-5, seed=0, backend=mix, **FAST).fit(adult)
-    assert [h["population"] for h in syn.result.history] == [800, 400]  # n per source first, then n
+    assert [h["population"] for h in syn.result_.history] == [800, 400]  # n per source first, then n
     assert syn.privacy_report()["epsilon"] == pytest.approx(1.0, rel=1e-6)  # candidates cost no budget
-    single = PESynthesizer(schema, 1.0, 1e-5, seed=0, **FAST)
-    assert explore_every_source(single.config_, StatisticalBackend(schema)) is single.config_
+    assert explore_every_source(syn.config_, StatisticalBackend(schema)) is syn.config_  # one source: unchanged
 
 
 def test_sample_varies_only_repeated_rows_and_keeps_their_places(adult):
     from pe_tabular.tables.synthesizer import to_external
 
     syn = PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **FAST).fit(adult)
-    res = syn.result
+    res = syn.result_
     idx = res.draw(3000, np.random.default_rng(7))  # the draw sample(seed=7) makes first
     exact = to_external(res.population.take(idx).samples, adult_schema()).reset_index(drop=True)
     pd.testing.assert_frame_equal(syn.sample(3000, seed=7, vary_degree=0.0), exact)
@@ -168,7 +209,7 @@ def test_default_sampling_never_calls_a_remote_source_of_a_mixture(adult):
     remote = Remote()
     syn = PESynthesizer(schema, 1.0, 1e-5, seed=0, backend=Mixture([StatisticalBackend(schema), remote],
                                                                    floor=0.2, sharpness=1.0), **FAST).fit(adult)
-    assert (syn.result.population.source == "remote").any()
+    assert (syn.result_.population.source == "remote").any()
     remote.calls = 0
     out = syn.sample(5000)  # more rows than candidates: many repeats, of both sources
     assert remote.calls == 0 and len(out) == 5000

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import pe_tabular.tables.plan as planmod
 import pe_tabular.tables.synthesizer as synmod
 from pe_tabular.cli import main
 from pe_tabular.privacy.noise import NoiseSource
@@ -35,14 +36,14 @@ def test_default_output_size_is_the_released_noisy_count(files, monkeypatch):
     """Rule 6: without --samples the CLI writes as many rows as a noisy count released through the engine
     (charged in the ledger), not len(private)."""
     seen: dict[str, float] = {}
-    real = synmod.release_count
+    real = planmod.release_count
 
     def spy(path, spec, count):
         seen["exact"] = count()
         seen["noisy"] = real(path, spec, count)
         return seen["noisy"] + 5000.0  # a released value the exact count cannot explain
 
-    monkeypatch.setattr(synmod, "release_count", spy)
+    monkeypatch.setattr(planmod, "release_count", spy)
     out = files / "synth.csv"
     rc = main(["synth", str(files / "private.csv"), "--schema", str(files / "schema.json"), "--epsilon", "2",
                "--iterations", "1", "--population", "300", "--k", "2", "--voter", "numpy", "--out", str(out),
@@ -66,7 +67,7 @@ def test_samples_is_public_and_used_as_given(files):
 
 def test_python_api_default_sample_size_is_noisy(monkeypatch):
     df = load_adult("train").head(800)
-    monkeypatch.setattr(synmod, "release_count", lambda path, spec, count: count() + 11.0)
+    monkeypatch.setattr(planmod, "release_count", lambda path, spec, count: count() + 11.0)
     syn = synmod.PESynthesizer(adult_schema(), 2.0, 1e-5, seed=0, **FAST).fit(df)
     assert syn.n_hat_ == 811 and len(syn.sample()) == 811
 

@@ -181,7 +181,7 @@ def _synth(args: argparse.Namespace) -> int:
         from pe_tabular.tables.report_cli import report_files
 
         report_files(args.data, out, schema, report_html, encoding=args.encoding, ledger=report,
-                     history=syn.result.history if syn.result else None, na_values=args.na_values or ())
+                     history=syn.result_.history, na_values=args.na_values or ())
         note = (f"\nwrote {report_html}: it shows the REAL data's exact distributions (not differentially "
                 "private): keep it with the private data, never beside the synthetic table you share")
     eps = report["epsilon"]
@@ -361,7 +361,7 @@ def _demo(args: argparse.Namespace) -> int:
     if not args.no_report:
         from pe_tabular.tables.report import write_report
 
-        write_report(train, synth, schema, out_dir / "report.html", ledger=report, history=syn.result.history,
+        write_report(train, synth, schema, out_dir / "report.html", ledger=report, history=syn.result_.history,
                      evaluation=res, test=test, target="income")
     emit(args, {"out": str(out), "wall_seconds": wall, "privacy": report, "evaluation": res},
          f"wrote {out} in {wall:.0f} s; (epsilon, delta) = ({report['epsilon']:.4g}, {report['delta']:g})\n"

@@ -25,20 +25,16 @@ from typing import Any
 import numpy as np
 
 from pe_tabular.checkpoint import Checkpointer
-from pe_tabular.evolution import (
-    ConfigError,
-    Evolution,
-    EvolutionConfig,
-    allocate,
-)
+from pe_tabular.evolution import ConfigError, EvolutionConfig, allocate
 from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.measure.shares import estimate_label_shares
 from pe_tabular.population import Population
 from pe_tabular.privacy import schedules
 from pe_tabular.privacy.accountant import gdp_mu
 from pe_tabular.privacy.ledger import Ledger
-from pe_tabular.privacy.noise import NoiseSource, noise_source
+from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.schedules import make_policy
+from pe_tabular.runkit import RunKit
 from pe_tabular.voting.histogram import select
 from renderers.digits.encoder import ImageEncoder
 from renderers.digits.fonts import FontRenderer
@@ -166,11 +162,11 @@ def synthesize(private_images: np.ndarray, private_labels: np.ndarray, epsilon: 
     backend = make_backend(cfg.renderer, cfg.placement)
     encoder = ImageEncoder.parse(cfg.encoder)
     evo_cfg = cfg.evolution_config()
-    noise = noise or noise_source()
     mu = gdp_mu(epsilon, delta)
-    ledger = Ledger(delta=delta, mu_budget=mu, noise_mode=noise.mode)
-    ledger.public_inputs.update({"classes": list(CLASSES), "renderer": cfg.renderer, "encoder": cfg.encoder,
-                                 "image_shape": [28, 28], "config": asdict(cfg)})
+    kit = RunKit.open(delta, mu, checkpoint=checkpoint, resume=resume, noise=noise,
+                      public_inputs={"classes": list(CLASSES), "renderer": cfg.renderer, "encoder": cfg.encoder,
+                                     "image_shape": [28, 28], "config": asdict(cfg)})
+    ledger = kit.ledger
     rho_votes = mu**2
     if label_shares is not None:
         shares = {int(c): float(v) for c, v in label_shares.items()}
@@ -181,14 +177,14 @@ def synthesize(private_images: np.ndarray, private_labels: np.ndarray, epsilon: 
     else:
         rho_lab = cfg.label_budget * mu**2 if math.isfinite(mu) else math.inf
         sigma_lab = 0.0 if not math.isfinite(mu) else 1.0 / math.sqrt(rho_lab)
-        shares = estimate_label_shares(y, CLASSES, sigma_lab, ledger, noise, checkpoint)
+        shares = estimate_label_shares(y, CLASSES, sigma_lab, ledger, kit.noise, kit.checkpoint)
         rho_votes = mu**2 - rho_lab if math.isfinite(mu) else math.inf
         ledger.public_inputs["label_shares"] = f"DP-estimated, {cfg.label_budget:.1%} of mu^2"
     policy = (schedules.uniform(math.sqrt(rho_votes), cfg.iterations) if cfg.budget == "uniform"
               else make_policy(cfg.budget, math.sqrt(rho_votes), cfg.iterations))
     codes = encoder.encode(private_images)
-    evo = Evolution(backend, encoder, evo_cfg, policy, ledger, noise, rng, on_event=on_event)
-    res = evo.run(codes, private_labels=y, label_shares=shares, checkpoint=checkpoint, resume=resume)
+    res = kit.evolve(backend, encoder, evo_cfg, policy, codes, rng, on_event=on_event, private_labels=y,
+                     label_shares=shares)
     pop, w = res.population, res.weights
     parts = []
     for c, m in allocate(cfg.n_out, shares).items():

@@ -20,16 +20,16 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.backends.mixture import Mixture, explore_every_source
-from pe_tabular.checkpoint import Checkpointer, open_checkpoint
-from pe_tabular.evolution import Evolution, EvolutionConfig
+from pe_tabular.checkpoint import Checkpointer
+from pe_tabular.evolution import EvolutionConfig
 from pe_tabular.measure.raking import rake_to_known
 from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.population import Population
 from pe_tabular.privacy import schedules
 from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
 from pe_tabular.privacy.ledger import Ledger
-from pe_tabular.privacy.noise import noise_source
 from pe_tabular.privacy.release import ReleasePath, Spec, release_count, size_from_count
+from pe_tabular.runkit import RunKit
 from pe_tabular.voting.histogram import select, systematic_counts
 from pe_tabular.voting.streaming import SourceVoter
 from simulators.network import priors as P
@@ -251,12 +251,10 @@ def _run(private: TraceRecords, cfg: TraceSynthConfig, level: str, encoder: Any,
     cfg.validate()
     seen = first_pass(private, cfg.time_window, show_invalid)
     mu = gdp_mu(cfg.epsilon, cfg.delta)
-    ck = open_checkpoint(checkpoint, resume, {"settings": asdict(cfg), "level": level})
     # on --resume every release already made is restored into this ledger from the checkpoint
-    ledger = Ledger(cfg.delta, mu_budget=mu)
-    ledger.public_inputs.update(_public_inputs(cfg, level))
-    noise = noise_source()
-    ledger.noise_mode = noise.mode
+    kit = RunKit.open(cfg.delta, mu, checkpoint=checkpoint, resume=resume,
+                      run={"settings": asdict(cfg), "level": level}, public_inputs=_public_inputs(cfg, level))
+    ledger, noise, ck = kit.ledger, kit.noise, kit.checkpoint
     rng = np.random.default_rng(cfg.seed)
     spent = cfg.budget_shares(level)
     if not 0 <= spent < 1:
@@ -283,9 +281,8 @@ def _run(private: TraceRecords, cfg: TraceSynthConfig, level: str, encoder: Any,
     coded = private.encoded(encoder.encode, [c for c in private.columns if c in encoder.fields])
     try:
         voter = SourceVoter(coded, cfg.voter)
-        evo = Evolution(fitted.backend, encoder, econf, schedules.uniform(float(mu_pe), cfg.iterations), ledger,
-                        noise, rng, on_event, vote_fn=voter)
-        res = evo.run(voter.private, checkpoint=ck, resume=resume)
+        res = kit.evolve(fitted.backend, encoder, econf, schedules.uniform(float(mu_pe), cfg.iterations),
+                         voter.private, rng, on_event=on_event, vote_fn=voter)
     finally:
         coded.close()  # the encoded records (a private temporary folder, or worker memory)
     # The last vote's noisy counts, shrunk towards the population itself by one noise σ: where the votes

@@ -10,7 +10,9 @@ local, structure-preserving move.
 
 from __future__ import annotations
 
+import json
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -126,6 +128,28 @@ class TreeBackend:
                 self._sample_columns(bins, [name], rows, rng)
         return Population(self._frame(bins, rng), np.full(n, self.name, dtype=object), pop.parent,
                           bins_to_genome(bins, self.schema), pop.label)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The released marginals and decoders as named arrays (``PESynthesizer.save``'s ``generator.npz``):
+        ``keys`` lists each marginal ([name], or [a, b, bins_a, bins_b]); ``m<i>`` is its table; ``d<j>_*``
+        the decoder of the j-th schema column."""
+        keys = [[n] for n in self.p1] + [[*k, *self.res.get(k, (PAIR_BINS, PAIR_BINS))] for k in self.pairs]
+        arrays = {f"m{i}": np.asarray(v) for i, v in enumerate([*self.p1.values(), *self.pairs.values()])}
+        for name, dec in self.decoders.items():
+            arrays.update(dec.to_arrays(f"d{self.schema.names.index(name)}_"))
+        return {"keys": np.array(json.dumps(keys)), **arrays}
+
+    @classmethod
+    def from_arrays(cls, schema: Schema, z: Mapping[str, np.ndarray]) -> TreeBackend:
+        """The generator :meth:`to_arrays` wrote, under the (resolved) schema it was fitted with."""
+        from pe_tabular.tables.resolution import Decoder
+
+        keys = json.loads(str(z["keys"]))
+        arrays = [z[f"m{i}"] for i in range(len(keys))]
+        decoders = {n: Decoder.from_arrays(z, f"d{j}_") for j, n in enumerate(schema.names) if f"d{j}_sub" in z}
+        return cls(schema, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
+                   {tuple(k[:2]): a for k, a in zip(keys, arrays) if len(k) > 1},
+                   decoders=decoders, res={tuple(k[:2]): tuple(k[2:]) for k in keys if len(k) == 4})
 
 
 def _sample(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
