@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.memory import MemoryGuard
+from pe_tabular.privacy.sampling import PoissonSample
 from pe_tabular.source import (
     DEFAULT_CHUNK_ROWS,
     Accumulator,
@@ -48,7 +49,7 @@ from pe_tabular.source import (
     part_table,
     sum_parts,
 )
-from pe_tabular.units import PoissonSample, UnitTable, UnitWeights
+from pe_tabular.units import UnitTable, UnitWeights
 
 log = logging.getLogger(__name__)
 Event = dict[str, Any]

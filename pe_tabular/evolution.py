@@ -23,9 +23,9 @@ from pe_tabular.population import Population
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
+from pe_tabular.privacy.sampling import PoissonSample
 from pe_tabular.privacy.schedules import BudgetPolicy, Scheduled
 from pe_tabular.source import ProgressSteps
-from pe_tabular.units import PoissonSample
 from pe_tabular.voting.histogram import clip_counts, select, vote_histogram
 from pe_tabular.voting.registry import VoteFn, class_conditional_nearest, get_voter
 

@@ -56,7 +56,8 @@ import pyarrow.parquet as pq
 
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.privacy.release import ReleasePath, Spec
-from pe_tabular.units import PoissonSample, UnitTable, UnitWeights, unit_digests
+from pe_tabular.privacy.sampling import PoissonSample
+from pe_tabular.units import UnitTable, UnitWeights, unit_digests
 
 log = logging.getLogger(__name__)
 Event = dict[str, Any]

@@ -127,6 +127,28 @@ def test_no_wing_imports_another(graph):
     assert bad == [], f"wing-to-wing imports: {bad}"
 
 
+def test_privacy_is_a_leaf(graph):
+    """The release path, ledger and accountant import nothing of the project outside ``pe_tabular.privacy``:
+    every other module may build on them, and a change elsewhere can never reach the privacy core."""
+    inside = "pe_tabular.privacy"
+    bad = sorted((m, t) for m, deps in graph.items() if m == inside or m.startswith(inside + ".")
+                 for t, _ in deps if not (t == inside or t.startswith(inside + ".")))
+    assert bad == [], f"pe_tabular.privacy importing outside itself: {bad}"
+
+
+def test_checkpointer_is_a_release_store():
+    """The release path names its store by a protocol; the engine's checkpoint must keep fitting it."""
+    import inspect
+
+    from pe_tabular.checkpoint import Checkpointer
+    from pe_tabular.privacy.release import ReleaseStore
+
+    for name in ("load_release", "save_release"):
+        want = inspect.signature(getattr(ReleaseStore, name))
+        got = inspect.signature(getattr(Checkpointer, name))
+        assert list(got.parameters) == list(want.parameters), name
+
+
 def test_no_private_name_crosses_a_module(graph):
     bad = sorted((m, t, n) for m, deps in graph.items() for t, n in deps
                  if n is not None and n.startswith("_") and not n.startswith("__") and t != m)

@@ -18,6 +18,7 @@ from pe_tabular.evolution import Evolution, EvolutionConfig
 from pe_tabular.memory import MemoryGuard, MemoryLimitExceeded, parse_memory
 from pe_tabular.privacy import Ledger, NoiseSource, schedules
 from pe_tabular.privacy.release import ReleasePath, Spec
+from pe_tabular.privacy.sampling import PoissonSample
 from pe_tabular.progress import ProgressBars
 from pe_tabular.source import (
     Accumulator,
@@ -27,7 +28,7 @@ from pe_tabular.source import (
     release_sum,
     weighted_histogram,
 )
-from pe_tabular.units import PoissonSample, UnitTable, UnitTypeError
+from pe_tabular.units import UnitTable, UnitTypeError
 from pe_tabular.voting import numba_kernel
 from pe_tabular.voting.histogram import vote_histogram
 from pe_tabular.voting.streaming import SourceVoter

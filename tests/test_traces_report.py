@@ -145,7 +145,7 @@ def test_write_is_atomic(real, other, tmp_path, monkeypatch):
     def fail(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("pe_tabular.io_utils.os.replace", fail)
+    monkeypatch.setattr("pe_tabular.privacy.atomic.os.replace", fail)
     with pytest.raises(OSError):
         write_traces_report(real.iloc[:100], other.iloc[:100], out, window=WINDOW)
     assert out.read_text() == "previous report"
