@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from pe_tabular.cli_support import (
     EXIT_USAGE,
     Formatter,
     Parser,
-    UsageError,
     add_common,
     delta_arg,
     emit,
@@ -40,7 +39,7 @@ from pe_tabular.cli_support import (
     positive_float,
     positive_int,
 )
-from pe_tabular.memory import MemoryLimitExceeded
+from pe_tabular.errors import ConfigError, MemoryLimitExceeded, UsageError
 from pe_tabular.privacy.accountant import AccountingError, epsilon_for_sigmas, gdp_mu, sigma_for_epsilon
 
 # The wing registry: wing -> (module exposing add_parser(subparsers), {top-level command: its --help line}).
@@ -230,10 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as e:
         return _import_error(e, _command_name(args))
     except (UsageError, ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError) as e:
-        # evolution.ConfigError speaks of library arguments; for_cli() names the flags (duck-typed, so the
-        # entry point need not import the evolution loop to catch it)
-        for_cli: Callable[[], str] | None = getattr(e, "for_cli", None)
-        print(f"pe-tabular: error: {for_cli() if callable(for_cli) else e}", file=sys.stderr)
+        # a ConfigError speaks of library arguments; for_cli() names the flags
+        print(f"pe-tabular: error: {e.for_cli() if isinstance(e, ConfigError) else e}", file=sys.stderr)
         if getattr(args, "verbose", False):
             raise
         return EXIT_USAGE

@@ -54,6 +54,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pe_tabular.errors import SourceError
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.privacy.sampling import PoissonSample
@@ -82,10 +83,6 @@ class ProgressSteps:
         while self.done < reach:
             self.done += 1
             self.emit(self.done / self.steps)
-
-
-class SourceError(ValueError):
-    """A file or column problem; the message names the file/column and the fix, never a value."""
 
 
 @dataclass(frozen=True)

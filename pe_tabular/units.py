@@ -47,13 +47,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pe_tabular.errors import UnitTypeError
 from pe_tabular.privacy.sampling import PoissonSample
 
 _KEYS = ("pe-tabular/unit0", "pe-tabular/unit1")  # public SipHash keys: 16 bytes each
-
-
-class UnitTypeError(ValueError):
-    """A unit column changed type between chunks: the same unit could get two digests."""
 
 
 _MIXED = ("the unit column has different types in different chunks or files, so one unit could be counted as "

@@ -17,7 +17,8 @@ pytest.importorskip("dp_accounting")
 from dp_accounting import dp_event  # noqa: E402
 from dp_accounting.rdp import rdp_privacy_accountant  # noqa: E402
 
-from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig  # noqa: E402
+from pe_tabular.errors import ConfigError  # noqa: E402
+from pe_tabular.evolution import Evolution, EvolutionConfig  # noqa: E402
 from pe_tabular.privacy import BudgetExceeded, Ledger, NoiseSource, gdp_mu, schedules  # noqa: E402
 from pe_tabular.privacy.accountant import epsilon_for_sigmas, sigma_for_epsilon  # noqa: E402
 from pe_tabular.privacy.subsampling import (  # noqa: E402

@@ -56,7 +56,7 @@ def test_save_load_round_trips_every_argument(adult, tmp_path):
 
 
 def test_errors_name_arguments_not_flags():
-    from pe_tabular.evolution import ConfigError
+    from pe_tabular.errors import ConfigError
 
     with pytest.raises(ConfigError, match="`pair_share`") as e:
         PESynthesizer(adult_schema(), pair_share=0.9)
