@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pe_tabular.wings import WINGS as REGISTRY
+from pe_tabular.wings import wing_of_module
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pe_tabular", "simulators", "renderers")
@@ -70,10 +71,7 @@ def graph() -> dict[str, set[tuple[str, str | None]]]:
 
 
 def _wing_of(mod: str) -> str | None:
-    for wing, prefix in WINGS.items():
-        if mod == prefix or mod.startswith(prefix + "."):
-            return wing
-    return None
+    return w.name if (w := wing_of_module(mod)) is not None else None
 
 
 def test_no_import_circles(graph):
