@@ -91,6 +91,7 @@ def test_compression_merges_only_low_noisy_counts_and_decompress_inverts_it() ->
     assert (out["b"] == 0).all()
 
 
+@pytest.mark.slow
 @pytest.mark.extra("bench")
 def test_mst_tree_spans_all_columns_and_keeps_the_planted_dependence() -> None:
     from benchmarks.peers.mst import mst
@@ -122,6 +123,7 @@ def test_autoregressive_model_is_a_normalised_distribution() -> None:
     assert float(total) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.extra("bench")
 def test_dp_finetuning_spends_at_most_its_budget_and_samples_the_domain() -> None:
     from benchmarks.peers.dpsgd import DPSGDConfig, fit_sample

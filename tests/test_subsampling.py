@@ -133,6 +133,7 @@ def test_the_evolution_refuses_what_pld_cannot_account():
         EvolutionConfig.build(3, 100, 0.3, sampling_rate=0.0)
 
 
+@pytest.mark.slow
 def test_the_privacy_calculator_solves_and_checks_subsampled_schedules(capsys):
     import json
 
