@@ -13,7 +13,7 @@ CORE_PY := $(CORE_VENV)/bin/python
 # modules of the extras: none may be importable in the core environment, or its pass proves nothing
 EXTRA_MODULES := torch jax dpkt openai sdv distributed mbi
 
-.PHONY: demo test test-core test-all lint bench clean
+.PHONY: demo test test-core test-all test-fast lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -48,8 +48,13 @@ test-core: $(CORE_VENV)/.dev
 	  print('core pass: pandas', pandas.__version__, 'without extras')" $(EXTRA_MODULES)
 	$(CORE_PY) -m pytest -q -m "not slow and not faults"
 
+# full pass: everything but the kill -9 fault injection (pytest -m faults), the slow tests included (CI runs this)
 test-all: $(VENV)/.all
 	$(PY) -m pytest -q
+
+# for developers: every extra, the slow tests left out (each privacy rule keeps a test here: tests/test_selection.py)
+test-fast: $(VENV)/.all
+	$(PY) -m pytest -q -m "not slow and not faults"
 
 lint: $(VENV)/.all
 	$(VENV)/bin/ruff check .

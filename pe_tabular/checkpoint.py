@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -211,10 +210,6 @@ class Checkpointer:
             if "keys" in z.files:
                 return (z["values"].copy(), z["keys"].copy()), rel
             return z["values"].copy(), rel
-
-    def release_keys(self) -> list[str]:
-        return sorted(m.group(1) for p in self.dir.glob("release_*.npz")
-                      if (m := re.fullmatch(r"release_(.+)\.npz", p.name)))
 
 
 def open_checkpoint(checkpoint: str | Path | Checkpointer | None, resume: bool,

@@ -4,10 +4,10 @@ Exit codes: 0 success; 1 unexpected internal error; 2 bad usage or bad input (th
 flag, column or row and the fix); 3 privacy budget/accounting error; 130 interrupted (the run can be
 continued with --resume when --checkpoint was given; SIGTERM is handled the same way).
 
-Every command group (tables, traces, digits) belongs to a wing and is imported lazily: each
-module named in ``_PLUGINS`` exposes ``add_parser(subparsers)``, and only the wing that owns the command
-on the command line is imported. ``pe-tabular --help`` and ``pe-tabular privacy ...`` import no wing,
-no pandas and no scipy: the registry names each wing's commands with the line ``--help`` shows
+Every command group (tables, traces, digits) belongs to a wing and is imported lazily: the registry
+(:data:`pe_tabular.wings.WINGS`) names each wing's module exposing ``add_parser(subparsers)``, and only the
+wing that owns the command on the command line is imported. ``pe-tabular --help`` and ``pe-tabular privacy ...``
+import no wing, no pandas and no scipy: the registry names each wing's commands with the line ``--help`` shows
 (tests/test_cli_startup.py checks it against the wings), and the flags are parsed before any heavy import.
 """
 
@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from pe_tabular.cli_support import (
     EXIT_USAGE,
     Formatter,
     Parser,
-    UsageError,
     add_common,
     delta_arg,
     emit,
@@ -40,21 +39,10 @@ from pe_tabular.cli_support import (
     positive_float,
     positive_int,
 )
-from pe_tabular.memory import MemoryLimitExceeded
+from pe_tabular.errors import ConfigError, MemoryLimitExceeded, UsageError
 from pe_tabular.privacy.accountant import AccountingError, epsilon_for_sigmas, gdp_mu, sigma_for_epsilon
+from pe_tabular.wings import WINGS
 
-# The wing registry: wing -> (module exposing add_parser(subparsers), {top-level command: its --help line}).
-_PLUGINS: dict[str, tuple[str, dict[str, str]]] = {
-    "tables": ("pe_tabular.tables.cli", {
-        "synth": "synthesize a private table",
-        "schema": "schema tools",
-        "evaluate": "fidelity/utility of a synthetic table",
-        "demo": "synthesize the built-in UCI Adult at epsilon=1",
-        "report": "self-contained HTML report: real vs synthetic, ledger, curves",
-    }),
-    "traces": ("simulators.network.cli", {"traces": "DP synthetic network traces"}),
-    "digits": ("renderers.digits.cli", {"digits": "MNIST-like digits from procedural renderers (PE)"}),
-}
 log = logging.getLogger("pe_tabular")
 
 
@@ -104,13 +92,13 @@ def wing_of(argv: Sequence[str]) -> str | None:
     """The wing that owns the command on this command line (the first word that is not an option; the
     top-level parser has no options but -h), or None for the engine's own commands, --help and typos."""
     command = next((a for a in argv if not a.startswith("-")), None)
-    return next((w for w, (_, cmds) in _PLUGINS.items() if command in cmds), None)
+    return next((w.name for w in WINGS if command in w.commands), None)
 
 
 def build_parser(wings: Iterable[str] | None = None) -> argparse.ArgumentParser:
     """The whole parser. ``wings``: the wings whose modules are imported (default: all); every other wing's
     commands are listed (name and help line) but not built, so nothing of theirs is imported."""
-    load = set(_PLUGINS if wings is None else wings)
+    load = {w.name for w in WINGS} if wings is None else set(wings)
     ap = Parser(
         prog="pe-tabular", formatter_class=Formatter,
         description="Differentially private synthetic data without training (Private Evolution).",
@@ -133,16 +121,16 @@ def build_parser(wings: Iterable[str] | None = None) -> argparse.ArgumentParser:
                    help="each release on a Poisson subsample of the units at this rate (accounted by PLD)")
     add_common(p)
     p.set_defaults(func=_privacy)
-    for name, (module, commands) in _PLUGINS.items():
+    for wing in WINGS:
         failed: ImportError | None = None
-        if name in load:
+        if wing.name in load:
             try:
-                importlib.import_module(module).add_parser(sub)
+                importlib.import_module(wing.cli).add_parser(sub)
                 continue
             except ImportError as e:  # reported when one of its commands is run (main: the extra to install)
-                log.debug("command group %s unavailable: %s", name, e)
+                log.debug("command group %s unavailable: %s", wing.name, e)
                 failed = e
-        for command, line in commands.items():
+        for command, line in wing.commands.items():
             if command not in sub.choices:
                 _placeholder(sub, command, line, failed)
     _show_defaults(ap)
@@ -230,10 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as e:
         return _import_error(e, _command_name(args))
     except (UsageError, ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError) as e:
-        # evolution.ConfigError speaks of library arguments; for_cli() names the flags (duck-typed, so the
-        # entry point need not import the evolution loop to catch it)
-        for_cli: Callable[[], str] | None = getattr(e, "for_cli", None)
-        print(f"pe-tabular: error: {for_cli() if callable(for_cli) else e}", file=sys.stderr)
+        # a ConfigError speaks of library arguments; for_cli() names the flags
+        print(f"pe-tabular: error: {e.for_cli() if isinstance(e, ConfigError) else e}", file=sys.stderr)
         if getattr(args, "verbose", False):
             raise
         return EXIT_USAGE

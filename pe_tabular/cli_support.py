@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pe_tabular.errors import UsageError
 from pe_tabular.io_utils import TMP_SUFFIX
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PRIVACY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -27,10 +28,6 @@ EXTRAS: dict[str, str] = {
     "dask": "dask", "distributed": "dask", "dp_accounting": "subsample", "mbi": "bench", "opacus": "bench",
     "faiss": "bench",
 }
-
-
-class UsageError(ValueError):
-    """Bad flags or input; exit code 2. The message names the flag, column or file and the fix."""
 
 
 def missing_extra(error: ImportError) -> str | None:

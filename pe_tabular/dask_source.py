@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.memory import MemoryGuard
+from pe_tabular.privacy.sampling import PoissonSample
 from pe_tabular.source import (
     DEFAULT_CHUNK_ROWS,
     Accumulator,
@@ -56,7 +57,7 @@ from pe_tabular.source import (
     part_table,
     sum_parts,
 )
-from pe_tabular.units import PoissonSample, UnitTable, UnitWeights
+from pe_tabular.units import UnitTable, UnitWeights
 from pe_tabular.voting.streaming import SourceVoter
 
 log = logging.getLogger(__name__)

@@ -19,37 +19,19 @@ import numpy as np
 from pe_tabular.backends.base import Backend
 from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.distance import Encoder, L2Metric
+from pe_tabular.errors import ConfigError  # re-exported: wings still import it from here
 from pe_tabular.population import Population
 from pe_tabular.privacy.ledger import Ledger
 from pe_tabular.privacy.noise import NoiseSource
 from pe_tabular.privacy.release import ReleasePath, Spec
+from pe_tabular.privacy.sampling import PoissonSample
 from pe_tabular.privacy.schedules import BudgetPolicy, Scheduled
 from pe_tabular.source import ProgressSteps
-from pe_tabular.units import PoissonSample
 from pe_tabular.voting.histogram import clip_counts, select, vote_histogram
 from pe_tabular.voting.registry import VoteFn, class_conditional_nearest, get_voter
 
 log = logging.getLogger(__name__)
 Event = dict[str, Any]
-
-
-class ConfigError(ValueError):
-    """Invalid run settings, reported before any private data is touched.
-
-    The library speaks of its arguments (``iterations``); ``param`` names the argument so a command
-    line can say the flag instead (:meth:`for_cli`: ``--iterations``)."""
-
-    def __init__(self, message: str, param: str | None = None):
-        super().__init__(message)
-        self.param = param
-
-    def for_cli(self) -> str:
-        """The message with the argument's name replaced by its flag (``k`` → ``--k``)."""
-        msg = str(self)
-        if not self.param:
-            return msg
-        flag = "--" + self.param.replace("_", "-")
-        return msg.replace(f"`{self.param}`", flag, 1)
 
 
 def _expand(name: str, value: float | Sequence[float], length: int, cast: Callable = float) -> tuple:

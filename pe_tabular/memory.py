@@ -23,13 +23,11 @@ import re
 import sys
 from dataclasses import dataclass
 
+from pe_tabular.errors import MemoryLimitExceeded
+
 _UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20, "MIB": 2**20,
           "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40, "TIB": 2**40}
 FLAG = "--max-memory"
-
-
-class MemoryLimitExceeded(MemoryError):
-    """The process passed ``--max-memory``; the message says which knobs lower the footprint."""
 
 
 def parse_memory(text: str | int | float, flag: str = FLAG) -> int:

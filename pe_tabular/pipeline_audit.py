@@ -261,12 +261,6 @@ def _run_main(main: Callable[[list[str]], int], argv: list[str]) -> tuple[int | 
     return rc, out.getvalue(), err.getvalue()
 
 
-def run_cli(main: Callable[[list[str]], int], argv: list[str], out_dir: Path) -> Observation:
-    """Run a command in-process (its stdout and stderr captured) and observe what it leaves in ``out_dir``."""
-    rc, out, err = _run_main(main, argv)
-    return observe(out_dir, rc, err, out)
-
-
 Argv = Callable[[Path, Path], list[str]]  # (data, out_dir) -> argv
 
 

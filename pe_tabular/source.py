@@ -54,9 +54,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pe_tabular.errors import SourceError
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.privacy.release import ReleasePath, Spec
-from pe_tabular.units import PoissonSample, UnitTable, UnitWeights, unit_digests
+from pe_tabular.privacy.sampling import PoissonSample
+from pe_tabular.units import UnitTable, UnitWeights, unit_digests
 
 log = logging.getLogger(__name__)
 Event = dict[str, Any]
@@ -81,10 +83,6 @@ class ProgressSteps:
         while self.done < reach:
             self.done += 1
             self.emit(self.done / self.steps)
-
-
-class SourceError(ValueError):
-    """A file or column problem; the message names the file/column and the fix, never a value."""
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ to break the bound — one unit split into two digests — happens only if its c
 in different chunks (e.g. integers in one CSV file, text in another); every digest records its type and
 a pass refuses mixed types (:class:`UnitTypeError`).
 
-**Poisson subsampling** (:class:`PoissonSample`): every unit is in the sample independently with
-probability q (Balle, Barthe & Gaboardi, "Privacy Amplification by Subsampling: Tight Analyses via
+**Poisson subsampling** (:class:`~pe_tabular.privacy.sampling.PoissonSample`): every unit is in the sample
+independently with probability q (Balle, Barthe & Gaboardi, "Privacy Amplification by Subsampling: Tight Analyses via
 Couplings and Divergences", NeurIPS 2018, Poisson sampling under add/remove-one neighbours). The draws
 come from a seed that the caller takes from the privacy noise source (CSPRNG; rule 3), so ``--seed``
 never reproduces which units voted. A unit's decision is made once per release from the table (one draw
@@ -47,14 +47,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pe_tabular.privacy.noise import NoiseSource
+from pe_tabular.errors import UnitTypeError
+from pe_tabular.privacy.sampling import PoissonSample
 
 _KEYS = ("pe-tabular/unit0", "pe-tabular/unit1")  # public SipHash keys: 16 bytes each
-_UNIT_STREAM = 2**31  # the seed-sequence word that separates unit draws from row draws
-
-
-class UnitTypeError(ValueError):
-    """A unit column changed type between chunks: the same unit could get two digests."""
 
 
 _MIXED = ("the unit column has different types in different chunks or files, so one unit could be counted as "
@@ -157,33 +153,3 @@ class UnitWeights:
                                    "changed between passes; rerun on data that is not being written to")
             idx[r] = hit[0]
         return self.weights[idx]
-
-
-@dataclass(frozen=True)
-class PoissonSample:
-    """A Poisson subsample at public rate q with a secret seed (see the module docstring)."""
-
-    rate: float
-    seed: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.rate <= 1.0:
-            raise ValueError(f"--sampling-rate must be in (0, 1], got {self.rate}")
-
-    @staticmethod
-    def secret(rate: float, noise: NoiseSource, stream: tuple[int, ...]) -> PoissonSample:
-        """A sample whose seed comes from the privacy noise source: fresh CSPRNG bits in a real run,
-        deterministic per stream only under the test-only switch (rule 3)."""
-        seed = noise.generator((*stream, 0x5A3)).integers(0, 2**32, size=8, dtype=np.uint64)
-        return PoissonSample(float(rate), tuple(int(s) for s in seed))
-
-    def unit_uniforms(self, n_units: int) -> np.ndarray:
-        return np.random.Generator(np.random.PCG64DXSM(np.random.SeedSequence([*self.seed, _UNIT_STREAM]))).random(
-            n_units)
-
-    def row_mask(self, part: int, offset: int, n: int) -> np.ndarray:
-        """Inclusion of rows offset..offset+n-1 of partition ``part`` (row-level units): a counter-based
-        draw, so any chunking of the partition gives the same mask."""
-        bg = np.random.PCG64DXSM(np.random.SeedSequence([*self.seed, int(part)]))
-        bg.advance(int(offset))  # one 64-bit output per double drawn
-        return np.random.Generator(bg).random(n) < self.rate

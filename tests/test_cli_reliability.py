@@ -117,6 +117,7 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_write_removes(tmp_path)
     assert target.read_text() == "a,b\n1,2\n" and not stale.exists() and other.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, word", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
 def test_sigint_and_sigterm_exit_130_with_a_message_and_no_partial_output(adult_files, tmp_path, sig, word):
     data, schema = adult_files

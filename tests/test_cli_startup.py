@@ -12,6 +12,7 @@ import sys
 from conftest import ROOT
 
 from pe_tabular import cli
+from pe_tabular.wings import WINGS
 
 HEAVY = ("pandas", "scipy", "numpy", "numba", "pe_tabular.evolution", "pe_tabular.tables", "simulators", "renderers")
 
@@ -48,7 +49,7 @@ def test_the_registry_lists_each_wing_command_with_the_wings_own_help_line():
 
     real, listed = lines(cli.build_parser()), lines(cli.build_parser(wings=[]))
     assert real == listed  # same commands, same order, same one-line help
-    assert set(real) == {"privacy"} | {c for _, cmds in cli._PLUGINS.values() for c in cmds}
+    assert set(real) == {"privacy"} | {c for w in WINGS for c in w.commands}
 
 
 def test_the_owner_of_a_command_is_found_past_options():

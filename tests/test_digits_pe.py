@@ -46,6 +46,7 @@ def test_pe_improves_over_the_renderer_alone(mnist):
     assert ess[-1] < 600, "votes concentrate on part of the population"
 
 
+@pytest.mark.slow
 @pytest.mark.extra("digits")
 def test_cli_synth_evaluate_and_resume(mnist, tmp_path, monkeypatch):
     (x, y), (xt, yt) = mnist

@@ -110,10 +110,19 @@ def test_mixture_keeps_each_sample_with_its_renderer():
     assert np.array_equal(v.genome[:, 0], pop.genome[:, 0])
 
 
+def centre_of_mass(images: np.ndarray) -> np.ndarray:
+    """(n, 2) intensity-weighted centre (x, y) in pixel coordinates (pixel centres at +0.5)."""
+    x = images.astype(np.float32)
+    h, w = x.shape[1:]
+    tot = x.sum(axis=(1, 2))
+    safe = np.where(tot > 0, tot, 1.0)
+    cx = (x.sum(axis=1) @ (np.arange(w, dtype=np.float32) + 0.5)) / safe
+    cy = (x.sum(axis=2) @ (np.arange(h, dtype=np.float32) + 0.5)) / safe
+    return np.stack([np.where(tot > 0, cx, w / 2), np.where(tot > 0, cy, h / 2)], axis=1)
+
+
 def test_placements_differ_as_documented():
     """'mnist' puts the ink's centre of mass at the centre and fits a 20 px box; 'free' does not."""
-    from renderers.digits.raster import centre_of_mass
-
     rng = np.random.default_rng(7)
     g = StrokeRenderer().random(300, label=2, rng=rng).genome
     for placement, tol in (("mnist", 0.75), ("free", None)):

@@ -66,6 +66,7 @@ def _copy_run(run_dir: Path, dst: Path, keep: tuple[str, ...]) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_report_has_a_grid_per_digit_the_iteration_grids_and_the_ledger(report, run_dir):
     text = report.read_text(encoding="utf-8")
     secs = _sections(text)
@@ -118,6 +119,7 @@ def test_a_failed_report_leaves_the_previous_file_untouched(run_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "r.html"]
 
 
+@pytest.mark.slow
 @pytest.mark.extra("digits")
 def test_evaluate_report_and_the_standalone_command(run_dir, real, tmp_path):
     d = _copy_run(run_dir, tmp_path / "run", ("synthetic.npz", "synthetic.privacy.json", "run.json", "grids"))
@@ -175,6 +177,7 @@ def test_class_mosaic_shows_only_that_class_and_shrinks_for_rare_classes():
     assert n == 0 and not grid.any()
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_digits_report_renders_in_chromium(report):
     found, console = check_page(report)

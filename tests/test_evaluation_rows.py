@@ -166,6 +166,7 @@ def _figures(html: str) -> tuple[list[tuple[str, str]], list[str]]:
     return cards, re.findall(r"<td[^>]*>(.*?)</td>", html[start:end])
 
 
+@pytest.mark.slow
 def test_synth_report_and_report_give_the_same_figures_on_the_same_files(tmp_path, capsys):
     from pe_tabular.tables.datasets import adult_schema, load_adult
 
@@ -204,6 +205,7 @@ def test_report_states_the_dcr_unit_and_what_an_identical_row_means():
     assert "columns that differ" in label and value == "2.00 / 1.00"
 
 
+@pytest.mark.slow
 def test_na_values_read_the_same_in_schema_infer_evaluate_and_report(tmp_path, capsys):
     """`--na-values` was on synth only: a sentinel synth read as missing ('?', -999) was an outside-schema value
     for `evaluate`/`report` and a category for `schema infer`. Every command that reads a table now takes it."""

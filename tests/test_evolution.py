@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pe_tabular.evolution import ConfigError, Evolution, EvolutionConfig, allocate
+from pe_tabular.errors import ConfigError
+from pe_tabular.evolution import Evolution, EvolutionConfig, allocate
 from pe_tabular.privacy import Ledger, NoiseSource, gdp_mu, schedules
 from tests.toy import PointBackend, PointEncoder, two_clusters
 

@@ -23,6 +23,7 @@ def clients_of(rng: np.random.Generator, n_clients: int = 12) -> list[FederatedC
     return out
 
 
+@pytest.mark.slow
 def test_removing_any_client_moves_the_clean_histogram_by_at_most_one():
     rng = np.random.default_rng(0)
     clients = clients_of(rng, 14)

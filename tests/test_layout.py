@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from pe_tabular.wings import WINGS as REGISTRY
+from pe_tabular.wings import wing_of_module
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pe_tabular", "simulators", "renderers")
-WINGS = {"tables": "pe_tabular.tables", "traces": "simulators.network", "digits": "renderers.digits"}
+WINGS = {w.name: w.package for w in REGISTRY}  # the one registry of wings (pe_tabular/wings.py)
 # the entry point finds the wings through a registry of module *names* (importlib), and the package root
 # re-exports the tables facade lazily (PEP 562); neither is a static import of a wing
 ENGINE_EXEMPT = {"pe_tabular", "pe_tabular.cli"}
@@ -68,10 +71,7 @@ def graph() -> dict[str, set[tuple[str, str | None]]]:
 
 
 def _wing_of(mod: str) -> str | None:
-    for wing, prefix in WINGS.items():
-        if mod == prefix or mod.startswith(prefix + "."):
-            return wing
-    return None
+    return w.name if (w := wing_of_module(mod)) is not None else None
 
 
 def test_no_import_circles(graph):
@@ -127,6 +127,28 @@ def test_no_wing_imports_another(graph):
     assert bad == [], f"wing-to-wing imports: {bad}"
 
 
+def test_privacy_is_a_leaf(graph):
+    """The release path, ledger and accountant import nothing of the project outside ``pe_tabular.privacy``:
+    every other module may build on them, and a change elsewhere can never reach the privacy core."""
+    inside = "pe_tabular.privacy"
+    bad = sorted((m, t) for m, deps in graph.items() if m == inside or m.startswith(inside + ".")
+                 for t, _ in deps if not (t == inside or t.startswith(inside + ".")))
+    assert bad == [], f"pe_tabular.privacy importing outside itself: {bad}"
+
+
+def test_checkpointer_is_a_release_store():
+    """The release path names its store by a protocol; the engine's checkpoint must keep fitting it."""
+    import inspect
+
+    from pe_tabular.checkpoint import Checkpointer
+    from pe_tabular.privacy.release import ReleaseStore
+
+    for name in ("load_release", "save_release"):
+        want = inspect.signature(getattr(ReleaseStore, name))
+        got = inspect.signature(getattr(Checkpointer, name))
+        assert list(got.parameters) == list(want.parameters), name
+
+
 def test_no_private_name_crosses_a_module(graph):
     bad = sorted((m, t, n) for m, deps in graph.items() for t, n in deps
                  if n is not None and n.startswith("_") and not n.startswith("__") and t != m)
@@ -138,6 +160,37 @@ def test_domain_modules_left_the_engine():
                  "pe_tabular/evaluation/images.py", "pe_tabular/backends/loopback.py"):
         assert not (ROOT / gone).exists(), gone
     assert "def release_histogram" not in (ROOT / "pe_tabular/evolution.py").read_text()
+
+
+def _pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_pyproject_names_the_registered_wings():
+    """pyproject.toml cannot read the registry, so this test is the link: its import-linter contracts and its
+    package list name exactly the wings of ``pe_tabular.wings.WINGS``."""
+    from fnmatch import fnmatch
+
+    conf = _pyproject()
+    contracts = {c["name"]: c for c in conf["tool"]["importlinter"]["contracts"]}
+    packages = sorted(WINGS.values())
+    assert sorted(contracts["The engine imports no wing"]["forbidden_modules"]) == packages
+    assert sorted(contracts["No wing imports another"]["modules"]) == packages
+    include = conf["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert all(any(fnmatch(p, pat) for pat in include) for p in packages), include
+
+
+def test_each_registered_wing_has_its_package_and_cli(graph):
+    modules = set(graph)
+    for w in REGISTRY:
+        assert w.package in modules and w.cli in modules, w
+        assert w.cli.startswith(w.package + "."), f"{w.name}: its CLI module lies outside its package"
+        tree = ast.parse((ROOT / Path(*w.cli.split("."))).with_suffix(".py").read_text(encoding="utf-8"))
+        assert any(isinstance(n, ast.FunctionDef) and n.name == "add_parser" for n in tree.body), w.cli
+    assert len({c for w in REGISTRY for c in w.commands}) == sum(len(w.commands) for w in REGISTRY), \
+        "two wings claim one command"
 
 
 _LINT_IMPORTS = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")

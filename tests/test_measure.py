@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pe_tabular.wings import WINGS
+
 ROOT = Path(__file__).resolve().parents[1]
-WING_DIRS = ("pe_tabular/tables", "simulators/network", "renderers/digits")
+WING_DIRS = tuple(w.package.replace(".", "/") for w in WINGS)
 # names of tools that moved into pe_tabular.measure: a wing that defines one again has made a copy
 MOVED = ("degree_schedule", "mutual_information", "max_spanning_tree", "max_spanning_forest", "rake", "label_shares",
          "estimate_label_shares", "Stage", "LazyPass")

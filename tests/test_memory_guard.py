@@ -11,7 +11,8 @@ import pytest
 
 import pe_tabular.cli as cli
 from pe_tabular.cli_support import EXIT_USAGE, add_scale_flags
-from pe_tabular.memory import MemoryGuard, MemoryLimitExceeded, rss_bytes
+from pe_tabular.errors import MemoryLimitExceeded
+from pe_tabular.memory import MemoryGuard, rss_bytes
 
 
 def test_rss_is_this_process_and_grows_with_an_allocation():

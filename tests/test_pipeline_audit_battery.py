@@ -101,6 +101,7 @@ CASES = [  # (pair, config, probe, xfail mark or None)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,cfg,probe", [
     pytest.param(n, c, p, marks=m or (), id=f"{n} | {c.label}") for n, c, p, m in CASES])
 def test_no_deterministic_difference_between_neighbours(name: str, cfg: Config, probe: bool, tmp_path):
@@ -110,6 +111,7 @@ def test_no_deterministic_difference_between_neighbours(name: str, cfg: Config, 
 
 
 # -- it bites: each finding re-introduced must be flagged by its case ------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("finding", [1, 2, 3, 4, 5, 6, 7])
 def test_the_battery_flags_each_reintroduced_finding(finding: int, tmp_path):
     from benchmarks.pipeline_audit import run_mutation

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from pe_tabular.progress import ProgressBars, bar, stage
 
@@ -67,6 +68,7 @@ def test_quiet_prints_nothing(monkeypatch):
     assert _run(go, monkeypatch) == ""
 
 
+@pytest.mark.slow
 def test_synth_logged_to_a_file_has_no_escape_codes(tmp_path):
     from pe_tabular.tables.datasets import load_adult
 

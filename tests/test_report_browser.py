@@ -183,6 +183,7 @@ def report(run):
     return path
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_report_renders_in_chromium_without_errors_or_empty_figures(report, tmp_path, report_table):
     found, console = check_page(report)

@@ -50,6 +50,7 @@ def run(tmp_path, name, kill_at, resume):
     return p, out
 
 
+@pytest.mark.slow
 def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
     full, full_out = run(tmp_path, "full", kill_at=-1, resume=False)
     assert full.returncode == 0, full.stderr[-2000:]

@@ -209,6 +209,7 @@ _COLUMN = st.dictionaries(st.sampled_from(_FIELDS), _JSON | st.sampled_from(["in
                           max_size=8)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(_JSON, st.dictionaries(st.sampled_from(["columns", "label", "label_shares", "description"]),
                                          st.one_of(_JSON, st.lists(_COLUMN, min_size=1, max_size=3)), max_size=4)))

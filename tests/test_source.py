@@ -14,20 +14,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pe_tabular.errors import MemoryLimitExceeded, SourceError, UnitTypeError
 from pe_tabular.evolution import Evolution, EvolutionConfig
-from pe_tabular.memory import MemoryGuard, MemoryLimitExceeded, parse_memory
+from pe_tabular.memory import MemoryGuard, parse_memory
 from pe_tabular.privacy import Ledger, NoiseSource, schedules
 from pe_tabular.privacy.release import ReleasePath, Spec
+from pe_tabular.privacy.sampling import PoissonSample
 from pe_tabular.progress import ProgressBars
 from pe_tabular.source import (
     Accumulator,
     ChunkedSource,
     Codes,
-    SourceError,
     release_sum,
     weighted_histogram,
 )
-from pe_tabular.units import PoissonSample, UnitTable, UnitTypeError
+from pe_tabular.units import UnitTable
 from pe_tabular.voting import numba_kernel
 from pe_tabular.voting.histogram import vote_histogram
 from pe_tabular.voting.streaming import SourceVoter

@@ -57,7 +57,7 @@ def test_save_load_round_trips_every_argument(adult, tmp_path):
 
 def test_scikit_learn_conventions_nothing_derived_before_fit(adult):
     """Arguments are stored as given and validated at once; everything derived is set by fit only (trailing _)."""
-    from pe_tabular.evolution import ConfigError
+    from pe_tabular.errors import ConfigError
     from pe_tabular.tables.budget import BudgetShares
 
     syn = PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **FAST)
@@ -98,7 +98,7 @@ def test_budget_shares_rescale_the_measurements_without_votes():
 
 
 def test_errors_name_arguments_not_flags():
-    from pe_tabular.evolution import ConfigError
+    from pe_tabular.errors import ConfigError
 
     with pytest.raises(ConfigError, match="`pair_share`") as e:
         PESynthesizer(adult_schema(), pair_share=0.9)

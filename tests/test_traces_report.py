@@ -76,6 +76,7 @@ def _sections(page: str) -> list[str]:
     return re.findall(r"<h2>(.*?)</h2>", page)
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_with_embedded_figures(other_report):
     pngs = PNG_URI.findall(other_report)
     assert len(pngs) >= 3  # CDFs, ports/protocol bars, prefix bars
@@ -145,7 +146,7 @@ def test_write_is_atomic(real, other, tmp_path, monkeypatch):
     def fail(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("pe_tabular.io_utils.os.replace", fail)
+    monkeypatch.setattr("pe_tabular.privacy.atomic.os.replace", fail)
     with pytest.raises(OSError):
         write_traces_report(real.iloc[:100], other.iloc[:100], out, window=WINDOW)
     assert out.read_text() == "previous report"
@@ -221,6 +222,7 @@ def test_bad_report_name_fails_before_any_work(flows_csv, tmp_path, capsys):
     assert "--report" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_real_ugr16_sample_report(tmp_path):
     from conftest import shared_path
 
@@ -236,6 +238,7 @@ def test_real_ugr16_sample_report(tmp_path):
     assert len(PNG_URI.findall(page)) >= 3
 
 
+@pytest.mark.slow
 def test_synth_report_states_the_figures_traces_evaluate_prints(flows_csv, tmp_path, capsys):
     """One code path (cli.trace_fidelity): the report of `traces synth --report` shows the headline
     `traces evaluate INPUT OUT` prints on the same two files (issue 24: 0.1167 vs 0.1221)."""

@@ -174,6 +174,7 @@ def test_progress_events_carry_fractions_only(tmp_path):
     assert votes and all(set(e) == {"type", "iteration", "fraction"} for e in votes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit", ["record", "flow"])
 def test_a_two_worker_dask_cluster_gives_the_releases_and_output_of_one_process(client, tmp_path, monkeypatch, unit):
     """`traces synth --dask-local/--dask-scheduler`: the same Parquet folder, its parts read and summed on a

@@ -67,6 +67,7 @@ def test_numba_mixed_matches_reference(problem):
     np.testing.assert_array_equal(numba_kernel.nearest(p, c, metric, k=k, block_rows=3, threads=2), want)
 
 
+@pytest.mark.slow
 @needs_jax
 @settings(max_examples=15, **_SETTINGS)
 @given(mixed_problem(max_rows=20, max_cands=20))

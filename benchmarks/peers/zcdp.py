@@ -38,10 +38,3 @@ def cdp_rho(eps: float, delta: float) -> float:
     while cdp_delta(hi, eps) < delta:
         hi *= 2
     return brentq(lambda r: cdp_delta(r, eps) - delta, 1e-12, hi, xtol=1e-14)
-
-
-def cdp_eps(rho: float, delta: float) -> float:
-    """ε of a ρ-zCDP mechanism at δ (inverse of cdp_rho in ε)."""
-    if rho <= 0:
-        return 0.0
-    return brentq(lambda e: cdp_delta(rho, e) - delta, 1e-9, rho + 2 * math.sqrt(rho * math.log(1 / delta)) + 1)

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pe_tabular.io_utils import atomic_write_json
 from pe_tabular.privacy.accountant import AccountingError, gdp_epsilon
+from pe_tabular.privacy.atomic import atomic_write_json
 from pe_tabular.privacy.subsampling import mechanisms, pld_epsilon
 
 _TOL = 1e-9

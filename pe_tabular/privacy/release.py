@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
-from pe_tabular.checkpoint import Checkpointer
 from pe_tabular.privacy.ledger import BudgetExceeded, Ledger, Release
 from pe_tabular.privacy.noise import NoiseSource
-from pe_tabular.units import PoissonSample
+from pe_tabular.privacy.sampling import PoissonSample
 
 Counts = np.ndarray | Callable[[], np.ndarray]
 
@@ -92,13 +92,30 @@ class Spec:
         return self.threshold is not None
 
 
+class ReleaseStore(Protocol):
+    """Where releases are kept the moment they are made and found again on resume (rule 4).
+
+    The engine's :class:`pe_tabular.checkpoint.Checkpointer` is one; the protocol keeps the privacy package a
+    leaf (it names what the release path needs of a store, and imports no store)."""
+
+    def load_release(self, key: str) -> tuple[Any, Release] | None:
+        """(values, ledger entry) of release ``key``, or None if it was never saved; a thresholded release's
+        values come as (released values, released private-cell keys)."""
+        ...
+
+    def save_release(self, key: str, values: np.ndarray, release: Release, ledger: Ledger,
+                     keys: np.ndarray | None = None) -> None:
+        """Keep release ``key`` (for a thresholded one, ``keys`` are its released private cells' keys)."""
+        ...
+
+
 @dataclass
 class ReleasePath:
-    """The ledger, the noise source and (optionally) the checkpoint of one run."""
+    """The ledger, the noise source and (optionally) the release store — the checkpoint — of one run."""
 
     ledger: Ledger
     noise: NoiseSource
-    checkpoint: Checkpointer | None = None
+    checkpoint: ReleaseStore | None = None
 
     def release(self, spec: Spec, counts: Counts) -> np.ndarray:
         """The noisy counts of ``spec`` (see the module docstring for the order of steps)."""

@@ -95,16 +95,6 @@ def pld_epsilon(mechs: Sequence[Mechanism], delta: float, discretisation: float 
     return _epsilon(mechs, float(delta), float(discretisation))
 
 
-def pld_delta(mechs: Sequence[Mechanism], epsilon: float, discretisation: float = DISCRETISATION) -> float:
-    """δ at ε of the composition (PLD, pessimistic)."""
-    mechs = tuple(sorted(mechs))
-    if not mechs:
-        return 0.0
-    if any(m == 0 for m, _ in mechs):
-        return 1.0
-    return float(_accountant(mechs, discretisation).get_delta(epsilon))
-
-
 def sigma_for_epsilon_subsampled(epsilon: float, delta: float, iterations: int, sampling_rate: float,
                                  sensitivity: float = 1.0, fixed: Sequence[Mechanism] = (),
                                  rtol: float = 1e-3) -> float:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pe_tabular.evolution import ConfigError
+from pe_tabular.errors import ConfigError
 
 
 @dataclass(frozen=True)

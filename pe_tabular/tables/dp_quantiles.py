@@ -165,10 +165,3 @@ def quantiles(leaves: np.ndarray, qs: np.ndarray) -> np.ndarray:
     cdf = np.cumsum(m) / tot
     idx = np.searchsorted(cdf, np.clip(np.asarray(qs, float), 0.0, 1.0), side="left")
     return (np.minimum(idx, m.size - 1) + 1.0) / m.size
-
-
-def interval_mass(leaves: np.ndarray, a: float, b: float) -> float:
-    """Mass of the leaves inside [a, b) (positions in [0, 1], rounded to leaf boundaries)."""
-    n = leaves.size
-    i, j = int(round(a * n)), int(round(b * n))
-    return float(np.asarray(leaves)[max(i, 0):max(j, 0)].sum())

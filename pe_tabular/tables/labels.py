@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from pe_tabular.evolution import ConfigError
+from pe_tabular.errors import ConfigError
 from pe_tabular.measure.shares import class_counts, release_label_shares
 from pe_tabular.privacy.release import ReleasePath
 from pe_tabular.tables.private import PrivateRows

@@ -352,8 +352,3 @@ def nearest(
     if isinstance(metric, L2Metric):
         return _nearest_l2(private, candidates, k, block_rows, progress, t, driver)
     raise TypeError(f"unsupported metric {metric!r}")
-
-
-def set_threads(n: int) -> None:
-    """Threads for this kernel (numba's setting is per calling thread)."""
-    numba.set_num_threads(n)

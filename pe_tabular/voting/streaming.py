@@ -15,7 +15,7 @@ streaming rule needs no group to be whole in a chunk, and gives a group whose ro
 vote.)
 
 With ``Evolution(config with sampling_rate q < 1)``, the evolution hands each call a secret
-:class:`~pe_tabular.units.PoissonSample` and only the sampled units vote (``supports_sampling``).
+:class:`~pe_tabular.privacy.sampling.PoissonSample` and only the sampled units vote (``supports_sampling``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from pe_tabular.privacy.sampling import PoissonSample
 from pe_tabular.source import Chunk
-from pe_tabular.units import PoissonSample
 from pe_tabular.voting.registry import class_conditional_nearest, get_voter
 
 PROGRESS_UNITS = 1_000_000  # what the handle's len() says: a public constant, never the number of rows

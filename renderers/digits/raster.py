@@ -204,14 +204,3 @@ def render_outlines(genome: np.ndarray, edges: np.ndarray, nedge: np.ndarray, ce
                 else:
                     sd = -np.sqrt(dd) if inside else np.sqrt(dd)
                     out[i, py, px] = np.uint8(_profile(b - sd, s) * 255.0 + 0.5)
-
-
-def centre_of_mass(images: np.ndarray) -> np.ndarray:
-    """(n, 2) intensity-weighted centre (x, y) in pixel coordinates (pixel centres at +0.5)."""
-    x = images.astype(np.float32)
-    h, w = x.shape[1:]
-    tot = x.sum(axis=(1, 2))
-    safe = np.where(tot > 0, tot, 1.0)
-    cx = (x.sum(axis=1) @ (np.arange(w, dtype=np.float32) + 0.5)) / safe
-    cy = (x.sum(axis=2) @ (np.arange(h, dtype=np.float32) + 0.5)) / safe
-    return np.stack([np.where(tot > 0, cx, w / 2), np.where(tot > 0, cy, h / 2)], axis=1)

@@ -47,10 +47,6 @@ def header_bytes(proto: np.ndarray) -> np.ndarray:
     return out
 
 
-def _registered_ports(n: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(1024, 49152, size=n)
-
-
 def elite_mask(parent: np.ndarray) -> np.ndarray:
     """True for the first copy of each selected parent. Keeping that copy unchanged (elitism) stops the
     mutation load — every child being a little worse than its parent — from capping the population's

@@ -134,10 +134,6 @@ def expand_flows(flows: pd.DataFrame, rng: np.random.Generator,
     return out.sort_values(["ts", "flow"], kind="stable").reset_index(drop=True)
 
 
-def packet_header_bytes(proto: np.ndarray) -> np.ndarray:
-    return header_bytes(proto)
-
-
 def packet_validity(pk: pd.DataFrame) -> np.ndarray:
     """Per-packet validity: ports in range, IP length between the protocol's header and the MTU,
     TTL 1..255, TCP flags only on TCP and never empty there."""
@@ -262,9 +258,3 @@ class PacketSimulator:
             pk.iloc[fresh] = new[list(pk.columns)].to_numpy()
         pk = repair_packets(pk.astype(np.int64), rng)
         return Population(pk, pop.source.copy(), pop.parent.copy(), pk.copy(), pop.label)
-
-
-def flows_from_packets_frame(pk: pd.DataFrame) -> pd.DataFrame:
-    """Packets -> per-5-tuple sizes (for the packet-level 'flow size' fidelity metric)."""
-    key = ["srcip", "dstip", "srcport", "dstport", "proto"]
-    return pk.groupby(key, sort=False).agg(pkt=("length", "size"), byt=("length", "sum")).reset_index()

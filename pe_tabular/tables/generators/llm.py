@@ -35,7 +35,7 @@ import os
 import random as _random
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -480,9 +480,6 @@ class LLMBackend:
         if state["failed"] is None:
             state["failed"] = what
         return LLMError(msg)
-
-    def with_config(self, **kw: Any) -> LLMBackend:
-        return LLMBackend(self.schema, replace(self.cfg, **kw), self.fallback)
 
 
 def _msg(e: Exception) -> str:

@@ -105,10 +105,6 @@ def column_line(col: Column) -> str:
     return s
 
 
-def spec_block(obj: dict[str, Any]) -> str:
-    return f"<{SPEC_TAG}>\n{json.dumps(obj, sort_keys=True, default=_py)}\n</{SPEC_TAG}>"
-
-
 def _spec_columns(schema: Schema) -> list[dict[str, Any]]:
     """Every public column field that is set (defaults included, so the stand-in needs no schema code)."""
     out = []
@@ -193,16 +189,6 @@ class PromptBuilder:
                   self._spec({"task": "vary", "n": len(rows), "degree": round(float(degree), 4), "n_change": n_change,
                               "step": round(step, 4), "fixed_columns": list(fixed_cols)})]
         return self._prompt(lines, len(rows), "vary")
-
-
-def random_prompt(schema: Schema, n: int, fixed: dict[str, Any] | None = None,
-                  dataset_description: str = "") -> Prompt:
-    return PromptBuilder(schema, dataset_description).random(n, fixed)
-
-
-def vary_prompt(schema: Schema, rows: list[dict[str, Any]], degree: float, fixed_cols: list[str],
-                dataset_description: str = "") -> Prompt:
-    return PromptBuilder(schema, dataset_description).vary(rows, degree, fixed_cols)
 
 
 def response_json_schema(schema: Schema, with_id: bool) -> dict[str, Any]:

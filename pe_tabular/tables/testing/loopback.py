@@ -318,10 +318,6 @@ class LoopbackServer:
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
-    def reset_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
-
     def _record(self, r: RecordedRequest) -> None:
         with self._lock:
             self._requests.append(r)
