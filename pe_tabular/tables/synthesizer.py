@@ -27,7 +27,8 @@ import pandas as pd
 from pe_tabular.backends.base import Backend
 from pe_tabular.backends.mixture import explore_every_source
 from pe_tabular.checkpoint import Checkpointer
-from pe_tabular.errors import ConfigError, EvolutionConfig, EvolutionResult
+from pe_tabular.errors import ConfigError
+from pe_tabular.evolution import EvolutionConfig, EvolutionResult
 from pe_tabular.io_utils import atomic_write, atomic_write_json, atomic_write_npz, from_epoch_seconds
 from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.memory import MemoryGuard

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from pe_tabular.checkpoint import Checkpointer
-from pe_tabular.errors import ConfigError, EvolutionConfig, allocate
+from pe_tabular.errors import ConfigError
+from pe_tabular.evolution import EvolutionConfig, allocate
 from pe_tabular.measure.schedule import degree_schedule
 from pe_tabular.measure.shares import estimate_label_shares
 from pe_tabular.population import Population
