@@ -15,7 +15,7 @@
    consistent with them, and the tree generator fitted on the result.
 
 The value it returns, :class:`Measured`, holds the released marginals (the raking targets), the resolved
-schema and the fitted tree generator; :meth:`Measured.rake` reweights a final population onto the targets.
+schema and the fitted tree generator; :meth:`Measured.reweight` rakes a final population onto the targets.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class Measured:
     res: dict[tuple[str, str], tuple[int, int]] | None  # each pair's resolution
     tree: TreeBackend | None                    # the generator fitted on the released marginals
 
-    def rake(self, result: EvolutionResult) -> None:
+    def reweight(self, result: EvolutionResult) -> None:
         """Reweight ``result``'s final population onto the released marginals (post-processing)."""
         if self.targets:
             cells = target_codes(result.population.samples, self.schema, self.targets, self.res)

@@ -181,7 +181,7 @@ class PESynthesizer:
             measured = measure(rows, settings, kit.path)
             backend = self._generator(measured.schema, measured.marginals, measured.tree)
             result = self._evolve(rows, settings, measured, backend, kit, rng)
-            measured.rake(result)
+            measured.reweight(result)
         finally:
             rows.close()
         self._keep_settings(settings)
