@@ -78,7 +78,9 @@ def test_decoding_inside_a_bin_follows_the_released_shape():
     mid = int(b.index(pd.Series([50.0]))[0])  # the interval that spans the empty middle
     lo, hi = b.interval(mid - len(res["v"].special_values))
     vals = b.values(np.random.default_rng(0), np.full(4000, mid), dec["v"]).astype(float)
-    assert hi - lo > 60 and ((vals > 20) & (vals < 80)).mean() < 0.1  # uniform decoding would put most there
+    # uniform decoding would put most there (> 0.6); the released shape puts ~0.1 (0.097 over 30 noise seeds,
+    # once 0.12 with fresh noise: the bound is set well away from both)
+    assert hi - lo > 60 and ((vals > 20) & (vals < 80)).mean() < 0.3
 
 
 def test_hierarchical_quantiles_are_close_at_moderate_noise():
