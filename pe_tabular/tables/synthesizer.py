@@ -33,7 +33,7 @@ from pe_tabular.measure.histograms import OnePass
 from pe_tabular.measure.measurement import Measurement
 from pe_tabular.measure.raking import rake_to_shares
 from pe_tabular.measure.schedule import degree_schedule
-from pe_tabular.measure.shares import class_counts, release_label_shares
+from pe_tabular.measure.shares import MISSING_CLASS, class_counts, release_label_shares
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
@@ -45,6 +45,7 @@ from pe_tabular.source import DEFAULT_CHUNK_ROWS
 from pe_tabular.tables.encoder import TableEncoder
 from pe_tabular.tables.generators.statistical import StatisticalBackend
 from pe_tabular.tables.generators.tree import TreeBackend
+from pe_tabular.tables.labels import label_classes
 from pe_tabular.tables.marginals import (
     PAIR_BINS,
     by_frequency,
@@ -61,7 +62,7 @@ from pe_tabular.tables.marginals import (
 from pe_tabular.tables.private import PrivateRows
 from pe_tabular.tables.resolution import MAX_INTERVALS, numeric_columns, resolve, thresholded
 from pe_tabular.tables.resolution import plan as resolution_plan
-from pe_tabular.tables.schema import Schema, decimal_places
+from pe_tabular.tables.schema import Schema, SchemaError, decimal_places
 from pe_tabular.voting.streaming import SourceVoter
 
 log = logging.getLogger(__name__)
@@ -126,9 +127,6 @@ class PESynthesizer:
         self.label_ = schema.label if self.label is True else (self.label or None)
         if self.label_ is not None and self.label_ not in schema.names:
             raise ConfigError(f"`label` {self.label_!r} is not a schema column", "label")
-        if self.label_ is not None and schema[self.label_].nullable:  # missing labels are no class to condition on
-            log.warning("label column %r is nullable: the run is not class-conditional", self.label_)
-            self.label_ = None
         # backends read the class column from the schema
         self.schema_ = schema.with_label(self.label_) if self.label_ != schema.label else schema
         self.schema_given_ = self.schema_  # fit() refines schema_ with the DP resolution of number columns
@@ -138,6 +136,7 @@ class PESynthesizer:
                                              voter=self.voter)
         self.label_shares_ = (dict(self.label_shares) if self.label_shares
                               else (schema.label_shares if self.label_ else None))
+        self.classes_ = self._label_classes()
         if not 0 < self.label_budget_share < 1:
             raise ConfigError("`label_budget_share` must be in (0, 1)", "label_budget_share")
         if not 0 <= self.calibrate < 1:
@@ -152,6 +151,41 @@ class PESynthesizer:
             raise ConfigError("`pair_share` must be in [0, 1) and, with label_budget_share, calibrate, "
                               "structure_share, count_share and resolution_share, leave budget for the votes",
                               "pair_share")
+
+    def _label_classes(self) -> list[str] | None:
+        """The run's classes (``tables.labels``): the label's categories, and the missing class when the label
+        is nullable — a missing label is a class of its own, so no row is dropped and the run stays
+        class-conditional. Public label shares must give every class a share (checked before any data is read)."""
+        if self.label_ is None:
+            return None
+        try:
+            classes = label_classes(self.schema[self.label_])
+        except SchemaError as e:
+            raise ConfigError(str(e), "label") from e
+        if self.label_shares_ is not None:
+            lack = sorted(set(classes) - {str(k) for k in self.label_shares_})
+            how = (f"; the label is nullable, so a missing label is a class of its own: add {MISSING_CLASS!r}: "
+                   "<share of rows whose label is missing> (0 if there are none)" if MISSING_CLASS in lack else "")
+            if lack:
+                raise ConfigError(f"public label shares lack classes {lack}{how}", "label_shares")
+        return classes
+
+    def _class_shares(self, rows: PrivateRows, path: ReleasePath, ledger: Ledger, rho: float) -> dict[str, float]:
+        """Each class's share of the rows: public (``label_shares``) or one DP histogram over the classes (a
+        missing label counted in the missing class: ``measure.shares.class_counts``)."""
+        classes = self.classes_ or []
+        if self.label_shares_ is not None:
+            return {str(k): float(v) for k, v in self.label_shares_.items()}
+        ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
+        return release_label_shares(
+            classes, self._sigma(rho * self._share("label_budget_share"), 1), path,
+            lambda: rows.sum(lambda f: class_counts(f[self.label_], classes), len(classes), "label histogram"))
+
+    def _class_target(self) -> np.ndarray:
+        """The label's one-way target for raking, on its public bins (categories, then the missing bin): the
+        class shares, the missing class's share in the missing bin (0 when the label is not nullable)."""
+        return np.array([self.shares_.get(c, 0.0) for c in self.classes_ or []]
+                        + ([] if self.schema_[self.label_].nullable else [0.0]))
 
     def _measure_total(self) -> float:
         return (self.label_budget_share + self.calibrate + self.pair_share + self.structure_share + self.count_share
@@ -251,19 +285,7 @@ class PESynthesizer:
         self.votes_ = bool(self.votes and self.vote_snr(self.n_hat_) >= self.min_vote_snr)
         labelled = self.label_ is not None
         if self.label_ is not None:
-            classes = [str(c) for c in self.schema_[self.label_].categories]
-            if self.label_shares_ is None:
-                shares = release_label_shares(
-                    classes, self._sigma(rho * self._share("label_budget_share"), 1), path,
-                    lambda: rows.sum(lambda f: class_counts(f[self.label_].astype(str), classes), len(classes),
-                                     "label histogram"))
-                ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
-            else:
-                shares = {str(k): float(v) for k, v in self.label_shares_.items()}
-                missing = set(classes) - set(shares)
-                if missing:
-                    raise ConfigError(f"public label shares lack classes {sorted(missing)}")
-            self.shares_ = shares
+            self.shares_ = self._class_shares(rows, path, ledger, rho)
         # 1) data-adaptive resolution of number columns: point masses and DP quantile bins
         self.decoders_: dict[str, Any] = {}
         cols = [c.name for c in self.schema_.columns if c.name != self.label_]
@@ -283,8 +305,7 @@ class PESynthesizer:
             self._order_categories(targets)
             self.marginals_ = dict(targets)
         if labelled:
-            cats = [str(c) for c in self.schema_[self.label_].categories]
-            targets[self.label_] = np.array([self.shares_[c] for c in cats] + [0.0])
+            targets[self.label_] = self._class_target()
         encoder = TableEncoder(self.schema_, self.weights)
         extra = {"vote_fn": self.vote_fn} if self.vote_fn is not None else {}
         lab_shares = self.shares_ if labelled else None
