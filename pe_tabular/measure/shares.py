@@ -39,7 +39,7 @@ def class_strings(values: pd.Series | np.ndarray) -> np.ndarray:
     if isinstance(s.dtype, pd.CategoricalDtype):  # one str() per category, not per cell (the private rows' case)
         table = np.array([str(c) for c in s.cat.categories] + [MISSING_CLASS], dtype=object)
         return table[s.cat.codes.to_numpy()]  # code -1 (missing) takes the table's last entry
-    out = s.astype(object).map(str).to_numpy(dtype=object)
+    out = np.array(s.astype(object).map(str).to_numpy(dtype=object), dtype=object)  # a copy (read-only under CoW)
     out[s.isna().to_numpy()] = MISSING_CLASS
     return out
 
@@ -50,7 +50,7 @@ def class_counts(values: pd.Series | np.ndarray, classes: Sequence[Any]) -> np.n
     refuse one checks before it releases anything)."""
     idx = {c: float(i) for i, c in enumerate(classes)}
     s = pd.Series(values)
-    k = s.map(idx).to_numpy(float)
+    k = np.array(s.map(idx).to_numpy(float), dtype=float)  # a copy: read-only under copy-on-write
     if MISSING_CLASS in idx:
         k[s.isna().to_numpy()] = idx[MISSING_CLASS]
     return np.bincount(k[np.isfinite(k)].astype(np.int64), minlength=len(classes)).astype(float)
