@@ -65,15 +65,26 @@ def test_number_coded_classes_keep_their_spelling():
     assert list(class_strings(s)) == ["1", MISSING_CLASS, "2"]
 
 
-def test_a_class_conditional_fit_keeps_a_missing_label_as_a_class(tmp_path):
+def _coded(df: pd.DataFrame) -> tuple[pd.DataFrame, Schema]:
+    """The same table with the label number-coded as pandas reads it from a CSV with blanks (0.0, 1.0, NaN)
+    and declared with integer categories, as ``schema infer`` writes them (anes' ``unemployed``)."""
+    y = df["y"].map({"a": 0.0, "b": 1.0})
+    col = Column("y", "categorical", categories=(0, 1), nullable=True)
+    return df.assign(y=y), Schema((SCHEMA["x"], SCHEMA["z"], col), label="y")
+
+
+@pytest.mark.parametrize("coded", [False, True], ids=["text", "number-coded"])
+def test_a_class_conditional_fit_keeps_a_missing_label_as_a_class(tmp_path, coded):
     """5 % missing labels: the run stays class-conditional (it was not, with a warning), the missing class
     gets its share of the rows and of the candidates, and the output writes it as an empty cell, in its
     relation to x (15 % missing where x = r, 2.5 % elsewhere)."""
-    df = _frame()
-    syn = PESynthesizer(SCHEMA, epsilon=50, seed=0, population=2000, iterations=1).fit(df)
-    assert syn.label_ == "y" and set(syn.shares_) == {"a", "b", MISSING_CLASS}
+    df, schema = _coded(_frame()) if coded else (_frame(), SCHEMA)
+    syn = PESynthesizer(schema, epsilon=50, seed=0, population=2000, iterations=1).fit(df)
+    classes = ["0", "1"] if coded else ["a", "b"]
+    assert syn.label_ == "y" and syn.classes_ == [*classes, MISSING_CLASS]
     real = float(df["y"].isna().mean())
     assert syn.shares_[MISSING_CLASS] == pytest.approx(real, abs=0.01)
+    assert syn.shares_[classes[0]] == pytest.approx(float(df["y"].isin(["a", 0.0]).mean()), abs=0.01)
     assert abs(syn.n_hat_ - len(df)) <= 10  # every row counted (ε = 50: the count's noise is a few rows)
     assert MISSING_CLASS in set(syn.result.population.label)
     out = syn.sample(20000)

@@ -33,7 +33,7 @@ from pe_tabular.measure.histograms import OnePass
 from pe_tabular.measure.measurement import Measurement
 from pe_tabular.measure.raking import rake_to_shares
 from pe_tabular.measure.schedule import degree_schedule
-from pe_tabular.measure.shares import MISSING_CLASS, class_counts, release_label_shares
+from pe_tabular.measure.shares import MISSING_CLASS, class_counts, class_strings, release_label_shares
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.population import Population
 from pe_tabular.privacy.accountant import gdp_mu, sigma_for_share
@@ -179,7 +179,8 @@ class PESynthesizer:
         ledger.public_inputs["label_shares"] = f"DP-estimated ({self.label_budget_share:.0%} of mu^2)"
         return release_label_shares(
             classes, self._sigma(rho * self._share("label_budget_share"), 1), path,
-            lambda: rows.sum(lambda f: class_counts(f[self.label_], classes), len(classes), "label histogram"))
+            lambda: rows.sum(lambda f: class_counts(class_strings(f[self.label_]), classes), len(classes),
+                             "label histogram"))
 
     def _class_target(self) -> np.ndarray:
         """The label's one-way target for raking, on its public bins (categories, then the missing bin): the
