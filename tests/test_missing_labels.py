@@ -213,3 +213,15 @@ def test_evaluation_scores_rows_with_a_missing_real_label():
     assert res["auc"] is not None and "note" not in res
     without = tstr(train, test.dropna(subset=["y"]), SCHEMA, "y")
     assert res["auc"] != without["auc"]  # the missing-label rows are in the AUC
+
+
+def test_tstr_trains_on_a_synthetic_table_that_holds_one_row_of_a_class():
+    """sklearn's early stopping (past 10,000 training rows) splits the training table stratified by class and
+    stopped `evaluate` when the synthetic table held one row with a missing label (yrbss, DP schema)."""
+    from pe_tabular.tables.evaluation import tstr
+
+    train, test = _frame(12000, seed=1), _frame(1000, seed=2)
+    train["y"] = train["y"].fillna("a")
+    train.loc[train.index[0], "y"] = None  # one row of the missing class
+    res = tstr(train, test, SCHEMA, "y")
+    assert res["auc"] is not None and res["accuracy"] > 0.5
