@@ -167,7 +167,8 @@ class PESynthesizer:
             how = (f"; the label is nullable, so a missing label is a class of its own: add {MISSING_CLASS!r}: "
                    "<share of rows whose label is missing> (0 if there are none)" if MISSING_CLASS in lack else "")
             if lack:
-                raise ConfigError(f"public label shares lack classes {lack}{how}", "label_shares")
+                raise ConfigError(f"public label shares (the schema's label_shares) lack classes {lack}{how}",
+                                  "label_shares")
         return classes
 
     def _class_shares(self, rows: PrivateRows, path: ReleasePath, ledger: Ledger, rho: float) -> dict[str, float]:
