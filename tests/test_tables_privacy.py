@@ -89,27 +89,27 @@ def test_dp_schema_bounds_are_never_absurd_and_record_no_private_size():
         lows.append(c.lower)
         highs.append(c.upper)
         sizes = {r["what"]: r["size"] for r in sch.dp_cost["releases"]}
-        assert sizes["thresholded category histogram of 'kind'"] == 1  # the public null cell only, no private keys
+        assert sizes["thresholded category histogram of 'kind'"] == 0  # no private keys (and no public cell)
         assert sizes[next(k for k in sizes if "price" in k)] == dq.n_cells() + 2  # public grid + missing + unparseable
     q = np.quantile(df["price"], [0.05, 0.95])  # at ε = 0.3 and 3,000 rows the bounds may cut thin tails
     assert min(lows) >= 0 and max(lows) <= q[0]
     assert min(highs) >= q[1] and max(highs) <= 10 * df["price"].max()
 
 
-def test_dp_schema_keeps_rare_categories_in_an_other_bucket_and_releases_the_labels_nullability():
+def test_dp_schema_keeps_rare_categories_in_an_other_bucket_and_makes_every_column_nullable():
     rng = np.random.default_rng(1)
     df = _frame(3000, rng)
     df.loc[:4, "kind"] = "rare-private-value"  # 5 rows: never clears the threshold
     df.loc[:999, "price"] = np.nan  # a third missing
     df["lab"] = np.where(rng.random(len(df)) < 0.5, "x", "y")
-    df.loc[:2, "lab"] = None  # 3 missing labels: below the noise, so the label stays non-nullable
+    df.loc[:2, "lab"] = None  # 3 missing labels: below the noise (the label was non-nullable then)
     sch = infer_dp(df, {"price": "float", "kind": "categorical", "lab": "categorical"}, 1.0, 1e-5, NoiseSource(),
                    label="lab")
     kind = sch["kind"]
     assert "rare-private-value" not in kind.categories and kind.other in kind.categories
-    # every column but the label is nullable (public: a few missing cells never make the schema refuse its
-    # own file); the label's nullability is released, as a nullable label turns off class-conditional runs
-    assert sch["price"].nullable and kind.nullable and not sch["lab"].nullable
+    # every column is nullable, the label too (public: a few missing cells never make the schema refuse its
+    # own file); a missing label is a class of its own in class-conditional runs (tables.labels)
+    assert sch["price"].nullable and kind.nullable and sch["lab"].nullable
     df = df.drop(columns="lab")
     sch = Schema(tuple(c for c in sch.columns if c.name != "lab"))
     from pe_tabular.tables.schema import validate

@@ -3,6 +3,11 @@
 The class-conditional runs of every wing draw their first population per class in these shares. The
 histogram is counted by the caller — over an in-memory array (``estimate_label_shares``) or summed chunk by
 chunk over a streamed source with ``class_counts`` — and released here, through the one release path.
+
+A missing label is a class of its own, ``MISSING_CLASS``: a wing whose label column may be empty lists it
+among its classes, and :func:`class_strings` is the one place that turns label cells into class strings
+(``astype(str)`` spells a missing cell ``"nan"`` under pandas 2 and keeps it missing, or ``"None"``, under
+pandas 3, so neither the counts nor the votes may rely on it).
 """
 
 from __future__ import annotations
@@ -23,11 +28,31 @@ UNKNOWN_LABEL = ("some label values are not among the declared classes; declare 
                  "(its label categories) or map the others to a declared one")
 
 
+#: the class of a missing label (an empty cell); the evaluation's missing bucket has the same name
+MISSING_CLASS = "(missing)"
+
+
+def class_strings(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Label cells as class strings (an object array): each value's ``str``, a missing cell (``None``, NaN,
+    ``pd.NA``, ``NaT``) ``MISSING_CLASS``, whatever the pandas version or the column's dtype."""
+    s = pd.Series(values)
+    if isinstance(s.dtype, pd.CategoricalDtype):  # one str() per category, not per cell (the private rows' case)
+        table = np.array([str(c) for c in s.cat.categories] + [MISSING_CLASS], dtype=object)
+        return table[s.cat.codes.to_numpy()]  # code -1 (missing) takes the table's last entry
+    out = np.array(s.astype(object).map(str).to_numpy(dtype=object), dtype=object)  # a copy (read-only under CoW)
+    out[s.isna().to_numpy()] = MISSING_CLASS
+    return out
+
+
 def class_counts(values: pd.Series | np.ndarray, classes: Sequence[Any]) -> np.ndarray:
-    """How many of ``values`` (one chunk) hold each class, as floats; a value of no class is not counted
-    (a caller that must refuse one checks before it releases anything)."""
+    """How many of ``values`` (one chunk) hold each class, as floats; a missing value counts as
+    ``MISSING_CLASS`` when that is one of ``classes``; a value of no class is not counted (a caller that must
+    refuse one checks before it releases anything)."""
     idx = {c: float(i) for i, c in enumerate(classes)}
-    k = pd.Series(values).map(idx).to_numpy(float)
+    s = pd.Series(values)
+    k = np.array(s.map(idx).to_numpy(float), dtype=float)  # a copy: read-only under copy-on-write
+    if MISSING_CLASS in idx:
+        k[s.isna().to_numpy()] = idx[MISSING_CLASS]
     return np.bincount(k[np.isfinite(k)].astype(np.int64), minlength=len(classes)).astype(float)
 
 

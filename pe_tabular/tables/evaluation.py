@@ -138,7 +138,12 @@ def tstr(train: pd.DataFrame, test: pd.DataFrame, schema: Schema, target: str, s
     Xt, _ = _features(test, schema, target)
     from threadpoolctl import threadpool_limits
 
-    clf = HistGradientBoostingClassifier(categorical_features=cat or None, random_state=seed)
+    # early stopping (sklearn's default past 10,000 rows) holds out a stratified split, which needs 2 rows of each
+    # class: a class the training table holds once (a label's missing class, an '(other)' category) is a
+    # class like any other, so the model then trains on every row instead of stopping with an error
+    counts = np.bincount(y)
+    clf = HistGradientBoostingClassifier(categorical_features=cat or None, random_state=seed,
+                                         early_stopping="auto" if counts[counts > 0].min() >= 2 else False)
     with threadpool_limits(1):  # oversubscribed OpenMP threads are 10-30x slower on a loaded machine
         clf.fit(X, y)
         proba = clf.predict_proba(Xt)

@@ -130,6 +130,7 @@ class _Plan:
         self.res: dict[tuple[str, str], tuple[int, int]] | None = None
         self.raw: dict[tuple[str, ...], Measurement] = {}  # released noisy counts and σ, by marginal
         self.votes = settings.votes
+        self.n_hat = 0.0  # the noisy row count, once released
 
     def sigma(self, stage: str, n_releases: int, sensitivity: float = 1.0) -> float:
         """σ for ``n_releases`` releases of sensitivity Δ that together spend ``stage``'s share."""
@@ -144,6 +145,7 @@ class _Plan:
         ledger.public_inputs["output_size"] = "the noisy row count (default) or the caller's --samples"
         # votes only where they carry signal (a public function of the released count and the settings)
         self.votes = bool(s.votes and s.vote_snr(n_hat) >= s.min_vote_snr)
+        self.n_hat = n_hat
         shares = self.class_shares() if s.label is not None else None
         decoders = self.resolve(n_hat)
         targets = self.one_way()
@@ -162,7 +164,7 @@ class _Plan:
         s = self.s
         public = s.label_shares
         sigma = self.sigma("labels", 1) if public is None else 0.0
-        shares = labels.class_shares(self.rows, self.schema, s.label, public, sigma, self.path)
+        shares = labels.class_shares(self.rows, self.schema, s.label, public, sigma, self.path, self.n_hat)
         if public is None:
             self.path.ledger.public_inputs["label_shares"] = f"DP-estimated ({s.budget.labels:.0%} of mu^2)"
         return shares

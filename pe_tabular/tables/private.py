@@ -39,6 +39,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pe_tabular.measure.histograms import OnePass, concatenated, split
+from pe_tabular.measure.shares import class_strings
 from pe_tabular.memory import MemoryGuard
 from pe_tabular.source import (
     DEFAULT_CHUNK_ROWS,
@@ -279,13 +280,14 @@ class PrivateRows:
         return done
 
     def encoded(self, encode: Callable[[pd.DataFrame], np.ndarray], label: str | None) -> ChunkedSource:
-        """A source of the encoder's codes (and the rows' class labels as strings) for the votes: one pass,
-        written compactly to the private folder."""
+        """A source of the encoder's codes (and the rows' class labels as strings, a missing label as the
+        missing class: ``measure.shares.class_strings``) for the votes: one pass, written compactly to the
+        private folder."""
         writer = _Writer(self.folder, f"codes-{len(os.listdir(self.folder))}")
 
         def fn(chunk: Chunk) -> np.ndarray:
             f = self.frame(chunk.data.codes)
-            writer.add(compact(np.asarray(encode(f))), None if label is None else f[label].astype(str).to_numpy())
+            writer.add(compact(np.asarray(encode(f))), None if label is None else class_strings(f[label]))
             return np.zeros(1)
 
         self.source.sum(fn, desc="encoding private rows", empty=lambda: np.zeros(1))

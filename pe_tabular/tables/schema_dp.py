@@ -21,13 +21,13 @@ recorded in ``schema.dp_cost`` and charged again by ``synth`` to the same ledger
 * **Typing**: types are the user's ``--types``; the released values are labels as written in the file,
   read as text (``text_table``), so a label never depends on another row (one missing value made every
   label of a number-coded column ``"12.0"``: issue 23, finding 2).
-* **Nullable**: every column but the label is nullable, whatever the data (a public choice, so it releases
+* **Nullable**: every column is nullable, the label too, whatever the data (a public choice, so it releases
   nothing): a few missing cells below the noise would otherwise make the schema refuse the very file it was
-  estimated from, and "nullable" only lets missing be a cell of the column's marginals, whose noisy share
-  then says how many there are. The label's nullability is released (its missing count is one more cell of
-  its histogram, a public key; nullable when it clears 3σ), because a nullable label turns off class-
-  conditional runs. The count of values that are not numbers (dates) is released the same way: past 3σ
-  the column is named in a warning.
+  estimated from (or drop those rows under ``--on-invalid clip``), and "nullable" only lets missing be a cell
+  of the column's marginals, whose noisy share then says how many there are. A nullable label keeps runs
+  class-conditional: a missing label is a class of its own (``tables.labels``). A number column's histogram
+  also counts the values that are not numbers (dates), a public cell: past 3σ the column is named in a
+  warning.
 """
 
 from __future__ import annotations
@@ -188,13 +188,13 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
         null_count = float(s.isna().sum())
         if type_ in CATEGORICAL_TYPES:
             vc = s.dropna().astype(str).str.strip().value_counts()
-            # [null cell (a public key), the observed values]; the number of distinct private values is not
-            # recorded (size 0) and only values clearing τ are ever used
+            # the observed values only (no public cell: missing cells count nowhere, as every column is
+            # nullable); the number of distinct private values is not recorded (size 0) and only values
+            # clearing τ are ever used
             noisy = path.release(Spec(f"schema_{j:03d}", f"thresholded category histogram of {name!r}", sigma_cat,
-                                      iteration=-1, stream=(-1, j), extra_delta=delta_t, threshold=tau,
-                                      public_cells=1),
-                                 lambda vc=vc, nc=null_count: np.concatenate([[nc], vc.to_numpy(float)]))
-            cats = category_order(vc.index[noisy[1:] > tau].tolist())
+                                      iteration=-1, stream=(-1, j), extra_delta=delta_t, threshold=tau),
+                                 lambda vc=vc: vc.to_numpy(float))
+            cats = category_order(vc.index[noisy > tau].tolist())
             if type_ == "boolean":
                 cats = [c for c in cats if c.lower() in ("true", "false", "1", "0", "yes", "no")]
             if not cats:
@@ -202,8 +202,7 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
                       "budget), so every value goes to its '(other)' category; give its categories publicly if "
                       "it has any", None, delta, 0.0)
             other = OTHER if OTHER not in cats else OTHER + "_"
-            cols.append(Column(name, type_, categories=tuple([*cats, other]), other=other,
-                               nullable=name != label or bool(noisy[0] > 3 * sigma_cat)))
+            cols.append(Column(name, type_, categories=tuple([*cats, other]), other=other, nullable=True))
         else:
             x = _parse(s, type_)
             fin = x[np.isfinite(x)]
@@ -215,7 +214,7 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
                                       dq.sensitivity(), iteration=-1, stream=(-1, j)),
                                  lambda fin=fin, nc=null_count, st=stray: np.concatenate(
                                      [dq.tree_counts(to_signed_log(fin)), [nc, st]]))
-            nullable = True  # a number column is never the label (see the module docstring)
+            nullable = True  # every column is (see the module docstring)
             what = "dates" if type_ == "datetime" else "numbers"
             if noisy[-1] > 3 * sigma_num:
                 _warn(name, f"some values are not {what} (a noisy estimate, not a count); the schema marks the "

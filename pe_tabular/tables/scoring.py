@@ -24,12 +24,13 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.io_utils import epoch_seconds
+from pe_tabular.measure.shares import MISSING_CLASS
 from pe_tabular.tables.cells import UNKNOWN, CategoryLookup
 from pe_tabular.tables.marginals import Binning
 from pe_tabular.tables.schema import Column, Schema
 
 EVAL_BINS = 32
-MISSING = "(missing)"
+MISSING = MISSING_CLASS  # one spelling for a missing cell: this bucket and the class of a missing label
 OUTSIDE = "(outside schema)"
 BOUND_TOLERANCE = 1e-9  # of the public span: a value a rounding error past a bound is inside
 

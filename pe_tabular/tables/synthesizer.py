@@ -143,6 +143,7 @@ class PESynthesizer:
         """The derived settings as fitted attributes (trailing _)."""
         self.mu_, self.label_, self.label_shares_, self.config_, self.budget_ = (
             s.mu, s.label, s.label_shares, s.config, s.budget)
+        self.classes_ = labels.label_classes(s.schema[s.label]) if s.label else None  # a missing label: a class
         self.schema_given_ = self.schema_ = s.schema  # fit() refines schema_ with the DP resolution
 
     def vote_snr(self, n_rows: float) -> float:

@@ -54,6 +54,7 @@ from pe_tabular.tables.generators.llm_format import (
     response_json_schema,
     rows_to_json,
 )
+from pe_tabular.tables.labels import is_missing_class
 from pe_tabular.tables.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -250,8 +251,8 @@ class LLMBackend:
         if label is not None:
             if self.schema.label is None:
                 raise ValueError("a class-conditional draw needs schema.label")
-            fixed = {self.schema.label: self.checker.value(self.schema[self.schema.label], label)[0]}
-            if fixed[self.schema.label] is None:
+            fixed = {self.schema.label: self._label_value(label)}
+            if fixed[self.schema.label] is None and not is_missing_class(label):
                 raise ValueError(f"label {label!r} is not a category of {self.schema.label!r}")
         self.usage.rows_requested += n
         got: list[dict[str, Any]] = []
@@ -287,7 +288,7 @@ class LLMBackend:
             jobs: list[tuple[np.ndarray, dict[str, Any]]] = []
             for g in np.unique(groups[pending]):  # one label per request: the label stays fixed
                 idx = pending[groups[pending] == g]
-                fixed = {lab_col: df[lab_col].iloc[idx[0]]} if lab_col else {}
+                fixed = {lab_col: self._label_value(g)} if lab_col else {}
                 for s in range(0, idx.size, self.cfg.vary_rows_per_request):
                     jobs.append((idx[s:s + self.cfg.vary_rows_per_request], fixed))
             seeds = rng.integers(0, 2**31 - 1, size=len(jobs))
@@ -314,6 +315,13 @@ class LLMBackend:
                           pop.label)
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _label_value(self, label: Any) -> Any:
+        """The label cell of class ``label`` (a class string): its category, None (missing) for the missing
+        class, None too for a string that is no category (the caller refuses it)."""
+        if is_missing_class(label):
+            return None
+        return self.checker.value(self.schema[self.schema.label], label)[0]
+
     def _fallback_random(self, m: int, label: Any, rng: np.random.Generator) -> Any:
         self.usage.fallback_rows += m
         log.warning("%s: %d rows still missing after %d rounds; drawing them from the statistical backend",

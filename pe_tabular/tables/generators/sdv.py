@@ -35,6 +35,7 @@ import pandas as pd
 
 from pe_tabular.population import Population
 from pe_tabular.tables.encoder import TableEncoder
+from pe_tabular.tables.labels import class_strings, is_missing_class
 from pe_tabular.tables.schema import Schema, validate
 from pe_tabular.tables.values import snap
 
@@ -101,11 +102,16 @@ class SDVBackend:
         return cats[str(label)]
 
     def _sample(self, n: int, label: Any, rng: np.random.Generator) -> pd.DataFrame:
-        label = None if label is None else self._label_value(label)
+        """n rows from the model, of class ``label`` when one is given; rows of the missing class are drawn
+        unconditionally (a copula cannot condition on a missing value) and their label set missing."""
+        missing = is_missing_class(label)
+        label = None if label is None or missing else self._label_value(label)
         with _quiet():
             self.model._set_random_state(int(rng.integers(0, 2**31 - 1)))
             if label is None:
                 df = _table(self.model.sample(n))
+                if missing:
+                    df[self.schema.label] = None
             else:
                 from sdv.sampling import Condition
 
@@ -152,7 +158,7 @@ class SDVBackend:
             parts = [self._sample(max(self.pool // 2, 2 * int(np.sum(pop.label == c)), k), c, rng)
                      for c in np.unique(pop.label)]
             pool = pd.concat(parts, ignore_index=True)
-            pool_labels = pool[lab].astype(str).to_numpy(object)
+            pool_labels = class_strings(pool[lab])
         from pe_tabular.voting.registry import class_conditional_nearest, get_voter
 
         nn = class_conditional_nearest(get_voter("auto"), self.encoder.encode(df), self.encoder.encode(pool),

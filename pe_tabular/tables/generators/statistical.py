@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.population import Population
+from pe_tabular.tables.labels import label_cells
 from pe_tabular.tables.schema import Column, Schema
 from pe_tabular.tables.values import anchors, from_unit, snap, to_unit
 
@@ -74,7 +75,7 @@ class StatisticalBackend:
         if label is not None:
             if self.schema.label is None:
                 raise ValueError("a class-conditional draw needs schema.label")
-            data[self.schema.label] = np.full(n, label, dtype=object)
+            data[self.schema.label] = label_cells(label, n)  # the missing class: a missing label
         return Population.fresh(self._frame(data), self.name, label=label)
 
     def _frame(self, data: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.population import Population
+from pe_tabular.tables.labels import class_bin
 from pe_tabular.tables.marginals import PAIR_BINS, Binning, Key, Resolutions, fine_to_coarse, pair_binning
 from pe_tabular.tables.schema import Schema
 
@@ -100,10 +101,9 @@ class TreeBackend:
         bins = {name: np.zeros(n, dtype=np.int64) for name in self.schema.names}
         rows = np.arange(n)
         order = [o[0] for o in self.order]
-        if label is not None:
+        if label is not None:  # the class's bin: a category, or the null bin after them for the missing class
             lab = self.schema.label
-            cats = [str(c) for c in self.schema[lab].categories]
-            bins[lab][:] = cats.index(str(label))
+            bins[lab][:] = class_bin(self.schema[lab], label)
             order = [c for c in order if c != lab]
         self._sample_columns(bins, order, rows, rng)
         return Population(self._frame(bins, rng), np.full(n, self.name, dtype=object), np.full(n, -1, np.int64),
