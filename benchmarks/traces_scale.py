@@ -35,7 +35,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("PE_TABULAR_SHARED", ROOT.parent / "shared"))  # env: a checkout elsewhere
 UGR = SHARED / "data" / "net" / "ugr16" / "ugr16_flows_40k.csv"
 WINDOW = ("2016-04-11T00:00Z", "2016-04-11T09:00Z")
 T0, T1 = 1460332800.0, 1460332800.0 + 9 * 3600
