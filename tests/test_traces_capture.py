@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simulators.network import capture
 from simulators.network.capture import FlowPart, PacketPart, packets_to_flows, read_pcap, sort_flows
 from simulators.network.pipeline import TraceSynthConfig, synthesize_flows, synthesize_packets
 from simulators.network.records import TraceRecords
@@ -80,7 +81,8 @@ def test_tiny_chunks_give_the_packets_and_flows_of_the_whole_capture(tmp_path, n
 @pytest.mark.parametrize("level, unit", [("flow", "flow"), ("flow", "host"), ("packet", "record")])
 def test_a_streamed_capture_gives_the_releases_and_output_of_the_whole(tmp_path, monkeypatch, level, unit):
     """Test-only noise switch: the capture streamed in chunks of 64 and its records in one frame give the
-    same releases (every key, every value) and the same synthetic records."""
+    same releases (every key, every value) and the same synthetic records; the capture is parsed once (its
+    records spooled to a private folder for the other passes), and the spool is deleted at close."""
     monkeypatch.setenv("PE_TABULAR_TEST_ONLY_NOISE_SEED", "5")
     cap = write_capture(tmp_path / "c.pcap", 300, 2)
     seen = capture_releases(monkeypatch)
@@ -89,12 +91,18 @@ def test_a_streamed_capture_gives_the_releases_and_output_of_the_whole(tmp_path,
     run = synthesize_packets if level == "packet" else synthesize_flows
     whole = read_pcap(cap) if level == "packet" else packets_to_flows(read_pcap(cap))
     ref = run(TraceRecords.from_frame(whole, unit), cfg)
+    parsed = []
+    real_iter = capture.iter_packets
+    monkeypatch.setattr(capture, "iter_packets", lambda path, *a: parsed.append(str(path)) or real_iter(path, *a))
     streamed = TraceRecords.from_capture(cap, level, unit, chunk_rows=64)
     try:
         got = run(streamed, cfg)
+        spool = streamed.source.parts[0].inner.spool.folder
+        assert (Path(spool).stat().st_mode & 0o777) == 0o700
     finally:
         streamed.close()
     pd.testing.assert_frame_equal(got.records, ref.records)
+    assert parsed == [str(cap)] and not Path(spool).exists()  # parsed once (the spool served the rest), deleted
     assert [r.what for r in got.ledger.releases] == [r.what for r in ref.ledger.releases]
     assert any(k.startswith("vote_") for k in seen)
     for key, values in seen.items():

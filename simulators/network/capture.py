@@ -5,7 +5,8 @@ capture larger than memory could not be used. A capture is now a chunked-source 
 (:class:`PacketPart`, :class:`FlowPart`; ``records.TraceRecords.from_capture``): each pass reads the file
 with dpkt's streaming reader and yields ``chunk_rows`` records at a time, so memory holds one chunk of
 packets plus, at flow level, the flows still open (:class:`FlowTable`, as a NetFlow exporter's cache).
-Every pass re-reads the file (parsing, like a CSV's, is the price of bounded memory).
+The first pass parses the file and keeps the records it parsed in a private temporary Parquet file
+(:class:`Spool`); the other passes read that instead of parsing every packet again.
 
 Flows (:class:`FlowTable`): unidirectional records, one per 5-tuple, split after ``idle_timeout_s``
 without a packet or at each ``active_timeout_s`` of activity counted from the flow's first packet (Cisco
@@ -19,7 +20,9 @@ frame). Nothing here logs or counts records (rule 6): skipped frames reach only 
 from __future__ import annotations
 
 import os
+import shutil
 import struct
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from pe_tabular.source import DEFAULT_CHUNK_ROWS, Batch
+from pe_tabular.source import DEFAULT_CHUNK_ROWS, Batch, ParquetPart
 from simulators.network.encoder import ICMP, TCP, UDP, mask_to_flags, number_to_proto, proto_to_number
 
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
@@ -249,35 +252,74 @@ def iter_flows(path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS,
 
 
 # -- parts of a chunked source ------------------------------------------------------------------------------
+class Spool:
+    """A capture's records as its first pass parsed them, kept as one Parquet file in a private temporary
+    folder (mode 0700, like the encoded-vote cache; ``TMPDIR`` chooses where) so that the run's other passes
+    read compact columns instead of parsing every packet again (parsing cost 3× the CPU of a whole run on
+    a 3·10⁵-packet capture). Written as the first pass streams (memory: one chunk), used only once
+    complete, deleted by :meth:`close` (``TraceRecords.close``) or when garbage-collected."""
+
+    def __init__(self) -> None:
+        self.folder: str | None = None
+        self.path: str | None = None  # set once a pass has written every record
+
+    def write(self, frames: Iterator[tuple[pd.DataFrame, float]], chunk_rows: int
+              ) -> Iterator[tuple[pd.DataFrame, float]]:
+        """``frames`` passed through, each also appended to the spool file."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.close()
+        self.folder = tempfile.mkdtemp(prefix="pe-capture-")
+        target = os.path.join(self.folder, "records.parquet")
+        writer = None
+        try:
+            for frame, done in frames:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(target, table.schema)
+                writer.write_table(table, row_group_size=chunk_rows)
+                yield frame, done
+        except BaseException:
+            if writer is not None:
+                writer.close()
+            self.close()
+            raise
+        if writer is not None:
+            writer.close()
+            self.path = target
+
+    def close(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder = self.path = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class PacketPart:
-    """A capture's packet headers as a part of a chunked source (``pe_tabular.source.Part``)."""
+    """A capture's packet headers as a part of a chunked source (``pe_tabular.source.Part``): the first
+    pass parses the capture (and spools the records, :class:`Spool`), later passes read the spool."""
 
     path: str
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     show_invalid: Callable[[str], None] | None = field(default=None, compare=False)
-    _shown: list[bool] = field(default_factory=list, compare=False, repr=False)  # the diagnostic once per run
+    spool: Spool = field(default_factory=Spool, compare=False, repr=False)
 
     @property
     def weight(self) -> float:
         return float(max(os.path.getsize(self.path), 1))
 
-    def _show(self) -> Callable[[str], None] | None:
-        if self.show_invalid is None:
-            return None
-
-        def once(msg: str) -> None:
-            if not self._shown:
-                self._shown.append(True)
-                self.show_invalid(msg)
-        return once
-
     def _frames(self) -> Iterator[tuple[pd.DataFrame, float]]:
-        return iter_packets(self.path, self.chunk_rows, self._show())
+        return iter_packets(self.path, self.chunk_rows, self.show_invalid)
 
     def batches(self, columns: Sequence[str] | None) -> Iterator[Batch]:
+        if self.spool.path is not None:
+            yield from ParquetPart(self.spool.path, self.chunk_rows).batches(columns)
+            return
         offset = 0
-        for frame, done in self._frames():
+        for frame, done in self.spool.write(self._frames(), self.chunk_rows):
             yield Batch(frame if columns is None else frame[list(columns)], offset, done)
             offset += len(frame)
 
@@ -287,4 +329,4 @@ class FlowPart(PacketPart):
     """The flows of a capture (:func:`iter_flows`) as a part of a chunked source."""
 
     def _frames(self) -> Iterator[tuple[pd.DataFrame, float]]:
-        return iter_flows(self.path, self.chunk_rows, self._show())
+        return iter_flows(self.path, self.chunk_rows, self.show_invalid)

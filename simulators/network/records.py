@@ -288,12 +288,15 @@ class TraceRecords:
                      on_event: Callable[[Event], None] | None = None,
                      show_invalid: Callable[[str], None] | None = None) -> TraceRecords:
         """A pcap/pcapng capture read chunk by chunk at every pass: its packet headers (``level``
-        "packet") or its unidirectional flows ("flow"); memory O(chunk_rows + flows open at once).
+        "packet") or its unidirectional flows ("flow"); memory O(chunk_rows + flows open at once). The
+        first pass parses the capture; the others read what it parsed (:class:`capture.Spool`).
         ``show_invalid``: the local-only diagnostic of skipped frames (:func:`capture.iter_packets`)."""
         inner = (PacketPart if level == "packet" else FlowPart)(str(check_capture(path)), chunk_rows, show_invalid)
         cols = PACKET_COLUMNS if level == "packet" else FLOW_COLUMNS
         part = TracePart(inner, unit, tuple((c, c) for c in cols), False, os.path.basename(path))
-        return cls(cls._source([part], unit, guard, on_event), unit, part.columns)
+        out = cls(cls._source([part], unit, guard, on_event), unit, part.columns)
+        out._owned.append(inner.spool)  # close() deletes the parsed records
+        return out
 
     def on_dask(self, *, local: int | None = None, scheduler: str | None = None) -> TraceRecords:
         """The same records with their parts on Dask workers (a new ``LocalCluster`` of ``local`` workers,
