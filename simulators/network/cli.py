@@ -138,7 +138,7 @@ def _synth(args: argparse.Namespace) -> int:
     real: pd.DataFrame | None = None
     records: TraceRecords | None = None
     try:
-        if pcap_in:  # a capture is streamed too: its packet headers or its flows, a chunk at a time per pass
+        if pcap_in:  # a capture is streamed too: parsed once, a chunk at a time (capture.Spool)
             records = _on_dask(TraceRecords.from_capture(src, args.level, args.unit, chunk_rows=args.chunk_rows,
                                                          guard=guard, on_event=on_event, show_invalid=show), args)
         else:  # NetFlow CSV / CSV.gz / Parquet, a file or a folder: streamed in chunks, never one frame
@@ -342,7 +342,7 @@ def add_parser(subparsers: Any) -> None:
                        description="Private Evolution over a parametric traffic simulator; the private trace only "
                                    "votes on synthetic candidates.", epilog=EPILOG)
     p.add_argument("input", help="NetFlow table (UGR'16/NetShare columns: CSV, CSV.gz or Parquet; a file or a folder "
-                                 "of them, streamed in chunks) or a pcap/pcapng capture")
+                                 "of them, streamed in chunks) or a pcap/pcapng capture (streamed too)")
     p.add_argument("--out", required=True, help="synthetic output: .csv (records) or .pcap (packets)")
     p.add_argument("--epsilon", type=positive_float("--epsilon"), required=True)
     p.add_argument("--delta", type=float, default=1e-5)
