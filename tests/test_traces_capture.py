@@ -4,6 +4,7 @@ pass holds does not grow with the capture."""
 
 from __future__ import annotations
 
+import tempfile
 import tracemalloc
 from pathlib import Path
 
@@ -135,3 +136,31 @@ def test_a_pass_holds_one_chunk_not_the_capture(tmp_path):
         assert peak_large < 1.6 * peak_small, (level, peak_small, peak_large)
     whole = _peak(lambda: packets_to_flows(read_pcap(large)))
     assert peak_large < whole / 5, (peak_large, whole)
+
+
+@pytest.mark.extra("dask")
+def test_a_capture_on_a_dask_cluster_gives_the_releases_of_one_process(client, tmp_path, monkeypatch):
+    """`traces synth capture.pcap --dask-...`: the workers parse the capture at every pass (no spool left in a
+    worker's temporary folder) and give every release and the output of the one-process run."""
+    monkeypatch.setenv("PE_TABULAR_TEST_ONLY_NOISE_SEED", "6")
+    cap = write_capture(tmp_path / "c.pcap", 200, 4)
+    seen = capture_releases(monkeypatch)
+    cfg = TraceSynthConfig(epsilon=4.0, unit="flow", time_window=WINDOW, iterations=2, population=80, seed=0,
+                           voter="numpy")
+    one = TraceRecords.from_capture(cap, "flow", "flow", chunk_rows=64)
+    try:
+        ref = synthesize_flows(one, cfg)
+    finally:
+        one.close()
+    spools = set(Path(tempfile.gettempdir()).glob("pe-capture-*"))
+    dist = TraceRecords.from_capture(cap, "flow", "flow", chunk_rows=64).on_dask(scheduler=client.scheduler.address)
+    try:
+        assert dist.on_cluster
+        got = synthesize_flows(dist, cfg)
+        assert set(Path(tempfile.gettempdir()).glob("pe-capture-*")) == spools
+    finally:
+        dist.close()
+    pd.testing.assert_frame_equal(got.records, ref.records)
+    for key, values in seen.items():
+        assert len(values) == 2, key
+        np.testing.assert_array_equal(values[1], values[0], err_msg=key)

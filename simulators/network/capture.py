@@ -300,12 +300,14 @@ class Spool:
 @dataclass(frozen=True)
 class PacketPart:
     """A capture's packet headers as a part of a chunked source (``pe_tabular.source.Part``): the first
-    pass parses the capture (and spools the records, :class:`Spool`), later passes read the spool."""
+    pass parses the capture (and spools the records, :class:`Spool`), later passes read the spool. With
+    ``spool`` None every pass parses (a Dask worker's copy: nothing private is left in its temporary
+    folder by a worker process that ends without cleaning up)."""
 
     path: str
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     show_invalid: Callable[[str], None] | None = field(default=None, compare=False)
-    spool: Spool = field(default_factory=Spool, compare=False, repr=False)
+    spool: Spool | None = field(default_factory=Spool, compare=False, repr=False)  # None: parse every pass
 
     @property
     def weight(self) -> float:
@@ -315,11 +317,12 @@ class PacketPart:
         return iter_packets(self.path, self.chunk_rows, self.show_invalid)
 
     def batches(self, columns: Sequence[str] | None) -> Iterator[Batch]:
-        if self.spool.path is not None:
+        if self.spool is not None and self.spool.path is not None:
             yield from ParquetPart(self.spool.path, self.chunk_rows).batches(columns)
             return
         offset = 0
-        for frame, done in self.spool.write(self._frames(), self.chunk_rows):
+        frames = self._frames() if self.spool is None else self.spool.write(self._frames(), self.chunk_rows)
+        for frame, done in frames:
             yield Batch(frame if columns is None else frame[list(columns)], offset, done)
             offset += len(frame)
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -305,10 +305,14 @@ class TraceRecords:
 
         if self.local is not None or not isinstance(self.source, ChunkedSource):
             raise ValueError("these records are already on Dask")
-        src = DaskSource.remote(scheduler, self.source) if scheduler else DaskSource.local(int(local or 2),
-                                                                                          self.source)
+        # a capture's parts parse at every pass on the workers instead of spooling there (see PacketPart)
+        parts = [replace(p, inner=replace(p.inner, spool=None)) if isinstance(p.inner, PacketPart) else p
+                 for p in self.source.parts]
+        shipped = ChunkedSource(parts, unit=self.source.units or None, guard=self.source.guard,
+                                on_event=self.source.on_event)
+        src = DaskSource.remote(scheduler, shipped) if scheduler else DaskSource.local(int(local or 2), shipped)
         out = TraceRecords(src, self.unit, self.columns, self.source)
-        out._owned.append(src)
+        out._owned.extend([*self._owned, src])  # closing it closes what this one owned (a capture's spool)
         return out
 
     @property
