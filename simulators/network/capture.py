@@ -255,8 +255,8 @@ def iter_flows(path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS,
 class Spool:
     """A capture's records as its first pass parsed them, kept as one Parquet file in a private temporary
     folder (mode 0700, like the encoded-vote cache; ``TMPDIR`` chooses where) so that the run's other passes
-    read compact columns instead of parsing every packet again (parsing cost 3× the CPU of a whole run on
-    a 3·10⁵-packet capture). Written as the first pass streams (memory: one chunk), used only once
+    read compact columns instead of parsing every packet again (parsing at every pass cost 3.7× the CPU of
+    the whole run on a 3·10⁵-packet capture). Written as the first pass streams (memory: one chunk), used only once
     complete, deleted by :meth:`close` (``TraceRecords.close``) or when garbage-collected."""
 
     def __init__(self) -> None:
