@@ -1,8 +1,8 @@
 """Cost of ``traces synth`` against input size: wall, CPU and peak RSS from 10⁴ to 2·10⁷ NetFlow records.
 
     nice -n 10 python benchmarks/traces_scale.py generate --sizes 1e4 1e5 1e6 5e6 2e7   # once, /tmp/traces-scale
-    nice -n 10 python benchmarks/traces_scale.py run --sizes 1e4 1e5 1e6 5e6 [--unit record] [--eps 2]
-    python benchmarks/traces_scale.py table          # markdown table + benchmarks/traces_scale.png
+    nice -n 10 python benchmarks/traces_scale.py run --sizes 1e4 1e5 1e6 5e6 [--units record flow host] [--eps 2]
+    python benchmarks/traces_scale.py table [--plot PNG]   # markdown table + benchmarks/traces_scale.png
 
 Data: the UGR'16 records of ``../shared/data/net/ugr16/ugr16_flows_40k.csv`` resampled with replacement and
 jittered (start times ± 5 min inside the documented window; half of the client ports redrawn from the
@@ -11,10 +11,13 @@ the durations × e^N(0, 0.1)), written as Parquet with 256k-record row groups, g
 (memory flat). The host population stays that of the 40k records (peak memory must not grow with the
 records at fixed population size).
 
-Each run is ``pe-tabular traces synth FILE.parquet --epsilon 2 --unit record --time-window <UGR'16 window>``
-with the library defaults (population 16,000 once the noisy count passes 40,000, 5 iterations), in a child
-process under ``/usr/bin/time -v``: wall, user+system CPU and maximum resident set size of that process.
-Results are cached as JSON per size under ``--cache`` (a rerun only runs missing sizes).
+Each run is ``pe-tabular traces synth FILE.parquet --epsilon 2 --unit UNIT --time-window <UGR'16 window>``
+for every privacy unit (record, flow — the CLI's default —, host) at every size, with the library defaults
+(population 16,000 once the noisy count passes 40,000, 5 iterations), in a child process under
+``/usr/bin/time -v``: wall, user+system CPU and maximum resident set size of that process.
+Results are cached as JSON per size and unit under ``--cache`` (a rerun only runs missing ones). The table
+gives each unit's CPU per record relative to record level at the same size (goal: ≤ 1.3×, issue 28); the
+sizes run one after the other, all units of a size together, so the units of one size meet similar load.
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("PE_TABULAR_SHARED", ROOT.parent / "shared"))  # env: a checkout elsewhere
 UGR = SHARED / "data" / "net" / "ugr16" / "ugr16_flows_40k.csv"
 WINDOW = ("2016-04-11T00:00Z", "2016-04-11T09:00Z")
 T0, T1 = 1460332800.0, 1460332800.0 + 9 * 3600
 DATA = Path("/tmp/traces-scale")
 BLOCK = 1_000_000
 ROW_GROUP = 1 << 18
+UNITS = ("record", "flow", "host")
 
 
 def _label(n: int) -> str:
@@ -135,12 +139,15 @@ def run_one(n: int, eps: float, unit: str, cache: Path, extra: list[str]) -> dic
 
 def table(cache: Path) -> str:
     rows = sorted((json.loads(f.read_text()) for f in cache.glob("*.json")), key=lambda r: (r["unit"], r["records"]))
-    lines = ["| records | unit | input (MB, Parquet) | wall (s) | CPU (s) | peak RSS (MB) | wall per 10⁶ records (s) |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
+    rows.sort(key=lambda r: (r["records"], UNITS.index(r["unit"]) if r["unit"] in UNITS else 9, r["extra"]))
+    base = {r["records"]: r["cpu_s"] for r in rows if r["unit"] == "record" and not r["extra"]}
+    lines = ["| records | unit | input (MB, Parquet) | wall (s) | CPU (s) | peak RSS (MB) | CPU per 10⁶ records (s) "
+             "| CPU ÷ record level's |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        ratio = f"{r['cpu_s'] / base[r['records']]:.2f}" if r["records"] in base else "–"
         lines.append(f"| {r['records']:,} | {r['unit']}{' ' + ' '.join(r['extra']) if r['extra'] else ''} | "
                      f"{r['input_mb']:.1f} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['peak_rss_mb']:.0f} | "
-                     f"{r['wall_s'] / r['records'] * 1e6:.1f} |")
+                     f"{r['cpu_s'] / r['records'] * 1e6:.1f} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -153,12 +160,12 @@ def plot(cache: Path, out: Path) -> None:
     rows = sorted((json.loads(f.read_text()) for f in cache.glob("*.json") if not json.loads(f.read_text())["extra"]),
                   key=lambda r: r["records"])
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    for unit in sorted({r["unit"] for r in rows}):
+    for i, unit in enumerate(u for u in UNITS if any(r["unit"] == u for r in rows)):
         rr = [r for r in rows if r["unit"] == unit]
         n = [r["records"] for r in rr]
-        ax[0].loglog(n, [r["wall_s"] for r in rr], "o-", label=f"wall ({unit})")
-        ax[0].loglog(n, [r["cpu_s"] for r in rr], "s--", label=f"CPU ({unit})")
-        ax[1].semilogx(n, [r["peak_rss_mb"] for r in rr], "o-", label=f"peak RSS ({unit})")
+        ax[0].loglog(n, [r["wall_s"] for r in rr], "o-", color=f"C{i}", label=f"wall ({unit})")
+        ax[0].loglog(n, [r["cpu_s"] for r in rr], "s--", color=f"C{i}", label=f"CPU ({unit})")
+        ax[1].semilogx(n, [r["peak_rss_mb"] for r in rr], "o-", color=f"C{i}", label=f"peak RSS ({unit})")
     ax[0].set_xlabel("records")
     ax[0].set_ylabel("seconds")
     ax[0].set_title("traces synth, ε = 2: time")
@@ -178,8 +185,9 @@ def main() -> None:
     ap.add_argument("what", choices=["generate", "run", "table"])
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6])
     ap.add_argument("--eps", type=float, default=2.0)
-    ap.add_argument("--unit", default="record")
+    ap.add_argument("--units", nargs="+", default=list(UNITS), choices=UNITS)
     ap.add_argument("--cache", type=Path, default=DATA / "results")
+    ap.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "traces_scale.png")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more traces synth flags (after --extra)")
     args = ap.parse_args()
     if args.what == "generate":
@@ -188,11 +196,13 @@ def main() -> None:
     elif args.what == "run":
         print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", flush=True)
         for n in args.sizes:
-            r = run_one(int(n), args.eps, args.unit, args.cache, args.extra)
-            print(json.dumps({k: r[k] for k in ("records", "unit", "wall_s", "cpu_s", "peak_rss_mb")}), flush=True)
+            for unit in args.units:
+                r = run_one(int(n), args.eps, unit, args.cache, args.extra)
+                print(json.dumps({k: r[k] for k in ("records", "unit", "wall_s", "cpu_s", "peak_rss_mb")}),
+                      flush=True)
     else:
         print(table(args.cache))
-        plot(args.cache, ROOT / "benchmarks" / "traces_scale.png")
+        plot(args.cache, args.plot)
 
 
 if __name__ == "__main__":

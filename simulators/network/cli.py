@@ -87,8 +87,6 @@ def _synth(args: argparse.Namespace) -> int:
         SortedCsvSink,
         capture_flow_format,
         input_flow_format,
-        packets_to_flows,
-        read_pcap,
         write_netflow_csv,
         write_packets_csv,
         write_pcap,
@@ -140,21 +138,16 @@ def _synth(args: argparse.Namespace) -> int:
     real: pd.DataFrame | None = None
     records: TraceRecords | None = None
     try:
-        if pcap_in:  # a pcap is parsed whole (packets stay in memory); its flows or packets are one source
-            packets = read_pcap(src, show)
-            frame = packets if args.level == "packet" else packets_to_flows(packets)
-            records = _on_dask(TraceRecords.from_frame(frame, args.unit, chunk_rows=args.chunk_rows, guard=guard,
-                                                       on_event=on_event), args)
-            if args.level == "packet":
-                res = synthesize_packets(records, cfg, **kw)
-                (write_pcap if out_pcap else write_packets_csv)(res.records, out)
-            else:
-                res = synthesize_flows(records, cfg, **kw)
-                _write_flows(res.records, out, out_pcap, args.seed, write_netflow_csv, write_pcap, expand_flows,
-                             cfg.time_window, fmt)
+        if pcap_in:  # a capture is streamed too: parsed once, a chunk at a time (capture.Spool)
+            records = _on_dask(TraceRecords.from_capture(src, args.level, args.unit, chunk_rows=args.chunk_rows,
+                                                         guard=guard, on_event=on_event, show_invalid=show), args)
         else:  # NetFlow CSV / CSV.gz / Parquet, a file or a folder: streamed in chunks, never one frame
             records = _on_dask(TraceRecords.scan(src, args.unit, chunk_rows=args.chunk_rows, guard=guard,
                                                  on_event=on_event), args)
+        if args.level == "packet":
+            res = synthesize_packets(records, cfg, **kw)
+            (write_pcap if out_pcap else write_packets_csv)(res.records, out)
+        else:
             # a CSV output is written chunk by chunk too (a pcap output or a report needs the records whole)
             sink = SortedCsvSink(out, cfg.time_window, fmt=fmt) if not out_pcap and report is None else None
             try:
@@ -349,7 +342,7 @@ def add_parser(subparsers: Any) -> None:
                        description="Private Evolution over a parametric traffic simulator; the private trace only "
                                    "votes on synthetic candidates.", epilog=EPILOG)
     p.add_argument("input", help="NetFlow table (UGR'16/NetShare columns: CSV, CSV.gz or Parquet; a file or a folder "
-                                 "of them, streamed in chunks) or a pcap/pcapng capture")
+                                 "of them, streamed in chunks) or a pcap/pcapng capture (streamed too)")
     p.add_argument("--out", required=True, help="synthetic output: .csv (records) or .pcap (packets)")
     p.add_argument("--epsilon", type=positive_float("--epsilon"), required=True)
     p.add_argument("--delta", type=float, default=1e-5)

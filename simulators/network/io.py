@@ -1,4 +1,5 @@
-"""Trace I/O: NetFlow CSV (UGR'16 / NetShare schema) in and out, pcap/pcapng in, pcap out.
+"""Trace I/O: NetFlow CSV (UGR'16 / NetShare schema) in and out, pcap out; pcap/pcapng in is
+:mod:`simulators.network.capture` (streamed; ``read_pcap`` and ``packets_to_flows`` re-exported here).
 
 Canonical in-memory forms:
 * flows: columns srcip, dstip (uint32 as int64), srcport, dstport, proto (IANA name), ts (µs),
@@ -14,7 +15,7 @@ so dpkt, scapy and tshark read them as valid packets.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,12 @@ import numpy as np
 import pandas as pd
 
 from pe_tabular.io_utils import atomic_write
+from simulators.network.capture import (  # noqa: F401 - pcap/pcapng input lives there (streamed); re-exported
+    PCAP_MAGICS,
+    PCAPNG_MAGIC,
+    packets_to_flows,
+    read_pcap,
+)
 from simulators.network.encoder import (
     ICMP,
     TCP,
@@ -38,8 +45,6 @@ from simulators.network.encoder import (
 FLOW_REQUIRED = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt")
 FLOW_ORDER = ("srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt", "type", "flags", "tos")
 FLOW_OPTIONAL = ("type", "flags", "tos")
-PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,111 +315,6 @@ class SortedCsvSink:
 def write_packets_csv(packets: pd.DataFrame, path: str | Path) -> Path:
     """Atomic CSV of packet-header records (ts µs, IPs as uint32, proto number, flags mask)."""
     return atomic_write(path, lambda tmp: packets.to_csv(tmp, index=False))
-
-
-# ---------------------------------------------------------------------------------------------
-# pcap / pcapng in
-# ---------------------------------------------------------------------------------------------
-def _ip_from_frame(linktype: int, buf: bytes):
-    import dpkt
-
-    if linktype == dpkt.pcap.DLT_EN10MB:
-        eth = dpkt.ethernet.Ethernet(buf)
-        return eth.data
-    if linktype in (dpkt.pcap.DLT_RAW, 12, 14, 228):
-        return dpkt.ip.IP(buf) if buf and (buf[0] >> 4) == 4 else None
-    if linktype == dpkt.pcap.DLT_LINUX_SLL:
-        return dpkt.sll.SLL(buf).data
-    if linktype in (dpkt.pcap.DLT_NULL, dpkt.pcap.DLT_LOOP):
-        return dpkt.loopback.Loopback(buf).data
-    raise ValueError(f"unsupported pcap link type {linktype}; supported: Ethernet, raw IP, Linux SLL, loopback")
-
-
-def read_pcap(path: str | Path, show_invalid: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """IPv4 packet-header records from a pcap or pcapng file. Non-IPv4 and malformed frames are skipped
-    silently: whether a capture holds one is a fact about a single record, so no log line says so (it
-    appeared exactly when one frame was odd); ``show_invalid`` (the CLI's local ``--show-invalid``)
-    receives that exact diagnostic, labelled NOT PRIVATE. A capture with no IPv4 packet stays an error."""
-    import dpkt
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"capture {path} does not exist")
-    rows: dict[str, list[int]] = {c: [] for c in ("ts", "srcip", "dstip", "srcport", "dstport", "proto", "length",
-                                                  "ttl", "flags", "ipid", "tos")}
-    skipped = 0
-    with open(path, "rb") as f:
-        magic = f.read(4)
-        f.seek(0)
-        if magic in PCAP_MAGICS:
-            reader = dpkt.pcap.Reader(f)
-        elif magic == PCAPNG_MAGIC:
-            reader = dpkt.pcapng.Reader(f)
-        else:
-            raise ValueError(f"{path} is neither pcap nor pcapng (magic {magic.hex()})")
-        linktype = reader.datalink()
-        for ts, buf in reader:
-            try:
-                ip = _ip_from_frame(linktype, buf)
-            except (dpkt.dpkt.UnpackError, IndexError, struct.error):
-                skipped += 1
-                continue
-            if not isinstance(ip, dpkt.ip.IP):
-                skipped += 1
-                continue
-            sport = dport = flags = 0
-            l4 = ip.data
-            if ip.p in (TCP, UDP) and isinstance(l4, (dpkt.tcp.TCP, dpkt.udp.UDP)):
-                sport, dport = l4.sport, l4.dport
-                flags = int(l4.flags) & 0x3F if ip.p == TCP else 0
-            elif ip.p == ICMP and isinstance(l4, dpkt.icmp.ICMP):
-                dport = (l4.type << 8) | l4.code  # nfdump convention: ICMP type/code in dstport
-            rows["ts"].append(int(round(float(ts) * 1e6)))
-            rows["srcip"].append(int.from_bytes(ip.src, "big"))
-            rows["dstip"].append(int.from_bytes(ip.dst, "big"))
-            rows["srcport"].append(sport)
-            rows["dstport"].append(dport)
-            rows["proto"].append(int(ip.p))
-            rows["length"].append(int(ip.len))
-            rows["ttl"].append(int(ip.ttl))
-            rows["flags"].append(flags)
-            rows["ipid"].append(int(ip.id))
-            rows["tos"].append(int(ip.tos))
-    if skipped and show_invalid is not None:
-        show_invalid(f"--show-invalid (exact, NOT PRIVATE): {path}: skipped some non-IPv4 or malformed frames")
-    out = pd.DataFrame({c: np.asarray(v, dtype=np.int64) for c, v in rows.items()})
-    if out.empty:
-        raise ValueError(f"{path} holds no IPv4 packets")
-    return out.sort_values("ts", kind="stable").reset_index(drop=True)
-
-
-def packets_to_flows(pk: pd.DataFrame, idle_timeout_s: float = 15.0, active_timeout_s: float = 1800.0) -> pd.DataFrame:
-    """Unidirectional NetFlow records from packets, as an exporter builds them: one record per 5-tuple,
-    split after ``idle_timeout_s`` without packets or ``active_timeout_s`` of activity (Cisco defaults)."""
-    key = ["srcip", "dstip", "srcport", "dstport", "proto"]
-    df = pk.sort_values(key + ["ts"], kind="stable").reset_index(drop=True)
-    k = df[key].to_numpy(np.int64)
-    ts = df["ts"].to_numpy(np.int64)
-    new_key = np.r_[True, np.any(k[1:] != k[:-1], axis=1)]
-    gap = np.r_[np.inf, np.diff(ts)] / 1e6
-    seg = np.cumsum(new_key | (gap > idle_timeout_s))
-    first_ts = ts[np.r_[0, np.flatnonzero(np.diff(seg)) + 1]][seg - 1]
-    seg = seg * 1_000_000 + ((ts - first_ts) // int(active_timeout_s * 1e6))
-    df["_seg"] = seg
-    g = df.groupby("_seg", sort=False)
-    agg = g.agg(srcip=("srcip", "first"), dstip=("dstip", "first"), srcport=("srcport", "first"),
-                dstport=("dstport", "first"), proto=("proto", "first"), ts0=("ts", "min"), ts1=("ts", "max"),
-                pkt=("length", "size"), byt=("length", "sum"), tos=("tos", "first"), ttl=("ttl", "first"))
-    fl = g["flags"].agg(lambda s: int(np.bitwise_or.reduce(s.to_numpy(np.int64))))
-    out = pd.DataFrame({
-        "srcip": agg["srcip"].to_numpy(np.int64), "dstip": agg["dstip"].to_numpy(np.int64),
-        "srcport": agg["srcport"].to_numpy(np.int64), "dstport": agg["dstport"].to_numpy(np.int64),
-        "proto": number_to_proto(agg["proto"].to_numpy()), "ts": agg["ts0"].to_numpy(np.float64),
-        "td": (agg["ts1"] - agg["ts0"]).to_numpy(np.float64) / 1e6, "pkt": agg["pkt"].to_numpy(np.int64),
-        "byt": agg["byt"].to_numpy(np.int64), "flags": mask_to_flags(fl.to_numpy(np.int64)),
-        "tos": agg["tos"].to_numpy(np.int64), "ttl": agg["ttl"].to_numpy(np.int64),
-    })
-    return out.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -443,8 +443,9 @@ def synthesize_packets(private: pd.DataFrame | TraceRecords, cfg: TraceSynthConf
                        checkpoint: str | Checkpointer | None = None, resume: bool = False,
                        on_event: Callable[[dict[str, Any]], None] | None = None,
                        show_invalid: Callable[[str], None] | None = None) -> TraceSynthResult:
-    """DP synthetic packet-header records from private packet headers (PE on packets directly; a pcap is
-    parsed whole, so the packets are an in-memory source). ``show_invalid``: see :func:`first_pass`."""
+    """DP synthetic packet-header records from private packet headers (PE on packets directly): a frame, or
+    a capture streamed chunk by chunk (:meth:`records.TraceRecords.from_capture`). ``show_invalid``: see
+    :func:`first_pass`."""
     cfg.validate()
     private = as_records(private, cfg)
     enc = PacketEncoder(cfg.time_window, ts_bins=cfg.ts_bins, weights=dict(cfg.weights))

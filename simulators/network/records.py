@@ -28,8 +28,9 @@ gives a unit whose records fall in different bins less mass (‖Σ‖ < 1), so u
 noisier relative to their signal than before (measured in benchmarks/RESULTS.md). Record-level runs are
 unchanged.
 
-Packets (``--level packet``, pcap input) stay in memory: a pcap is parsed whole; the packet frame is then a
-one-part source like any frame.
+Captures (pcap/pcapng) are streamed too (:meth:`TraceRecords.from_capture`): each pass reads the file with
+dpkt's streaming reader, packet headers at packet level, the flows an exporter would build at flow level
+(:mod:`simulators.network.capture`), a chunk at a time.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ from pe_tabular.source import (
     SourceError,
     scan_parts,
 )
+from simulators.network.capture import FLOW_COLUMNS, PACKET_COLUMNS, FlowPart, PacketPart, check_capture
 from simulators.network.encoder import PORTED_PROTOCOLS, client_is_source, ip_to_uint32, proto_to_number
 from simulators.network.io import FLOW_REQUIRED, canonical_columns, normalize_flows
 
@@ -280,6 +282,22 @@ class TraceRecords:
         cols = [c for c in parts[0].columns if all(c in p.columns for p in parts)]
         return cls(cls._source(parts, unit, guard, on_event), unit, tuple(cols))
 
+    @classmethod
+    def from_capture(cls, path: str | os.PathLike, level: str = "flow", unit: str = "record", *,
+                     chunk_rows: int = DEFAULT_CHUNK_ROWS, guard: MemoryGuard | None = None,
+                     on_event: Callable[[Event], None] | None = None,
+                     show_invalid: Callable[[str], None] | None = None) -> TraceRecords:
+        """A pcap/pcapng capture read chunk by chunk at every pass: its packet headers (``level``
+        "packet") or its unidirectional flows ("flow"); memory O(chunk_rows + flows open at once). The
+        first pass parses the capture; the others read what it parsed (:class:`capture.Spool`).
+        ``show_invalid``: the local-only diagnostic of skipped frames (:func:`capture.iter_packets`)."""
+        inner = (PacketPart if level == "packet" else FlowPart)(str(check_capture(path)), chunk_rows, show_invalid)
+        cols = PACKET_COLUMNS if level == "packet" else FLOW_COLUMNS
+        part = TracePart(inner, unit, tuple((c, c) for c in cols), False, os.path.basename(path))
+        out = cls(cls._source([part], unit, guard, on_event), unit, part.columns)
+        out._owned.append(inner.spool)  # close() deletes the parsed records
+        return out
+
     def on_dask(self, *, local: int | None = None, scheduler: str | None = None) -> TraceRecords:
         """The same records with their parts on Dask workers (a new ``LocalCluster`` of ``local`` workers,
         or the cluster at ``scheduler``); releases and votes then run there. Close with :meth:`close`."""
@@ -287,10 +305,14 @@ class TraceRecords:
 
         if self.local is not None or not isinstance(self.source, ChunkedSource):
             raise ValueError("these records are already on Dask")
-        src = DaskSource.remote(scheduler, self.source) if scheduler else DaskSource.local(int(local or 2),
-                                                                                          self.source)
+        # a capture's parts parse at every pass on the workers instead of spooling there (see PacketPart)
+        parts = [replace(p, inner=replace(p.inner, spool=None)) if isinstance(p.inner, PacketPart) else p
+                 for p in self.source.parts]
+        shipped = ChunkedSource(parts, unit=self.source.units or None, guard=self.source.guard,
+                                on_event=self.source.on_event)
+        src = DaskSource.remote(scheduler, shipped) if scheduler else DaskSource.local(int(local or 2), shipped)
         out = TraceRecords(src, self.unit, self.columns, self.source)
-        out._owned.append(src)
+        out._owned.extend([*self._owned, src])  # closing it closes what this one owned (a capture's spool)
         return out
 
     @property
