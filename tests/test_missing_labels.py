@@ -226,3 +226,15 @@ def test_tstr_trains_on_a_synthetic_table_that_holds_one_row_of_a_class():
     train.loc[train.index[0], "y"] = None  # one row of the missing class
     res = tstr(train, test, SCHEMA, "y")
     assert res["auc"] is not None and res["accuracy"] > 0.5
+
+
+def test_a_missing_class_of_noise_only_gets_no_rows_and_a_real_one_keeps_its_share():
+    """Post-processing of the released shares: under 2σ of the label histogram the missing class is noise (a
+    DP schema makes every label nullable), and a few synthetic rows of it cost ML utility."""
+    from pe_tabular.tables.labels import without_noise_missing_class
+
+    noise_only = without_noise_missing_class({"a": 0.5, "b": 0.497, MISSING_CLASS: 0.003}, 4000, sigma=26.0)
+    assert noise_only[MISSING_CLASS] < 1e-8 and sum(noise_only.values()) == pytest.approx(1.0)
+    assert noise_only["a"] == pytest.approx(0.5 / 0.997)
+    real = {"a": 0.5, "b": 0.45, MISSING_CLASS: 0.05}  # 200 rows: 7.7σ
+    assert without_noise_missing_class(real, 4000, sigma=26.0) == real

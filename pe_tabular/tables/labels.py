@@ -31,7 +31,8 @@ from pe_tabular.tables.schema import Column, Schema, SchemaError
 log = logging.getLogger(__name__)
 
 __all__ = ["MISSING_CLASS", "class_bin", "class_column", "class_shares", "class_strings", "class_target",
-           "is_missing_class", "label_cells", "label_classes", "public_shares"]
+           "is_missing_class", "label_cells", "label_classes", "public_shares",
+           "without_noise_missing_class"]
 
 #: a label's missing class below this many σ of the label histogram gets no rows (see ``class_shares``)
 MISSING_CLASS_SIGMAS = 2.0
@@ -112,8 +113,14 @@ def class_shares(rows: PrivateRows, schema: Schema, label: str, public: Mapping[
     shares = release_label_shares(
         classes, sigma, path,
         lambda: rows.sum(lambda f: class_counts(class_strings(f[label]), classes), len(classes), "label histogram"))
+    return without_noise_missing_class(shares, n_hat, sigma)
+
+
+def without_noise_missing_class(shares: Mapping[str, float], n_hat: float, sigma: float) -> dict[str, float]:
+    """``shares`` with the missing class set to (almost) 0 when its noisy count ``share · n_hat`` is under
+    ``MISSING_CLASS_SIGMAS`` σ of the label histogram (post-processing of released values)."""
     if MISSING_CLASS not in shares or shares[MISSING_CLASS] * n_hat >= MISSING_CLASS_SIGMAS * sigma:
-        return shares
+        return dict(shares)
     out = {c: (1e-9 if c == MISSING_CLASS else v) for c, v in shares.items()}
     total = sum(out.values())
     return {c: v / total for c, v in out.items()}
