@@ -75,6 +75,7 @@ class RunSettings:
     config: EvolutionConfig
     votes: bool                                 # votes asked for (taken only where they carry signal)
     min_vote_snr: float
+    target: str | None = None                   # the analyst's task column: every pair with it is measured
 
     @property
     def delta_reserved(self) -> float:
@@ -155,8 +156,8 @@ class _Plan:
         pairs = tree = None
         if s.budget.pairs > 0:
             pairs = self.structure(targets, n_hat)
-            self.two_way(pairs, targets, n_hat)
-            tree = self.fit_tree(targets, marginals, decoders)
+            self.two_way(pairs + self.task_pairs(pairs), targets, n_hat)
+            tree = self.fit_tree(targets, marginals, decoders, pairs)
         return Measured(n_hat, self.votes, shares, self.schema, decoders, targets, marginals, pairs, self.res, tree)
 
     # -- stages, in order ------------------------------------------------------------------------
@@ -212,6 +213,20 @@ class _Plan:
             self.rows.one_pass({0: lambda f: structure_counts(f, schema, groups, every)}, "structure tables").counts(0))
         return noisy_chow_liu(noisy, groups, every, names, self.path.ledger.releases[-1].sigma, n_hat)
 
+    def task_pairs(self, forest: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """With a ``target``, its pair with every column the forest does not already join it to: measured with
+        the forest's edges (same σ, so the pairs' share is split over more tables) and raked onto at the end, so
+        the synthetic rows keep each column's relation to the task (a tree keeps it only along its edges)."""
+        t = self.s.target
+        if t is None:
+            return []
+        joined = {b if a == t else a for a, b in forest if t in (a, b)}
+        extra = [(t, c) for c in self.schema.names if c != t and c not in joined]
+        self.path.ledger.public_inputs["target"] = (
+            f"{t}: its pair with every column measured ({len(extra)} pairs beside the {len(forest)} of the "
+            "structure, sharing the pairs' budget) and raked onto")
+        return extra
+
     def two_way(self, pairs: list[tuple[str, str]], targets: dict[Key, np.ndarray], n_hat: int) -> None:
         """DP two-way marginals of the forest's edges (none when no dependence beat the noise: their share then
         stays with the votes), each at the finest resolution its noise supports."""
@@ -224,9 +239,10 @@ class _Plan:
             self.remeasure_one_way()
 
     def fit_tree(self, targets: dict[Key, np.ndarray], marginals: dict[str, np.ndarray],
-                 decoders: dict[str, Any]) -> TreeBackend:
+                 decoders: dict[str, Any], forest: list[tuple[str, str]]) -> TreeBackend:
         """Post-processing: one-way marginals from every release that measures them, pair tables consistent
-        with them, and the tree generator fitted on both."""
+        with them, and the tree generator fitted on both (on the forest's edges; a task pair off the forest
+        is a raking target only)."""
         raw1 = [m for m in self.raw.values() if len(m.query) == 1]
         targets.update(combine_one_way(raw1, [m for m in self.raw.values() if len(m.query) > 1],
                                        self.schema, self.res))
@@ -234,8 +250,10 @@ class _Plan:
         one = {n: targets.get(n, self.uniform(n)) for n in self.schema.names}
         targets.update(consistent_pairs(one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
                                         self.schema, res=self.res))
-        return TreeBackend(self.schema, one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
-                           decoders=decoders, res=self.res)
+        edges, t = set(forest), self.s.target
+        task = {k: v for k, v in targets.items() if isinstance(k, tuple) and k not in edges and k[0] == t}
+        return TreeBackend(self.schema, one, {k: v for k, v in targets.items() if k in edges},
+                           decoders=decoders, res=self.res, task=t, task_pairs=task)
 
     def remeasure_one_way(self) -> None:
         """Spend the budget left without votes on a second one-way release per column, averaged with the first

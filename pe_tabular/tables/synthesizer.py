@@ -80,7 +80,7 @@ class PESynthesizer:
         votes: bool = True, min_vote_snr: float = 0.1, keep_selected: float = 0.0,
         voter: str = "auto",
         weights: Mapping[str, float] | None = None, on_invalid: str = "error", seed: int | None = None,
-        on_event: Callable[[dict[str, Any]], None] | None = None, vote_fn: Any = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None, vote_fn: Any = None, target: str | None = None,
     ):
         self.schema, self.epsilon, self.delta = schema, epsilon, delta
         self.backend, self.iterations, self.population, self.k, self.degree = backend, iterations, population, k, degree
@@ -91,13 +91,14 @@ class PESynthesizer:
         self.min_vote_snr = min_vote_snr
         self.voter, self.weights = voter, weights
         self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
+        self.target = target  # the analyst's task column (see _settings)
         self.vote_fn = vote_fn  # (codes, voter) -> VoteFn: None = SourceVoter; Dask: dask_source.DaskVoting
         self._settings()  # refuse bad arguments now; nothing derived is kept before fit
 
     #: the arguments ``save`` writes and ``load`` restores (JSON-able; ``schema`` is saved on its own)
     PARAMS = ("epsilon", "delta", "backend", "iterations", "population", "k", "degree", "threshold", "budget",
               "label", "label_shares", "label_budget_share", "calibrate", "pair_share", "structure_share",
-              "count_share", "resolution_share", "votes", "min_vote_snr", "keep_selected", "voter", "weights",
+              "count_share", "resolution_share", "votes", "min_vote_snr", "keep_selected", "voter", "weights", "target",
               "on_invalid", "seed")
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -125,7 +126,12 @@ class PESynthesizer:
     def _settings(self) -> RunSettings:
         """The run settings derived from the arguments (validating them); stores nothing."""
         schema = self.schema
-        label = labels.class_column(schema, self.label)
+        if self.target is not None and self.target not in schema.names:
+            raise ConfigError(f"`target` {self.target!r} is not a schema column", "target")
+        # a task names its column: a class target is the class column (class-conditional votes), a number one
+        # turns class-conditioning off; either way every pair with it is measured (tables.plan.task_pairs)
+        task_label = (self.target if schema[self.target].is_categorical else None) if self.target else self.label
+        label = labels.class_column(schema, task_label)
         deg = self.degree if self.degree is not None else degree_schedule(self.iterations, 0.2, 0.1)
         config = EvolutionConfig.build(self.iterations, self.population, deg, k=self.k, threshold=self.threshold,
                                        keep_selected=self.keep_selected, voter=self.voter)
@@ -137,7 +143,7 @@ class PESynthesizer:
             schema=schema.with_label(label) if label != schema.label else schema,  # backends read the class column
             label=label, label_shares=labels.public_shares(schema, label, self.label_shares), budget=budget,
             epsilon=self.epsilon, delta=self.delta, mu=gdp_mu(float(self.epsilon), float(self.delta)),
-            config=config, votes=self.votes, min_vote_snr=self.min_vote_snr)
+            config=config, votes=self.votes, min_vote_snr=self.min_vote_snr, target=self.target)
 
     def _keep_settings(self, s: RunSettings) -> None:
         """The derived settings as fitted attributes (trailing _)."""

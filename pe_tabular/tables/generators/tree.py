@@ -1,11 +1,15 @@
 """A tree-structured generator fitted only on DP marginals (post-processing), used as a PE backend.
 
 The tree (Chow & Liu 1968) is chosen from a DP release of every pair on coarse groups, its one- and
-two-way marginals are noisy releases; sampling follows the tree from the root, each column drawn
-from its conditional given its parent's (coarse) bin, then refined to a fine public bin by that
-column's one-way marginal. ``vary`` resamples a degree-sized subset of columns (each with its subtree, so no
-child contradicts a new parent) from their tree conditionals given the row's current parent values — a
-local, structure-preserving move.
+two-way marginals are noisy releases; sampling follows the tree from the root, each column drawn from its
+conditional given its parent's (coarse) bin, then refined to a fine public bin by that column's one-way
+marginal. With a task column (``synth --target``) the tree is rooted at it and every other column's released
+pair with it, P(task | column), weighs that column's draw given the row's task value (p(x | parent, task) ∝
+p(x | parent) · p(task | x): the tree-augmented naive-Bayes factorisation, Friedman, Geiger & Goldszmidt 1997,
+with x's tree parent in place of TAN's second parent), so a column the tree hangs far from the task keeps its
+relation to it in every draw and variation. ``vary`` resamples a degree-sized subset of columns (each with its
+subtree, so no child contradicts a new parent) from their tree conditionals given the row's current parent
+values — a local, structure-preserving move.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ class TreeBackend:
 
     def __init__(self, schema: Schema, one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray],
                  rng_root: str | None = None, decoders: dict[str, Any] | None = None,
-                 res: Resolutions | None = None):
+                 res: Resolutions | None = None, task: str | None = None,
+                 task_pairs: dict[Key, np.ndarray] | None = None):
         self.schema = schema
         self.decoders = dict(decoders or {})  # within-bin decoding from released information (resolution.py)
         self.res: Resolutions = {tuple(k): tuple(v) for k, v in (res or {}).items()}  # type: ignore[misc]
@@ -43,7 +48,9 @@ class TreeBackend:
             j = np.asarray(joint, float).reshape(pair_binning(schema[a], ka).n_bins, pair_binning(schema[b], kb).n_bins)
             adj[a].append((b, j, ka, kb))
             adj[b].append((a, j.T, kb, ka))
-        first = rng_root or schema.label or schema.names[0]
+        self.task = task
+        self.task_pairs = {tuple(k): np.asarray(v, float) for k, v in (task_pairs or {}).items()}  # for save/load
+        first = task or rng_root or schema.label or schema.names[0]
         self.order: list[tuple[str, str | None, np.ndarray | None]] = []
         self.parent: dict[str, tuple[str, np.ndarray, int, int]] = {}
         seen: set[str] = set()
@@ -62,6 +69,17 @@ class TreeBackend:
                         cond = j / np.maximum(j.sum(1, keepdims=True), 1e-300)  # P(b at kb | a at ka)
                         self.order.append((b, a, cond))
                         self.parent[b] = (a, cond, ka, kb)
+        # P(task at kt | x at kx) for every column the tree does not join to the task (its neighbours already
+        # condition on it as their parent)
+        self.likelihood: dict[str, tuple[np.ndarray, int, int]] = {}
+        for (a, b), joint in self.task_pairs.items():
+            x = b if a == task else a
+            if x == task or self.parent.get(x, (None,))[0] == task:
+                continue
+            ka, kb = self.res.get((a, b), (PAIR_BINS, PAIR_BINS))
+            j = np.asarray(joint, float).reshape(pair_binning(schema[a], ka).n_bins, pair_binning(schema[b], kb).n_bins)
+            jx, kx, kt = (j, ka, kb) if a == x else (j.T, kb, ka)
+            self.likelihood[x] = (jx / np.maximum(jx.sum(1, keepdims=True), 1e-300), kx, kt)
 
     def f2c(self, name: str, k: int) -> np.ndarray:
         """Fine bin → bin at pair resolution k (cached)."""
@@ -77,11 +95,32 @@ class TreeBackend:
         w[empty] = mask[empty] + 1e-12  # coarse bin with no one-way mass: uniform inside it
         return _sample(w, rng)
 
+    def _task_weighted(self, df: dict[str, np.ndarray], name: str, rows: np.ndarray) -> np.ndarray:
+        """(rows, fine bins) weights of ``name``'s draw: its tree conditional (or one-way marginal) spread over
+        the fine bins by the one-way marginal, times P(task value of the row | fine bin's pair bin)."""
+        p = self.p1[name]
+        if name in self.parent:
+            pa, cond, kp, kc = self.parent[name]
+            c = self.f2c(name, kc)
+            mass = np.bincount(c, weights=p, minlength=cond.shape[1])
+            inside = np.divide(p, mass[c], out=np.zeros_like(p), where=mass[c] > 0)
+            w = cond[self.f2c(pa, kp)[df[pa][rows]]][:, c] * inside[None, :]
+        else:
+            w = np.broadcast_to(p, (rows.size, p.size)).copy()
+        lik, kx, kt = self.likelihood[name]
+        t = self.f2c(self.task, kt)[df[self.task][rows]]  # type: ignore[index]
+        w *= lik[self.f2c(name, kx)][:, t].T
+        empty = w.sum(1) <= 0
+        w[empty] = np.broadcast_to(p, (int(empty.sum()), p.size)) + 1e-12  # no support: the one-way marginal
+        return w
+
     def _sample_columns(self, df: dict[str, np.ndarray], cols: list[str], rows: np.ndarray,
                         rng: np.random.Generator) -> None:
         for name in cols:
             n = rows.size
-            if name in self.parent:
+            if name in self.likelihood:  # the task column is drawn first (the tree's root): weigh by it
+                df[name][rows] = _sample(self._task_weighted(df, name, rows), rng)
+            elif name in self.parent:
                 pa, cond, kp, kc = self.parent[name]
                 pc = self.f2c(pa, kp)[df[pa][rows]]
                 coarse = _sample(cond[pc], rng)
@@ -131,10 +170,13 @@ class TreeBackend:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The released marginals and decoders as named arrays (``PESynthesizer.save``'s ``generator.npz``):
-        ``keys`` lists each marginal ([name], or [a, b, bins_a, bins_b]); ``m<i>`` is its table; ``d<j>_*``
+        ``keys`` lists each marginal ([name], [a, b, bins_a, bins_b], or a task pair [a, b, bins_a, bins_b,
+        "task"], a being the task); ``m<i>`` is its table; ``d<j>_*``
         the decoder of the j-th schema column."""
-        keys = [[n] for n in self.p1] + [[*k, *self.res.get(k, (PAIR_BINS, PAIR_BINS))] for k in self.pairs]
-        arrays = {f"m{i}": np.asarray(v) for i, v in enumerate([*self.p1.values(), *self.pairs.values()])}
+        keys = ([[n] for n in self.p1] + [[*k, *self.res.get(k, (PAIR_BINS, PAIR_BINS))] for k in self.pairs]
+                + [[*k, *self.res.get(k, (PAIR_BINS, PAIR_BINS)), "task"] for k in self.task_pairs])
+        arrays = {f"m{i}": np.asarray(v) for i, v in
+                  enumerate([*self.p1.values(), *self.pairs.values(), *self.task_pairs.values()])}
         for name, dec in self.decoders.items():
             arrays.update(dec.to_arrays(f"d{self.schema.names.index(name)}_"))
         return {"keys": np.array(json.dumps(keys)), **arrays}
@@ -147,9 +189,11 @@ class TreeBackend:
         keys = json.loads(str(z["keys"]))
         arrays = [z[f"m{i}"] for i in range(len(keys))]
         decoders = {n: Decoder.from_arrays(z, f"d{j}_") for j, n in enumerate(schema.names) if f"d{j}_sub" in z}
+        task_pairs = {tuple(k[:2]): a for k, a in zip(keys, arrays) if len(k) == 5}
         return cls(schema, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
-                   {tuple(k[:2]): a for k, a in zip(keys, arrays) if len(k) > 1},
-                   decoders=decoders, res={tuple(k[:2]): tuple(k[2:]) for k in keys if len(k) == 4})
+                   {tuple(k[:2]): a for k, a in zip(keys, arrays) if len(k) == 4},
+                   decoders=decoders, res={tuple(k[:2]): tuple(k[2:4]) for k in keys if len(k) >= 4},
+                   task=next(iter(task_pairs))[0] if task_pairs else None, task_pairs=task_pairs)
 
 
 def _sample(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
