@@ -51,6 +51,7 @@ _PLUGINS: dict[str, tuple[str, dict[str, str]]] = {
         "evaluate": "fidelity/utility of a synthetic table",
         "demo": "synthesize the built-in UCI Adult at epsilon=1",
         "report": "self-contained HTML report: real vs synthetic, ledger, curves",
+        "llm": "a local LLM server for the LLM backend (llm serve)",
     }),
     "traces": ("simulators.network.cli", {"traces": "DP synthetic network traces"}),
     "digits": ("renderers.digits.cli", {"digits": "MNIST-like digits from procedural renderers (PE)"}),
