@@ -6,12 +6,14 @@ install line where the extra or the model file is missing (CI's full pass instal
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 from conftest import ROOT
 
@@ -78,7 +80,6 @@ def test_serve_prints_url_and_model_answers_and_stops_cleanly_on_sigterm():
         url = next(ln.split(":", 1)[1].strip() for ln in lines if "base URL" in ln)
         model = next(ln.split(":", 1)[1].strip() for ln in lines if "model:" in ln)
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1") and model == "smollm2-135m-instruct"
-        import json
         import urllib.request
 
         with urllib.request.urlopen(f"{url}/models", timeout=10) as r:
@@ -89,3 +90,57 @@ def test_serve_prints_url_and_model_answers_and_stops_cleanly_on_sigterm():
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and time.monotonic() - t0 < 30
     assert "stopped" in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def real_server():
+    """The bundled model on 127.0.0.1 in this process, two slots (requests decoded together)."""
+    _need_real_model()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from pe_tabular.tables.generators.local_llm import LocalServer, ServeConfig
+
+    with LocalServer(ServeConfig(threads=2, parallel=2, ctx_per_slot=2048)) as srv:
+        yield srv
+
+
+@pytest.mark.slow
+@pytest.mark.extra("local-llm")
+def test_synth_with_a_real_local_model_end_to_end_and_no_canary_in_any_request(real_server, tmp_path,
+                                                                                monkeypatch):
+    """`pe-tabular synth --backend llm` against SmolLM2-135M: it finishes, the model's rows pass the schema check
+    (the counters say how many), and no private canary is in any request the model received."""
+    from openai.resources.chat.completions import AsyncCompletions
+
+    from tests.llm_toy import SCHEMA, private_frame
+
+    sent: list[str] = []
+    original = AsyncCompletions.create
+
+    async def recording(self, **kw):
+        sent.append(json.dumps(kw, default=str))
+        return await original(self, **kw)
+
+    monkeypatch.setattr(AsyncCompletions, "create", recording)
+    monkeypatch.setenv("PE_TABULAR_LLM_CACHE", "off")
+    monkeypatch.setenv("PE_TABULAR_LLM_ROWS", "6")
+    monkeypatch.setenv("PE_TABULAR_LLM_CONCURRENCY", "2")
+    df, canaries = private_frame(400, seed=11)
+    data, schema, out = tmp_path / "private.csv", tmp_path / "schema.json", tmp_path / "synth.csv"
+    df.to_csv(data, index=False)
+    SCHEMA.save(schema)
+    t0 = time.monotonic()
+    rc = main(["synth", str(data), "--schema", str(schema), "--out", str(out), "--backend", "llm", "--llm-base-url",
+               real_server.base_url, "--llm-model", real_server.model, "--epsilon", "1", "--iterations", "2",
+               "--population", "6", "--k", "2", "--no-label", "--voter", "numpy", "--seed", "0", "--samples", "20",
+               "--checkpoint", str(tmp_path / "ck"), "-q"])
+    wall = time.monotonic() - t0
+    assert rc == 0 and len(pd.read_csv(out)) == 20
+    prompts = [json.loads(b)["messages"][-1]["content"] for b in sent]
+    assert any("<rows>" in p for p in prompts) and any("<rows>" not in p for p in prompts)  # random and vary
+    assert [c for c in canaries if any(c in b for b in sent)] == []
+    # the run's history (kept in the checkpoint) has the model's counters
+    history = json.loads((tmp_path / "ck" / "state_002.json").read_text())["history"]
+    c = history[-1]["generators"][f"llm:{real_server.model}"]
+    assert c["replies"] == len(sent) >= 2 and c["tokens"] > 0 and c["rows_parsed"] > 0
+    assert c["rows_valid"] + c["rows_repaired"] > 0  # the schema-constrained model writes usable rows
+    print(f"real model: {wall:.1f} s for the run; counters {c}")
