@@ -106,3 +106,30 @@ def test_a_backend_without_counters_adds_nothing_to_the_history():
     df, _ = private_frame(200, seed=4, canaries=False)
     syn = PESynthesizer(SCHEMA, epsilon=1.0, iterations=2, population=40, seed=0).fit(df)
     assert all("generators" not in h for h in syn.result.history)
+
+
+def test_requests_overlap_up_to_the_concurrency_and_never_beyond(tmp_path):
+    """Against a server with several slots (llama.cpp's n_parallel) the backend keeps exactly `concurrency`
+    requests in flight: fewer would leave slots idle, more would queue in the server and time out."""
+    import threading
+    import time
+
+    with LoopbackServer("plain") as srv:
+        lock, state = threading.Lock(), {"now": 0, "max": 0}
+        chat = srv.chat
+
+        def slow_chat(body, fault):
+            with lock:
+                state["now"] += 1
+                state["max"] = max(state["max"], state["now"])
+            time.sleep(0.2)
+            try:
+                return chat(body, fault)
+            finally:
+                with lock:
+                    state["now"] -= 1
+
+        srv.chat = slow_chat
+        b = make_backend(srv, tmp_path, cache_dir=None, concurrency=3, rows_per_request=5)
+        b.random(40, rng=np.random.default_rng(0))  # 8 requests
+    assert state["max"] == 3 and b.usage.http_requests == 8
