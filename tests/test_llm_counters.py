@@ -133,3 +133,9 @@ def test_requests_overlap_up_to_the_concurrency_and_never_beyond(tmp_path):
         b = make_backend(srv, tmp_path, cache_dir=None, concurrency=3, rows_per_request=5)
         b.random(40, rng=np.random.default_rng(0))  # 8 requests
     assert state["max"] == 3 and b.usage.http_requests == 8
+
+
+def test_a_local_endpoint_gets_minutes_per_request_a_remote_one_two_and_the_setting_wins():
+    assert LLMConfig("http://127.0.0.1:8080/v1", "m").request_timeout == 900.0  # a CPU model: minutes a request
+    assert LLMConfig("https://api.example.com/v1", "m").request_timeout == 120.0
+    assert LLMConfig("http://127.0.0.1:8080/v1", "m", timeout_s=5).request_timeout == 5.0

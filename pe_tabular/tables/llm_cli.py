@@ -56,7 +56,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--threads", type=positive_int("--threads"), default=2, help="CPU threads")
     s.add_argument("--parallel", type=positive_int("--parallel"), default=2,
                    help="slots: requests decoded together (match it with PE_TABULAR_LLM_CONCURRENCY)")
-    s.add_argument("--ctx-per-slot", type=positive_int("--ctx-per-slot"), default=4096,
+    s.add_argument("--ctx-per-slot", type=positive_int("--ctx-per-slot"), default=8192,
                    help="context tokens per slot (one request's prompt and reply must fit)")
     add_common(s)
     s.set_defaults(func=_serve)

@@ -74,6 +74,7 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DUMMY_KEY = "loopback-dummy-key"
 MODES = ("json_schema", "json_object", "text")
 CACHE_ENV = "PE_TABULAR_LLM_CACHE"
+REMOTE_TIMEOUT_S, LOCAL_TIMEOUT_S = 120.0, 900.0
 _SKIPPED = object()  # a request not sent because the token budget is spent (not a malformed reply)
 
 
@@ -105,7 +106,7 @@ class LLMConfig:
     max_retries: int = 6
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
-    timeout_s: float = 120.0
+    timeout_s: float | None = None  # per request; None: 120 s, or 900 s on a local endpoint (a model on a CPU)
     temperature: float = 1.0
     # "auto": sized from the schema on local endpoints, the server's default elsewhere (OpenAI reasoning models
     # reject max_tokens); None: always the server's default
@@ -156,6 +157,14 @@ class LLMConfig:
     @property
     def is_loopback(self) -> bool:
         return (urlparse(self.base_url).hostname or "") in LOOPBACK_HOSTS
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds per request. A local model on a CPU writes tens of tokens per second, so one request of 25
+        wide rows takes minutes; a timed-out request is retried while the server still computes the first."""
+        if self.timeout_s is not None:
+            return float(self.timeout_s)
+        return LOCAL_TIMEOUT_S if self.is_loopback else REMOTE_TIMEOUT_S
 
 
 @dataclass
@@ -446,7 +455,7 @@ class LLMBackend:
         from tqdm.auto import tqdm
 
         client = openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._api_key, max_retries=0,
-                                    timeout=self.cfg.timeout_s)
+                                    timeout=self.cfg.request_timeout)
         sem = asyncio.Semaphore(self.cfg.concurrency)
         state = {"failed": None}
         bar = tqdm(total=len(prompts), desc=f"{self.name} {desc}", unit="req", leave=False, file=sys.stderr,

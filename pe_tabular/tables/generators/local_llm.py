@@ -75,13 +75,13 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class ServeConfig:
     """How to run the server. ``ctx_per_slot`` tokens of context for each of ``parallel`` slots: a request
-    (prompt + reply) must fit one slot; the LLM backend's default request needs about 3k for a 15-column table."""
+    (prompt + reply) must fit one slot."""
 
     model: str | None = None  # GGUF path; None: the bundled model
     port: int = 0  # 0: a free port
     threads: int = 2
     parallel: int = 2  # llama.cpp slots: requests decoded together (set PE_TABULAR_LLM_CONCURRENCY to match)
-    ctx_per_slot: int = 4096
+    ctx_per_slot: int = 8192  # a 25-row request for a 15-column table: ~2.3k prompt + up to ~7k reply tokens
     alias: str | None = None  # model name served; default from the file name (bundled: smollm2-135m-instruct)
     verbosity: int = 0  # llama.cpp's log level: 0 errors only
 
