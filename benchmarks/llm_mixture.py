@@ -139,10 +139,30 @@ def summarise(syn: Any) -> dict[str, Any]:
     hist = [h for h in syn.result.history if h.get("type", "iteration") == "iteration"]
     shares = [{k: round(v, 3) for k, v in h.get("source_share", {}).items()} for h in hist]
     gens = hist[-1].get("generators", {}) if hist else {}
-    keep = ("requests", "tokens", "prompt_tokens", "completion_tokens", "seconds", "rows_requested", "rows_parsed",
+    keep = ("requests", "retries", "replies", "tokens",
+            "prompt_tokens", "completion_tokens", "seconds", "rows_requested", "rows_parsed",
             "rows_valid", "rows_repaired", "rows_rejected", "rejected_by_reason", "repeated_rows",
-            "unchanged_variations", "fallback_rows", "budget_skipped_requests")
+            "unchanged_variations", "fallback_rows", "truncated_replies", "malformed_replies",
+            "budget_skipped_requests")
     return {"vote_share": shares, "generators": {k: {f: v.get(f) for f in keep} for k, v in gens.items()}}
+
+
+def markdown(results: list[dict[str, Any]]) -> list[str]:
+    """One line per run: scores, the noisy vote share of each model source per iteration, the model's work."""
+    out = ["| table | ε | arm | 2-way TVD | TSTR AUC | model vote share by iteration | tokens | model rows kept / "
+           "fallback | unchanged variations | wall s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        gens = r.get("generators", {})
+        share = "; ".join(f"{src.replace('llm:smollm2-135m-instruct', 'smollm2')}: "
+                          + " → ".join(f"{s.get(src, 0):.2f}" for s in r["vote_share"]) for src in gens) or "–"
+        tok = sum(g.get("tokens") or 0 for g in gens.values())
+        kept = sum((g.get("rows_valid") or 0) + (g.get("rows_repaired") or 0) for g in gens.values())
+        fb = sum(g.get("fallback_rows") or 0 for g in gens.values())
+        unch = sum(g.get("unchanged_variations") or 0 for g in gens.values())
+        work = f"{tok} | {kept} / {fb} | {unch}" if gens else "– | – | –"
+        out.append(f"| {r['table']} | {r['eps']:g} | {r['arm']} | {r['tvd2']:.3f} | {r['auc']:.3f} | {share} | "
+                   f"{work} | {r['wall_s']:.0f} |")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,12 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--token-budget", type=int, default=12000, help="per run (PE_TABULAR_LLM_TOKEN_BUDGET)")
-    ap.add_argument("--rows-per-request", type=int, default=10)
+    ap.add_argument("--rows-per-request", type=int, default=5)
     ap.add_argument("--model", default=None, help="a GGUF file (default: the bundled SmolLM2-135M-Instruct)")
     ap.add_argument("--two-prompts", action="store_true")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "pe_llm_mixture"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "llm_mixture.json"))
+    ap.add_argument("--markdown", action="store_true", help="print the table of --out's results and exit")
     a = ap.parse_args(argv)
+    if a.markdown:
+        print("\n".join(markdown(json.loads(Path(a.out).read_text()))))
+        return 0
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -168,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     os.environ.update({"PE_TABULAR_LLM_CACHE": "off", "PE_TABULAR_LLM_CONCURRENCY": "2",
+                       "PE_TABULAR_LLM_TIMEOUT": "900",  # a slow CPU: a timed-out request is recomputed
                        "PE_TABULAR_LLM_ROWS": str(a.rows_per_request),
                        "PE_TABULAR_LLM_TOKEN_BUDGET": str(a.token_budget)})
     out_path = Path(a.out)
