@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     out_path = Path(a.out)
     results: list[dict[str, Any]] = json.loads(out_path.read_text()) if out_path.exists() else []
     done = {(r["table"], r["eps"], r["arm"]) for r in results}
-    with LocalServer(ServeConfig(model=a.model, threads=2, parallel=2, ctx_per_slot=4096)) as srv:
+    with LocalServer(ServeConfig(model=a.model, threads=2, parallel=2)) as srv:  # 8192 tokens a slot
         llm = f"llm:{srv.base_url}:{srv.model}"
         arms = {"tree@16000": ("statistical", 16000), "tree": ("statistical", a.population),
                 "tree+llm": (f"mix:statistical,{llm}", a.population), "llm": (llm, a.population)}
