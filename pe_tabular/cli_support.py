@@ -26,7 +26,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PRIVACY, EXIT_INTERRUPTED = 0, 1, 2, 3,
 EXTRAS: dict[str, str] = {
     "dpkt": "traces", "torch": "digits", "jax": "jax", "jaxlib": "jax", "openai": "llm", "sdv": "sdv",
     "dask": "dask", "distributed": "dask", "dp_accounting": "subsample", "mbi": "bench", "opacus": "bench",
-    "faiss": "bench",
+    "faiss": "bench", "xllamacpp": "local-llm",
 }
 
 

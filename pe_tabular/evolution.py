@@ -247,7 +247,15 @@ class Evolution:
                 "top10_share": float(top), "ess": float(tot**2 / (w**2).sum()) if tot > 0 else 0.0,
                 "clipped_mass": float(tot),
                 "source_share": share, "fallback": bool(fallback),
-                "epsilon_so_far": self.ledger.epsilon}
+                "epsilon_so_far": self.ledger.epsilon, **self._generator_counters()}
+
+    def _generator_counters(self) -> Event:
+        """``{"generators": {source: counters}}`` when the backend keeps any (an API-backed generator's requests,
+        tokens, seconds, rows parsed and rejected: work done on synthetic rows and public settings only), else {}.
+        Cumulative since the start of the run, taken after the iteration's variation step."""
+        counters = getattr(self.backend, "counters", None)
+        got = counters() if callable(counters) else None
+        return {"generators": got} if got else {}
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, private: np.ndarray, *, private_labels: np.ndarray | None = None,

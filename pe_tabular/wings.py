@@ -33,6 +33,7 @@ WINGS: tuple[Wing, ...] = (
         "evaluate": "fidelity/utility of a synthetic table",
         "demo": "synthesize the built-in UCI Adult at epsilon=1",
         "report": "self-contained HTML report: real vs synthetic, ledger, curves",
+        "llm": "a local LLM server for the LLM backend (llm serve)",
     }),
     Wing("traces", "simulators.network", "simulators.network.cli", {"traces": "DP synthetic network traces"}),
     Wing("digits", "renderers.digits", "renderers.digits.cli",

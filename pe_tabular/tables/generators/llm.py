@@ -18,7 +18,17 @@ Robustness, because a real endpoint misbehaves:
   ``Retry-After``) on 429, 5xx, timeouts and connection errors; after the retry budget a clear
   :class:`LLMError`, raised only once every other in-flight request has finished and been cached;
 * an on-disk cache keyed by (endpoint, model, messages, parameters incl. the per-request seed drawn
-  from the run's RNG), so rerunning with the same ``--seed`` replays every reply without a request.
+  from the run's RNG), so rerunning with the same ``--seed`` replays every reply without a request;
+* a token budget per run (``token_budget``, ``$PE_TABULAR_LLM_TOKEN_BUDGET``): once the server's own usage
+  figures reach it, no request is sent any more, one warning says so, and the statistical backend fills
+  what is missing (requests already in flight finish, so a run can exceed it by at most ``concurrency``
+  replies);
+* on a local endpoint (127.0.0.1: llama.cpp, vLLM, Ollama) the structured-output schema also fixes the
+  number of rows (``minItems``/``maxItems``) and ``max_tokens`` is sized from the schema, so a small model
+  can neither stop early nor ramble until its context is full (remote APIs get neither: OpenAI's strict
+  mode rejects array bounds, and reasoning models reject ``max_tokens``);
+* counters (:class:`Usage`, :meth:`LLMBackend.counters`): requests, tokens, seconds, rows parsed, rows
+  rejected by reason, repeats; the evolution writes them into every iteration of the run's history.
 
 The API key comes from ``OPENAI_API_KEY`` and is handed to the client only: it is never logged,
 cached, or part of a cache key. Loopback endpoints (127.0.0.1, localhost) get a dummy key.
@@ -34,6 +44,7 @@ import logging
 import os
 import random as _random
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +63,8 @@ from pe_tabular.tables.generators.llm_format import (
     frame,
     parse_rows,
     response_json_schema,
+    row_token_estimate,
+    rows_exactly,
     rows_to_json,
 )
 from pe_tabular.tables.labels import is_missing_class
@@ -62,6 +75,8 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DUMMY_KEY = "loopback-dummy-key"
 MODES = ("json_schema", "json_object", "text")
 CACHE_ENV = "PE_TABULAR_LLM_CACHE"
+REMOTE_TIMEOUT_S, LOCAL_TIMEOUT_S = 120.0, 900.0
+_SKIPPED = object()  # a request not sent because the token budget is spent (not a malformed reply)
 
 
 class LLMError(ValueError):
@@ -92,9 +107,12 @@ class LLMConfig:
     max_retries: int = 6
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
-    timeout_s: float = 120.0
+    timeout_s: float | None = None  # per request; None: 120 s, or 900 s on a local endpoint (a model on a CPU)
     temperature: float = 1.0
-    max_tokens: int | None = None  # None: the server's default (OpenAI reasoning models reject max_tokens)
+    # "auto": sized from the schema on local endpoints, the server's default elsewhere (OpenAI reasoning models
+    # reject max_tokens); None: always the server's default
+    max_tokens: int | str | None = "auto"
+    token_budget: int | None = None  # prompt + completion tokens per run (the backend's life); None: no limit
     response_format: str = "auto"  # auto | json_schema | json_object | text
     cache_dir: str | None = field(default_factory=default_cache_dir)
     max_rounds: int = 3  # request rounds before the statistical fallback fills what is missing
@@ -116,12 +134,18 @@ class LLMConfig:
                 raise ValueError(f"LLM setting {k} must be >= 1, got {getattr(self, k)}")
         if self.max_retries < 0:
             raise ValueError("LLM setting max_retries must be >= 0")
+        if isinstance(self.max_tokens, str) and self.max_tokens != "auto":
+            raise ValueError(f"LLM setting max_tokens must be a number, 'auto' or None, got {self.max_tokens!r}")
+        if self.token_budget is not None and self.token_budget < 1:
+            raise ValueError(f"the LLM token budget must be >= 1 token, got {self.token_budget} "
+                             "(unset $PE_TABULAR_LLM_TOKEN_BUDGET for no limit)")
 
     @classmethod
     def from_env(cls, base_url: str | None, model: str | None, **kw: Any) -> LLMConfig:
         """Settings from flags, with ``OPENAI_BASE_URL`` and ``PE_TABULAR_LLM_*`` as fallbacks."""
         env = {"concurrency": ("PE_TABULAR_LLM_CONCURRENCY", int), "max_retries": ("PE_TABULAR_LLM_MAX_RETRIES", int),
-               "timeout_s": ("PE_TABULAR_LLM_TIMEOUT", float), "rows_per_request": ("PE_TABULAR_LLM_ROWS", int)}
+               "timeout_s": ("PE_TABULAR_LLM_TIMEOUT", float), "rows_per_request": ("PE_TABULAR_LLM_ROWS", int),
+               "token_budget": ("PE_TABULAR_LLM_TOKEN_BUDGET", int)}
         for k, (var, cast) in env.items():
             if k not in kw and os.environ.get(var):
                 try:
@@ -134,6 +158,14 @@ class LLMConfig:
     @property
     def is_loopback(self) -> bool:
         return (urlparse(self.base_url).hostname or "") in LOOPBACK_HOSTS
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds per request. A local model on a CPU writes tens of tokens per second, so one request of 25
+        wide rows takes minutes; a timed-out request is retried while the server still computes the first."""
+        if self.timeout_s is not None:
+            return float(self.timeout_s)
+        return LOCAL_TIMEOUT_S if self.is_loopback else REMOTE_TIMEOUT_S
 
 
 @dataclass
@@ -152,13 +184,24 @@ class Usage:
     length_stops: int = 0  # replies the server ended at max_tokens (finish_reason "length")
     malformed_replies: int = 0
     rows_requested: int = 0
-    fallback_rows: int = 0  # rows filled by the statistical backend after max_rounds
+    fallback_rows: int = 0  # rows filled by the statistical backend after max_rounds (or once the budget is spent)
+    seconds: float = 0.0  # wall time spent waiting for the endpoint (cache replays included)
+    repeated_rows: int = 0  # random(): rows identical to a row the model already returned in the same call
+    unchanged_variations: int = 0  # vary(): variations identical to their parent
+    budget_skipped: int = 0  # requests not sent because the token budget was spent
     rows: RepairStats = field(default_factory=RepairStats)
+
+    @property
+    def tokens(self) -> int:
+        """Tokens spent on this endpoint (prompt + completion; replies replayed from the cache cost none)."""
+        return self.prompt_tokens + self.completion_tokens
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["rows"] = {k: v for k, v in asdict(self.rows).items() if k != "reasons"}
         d["rows"]["drop_reasons"] = dict(self.rows.reasons.most_common(10))
+        d["tokens"] = self.tokens
+        d["seconds"] = round(self.seconds, 3)
         return d
 
     def summary(self, name: str) -> str:
@@ -166,7 +209,8 @@ class Usage:
         return (f"{name}: {self.http_requests} HTTP requests ({self.retries} retries), {self.cache_hits} cache hits; "
                 f"tokens {self.prompt_tokens} prompt + {self.completion_tokens} completion "
                 f"({self.cached_tokens} more replayed from cache); rows received {r.received}: {r.valid} valid, "
-                f"{r.repaired} repaired, {r.dropped} dropped; {self.fallback_rows} rows from the statistical fallback"
+                f"{r.repaired} repaired, {r.dropped} dropped, {self.repeated_rows} repeats; {self.fallback_rows} rows "
+                f"from the statistical fallback; {self.seconds:.1f} s"
                 + (f"; {self.truncated_replies} truncated / {self.malformed_replies} malformed replies"
                    if self.truncated_replies or self.malformed_replies else ""))
 
@@ -220,6 +264,8 @@ class LLMBackend:
         self.checker = RowChecker(schema)
         self.prompts = PromptBuilder(schema, config.dataset_description)
         self._json_schema = {w: response_json_schema(schema, w) for w in (False, True)}
+        self._row_tokens = row_token_estimate(schema)
+        self._budget_warned = False
         self.cache = ResponseCache(config.cache_dir) if config.cache_dir else None
         self.usage = Usage()
         self._mode: str | None = None if config.response_format == "auto" else config.response_format
@@ -245,6 +291,25 @@ class LLMBackend:
     def report(self) -> dict[str, Any]:
         return {"name": self.name, "endpoint": self.cfg.base_url, "model": self.cfg.model, **self.usage.to_dict()}
 
+    def counters(self) -> dict[str, dict[str, Any]]:
+        """{source name: counters so far} for the run's history (the evolution records them every iteration):
+        requests, tokens, seconds, rows parsed/valid/repaired/dropped and why, repeats, fallback rows."""
+        u = self.usage
+        return {self.name: {
+            "requests": u.http_requests, "replies": u.completions, "cache_hits": u.cache_hits, "retries": u.retries,
+            "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "tokens": u.tokens,
+            "seconds": round(u.seconds, 3), "rows_requested": u.rows_requested, "rows_parsed": u.rows.received,
+            "rows_valid": u.rows.valid, "rows_repaired": u.rows.repaired, "rows_rejected": u.rows.dropped,
+            "rejected_by_reason": dict(u.rows.reasons.most_common(10)), "repeated_rows": u.repeated_rows,
+            "unchanged_variations": u.unchanged_variations, "fallback_rows": u.fallback_rows,
+            "truncated_replies": u.truncated_replies, "malformed_replies": u.malformed_replies,
+            "budget_skipped_requests": u.budget_skipped,
+        }}
+
+    def budget_spent(self) -> bool:
+        """Whether the run's token budget (if any) is used up: no further request will be sent."""
+        return self.cfg.token_budget is not None and self.usage.tokens >= self.cfg.token_budget
+
     # -- the Backend protocol -------------------------------------------------------------------
     def random(self, n: int, *, label: Any = None, rng: np.random.Generator) -> Population:
         fixed = {}
@@ -256,16 +321,25 @@ class LLMBackend:
                 raise ValueError(f"label {label!r} is not a category of {self.schema.label!r}")
         self.usage.rows_requested += n
         got: list[dict[str, Any]] = []
+        seen: set[tuple] = set()
         for _ in range(self.cfg.max_rounds):
             need = n - len(got)
-            if need <= 0:
+            if need <= 0 or self.budget_spent():
                 break
             sizes = _chunks(need, self.cfg.rows_per_request)
             seeds = rng.integers(0, 2**31 - 1, size=len(sizes))
             prompts = [self.prompts.random(k, fixed) for k in sizes]
             for content in self._run(prompts, seeds, with_id=False, desc="random"):
+                if content is _SKIPPED:
+                    continue
                 rows, _ = self._check(content, fixed)
-                got.extend(r for r in rows if r is not None)
+                for r in rows:
+                    if r is None:
+                        continue
+                    key = _row_key(r)
+                    self.usage.repeated_rows += key in seen
+                    seen.add(key)
+                    got.append(r)
         got = got[:n]
         df = frame(got, self.schema) if got else None
         if len(got) < n:
@@ -279,11 +353,12 @@ class LLMBackend:
             return Population(df.copy(), np.full(0, self.name, object), pop.parent, None, pop.label)
         lab_col = self.schema.label if pop.label is not None else None
         parents = rows_to_json(df, self.schema, ids=False)
+        parents_internal = df[self.schema.names].to_dict("records")
         result: list[dict[str, Any] | None] = [None] * n
         pending = np.arange(n)
         groups = pop.label.astype(str) if lab_col else np.zeros(n, dtype=object).astype(str)
         for _ in range(self.cfg.max_rounds):
-            if pending.size == 0:
+            if pending.size == 0 or self.budget_spent():
                 break
             jobs: list[tuple[np.ndarray, dict[str, Any]]] = []
             for g in np.unique(groups[pending]):  # one label per request: the label stays fixed
@@ -295,18 +370,22 @@ class LLMBackend:
             prompts = [self.prompts.vary([{"id": j, **parents[i]} for j, i in enumerate(idx)], degree,
                                          [lab_col] if lab_col else []) for idx, _ in jobs]
             for (idx, fixed), content in zip(jobs, self._run(prompts, seeds, with_id=True, desc="vary")):
+                if content is _SKIPPED:
+                    continue
                 rows, _ = self._check(content, fixed)
                 for slot, row in _match(rows, idx.size):
                     if result[idx[slot]] is None:
                         result[idx[slot]] = row
+                        self.usage.unchanged_variations += _row_key(row) == _row_key(parents_internal[idx[slot]])
             pending = np.array([i for i in range(n) if result[i] is None], dtype=np.int64)
         ok = np.array([r is not None for r in result])
         out = frame([r for r in result if r is not None], self.schema) if ok.any() else None
         if not ok.all():
             miss = np.flatnonzero(~ok)
             self.usage.fallback_rows += miss.size
-            log.warning("%s: %d of %d variations still missing after %d rounds; the statistical backend varies "
-                        "them instead", self.name, miss.size, n, self.cfg.max_rounds)
+            if not self.budget_spent():  # a spent budget has said so once
+                log.warning("%s: %d of %d variations still missing after %d rounds; the statistical backend varies "
+                            "them instead", self.name, miss.size, n, self.cfg.max_rounds)
             filled = self.fallback.vary(pop.take(miss), degree, rng).samples
             order = np.concatenate([np.flatnonzero(ok), miss])
             merged = filled if out is None else _concat_frames(out, filled)
@@ -324,8 +403,9 @@ class LLMBackend:
 
     def _fallback_random(self, m: int, label: Any, rng: np.random.Generator) -> Any:
         self.usage.fallback_rows += m
-        log.warning("%s: %d rows still missing after %d rounds; drawing them from the statistical backend",
-                    self.name, m, self.cfg.max_rounds)
+        if not self.budget_spent():  # a spent budget has said so once
+            log.warning("%s: %d rows still missing after %d rounds; drawing them from the statistical backend",
+                        self.name, m, self.cfg.max_rounds)
         return self.fallback.random(m, label=label, rng=rng).samples
 
     def _check(self, content: str | None, fixed: dict[str, Any]) -> tuple[list[dict[str, Any] | None], RepairStats]:
@@ -336,34 +416,54 @@ class LLMBackend:
         self.usage.rows.add(st)
         return rows, st
 
-    def _params(self, seed: int, with_id: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _params(self, seed: int, with_id: bool, n_rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """(cache-key params, keyword arguments for the client) for the current output mode."""
         mode = self._mode or "json_schema"
+        local = self.cfg.is_loopback
         kw: dict[str, Any] = {"temperature": self.cfg.temperature, "seed": int(seed)}
-        if self.cfg.max_tokens:
-            kw["max_tokens"] = self.cfg.max_tokens
+        if self.cfg.max_tokens == "auto":
+            if local:  # room for every row asked for, pretty-printed, and the wrapper; a truncated tail is kept
+                kw["max_tokens"] = 64 + n_rows * (self._row_tokens + (4 if with_id else 0))
+        elif self.cfg.max_tokens:
+            kw["max_tokens"] = int(self.cfg.max_tokens)
         if mode == "json_schema":
-            kw["response_format"] = {"type": "json_schema", "json_schema": self._json_schema[with_id]}
+            js = self._json_schema[with_id]
+            if local:  # the grammar of a local server then writes exactly n rows (no early stop, no rambling)
+                js = rows_exactly(js, n_rows)
+            kw["response_format"] = {"type": "json_schema", "json_schema": js}
         elif mode == "json_object":
             kw["response_format"] = {"type": "json_object"}
         return {**kw, "mode": mode}, kw
 
-    def _run(self, prompts: list[Prompt], seeds: np.ndarray, with_id: bool, desc: str) -> list[str | None]:
+    def _run(self, prompts: list[Prompt], seeds: np.ndarray, with_id: bool, desc: str) -> list[Any]:
+        """Every prompt's reply text (None: no content; ``_SKIPPED``: not sent, the budget is spent)."""
         coro = self._run_async(prompts, seeds, with_id, desc)
+        t0 = time.perf_counter()
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(coro)
-        with ThreadPoolExecutor(1) as ex:  # called from inside an event loop (e.g. Jupyter)
-            return ex.submit(asyncio.run, coro).result()
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(coro)
+            with ThreadPoolExecutor(1) as ex:  # called from inside an event loop (e.g. Jupyter)
+                return ex.submit(asyncio.run, coro).result()
+        finally:
+            self.usage.seconds += time.perf_counter() - t0
+
+    def _warn_budget(self) -> None:
+        if not self._budget_warned:
+            self._budget_warned = True
+            log.warning("%s: token budget of %d tokens reached (%d spent in %d requests); no further request is "
+                        "sent in this run and the statistical backend writes the remaining rows. Raise "
+                        "$PE_TABULAR_LLM_TOKEN_BUDGET (LLMConfig.token_budget) to let the model write more",
+                        self.name, self.cfg.token_budget, self.usage.tokens, self.usage.http_requests)
 
     async def _run_async(self, prompts: list[Prompt], seeds: np.ndarray, with_id: bool,
-                         desc: str) -> list[str | None]:
+                         desc: str) -> list[Any]:
         import openai
         from tqdm.auto import tqdm
 
         client = openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._api_key, max_retries=0,
-                                    timeout=self.cfg.timeout_s)
+                                    timeout=self.cfg.request_timeout)
         sem = asyncio.Semaphore(self.cfg.concurrency)
         state = {"failed": None}
         bar = tqdm(total=len(prompts), desc=f"{self.name} {desc}", unit="req", leave=False, file=sys.stderr,
@@ -386,14 +486,14 @@ class LLMBackend:
         return list(res)
 
     async def _request(self, client: Any, sem: asyncio.Semaphore, p: Prompt, seed: int, with_id: bool,
-                       state: dict[str, Any]) -> str | None:
+                       state: dict[str, Any]) -> Any:
         import openai
 
         messages = list(p.messages)
         attempt = 0
         async with sem:
             while True:
-                key_params, kw = self._params(seed, with_id)
+                key_params, kw = self._params(seed, with_id, p.n_rows)
                 key = ResponseCache.key(self.cfg.base_url, self.cfg.model, messages, key_params)
                 if self.cache is not None and (hit := self.cache.get(key)) is not None:
                     self.usage.cache_hits += 1
@@ -401,6 +501,10 @@ class LLMBackend:
                     return hit.get("content")
                 if state["failed"] is not None:
                     raise LLMError(f"{self.name}: request skipped because another request failed: {state['failed']}")
+                if self.budget_spent():
+                    self._warn_budget()
+                    self.usage.budget_skipped += 1
+                    return _SKIPPED
                 try:
                     self.usage.http_requests += 1
                     resp = await client.chat.completions.create(model=self.cfg.model, messages=messages, **kw)
@@ -519,6 +623,12 @@ def _match(rows: list[dict[str, Any] | None], m: int) -> list[tuple[int, dict[st
             seen.add(i)
             out.append((i, _strip(r)))
     return out
+
+
+def _row_key(r: dict[str, Any]) -> tuple:
+    """A hashable identity of a row's values (NaN-safe: missing values compare equal)."""
+    return tuple((k, None if v is None or (isinstance(v, float) and v != v) else str(v))
+                 for k, v in sorted(r.items()) if k != "__id__")
 
 
 def _strip(r: dict[str, Any]) -> dict[str, Any]:

@@ -208,6 +208,29 @@ def response_json_schema(schema: Schema, with_id: bool) -> dict[str, Any]:
                        "required": ["rows"], "additionalProperties": False}}
 
 
+def rows_exactly(json_schema: dict[str, Any], n: int) -> dict[str, Any]:
+    """A copy of a :func:`response_json_schema` whose array holds exactly ``n`` rows (for servers whose grammar
+    enforces array bounds, such as llama.cpp's; OpenAI's strict mode rejects them)."""
+    inner = json_schema["schema"]
+    rows = {**inner["properties"]["rows"], "minItems": int(n), "maxItems": int(n)}
+    return {**json_schema, "schema": {**inner, "properties": {**inner["properties"], "rows": rows}}}
+
+
+def row_token_estimate(schema: Schema) -> int:
+    """Generous tokens for one row as a model writes it (pretty-printed JSON, the longest allowed values): about
+    2 characters per token plus the indentation, which local models emit as separate tokens."""
+    chars = 4
+    for c in schema.columns:
+        if c.is_categorical:
+            v = max((len(json.dumps(_py(x))) for x in c.categories), default=4)
+        elif c.type in ("datetime", "ipv4"):
+            v = 28
+        else:
+            v = 14
+        chars += len(json.dumps(c.name)) + v + 4
+    return chars // 2 + 2 * len(schema.columns) + 8
+
+
 def parse_spec(text: str) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
     """The machine-readable block (and vary rows) of a prompt; used by the loopback stand-in."""
     m = re.search(rf"<{SPEC_TAG}>\s*(.*?)\s*</{SPEC_TAG}>", text, re.S)
