@@ -136,7 +136,7 @@ def run_arm(arm: str, spec: str, schema: Any, train: pd.DataFrame, eps: float, a
 
 
 def summarise(syn: Any) -> dict[str, Any]:
-    hist = [h for h in syn.result.history if h.get("type", "iteration") == "iteration"]
+    hist = [h for h in syn.result_.history if h.get("type", "iteration") == "iteration"]
     shares = [{k: round(v, 3) for k, v in h.get("source_share", {}).items()} for h in hist]
     gens = hist[-1].get("generators", {}) if hist else {}
     keep = ("requests", "retries", "replies", "tokens",

@@ -90,7 +90,7 @@ def test_the_run_history_carries_each_sources_counters_every_iteration(tmp_path,
         syn = PESynthesizer(SCHEMA, epsilon=1.0, backend=f"mix:statistical,llm:{srv.base_url}:{srv.model}",
                             iterations=2, population=40, seed=0).fit(df)
         sent = srv.completions
-    hist = [h for h in syn.result.history if h.get("type", "iteration") == "iteration"]
+    hist = [h for h in syn.result_.history if h.get("type", "iteration") == "iteration"]
     assert len(hist) == 2
     name = f"llm:{srv.model}"
     for h in hist:
@@ -105,7 +105,7 @@ def test_a_backend_without_counters_adds_nothing_to_the_history():
 
     df, _ = private_frame(200, seed=4, canaries=False)
     syn = PESynthesizer(SCHEMA, epsilon=1.0, iterations=2, population=40, seed=0).fit(df)
-    assert all("generators" not in h for h in syn.result.history)
+    assert all("generators" not in h for h in syn.result_.history)
 
 
 def test_requests_overlap_up_to_the_concurrency_and_never_beyond(tmp_path):
