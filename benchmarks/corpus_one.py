@@ -13,6 +13,7 @@ belong to that run alone. Methods:
 * ``pe_gen``  ablation: the same public-schema run, but the output is drawn from the generator the PE
               votes start from (fitted on the DP measurements), with the votes' budget given back to the
               measurements — same total ε, no votes;
+* ``pe_task`` the user's path naming the task: ``pe`` with ``synth --target TARGET`` (issue 26);
 * ``mst``     MST (McKenna et al. 2021; ``benchmarks/peers/mst.py``) on the scorer's own discretisation
               of the real train rows (deciles, ≥ 5 % spikes, ≤ 20-value columns, top-30 text values) —
               a domain read off the private data for free, as the reference algorithm is usually run;
@@ -138,8 +139,9 @@ def run_pe(method: str, a: argparse.Namespace) -> dict[str, Any]:
 
         atomic_write_json(Path(a.out).with_suffix(".privacy.json"), syn.privacy_report())
     else:
+        task = ["--target", a.target] if method == "pe_task" else []
         cli(["synth", a.train, "--schema", str(schema), "--epsilon", f"{synth_eps:g}", "--out", a.out,
-             "--seed", str(a.seed), "--quiet", "--on-invalid", "clip"])
+             "--seed", str(a.seed), "--quiet", "--on-invalid", "clip", *task])
     ledger = json.loads(Path(a.out).with_suffix(".privacy.json").read_text())
     return {"epsilon": ledger["epsilon"], "delta": ledger["delta"], "mu": ledger["mu"],
             "n_releases": ledger["n_releases"], "schema_path": str(schema)}
@@ -147,7 +149,7 @@ def run_pe(method: str, a: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("method", choices=["pe", "pe_dp", "pe_gen", "mst", "indep", "bootstrap"])
+    ap.add_argument("method", choices=["pe", "pe_task", "pe_dp", "pe_gen", "mst", "indep", "bootstrap"])
     ap.add_argument("--train", required=True)
     ap.add_argument("--target", required=True)
     ap.add_argument("--eps", type=float, default=1.0)
