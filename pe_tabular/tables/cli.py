@@ -116,7 +116,8 @@ def fit_synth(data: pd.DataFrame | str | Path, schema: Schema, args: argparse.Na
     syn = PESynthesizer(schema, args.epsilon, args.delta, backend=backend, iterations=iterations,
                         population=population, k=args.k or d["k"], budget=args.budget, label=label,
                         voter=args.voter, on_invalid=args.on_invalid, seed=args.seed, on_event=bars,
-                        vote_fn=_vote_fn(args), target=getattr(args, "target", None))
+                        vote_fn=_vote_fn(args), target=getattr(args, "target", None),
+                        structure=getattr(args, "structure", "tree"))
     chunk_rows = getattr(args, "chunk_rows", None) or DEFAULT_CHUNK_ROWS
     max_memory = getattr(args, "max_memory", None)
     try:
@@ -394,6 +395,10 @@ def add_parser(sub: Any) -> None:
                    help="the column your analysis predicts: every pair with it is measured (and raked onto), and a "
                         "class column becomes the class-conditional label (a number column turns that off); "
                         "default: none (the schema's label, if any, is the class column)")
+    p.add_argument("--structure", choices=("tree", "bn2"), default="tree",
+                   help="dependence structure the generator starts from: a Chow-Liu tree, or bn2, a Bayesian network "
+                        "whose columns may have two parents where a DP score says a three-way interaction pays "
+                        "(PrivBayes/AIM-style; benchmarks/RESULTS.md, 'structure') (default: tree)")
     p.add_argument("--backend", choices=BACKENDS, default="statistical")
     p.add_argument("--mix", help="for --backend mix: statistical,llm:URL:MODEL,sdv:PUBLIC.csv")
     p.add_argument("--llm-base-url", help="OpenAI-compatible endpoint for llm (default $OPENAI_BASE_URL); "

@@ -37,6 +37,14 @@ from pe_tabular.privacy.accountant import sigma_for_share
 from pe_tabular.privacy.release import ReleasePath, Spec, release_count, size_from_count
 from pe_tabular.tables import labels
 from pe_tabular.tables.budget import BudgetShares
+from pe_tabular.tables.families import (
+    FamilyPlan,
+    consistent_triples,
+    measure_triples,
+    plan_families,
+    triple_resolutions,
+)
+from pe_tabular.tables.generators.cliques import BayesNetBackend
 from pe_tabular.tables.generators.tree import TreeBackend
 from pe_tabular.tables.marginals import (
     Binning,
@@ -76,6 +84,7 @@ class RunSettings:
     votes: bool                                 # votes asked for (taken only where they carry signal)
     min_vote_snr: float
     target: str | None = None                   # the analyst's task column: every pair with it is measured
+    structure: str = "tree"                     # "tree" (Chow-Liu forest) or "bn2" (families of <= 2 parents)
 
     @property
     def delta_reserved(self) -> float:
@@ -132,6 +141,10 @@ class _Plan:
         self.raw: dict[tuple[str, ...], Measurement] = {}  # released noisy counts and σ, by marginal
         self.votes = settings.votes
         self.n_hat = 0.0  # the noisy row count, once released
+        self.triples: dict[Key, np.ndarray] = {}  # structure="bn2": the families' noisy three-way marginals
+        self.struct_noisy: np.ndarray = np.zeros(0)  # the structure release and its groups (for the families)
+        self.struct_groups: dict[str, np.ndarray] = {}
+        self.struct_every: list[tuple[str, str]] = []
 
     def sigma(self, stage: str, n_releases: int, sensitivity: float = 1.0) -> float:
         """σ for ``n_releases`` releases of sensitivity Δ that together spend ``stage``'s share."""
@@ -156,8 +169,9 @@ class _Plan:
         pairs = tree = None
         if s.budget.pairs > 0:
             pairs = self.structure(targets, n_hat)
-            self.two_way(pairs + self.task_pairs(pairs), targets, n_hat)
-            tree = self.fit_tree(targets, marginals, decoders, pairs)
+            fam = self.families(pairs, n_hat) if s.structure == "bn2" else None
+            self.two_way(pairs + self.task_pairs(pairs), targets, n_hat, fam)
+            tree = self.fit_tree(targets, marginals, decoders, pairs, fam)
         return Measured(n_hat, self.votes, shares, self.schema, decoders, targets, marginals, pairs, self.res, tree)
 
     # -- stages, in order ------------------------------------------------------------------------
@@ -207,11 +221,21 @@ class _Plan:
         groups = {n: coarse_groups(schema[n], one[n]) for n in names}
         every = list(itertools.combinations(names, 2))
         sens = math.sqrt(len(every))
-        noisy = self.path.release(
+        noisy = self.struct_noisy = self.path.release(
             Spec("structure", f"all {len(every)} two-way tables on coarse groups (structure)",
                  self.sigma("structure", 1, sens), sens, stream=(0, 300)),
             self.rows.one_pass({0: lambda f: structure_counts(f, schema, groups, every)}, "structure tables").counts(0))
+        self.struct_groups, self.struct_every = groups, every
         return noisy_chow_liu(noisy, groups, every, names, self.path.ledger.releases[-1].sigma, n_hat)
+
+    def pairs_rho(self) -> float:
+        return self.rho * self.s.budget.of("pairs", votes=self.votes)
+
+    def families(self, forest: list[tuple[str, str]], n_hat: int) -> FamilyPlan:
+        """``structure="bn2"``: two-parent families on top of the forest where one DP score release says they pay
+        (``tables.families``; PrivBayes / AIM), paid from the pairs' share."""
+        return plan_families(self.rows, self.schema, self.path, self.struct_noisy, self.struct_groups,
+                             self.struct_every, forest, n_hat, self.pairs_rho(), self.s.label or self.schema.names[0])
 
     def task_pairs(self, forest: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """With a ``target``, its pair with every column the forest does not already join it to: measured with
@@ -227,19 +251,30 @@ class _Plan:
             "structure, sharing the pairs' budget) and raked onto")
         return extra
 
-    def two_way(self, pairs: list[tuple[str, str]], targets: dict[Key, np.ndarray], n_hat: int) -> None:
+    def two_way(self, pairs: list[tuple[str, str]], targets: dict[Key, np.ndarray], n_hat: int,
+                fam: FamilyPlan | None = None) -> None:
         """DP two-way marginals of the forest's edges (none when no dependence beat the noise: their share then
-        stays with the votes), each at the finest resolution its noise supports."""
-        sigma = self.sigma("pairs", len(pairs)) if pairs else 0.0
+        stays with the votes), each at the finest resolution its noise supports; with families, their three-way
+        marginals at the same σ (the pairs' share less the score release, split over pairs and triples)."""
+        triples = fam.triples if fam else []
+        n = len(pairs) + len(triples)
+        if fam is None:
+            sigma = self.sigma("pairs", len(pairs)) if pairs else 0.0
+        else:
+            sigma = sigma_for_share(self.pairs_rho() - fam.rho_spent, n) if n else 0.0
         self.res = pair_resolutions(self.schema, pairs, n_hat, sigma)
         stage = self.stage(pairs, "two-way marginals")
         for j, key in enumerate(pairs):
             targets[key] = self.release(stage, key, sigma, f"pair_{j:03d}", 200 + j)
+        if triples:
+            self.res.update(triple_resolutions(self.schema, triples, n_hat, sigma))
+            self.triples = measure_triples(self.rows, self.schema, self.path, triples, sigma, self.res)
         if not self.votes:  # no votes to take what the pairs left (e.g. no dependence beat the noise)
             self.remeasure_one_way()
 
     def fit_tree(self, targets: dict[Key, np.ndarray], marginals: dict[str, np.ndarray],
-                 decoders: dict[str, Any], forest: list[tuple[str, str]]) -> TreeBackend:
+                 decoders: dict[str, Any], forest: list[tuple[str, str]],
+                 fam: FamilyPlan | None = None) -> TreeBackend:
         """Post-processing: one-way marginals from every release that measures them, pair tables consistent
         with them, and the tree generator fitted on both (on the forest's edges; a task pair off the forest
         is a raking target only)."""
@@ -252,8 +287,12 @@ class _Plan:
                                         self.schema, res=self.res))
         edges, t = set(forest), self.s.target
         task = {k: v for k, v in targets.items() if isinstance(k, tuple) and k not in edges and k[0] == t}
-        return TreeBackend(self.schema, one, {k: v for k, v in targets.items() if k in edges},
-                           decoders=decoders, res=self.res, task=t, task_pairs=task)
+        tree_pairs = {k: v for k, v in targets.items() if k in edges}
+        if fam is not None:  # the network's families (fitted to the one-way margins) are raking targets too
+            fitted = consistent_triples(one, self.triples, self.schema, self.res) if fam.triples else {}
+            targets.update(fitted)
+            return BayesNetBackend(self.schema, one, tree_pairs, fitted, fam.order, decoders=decoders, res=self.res)
+        return TreeBackend(self.schema, one, tree_pairs, decoders=decoders, res=self.res, task=t, task_pairs=task)
 
     def remeasure_one_way(self) -> None:
         """Spend the budget left without votes on a second one-way release per column, averaged with the first

@@ -41,6 +41,7 @@ from pe_tabular.source import DEFAULT_CHUNK_ROWS
 from pe_tabular.tables import labels
 from pe_tabular.tables.budget import BudgetShares
 from pe_tabular.tables.encoder import TableEncoder
+from pe_tabular.tables.generators.cliques import BayesNetBackend
 from pe_tabular.tables.generators.statistical import StatisticalBackend
 from pe_tabular.tables.generators.tree import TreeBackend
 from pe_tabular.tables.plan import Measured, RunSettings, measure, public_inputs, schema_releases
@@ -81,6 +82,7 @@ class PESynthesizer:
         voter: str = "auto",
         weights: Mapping[str, float] | None = None, on_invalid: str = "error", seed: int | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None, vote_fn: Any = None, target: str | None = None,
+        structure: str = "tree",
     ):
         self.schema, self.epsilon, self.delta = schema, epsilon, delta
         self.backend, self.iterations, self.population, self.k, self.degree = backend, iterations, population, k, degree
@@ -92,6 +94,7 @@ class PESynthesizer:
         self.voter, self.weights = voter, weights
         self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
         self.target = target  # the analyst's task column (see _settings)
+        self.structure = structure  # "tree" (Chow-Liu forest) or "bn2" (families of <= 2 parents, tables/families.py)
         self.vote_fn = vote_fn  # (codes, voter) -> VoteFn: None = SourceVoter; Dask: dask_source.DaskVoting
         self._settings()  # refuse bad arguments now; nothing derived is kept before fit
 
@@ -99,6 +102,7 @@ class PESynthesizer:
     PARAMS = ("epsilon", "delta", "backend", "iterations", "population", "k", "degree", "threshold", "budget",
               "label", "label_shares", "label_budget_share", "calibrate", "pair_share", "structure_share",
               "count_share", "resolution_share", "votes", "min_vote_snr", "keep_selected", "voter", "weights", "target",
+              "structure",
               "on_invalid", "seed")
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -126,6 +130,8 @@ class PESynthesizer:
     def _settings(self) -> RunSettings:
         """The run settings derived from the arguments (validating them); stores nothing."""
         schema = self.schema
+        if self.structure not in ("tree", "bn2"):
+            raise ConfigError("`structure` must be 'tree' or 'bn2'", "structure")
         if self.target is not None and self.target not in schema.names:
             raise ConfigError(f"`target` {self.target!r} is not a schema column", "target")
         # a task names its column: a class target is the class column (class-conditional votes), a number one
@@ -143,7 +149,8 @@ class PESynthesizer:
             schema=schema.with_label(label) if label != schema.label else schema,  # backends read the class column
             label=label, label_shares=labels.public_shares(schema, label, self.label_shares), budget=budget,
             epsilon=self.epsilon, delta=self.delta, mu=gdp_mu(float(self.epsilon), float(self.delta)),
-            config=config, votes=self.votes, min_vote_snr=self.min_vote_snr, target=self.target)
+            config=config, votes=self.votes, min_vote_snr=self.min_vote_snr, target=self.target,
+            structure=self.structure)
 
     def _keep_settings(self, s: RunSettings) -> None:
         """The derived settings as fitted attributes (trailing _)."""
@@ -380,7 +387,9 @@ class PESynthesizer:
         syn.backend_ = None  # unknown generator: sample() draws without varying unless asked to
         if (d / "generator.npz").exists():
             with np.load(d / "generator.npz", allow_pickle=False) as z:
-                syn.backend_ = TreeBackend.from_arrays(syn.schema_, {k: z[k] for k in z.files})
+                arrays = {k: z[k] for k in z.files}
+                kind = BayesNetBackend if "order" in arrays else TreeBackend  # a saved network marks its order
+                syn.backend_ = kind.from_arrays(syn.schema_, arrays)
         return syn
 
 

@@ -81,6 +81,10 @@ class TreeBackend:
             jx, kx, kt = (j, ka, kb) if a == x else (j.T, kb, ka)
             self.likelihood[x] = (jx / np.maximum(jx.sum(1, keepdims=True), 1e-300), kx, kt)
 
+    def parents_of(self, name: str) -> tuple[str, ...]:
+        """The columns ``name`` is drawn conditionally on (its tree parent, if any)."""
+        return (self.parent[name][0],) if name in self.parent else ()
+
     def f2c(self, name: str, k: int) -> np.ndarray:
         """Fine bin → bin at pair resolution k (cached)."""
         if (name, k) not in self._f2c:
@@ -93,7 +97,7 @@ class TreeBackend:
         w = np.where(mask, p[None, :], 0.0)
         empty = w.sum(1) == 0
         w[empty] = mask[empty] + 1e-12  # coarse bin with no one-way mass: uniform inside it
-        return _sample(w, rng)
+        return draw_rows(w, rng)
 
     def _task_weighted(self, df: dict[str, np.ndarray], name: str, rows: np.ndarray) -> np.ndarray:
         """(rows, fine bins) weights of ``name``'s draw: its tree conditional (or one-way marginal) spread over
@@ -119,14 +123,14 @@ class TreeBackend:
         for name in cols:
             n = rows.size
             if name in self.likelihood:  # the task column is drawn first (the tree's root): weigh by it
-                df[name][rows] = _sample(self._task_weighted(df, name, rows), rng)
+                df[name][rows] = draw_rows(self._task_weighted(df, name, rows), rng)
             elif name in self.parent:
                 pa, cond, kp, kc = self.parent[name]
                 pc = self.f2c(pa, kp)[df[pa][rows]]
-                coarse = _sample(cond[pc], rng)
+                coarse = draw_rows(cond[pc], rng)
                 df[name][rows] = self._draw_fine(name, coarse, kc, rng)
             else:
-                df[name][rows] = _sample(np.broadcast_to(self.p1[name], (n, self.p1[name].size)), rng)
+                df[name][rows] = draw_rows(np.broadcast_to(self.p1[name], (n, self.p1[name].size)), rng)
 
     def _frame(self, bins: dict[str, np.ndarray], rng: np.random.Generator) -> pd.DataFrame:
         out = {n: self.fine[n].values(rng, bins[n], self.decoders.get(n)) for n in self.schema.names}
@@ -158,9 +162,9 @@ class TreeBackend:
         mut[np.flatnonzero(none), rng.integers(0, len(cols), none.sum())] = True
         at = {name: j for j, name in enumerate(cols)}
         for j, name in enumerate(cols):  # a resampled column takes its subtree along (parents come first):
-            pa = self.parent.get(name, (None,))[0]  # a child kept as it was would contradict its new parent
-            if pa in at:
-                mut[:, j] |= mut[:, at[pa]]
+            for pa in self.parents_of(name):  # a child kept as it was would contradict its new parent
+                if pa in at:
+                    mut[:, j] |= mut[:, at[pa]]
         for j, name in enumerate(cols):  # tree order: a resampled parent conditions its children
             rows = np.flatnonzero(mut[:, j])
             if rows.size:
@@ -196,7 +200,7 @@ class TreeBackend:
                    task=next(iter(task_pairs))[0] if task_pairs else None, task_pairs=task_pairs)
 
 
-def _sample(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw_rows(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw per row of a (rows, k) probability matrix (rows need not be normalised)."""
     c = np.cumsum(p, axis=1)
     u = rng.random(c.shape[0]) * c[:, -1]
