@@ -89,7 +89,7 @@ class PESynthesizer:
         label_budget_share: float = 0.02, calibrate: float = 0.20, pair_share: float = 0.47,
         structure_share: float = 0.05, count_share: float = 0.01, resolution_share: float = 0.10,
         votes: bool = True, min_vote_snr: float = 0.1, keep_selected: float = 0.0,
-        voter: str = "auto",
+        voter: str = "auto", structure: str = "tree",
         weights: Mapping[str, float] | None = None, on_invalid: str = "error", seed: int | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None, vote_fn: Any = None,
     ):
@@ -101,6 +101,7 @@ class PESynthesizer:
         self.count_share, self.resolution_share, self.votes = count_share, resolution_share, votes
         self.min_vote_snr = min_vote_snr
         self.voter, self.weights = voter, weights
+        self.structure = structure  # "tree" (Chow–Liu forest) or "bn2" (families of ≤ 2 parents, tables/families.py)
         self.on_invalid, self.seed, self.on_event = on_invalid, seed, on_event
         self.vote_fn = vote_fn  # e.g. Dask-sharded voting (pe_tabular.voting.sharded.make_vote_fn)
         self._check()
@@ -112,7 +113,7 @@ class PESynthesizer:
     PARAMS = ("epsilon", "delta", "backend", "iterations", "population", "k", "degree", "threshold", "budget",
               "label", "label_shares", "label_budget_share", "calibrate", "pair_share", "structure_share",
               "count_share", "resolution_share", "votes", "min_vote_snr", "keep_selected", "voter", "weights",
-              "on_invalid", "seed")
+              "on_invalid", "seed", "structure")
 
     def get_params(self) -> dict[str, Any]:
         """Every constructor argument, as given (scikit-learn's convention)."""
@@ -148,6 +149,8 @@ class PESynthesizer:
             raise ConfigError("`count_share` (budget share of the noisy row count) must be in (0, 1)", "count_share")
         if not 0 <= self.resolution_share < 1:
             raise ConfigError("`resolution_share` must be in [0, 1)", "resolution_share")
+        if self.structure not in ("tree", "bn2"):
+            raise ConfigError("`structure` must be 'tree' or 'bn2'", "structure")
         if not 0 <= self.pair_share < 1 or self._measure_total() >= 1:
             raise ConfigError("`pair_share` must be in [0, 1) and, with label_budget_share, calibrate, "
                               "structure_share, count_share and resolution_share, leave budget for the votes",
@@ -303,15 +306,29 @@ class PESynthesizer:
                      self._sigma(rho * self._share("structure_share"), 1, sens), sens, stream=(0, 300)),
                 rows.one_pass({0: lambda f: structure_counts(f, schema, groups, every)}, "structure tables").counts(0))
             pairs = noisy_chow_liu(noisy, groups, every, names, ledger.releases[-1].sigma, self.n_hat_)
+            fam = None  # structure="bn2": two-parent families replace tree edges where a DP score says they pay
+            if self.structure == "bn2":
+                from pe_tabular.tables.families import plan_families
+
+                fam = plan_families(rows, self.schema_, path, noisy, groups, every, pairs, self.n_hat_,
+                                    rho * self._share("pair_share"), self.label_ or names[0])
+                pairs = fam.pairs
             # 3) DP two-way marginals of the tree's edges (none when no dependence beat the noise: their share
             #    then stays with the votes), each at the finest resolution its noise supports; 4) a tree
             #    generator fitted on them
-            sigma = self._sigma(rho * self._share("pair_share"), len(pairs)) if pairs else 0.0
+            n_fam, rho_fam = (len(fam.triples), fam.rho_spent) if fam else (0, 0.0)
+            n_fam += len(pairs)
+            sigma = self._sigma(rho * self._share("pair_share") - rho_fam, n_fam) if n_fam else 0.0
             self.res_ = pair_resolutions(self.schema_, pairs, self.n_hat_, sigma)
             stage = self._stage(rows, pairs, "two-way marginals")
             for j, key in enumerate(pairs):
                 targets[key] = self._measure(stage, key, sigma, f"pair_{j:03d}", ledger, noise, ckpt, 200 + j)
             self.pairs_ = pairs
+            if fam and fam.triples:
+                from pe_tabular.tables import families
+
+                self.res_.update(families.triple_resolutions(self.schema_, fam.triples, self.n_hat_, sigma))
+                triples = families.measure_triples(rows, self.schema_, path, fam.triples, sigma, self.res_)
             if not self.votes_:  # no votes to take what the pairs left (e.g. no dependence beat the noise)
                 self._remeasure_one_way(rows, ledger, noise, ckpt)
             raw1 = [m for m in self._raw.values() if len(m.query) == 1]
@@ -323,6 +340,13 @@ class PESynthesizer:
                                             self.schema_, res=self.res_))
             tree = TreeBackend(self.schema_, one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
                                decoders=self.decoders_, res=self.res_)
+            if fam:
+                from pe_tabular.tables.generators.cliques import BayesNetBackend
+
+                fitted = families.consistent_triples(one, triples, self.schema_, self.res_) if fam.triples else {}
+                tree = BayesNetBackend(self.schema_, one, {k: v for k, v in targets.items() if isinstance(k, tuple)},
+                                       fitted, fam.order, decoders=self.decoders_, res=self.res_)
+                targets.update(fitted)
             if isinstance(self.backend, str) and self.backend == "statistical":
                 backend = tree
             elif isinstance(self.backend, str):  # mixtures / LLM fallback get the calibrated generator

@@ -60,6 +60,10 @@ class TreeBackend:
                         self.order.append((b, a, cond))
                         self.parent[b] = (a, cond, ka, kb)
 
+    def parents_of(self, name: str) -> tuple[str, ...]:
+        """The columns ``name`` is drawn conditionally on (its tree parent, if any)."""
+        return (self.parent[name][0],) if name in self.parent else ()
+
     def f2c(self, name: str, k: int) -> np.ndarray:
         """Fine bin → bin at pair resolution k (cached)."""
         if (name, k) not in self._f2c:
@@ -117,9 +121,9 @@ class TreeBackend:
         mut[np.flatnonzero(none), rng.integers(0, len(cols), none.sum())] = True
         at = {name: j for j, name in enumerate(cols)}
         for j, name in enumerate(cols):  # a resampled column takes its subtree along (parents come first):
-            pa = self.parent.get(name, (None,))[0]  # a child kept as it was would contradict its new parent
-            if pa in at:
-                mut[:, j] |= mut[:, at[pa]]
+            for pa in self.parents_of(name):  # a child kept as it was would contradict its new parent
+                if pa in at:
+                    mut[:, j] |= mut[:, at[pa]]
         for j, name in enumerate(cols):  # tree order: a resampled parent conditions its children
             rows = np.flatnonzero(mut[:, j])
             if rows.size:
