@@ -534,10 +534,15 @@ class PESynthesizer:
             self.schema_.save(d / "resolved_schema.json")
         if isinstance(getattr(self, "backend_", None), TreeBackend):  # released marginals: sample() varies with it
             tree = self.backend_
-            keys = [[n] for n in tree.p1] + [[*k, *tree.res.get(k, (PAIR_BINS, PAIR_BINS))] for k in tree.pairs]
-            arrays = {f"m{i}": np.asarray(v) for i, v in enumerate([*tree.p1.values(), *tree.pairs.values()])}
+            fams = getattr(tree, "triples", {})  # a two-parent network's three-way tables (structure="bn2")
+            keys = [[n] for n in tree.p1] + [[*k, *tree.res.get(k, (PAIR_BINS,) * len(k))]
+                                             for k in [*tree.pairs, *fams]]
+            arrays = {f"m{i}": np.asarray(v) for i, v in
+                      enumerate([*tree.p1.values(), *tree.pairs.values(), *fams.values()])}
             for name, dec in tree.decoders.items():
                 arrays.update(dec.to_arrays(f"d{tree.schema.names.index(name)}_"))
+            if fams:
+                arrays["order"] = np.array(json.dumps([o[0] for o in tree.order]))
             atomic_write_npz(d / "generator.npz", {"keys": np.array(json.dumps(keys)), **arrays})
         params = {k: getattr(self, k) for k in self.PARAMS}
         if not isinstance(self.backend, str):  # a generator object: its name is kept; load() needs it again
@@ -582,9 +587,18 @@ class PESynthesizer:
                 arrays = [z[f"m{i}"] for i in range(len(keys))]
                 decoders = {n: Decoder.from_arrays(z, f"d{j}_") for j, n in enumerate(syn.schema_.names)
                             if f"d{j}_sub" in z.files}
-            syn.backend_ = TreeBackend(syn.schema_, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
-                                       {tuple(k[:2]): a for k, a in zip(keys, arrays) if len(k) > 1},
-                                       decoders=decoders, res={tuple(k[:2]): tuple(k[2:]) for k in keys if len(k) == 4})
+                order = json.loads(str(z["order"])) if "order" in z.files else None
+            one = {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1}
+            tables = {tuple(k[:len(k) // 2]): a for k, a in zip(keys, arrays) if len(k) > 1}
+            res = {tuple(k[:len(k) // 2]): tuple(k[len(k) // 2:]) for k in keys if len(k) > 1}
+            pairs = {k: a for k, a in tables.items() if len(k) == 2}
+            if order is None:
+                syn.backend_ = TreeBackend(syn.schema_, one, pairs, decoders=decoders, res=res)
+            else:
+                from pe_tabular.tables.generators.cliques import BayesNetBackend
+
+                triples = {k: a for k, a in tables.items() if len(k) == 3}
+                syn.backend_ = BayesNetBackend(syn.schema_, one, pairs, triples, order, decoders=decoders, res=res)
         return syn
 
 

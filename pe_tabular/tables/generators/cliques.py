@@ -42,13 +42,12 @@ class BayesNetBackend(TreeBackend):
             raise ValueError("the network's order must list every column once")
         pos = {n: i for i, n in enumerate(order)}
         self.fam: dict[str, Family] = {}
-        self.pairs = {}  # every family as a pair (its first parent, the child): what save() keeps of it
-        for key, joint in families.items():
+        self.pairs: dict[Key, np.ndarray] = {}  # the released tables, as given (save() writes them)
+        self.triples = {tuple(k): np.asarray(v, float) for k, v in families.items()}
+        for key, joint in self.triples.items():
             ks = self._ks(key)
-            t = np.asarray(joint, float).reshape([pair_binning(schema[n], k).n_bins for n, k in zip(key, ks)])
+            t = joint.reshape([pair_binning(schema[n], k).n_bins for n, k in zip(key, ks)])
             self.fam[key[-1]] = (tuple(key[:-1]), _conditional(t), ks[:-1], ks[-1])
-            self.pairs[(key[0], key[-1])] = t.sum(axis=1).ravel()
-            self.res[(key[0], key[-1])] = (ks[0], ks[-1])
         for (a, b), joint in pairs.items():
             child, par = (b, a) if pos[a] < pos[b] else (a, b)
             if child in self.fam:
