@@ -37,7 +37,7 @@ import numpy as np
 N = TypeVar("N", bound=Hashable)
 
 #: L1 sensitivity of :func:`conditional_gap` to adding or removing one row (proof in its docstring)
-GAP_SENSITIVITY = 6.0
+GAP_SENSITIVITY = 4.0
 
 
 def bfs_order(names: Sequence[N], edges: Iterable[tuple[N, N]], root: N) -> tuple[list[N], dict[N, N]]:
@@ -120,10 +120,11 @@ def conditional_gap(table: np.ndarray, conditioned: bool) -> float:
     exactly, misses on this triple. y = a XOR b on n rows gives n; independent columns give only sampling
     noise, about √(2/π · cells · n) at most (:func:`null_gap`).
 
-    Sensitivity: adding one row changes one slice g₀ (conditioned) or the whole table. There, N moves by 1 in
-    L1 and N̂ = m · p ⊗ q (m rows in the slice, p and q its margins as distributions) moves by at most
-    |Δm| + (m + 1)(‖Δp‖₁ + ‖Δq‖₁) ≤ 1 + (m + 1)(2/(m + 1) + 2/(m + 1)) = 5; the distance moves by at most
-    1 + 5 = :data:`GAP_SENSITIVITY` (removal is the same step backwards)."""
+    Sensitivity: adding one row at (x₀, b₀) changes one slice (conditioned) or the whole table. There, N moves
+    by 1 in L1; with m rows in the slice and p, q its margins as distributions, N̂ = m·p⊗q becomes
+    (m·p + e_x₀)⊗(m·q + e_b₀)/(m + 1), and the difference is [−m·p⊗q + m·p⊗e_b₀ + e_x₀⊗m·q + e_x₀⊗e_b₀]/(m + 1),
+    of L1 norm at most (3m + 1)/(m + 1) < 3 (an empty slice: 1). The distance moves by less than 1 + 3 =
+    :data:`GAP_SENSITIVITY` (removal is the same step backwards)."""
     t = np.asarray(table, float)
     if not conditioned:
         t = t.reshape(1, -1, t.shape[-1])  # one slice: (given, other) flattened

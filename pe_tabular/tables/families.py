@@ -7,7 +7,7 @@ Chow–Liu forest the pipeline already chooses (MST, McKenna et al. 2021):
 1. the forest's breadth-first order fixes who may be whose parent (:func:`measure.cliques.bfs_order`);
 2. ONE release scores every candidate family (:func:`measure.cliques.candidates`, a handful per column, chosen
    from the released structure tables): the L1 gap of its exact three-way table on the structure release's
-   coarse groups from conditional independence, Gaussian noise at L2 sensitivity 6·√candidates; skipped (and
+   coarse groups from conditional independence, Gaussian noise at L2 sensitivity 4·√candidates; skipped (and
    nothing spent) when even an XOR-strength interaction could not clear the noise;
 3. a column whose best noisy gap clears the no-interaction level and the noise (:func:`measure.cliques.choose`)
    gets that parent pair, and its tree edge is not measured: its three-way marginal is, at the same σ as every
