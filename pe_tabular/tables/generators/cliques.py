@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pe_tabular.tables.generators.tree import TreeBackend, _sample
+from pe_tabular.tables.generators.tree import TreeBackend, draw_rows
 from pe_tabular.tables.marginals import PAIR_BINS, Binning, Key, Resolutions, pair_binning
 from pe_tabular.tables.schema import Schema
 
@@ -76,9 +76,9 @@ class BayesNetBackend(TreeBackend):
             if name in self.fam:
                 ps, cond, kps, kc = self.fam[name]
                 at = tuple(self.f2c(p, k)[df[p][rows]] for p, k in zip(ps, kps))
-                df[name][rows] = self._draw_fine(name, _sample(cond[at], rng), kc, rng)
+                df[name][rows] = self._draw_fine(name, draw_rows(cond[at], rng), kc, rng)
             else:
-                df[name][rows] = _sample(np.broadcast_to(self.p1[name], (rows.size, self.p1[name].size)), rng)
+                df[name][rows] = draw_rows(np.broadcast_to(self.p1[name], (rows.size, self.p1[name].size)), rng)
 
 
 def _conditional(t: np.ndarray) -> np.ndarray:

@@ -76,7 +76,7 @@ class TreeBackend:
         w = np.where(mask, p[None, :], 0.0)
         empty = w.sum(1) == 0
         w[empty] = mask[empty] + 1e-12  # coarse bin with no one-way mass: uniform inside it
-        return _sample(w, rng)
+        return draw_rows(w, rng)
 
     def _sample_columns(self, df: dict[str, np.ndarray], cols: list[str], rows: np.ndarray,
                         rng: np.random.Generator) -> None:
@@ -85,10 +85,10 @@ class TreeBackend:
             if name in self.parent:
                 pa, cond, kp, kc = self.parent[name]
                 pc = self.f2c(pa, kp)[df[pa][rows]]
-                coarse = _sample(cond[pc], rng)
+                coarse = draw_rows(cond[pc], rng)
                 df[name][rows] = self._draw_fine(name, coarse, kc, rng)
             else:
-                df[name][rows] = _sample(np.broadcast_to(self.p1[name], (n, self.p1[name].size)), rng)
+                df[name][rows] = draw_rows(np.broadcast_to(self.p1[name], (n, self.p1[name].size)), rng)
 
     def _frame(self, bins: dict[str, np.ndarray], rng: np.random.Generator) -> pd.DataFrame:
         out = {n: self.fine[n].values(rng, bins[n], self.decoders.get(n)) for n in self.schema.names}
@@ -132,7 +132,7 @@ class TreeBackend:
                           bins_to_genome(bins, self.schema), pop.label)
 
 
-def _sample(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw_rows(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw per row of a (rows, k) probability matrix (rows need not be normalised)."""
     c = np.cumsum(p, axis=1)
     u = rng.random(c.shape[0]) * c[:, -1]
