@@ -175,3 +175,24 @@ def test_a_saved_network_samples_as_the_fitted_one(xor_fits, tmp_path):
     assert type(again.backend_).__name__ == "BayesNetBackend"
     assert again.sample(6000, seed=3).equals(syn.sample(6000, seed=3))
     assert _xor_rate(again.sample(6000, seed=4)) > 0.95
+
+
+def test_a_coarse_three_way_table_keeps_the_first_parents_finer_pair():
+    """A two-parent child is drawn in the three-way table's coarse bin, then inside it by its finer pair with
+    its first parent: x = g over 8 categories survives a 2 × 2 × 2 three-way table (by the one-way marginal
+    alone inside the coarse bin, x would match g about 1/7 of the time)."""
+    from pe_tabular.tables.generators.cliques import BayesNetBackend
+
+    rng = np.random.default_rng(5)
+    g, o = rng.integers(0, 8, 5000), rng.integers(0, 2, 5000)
+    df = pd.DataFrame({"g": g, "o": o, "x": g}).astype(str)
+    schema = Schema((Column("g", "categorical", categories=tuple("01234567")),
+                     Column("o", "categorical", categories=("0", "1")),
+                     Column("x", "categorical", categories=tuple("01234567"))))
+    res = {("g", "o", "x"): (2, 2, 2), ("g", "x"): (8, 8)}
+    one = {n: histogram(df, schema, (n,)) / len(df) for n in schema.names}
+    bn = BayesNetBackend(schema, one, {("g", "x"): histogram(df, schema, ("g", "x"), res=res)},
+                         {("g", "o", "x"): histogram(df, schema, ("g", "o", "x"), res=res)}, ["g", "o", "x"], res=res)
+    assert bn.parents_of("x") == ("g", "o")
+    out = bn.random(4000, rng=np.random.default_rng(6)).samples
+    assert (out.x == out.g).mean() > 0.95

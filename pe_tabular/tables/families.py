@@ -10,8 +10,9 @@ Chow–Liu forest the pipeline already chooses (MST, McKenna et al. 2021):
    coarse groups from conditional independence, Gaussian noise at L2 sensitivity 4·√candidates; skipped (and
    nothing spent) when even an XOR-strength interaction could not clear the noise;
 3. a column whose best noisy gap clears the no-interaction level and the noise (:func:`measure.cliques.choose`)
-   gets that parent pair, and its tree edge is not measured: its three-way marginal is, at the same σ as every
-   pair and at the finest resolution that σ supports (:func:`triple_resolutions`);
+   gets that parent pair: its three-way marginal is measured at the same σ as every pair and at the finest
+   resolution that σ supports (:func:`triple_resolutions`); its tree edge stays measured too, at its own finer
+   resolution, and refines the draw inside the three-way table's coarse bins;
 4. each three-way marginal is projected onto the simplex and fitted to the combined one-way margins
    (:func:`consistent_triples`), and ``generators.cliques.BayesNetBackend`` samples the network.
 
@@ -66,8 +67,8 @@ TRIPLE_STREAM = 3100
 
 @dataclass
 class FamilyPlan:
-    """The network: its order, the forest's parents, the chosen two-parent families, the tree edges still
-    measured as pairs, and the μ² the score release spent."""
+    """The network: its order, the forest's parents, the chosen two-parent families, the tree edges (all
+    measured as pairs), and the μ² the score release spent."""
 
     order: list[str]
     parent: dict[str, str]
@@ -141,9 +142,6 @@ def plan_families(rows: PrivateRows, schema: Schema, path: ReleasePath, noisy: n
                           lambda: gaps(stage.counts(0)(), groups, cands))
     plan.rho_spent = rho_sel
     plan.chosen = choose(cands, scores, cells, sigma, n_hat)
-    kids = set(plan.chosen)
-    plan.pairs = [e for e in tree if not ((e[1] in kids and parent.get(e[1]) == e[0])
-                                          or (e[0] in kids and parent.get(e[0]) == e[1]))]
     return plan
 
 

@@ -24,7 +24,8 @@ Family = tuple[tuple[str, ...], np.ndarray, tuple[int, ...], int]  # parents, P(
 
 class BayesNetBackend(TreeBackend):
     """``families``: a child's three-way table keyed (parent, parent, child), a distribution over
-    ``res[key]``'s bins; ``pairs``: the tree edges of the other columns (either orientation); ``order``: every
+    ``res[key]``'s bins; ``pairs``: the tree edges (either orientation) — a column's family when it has no
+    three-way table, else its finer dependence on its first parent (see ``_draw_refined``); ``order``: every
     column, each after its parents (checked)."""
 
     name = "bn2"
@@ -48,16 +49,20 @@ class BayesNetBackend(TreeBackend):
             ks = self._ks(key)
             t = joint.reshape([pair_binning(schema[n], k).n_bins for n, k in zip(key, ks)])
             self.fam[key[-1]] = (tuple(key[:-1]), _conditional(t), ks[:-1], ks[-1])
+        self.refine: dict[str, Family] = {}  # a two-parent child's finer pair with its first parent
         for (a, b), joint in pairs.items():
             child, par = (b, a) if pos[a] < pos[b] else (a, b)
-            if child in self.fam:
-                raise ValueError(f"column {child!r} has two families")
             ka, kb = self._ks((a, b))
             t = np.asarray(joint, float).reshape(pair_binning(schema[a], ka).n_bins, pair_binning(schema[b], kb).n_bins)
             if child == a:
                 t, ka, kb = t.T, kb, ka
-            self.fam[child] = ((par,), _conditional(t), (ka,), kb)
             self.pairs[(a, b)] = np.asarray(joint, float)
+            if child not in self.fam:
+                self.fam[child] = ((par,), _conditional(t), (ka,), kb)
+            elif self.fam[child][0][0] == par and child not in self.refine:
+                self.refine[child] = ((par,), _conditional(t), (ka,), kb)
+            else:
+                raise ValueError(f"column {child!r} has two families")
         for child, (ps, *_rest) in self.fam.items():
             if any(pos[p] >= pos[child] for p in ps):
                 raise ValueError(f"column {child!r} comes before a parent: the network must be a DAG in its order")
@@ -76,9 +81,32 @@ class BayesNetBackend(TreeBackend):
             if name in self.fam:
                 ps, cond, kps, kc = self.fam[name]
                 at = tuple(self.f2c(p, k)[df[p][rows]] for p, k in zip(ps, kps))
-                df[name][rows] = self._draw_fine(name, draw_rows(cond[at], rng), kc, rng)
+                coarse = draw_rows(cond[at], rng)
+                if name in self.refine:
+                    df[name][rows] = self._draw_refined(name, coarse, kc, df, rows, rng)
+                else:
+                    df[name][rows] = self._draw_fine(name, coarse, kc, rng)
             else:
                 df[name][rows] = draw_rows(np.broadcast_to(self.p1[name], (rows.size, self.p1[name].size)), rng)
+
+    def _draw_refined(self, name: str, coarse: np.ndarray, k: int, df: dict[str, np.ndarray], rows: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray:
+        """A fine bin inside each row's coarse bin (the three-way table's resolution k) weighted by the child's
+        finer pair with its first parent: P(fine) ∝ p1(fine) · P(pair bin | parent) / P(pair bin). The family
+        then holds the interaction at the three-way table's resolution and the first parent's dependence at
+        the pair's (finer) one; the one-way marginal alone would flatten the latter inside a coarse bin."""
+        (par,), cond, (kp,), kx = self.refine[name]
+        p = self.p1[name]
+        pb = self.f2c(name, kx)
+        margin = np.bincount(pb, weights=p, minlength=cond.shape[1])
+        ratio = np.divide(cond[self.f2c(par, kp)[df[par][rows]]][:, pb], margin[pb][None, :],
+                          out=np.zeros((rows.size, p.size)), where=margin[pb][None, :] > 0)
+        mask = self.f2c(name, k)[None, :] == coarse[:, None]
+        w = np.where(mask, p[None, :] * ratio, 0.0)
+        empty = w.sum(1) <= 0
+        if empty.any():  # the pair holds no mass inside the coarse bin: the one-way marginal decides
+            w[empty] = np.where(mask[empty], p[None, :], 0.0) + mask[empty] * 1e-12
+        return draw_rows(w, rng)
 
 
 def _conditional(t: np.ndarray) -> np.ndarray:
