@@ -67,13 +67,12 @@ TRIPLE_STREAM = 3100
 
 @dataclass
 class FamilyPlan:
-    """The network: its order, the forest's parents, the chosen two-parent families, the tree edges (all
-    measured as pairs), and the μ² the score release spent."""
+    """The network: its order, the forest's parents, the chosen two-parent families (the tree's edges are all
+    measured as pairs too), and the μ² the score release spent."""
 
     order: list[str]
     parent: dict[str, str]
     chosen: dict[str, Candidate[str]] = field(default_factory=dict)
-    pairs: list[Key] = field(default_factory=list)
     rho_spent: float = 0.0
 
     @property
@@ -126,7 +125,7 @@ def plan_families(rows: PrivateRows, schema: Schema, path: ReleasePath, noisy: n
     """Choose the two-parent families from ONE charged release of candidate scores (see the module docstring),
     spending ``SELECT_SHARE · rho_pairs`` of μ² on it, or nothing when no interaction could clear its noise."""
     order, parent = bfs_order(schema.names, tree, root)
-    plan = FamilyPlan(order, parent, pairs=list(tree))
+    plan = FamilyPlan(order, parent)
     cands = candidates(order, parent, structure_strength(noisy, groups, every), PER_COLUMN)
     if not cands or not math.isfinite(rho_pairs) or rho_pairs <= 0:
         return plan

@@ -306,13 +306,12 @@ class PESynthesizer:
                      self._sigma(rho * self._share("structure_share"), 1, sens), sens, stream=(0, 300)),
                 rows.one_pass({0: lambda f: structure_counts(f, schema, groups, every)}, "structure tables").counts(0))
             pairs = noisy_chow_liu(noisy, groups, every, names, ledger.releases[-1].sigma, self.n_hat_)
-            fam = None  # structure="bn2": two-parent families replace tree edges where a DP score says they pay
+            fam = None  # structure="bn2": three-way families on top of the tree where a DP score says they pay
             if self.structure == "bn2":
                 from pe_tabular.tables.families import plan_families
 
                 fam = plan_families(rows, self.schema_, path, noisy, groups, every, pairs, self.n_hat_,
                                     rho * self._share("pair_share"), self.label_ or names[0])
-                pairs = fam.pairs
             # 3) DP two-way marginals of the tree's edges (none when no dependence beat the noise: their share
             #    then stays with the votes), each at the finest resolution its noise supports; 4) a tree
             #    generator fitted on them
