@@ -2,6 +2,7 @@
 
     nice -n 10 python -m benchmarks.structure --tables modeldata_mlc_churn --eps 1,0.3 --seeds 0,1
     python -m benchmarks.structure --report            # the table of figures from every cached record
+    nice -n 19 python -m benchmarks.structure --tvd-only --seeds 1,2,3,4 --tables aer_cps1988   # TVD, no TSTR
 
 Protocol as ``benchmarks/corpus.py`` (method ``pe``): the reference scorer's ``split`` (seed 0, 20 % test), a
 public schema read off the train file (``schema infer --label TARGET``), the synthesizer's defaults
@@ -51,8 +52,18 @@ def prepare(table: str, target: str, work: Path, scorer_python: str) -> Path:
     return d
 
 
-def run_one(table: str, target: str, eps: float, seed: int, structure: str, work: Path, scorer_python: str
-            ) -> dict[str, Any]:
+def scorer() -> Any:
+    """The reference scorer as a module (its TVD functions only: ``--tvd-only`` scores in this process)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("score_table", SCORER)
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def run_one(table: str, target: str, eps: float, seed: int, structure: str, work: Path, scorer_python: str,
+            tvd_only: bool = False) -> dict[str, Any]:
     from pe_tabular.tables.cli import synth_defaults
     from pe_tabular.tables.io import read_table, write_table
     from pe_tabular.tables.schema import Schema
@@ -69,24 +80,29 @@ def run_one(table: str, target: str, eps: float, seed: int, structure: str, work
     fams = getattr(syn.backend_, "fam", {})
     n_two = sum(len(v[0]) == 2 for v in fams.values())
     rep = syn.privacy_report()
+    rec = {"table": table, "eps": eps, "seed": seed, "structure": structure, "cpu_s": round(cpu, 1),
+           "wall_s": round(wall, 1), "two_parent_columns": n_two, "mu": rep["mu"], "mu_budget": rep["mu_budget"]}
+    if tvd_only:  # many seeds cheaply: TVD without the TSTR model (the scorer's own functions, in process)
+        import pandas as pd
+
+        return {**rec, "score": scorer().score(pd.read_csv(d / "train.csv", low_memory=False),
+                                               pd.read_csv(out, low_memory=False))}
     score = subprocess.run([scorer_python, str(SCORER), "score", str(d / "train.csv"), str(out), "--target", target,
                             "--test", str(d / "test.csv"), "--method", structure, "--eps", f"{eps:g}"],
                            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    return {"table": table, "eps": eps, "seed": seed, "structure": structure, "cpu_s": round(cpu, 1),
-            "wall_s": round(wall, 1), "two_parent_columns": n_two, "mu": rep["mu"], "mu_budget": rep["mu_budget"],
-            "score": json.loads(score)}
+    return {**rec, "score": json.loads(score)}
 
 
-def records(work: Path) -> list[dict[str, Any]]:
-    f = work / "records.jsonl"
+def records(work: Path, name: str = "records.jsonl") -> list[dict[str, Any]]:
+    f = work / name
     return [json.loads(x) for x in f.read_text().splitlines() if x.strip()] if f.exists() else []
 
 
-def report(work: Path) -> str:
+def report(work: Path, name: str = "records.jsonl") -> str:
     """Mean over seeds per (table, ε): tree and bn2 side by side."""
     import numpy as np
 
-    recs = records(work)
+    recs = records(work, name)
     rows = ["| table | ε | seeds | 2-way tree | 2-way bn2 | 3-way tree | 3-way bn2 | AUC tree | AUC bn2 "
             "| 2-parent cols | CPU s tree / bn2 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["table"], r["eps"]) for r in recs}, key=lambda k: (k[0], -k[1]))
@@ -127,15 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="/tmp/structure-bench")
     ap.add_argument("--scorer-python", default="/work/main/.venv/bin/python")
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--tvd-only", action="store_true", help="no TSTR (cheap, for many seeds): WORK/tvd.jsonl")
     a = ap.parse_args(argv)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
+    name = "tvd.jsonl" if a.tvd_only else "records.jsonl"
     if a.report:
-        print(report(work))
+        print(report(work, name))
         return 0
     manifest = sorted(json.loads((TABLES / "manifest.json").read_text()), key=lambda t: t["rows"] * t["cols"])
     wanted = [t for t in a.tables.split(",") if t]
-    done = {(r["table"], r["eps"], r["seed"], r["structure"]) for r in records(work)}
+    done = {(r["table"], r["eps"], r["seed"], r["structure"]) for r in records(work, name)}
     for t in manifest:
         table = t["file"].removesuffix(".csv.gz")
         if wanted and table not in wanted:
@@ -145,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                 for st in a.structures.split(","):
                     if (table, eps, seed, st) in done:
                         continue
-                    rec = run_one(table, t["target"], eps, seed, st, work, a.scorer_python)
-                    with open(work / "records.jsonl", "a") as f:
+                    rec = run_one(table, t["target"], eps, seed, st, work, a.scorer_python, a.tvd_only)
+                    with open(work / name, "a") as f:
                         f.write(json.dumps(rec) + "\n")
                     s = rec["score"]
                     print(table, eps, seed, st, rec["two_parent_columns"], rec["cpu_s"],
