@@ -139,7 +139,11 @@ TABLE_KINDS = ("ordinary record", "missing values", "invalid value (drop)", "inv
                "category never seen", "extreme outlier", "n = 0 vs n = 1 valid rows", "missing label")
 TABLE_PAIRS = [Pair("tables", "row", k, _tables_build(k), _tables_flags(k)) for k in TABLE_KINDS] + [
     Pair("tables", "row", "missing values, small chunks", _tables_build("missing values"),
-         ("--chunk-rows", CHUNK_ROWS))]
+         ("--chunk-rows", CHUNK_ROWS)),
+    # the releases a named task and the two-parent structure add (task pairs, family scores, three-way tables)
+    Pair("tables", "row", "ordinary record, --target inc", _tables_build("ordinary record"), ("--target", "inc")),
+    Pair("tables", "row", "missing values, --structure bn2", _tables_build("missing values"),
+         ("--structure", "bn2", "--epsilon", "50"))]  # at ε = 4 no pair of 240 rows beats the noise: no families
 
 
 def _tables_steps(pair: Pair, cfg: Config, work: Path) -> list[Argv]:

@@ -92,6 +92,8 @@ CASES = [  # (pair, config, probe, xfail mark or None)
     ("tables / row / missing values", DEFAULT, True, None),
     ("tables / row / missing values", Config("dp", False, "", True), False, None),
     ("tables / row / missing label", Config("dp", False, "", True), False, None),  # the label's missing class
+    ("tables / row / ordinary record, --target inc", DEFAULT, True, None),  # the task's pairs
+    ("tables / row / missing values, --structure bn2", DEFAULT, True, None),  # family scores, three-way tables
     ("tables / row / invalid value (drop)", DEFAULT, False, None),
     ("tables / row / category never seen", DEFAULT, False, None),
     ("tables / row / n = 0 vs n = 1 valid rows", DEFAULT, False, None),
