@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from pe_tabular.measure.cliques import (
     fit_to_margins,
     is_dag,
 )
+from pe_tabular.privacy.noise import TEST_NOISE_ENV
 from pe_tabular.tables.datasets import adult_schema, load_adult
 from pe_tabular.tables.families import SELECT_SHARE, gap_counts, gaps
 from pe_tabular.tables.marginals import coarse_groups, histogram
@@ -40,9 +42,19 @@ def _xor_rate(out: pd.DataFrame) -> float:
 
 @pytest.fixture(scope="module")
 def xor_fits():
+    """The privacy noise is pinned (the test-only switch): at ε = 2 about one noise draw in twenty leaves the XOR
+    family below its keep threshold (2 of 40 seeds), and a behaviour test must not fail by chance."""
     df, schema = _xor(4000)
-    return {st: PESynthesizer(schema, 2.0, 1e-5, seed=0, structure=st, votes=False, **FAST).fit(df)
-            for st in ("tree", "bn2")}
+    old = os.environ.get(TEST_NOISE_ENV)
+    os.environ[TEST_NOISE_ENV] = "3"
+    try:
+        return {st: PESynthesizer(schema, 2.0, 1e-5, seed=0, structure=st, votes=False, **FAST).fit(df)
+                for st in ("tree", "bn2")}
+    finally:
+        if old is None:
+            os.environ.pop(TEST_NOISE_ENV, None)
+        else:
+            os.environ[TEST_NOISE_ENV] = old
 
 
 @pytest.mark.parametrize("conditioned", [True, False])
