@@ -82,6 +82,25 @@ def test_resume_refuses_other_settings(tmp_path):
             df, checkpoint=tmp_path / "ck", resume=True)
 
 
+def test_a_checkpoint_written_before_target_and_structure_resumes(tmp_path):
+    """`target` and `structure` joined the run's settings later: a checkpoint whose run.json lacks them (as one
+    written before them) resumes a run at their defaults, and is refused by a run that sets either."""
+    from pe_tabular.tables.datasets import adult_schema, load_adult
+    from pe_tabular.tables.synthesizer import PESynthesizer
+
+    df = load_adult("train").head(800)
+    kw = dict(iterations=2, population=100, k=2, voter="numpy")
+    first = PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **kw).fit(df, checkpoint=tmp_path / "ck")
+    saved = json.loads((tmp_path / "ck" / "run.json").read_text())
+    assert not {"target", "structure"} & set(saved["settings"])  # at their defaults they are left out
+    again = PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **kw).fit(df, checkpoint=tmp_path / "ck", resume=True)
+    assert again.ledger_.to_dict()["releases"] == first.ledger_.to_dict()["releases"]
+    for other in ({"target": "income"}, {"structure": "bn2"}):
+        with pytest.raises(ValueError, match=r"another run \(settings differ\)"):
+            PESynthesizer(adult_schema(), 1.0, 1e-5, seed=0, **kw, **other).fit(
+                df, checkpoint=tmp_path / "ck", resume=True)
+
+
 def test_a_checkpoint_of_another_run_is_refused_before_any_release(tmp_path):
     """Privacy rule 4 / hardening #7: a non-empty checkpoint directory without --resume is refused, and a
     resume pointed at other data (path, size or mtime changed) is refused, before anything is released."""

@@ -104,6 +104,9 @@ class PESynthesizer:
               "count_share", "resolution_share", "votes", "min_vote_snr", "keep_selected", "voter", "weights", "target",
               "structure",
               "on_invalid", "seed")
+    #: arguments added after checkpoints were first written, at the value that gives the runs made before them:
+    #: at that value they stay out of a checkpoint's identity, so a checkpoint written before them still resumes
+    ADDED_LATER = {"target": None, "structure": "tree"}
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Every constructor argument, as given (scikit-learn's convention; ``deep`` is accepted for it)."""
@@ -209,7 +212,8 @@ class PESynthesizer:
         extra = sum(r.get("extra_delta", 0.0) for r in (s.schema.dp_cost or {}).get("releases", []))
         extra += s.delta_reserved
         mu = s.mu if extra == 0 else gdp_mu(self.epsilon, self.delta - extra)
-        settings = {k: v for k, v in self.get_params().items() if k in self.PARAMS}
+        settings = {k: v for k, v in self.get_params().items()
+                    if k in self.PARAMS and not (k in self.ADDED_LATER and v == self.ADDED_LATER[k])}
         return RunKit.open(self.delta, mu, checkpoint=checkpoint, resume=resume,
                            run={"settings": settings, "schema": s.schema.to_dict(), "input": input_fingerprint},
                            public_inputs=public_inputs(s), charged=schema_releases(s))
