@@ -235,7 +235,8 @@ class _Plan:
         """``structure="bn2"``: two-parent families on top of the forest where one DP score release says they pay
         (``tables.families``; PrivBayes / AIM), paid from the pairs' share."""
         return plan_families(self.rows, self.schema, self.path, self.struct_noisy, self.struct_groups,
-                             self.struct_every, forest, n_hat, self.pairs_rho(), self.s.label or self.schema.names[0])
+                             self.struct_every, forest, n_hat, self.pairs_rho(),
+                             self.s.target or self.s.label or self.schema.names[0])
 
     def task_pairs(self, forest: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """With a ``target``, its pair with every column the forest does not already join it to: measured with
@@ -291,7 +292,8 @@ class _Plan:
         if fam is not None:  # the network's families (fitted to the one-way margins) are raking targets too
             fitted = consistent_triples(one, self.triples, self.schema, self.res) if fam.triples else {}
             targets.update(fitted)
-            return BayesNetBackend(self.schema, one, tree_pairs, fitted, fam.order, decoders=decoders, res=self.res)
+            return BayesNetBackend(self.schema, one, tree_pairs, fitted, fam.order, decoders=decoders, res=self.res,
+                                   task=t, task_pairs=task)
         return TreeBackend(self.schema, one, tree_pairs, decoders=decoders, res=self.res, task=t, task_pairs=task)
 
     def remeasure_one_way(self) -> None:

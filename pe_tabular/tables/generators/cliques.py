@@ -7,6 +7,8 @@ tree edge (a measured pair, as :class:`~pe_tabular.tables.generators.tree.TreeBa
 marginal. Same contract as the tree generator: ``random(n)`` draws columns in the network's order, each from its
 conditional given its parents' (coarse) bins, refined to a fine public bin by its one-way marginal; ``vary``
 resamples a degree-sized subset of columns, each with every column below it, given the row's other values.
+With a task column (``--target``) the network starts at it and every column whose family does not hold the task
+is weighed by its released pair with it, as in the tree (one draw step for both: ``TreeBackend._sample_columns``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from pe_tabular.tables.generators.tree import TreeBackend, draw_rows
-from pe_tabular.tables.marginals import PAIR_BINS, Binning, Key, Resolutions, pair_binning
+from pe_tabular.tables.generators.tree import Family, TreeBackend, saved_marginals
+from pe_tabular.tables.marginals import Binning, Key, Resolutions, pair_binning
 from pe_tabular.tables.schema import Schema
-
-Family = tuple[tuple[str, ...], np.ndarray, tuple[int, ...], int]  # parents, P(child | parents), their ks, child k
 
 
 class BayesNetBackend(TreeBackend):
@@ -34,7 +34,8 @@ class BayesNetBackend(TreeBackend):
 
     def __init__(self, schema: Schema, one_way: dict[str, np.ndarray], pairs: dict[Key, np.ndarray],
                  families: dict[Key, np.ndarray], order: list[str], decoders: dict[str, Any] | None = None,
-                 res: Resolutions | None = None):
+                 res: Resolutions | None = None, task: str | None = None,
+                 task_pairs: dict[Key, np.ndarray] | None = None):
         self.schema = schema
         self.decoders = dict(decoders or {})
         self.res = {tuple(k): tuple(v) for k, v in (res or {}).items()}  # type: ignore[misc]
@@ -69,74 +70,21 @@ class BayesNetBackend(TreeBackend):
             if any(pos[p] >= pos[child] for p in ps):
                 raise ValueError(f"column {child!r} comes before a parent: the network must be a DAG in its order")
         self.order = [(n, None, None) for n in order]  # random() reads the names
-        self.parent = {}  # the tree's single-parent map is not used: parents_of and _sample_columns below are
-        self.task, self.task_pairs, self.likelihood = None, {}, {}  # no task weighting (a tree feature)
-
-    def _ks(self, key: Key) -> tuple[int, ...]:
-        return tuple(self.res.get(tuple(key), (PAIR_BINS,) * len(key)))
-
-    def parents_of(self, name: str) -> tuple[str, ...]:
-        return self.fam[name][0] if name in self.fam else ()
-
-    def _sample_columns(self, df: dict[str, np.ndarray], cols: list[str], rows: np.ndarray,
-                        rng: np.random.Generator) -> None:
-        for name in cols:
-            if name in self.fam:
-                ps, cond, kps, kc = self.fam[name]
-                at = tuple(self.f2c(p, k)[df[p][rows]] for p, k in zip(ps, kps))
-                coarse = draw_rows(cond[at], rng)
-                if name in self.refine:
-                    df[name][rows] = self._draw_refined(name, coarse, kc, df, rows, rng)
-                else:
-                    df[name][rows] = self._draw_fine(name, coarse, kc, rng)
-            else:
-                df[name][rows] = draw_rows(np.broadcast_to(self.p1[name], (rows.size, self.p1[name].size)), rng)
-
-    def _draw_refined(self, name: str, coarse: np.ndarray, k: int, df: dict[str, np.ndarray], rows: np.ndarray,
-                      rng: np.random.Generator) -> np.ndarray:
-        """A fine bin inside each row's coarse bin (the three-way table's resolution k) weighted by the child's
-        finer pair with its first parent: P(fine) ∝ p1(fine) · P(pair bin | parent) / P(pair bin). The family
-        then holds the interaction at the three-way table's resolution and the first parent's dependence at
-        the pair's (finer) one; the one-way marginal alone would flatten the latter inside a coarse bin."""
-        (par,), cond, (kp,), kx = self.refine[name]
-        p = self.p1[name]
-        pb = self.f2c(name, kx)
-        margin = np.bincount(pb, weights=p, minlength=cond.shape[1])
-        ratio = np.divide(cond[self.f2c(par, kp)[df[par][rows]]][:, pb], margin[pb][None, :],
-                          out=np.zeros((rows.size, p.size)), where=margin[pb][None, :] > 0)
-        mask = self.f2c(name, k)[None, :] == coarse[:, None]
-        w = np.where(mask, p[None, :] * ratio, 0.0)
-        empty = w.sum(1) <= 0
-        if empty.any():  # the pair holds no mass inside the coarse bin: the one-way marginal decides
-            w[empty] = np.where(mask[empty], p[None, :], 0.0) + mask[empty] * 1e-12
-        return draw_rows(w, rng)
-
+        if task is not None and order[0] != task:
+            raise ValueError("with a task column the network's order must start at it")
+        self._weigh_by_task(task, task_pairs)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The tree's arrays (one-way marginals, pairs, decoders) plus the three-way tables (keys
-        [a, b, c, k_a, k_b, k_c]) and the network's ``order``, which marks a saved network."""
-        keys = ([[n] for n in self.p1] + [[*k, *self._ks(k)] for k in self.pairs]
-                + [[*k, *self._ks(k)] for k in self.triples])
-        arrays = {f"m{i}": np.asarray(v) for i, v in
-                  enumerate([*self.p1.values(), *self.pairs.values(), *self.triples.values()])}
-        for name, dec in self.decoders.items():
-            arrays.update(dec.to_arrays(f"d{self.schema.names.index(name)}_"))
-        return {"keys": np.array(json.dumps(keys)), "order": np.array(json.dumps([o[0] for o in self.order])),
-                **arrays}
+        """The tree's arrays (:meth:`TreeBackend.to_arrays`, three-way tables included) and the network's
+        ``order``, which marks a saved network."""
+        return {**super().to_arrays(), "order": np.array(json.dumps([o[0] for o in self.order]))}
 
     @classmethod
     def from_arrays(cls, schema: Schema, z: Mapping[str, np.ndarray]) -> BayesNetBackend:
         """The network :meth:`to_arrays` wrote, under the (resolved) schema it was fitted with."""
-        from pe_tabular.tables.resolution import Decoder
-
-        keys = json.loads(str(z["keys"]))
-        arrays = [z[f"m{i}"] for i in range(len(keys))]
-        decoders = {n: Decoder.from_arrays(z, f"d{j}_") for j, n in enumerate(schema.names) if f"d{j}_sub" in z}
-        tables = {tuple(k[:len(k) // 2]): a for k, a in zip(keys, arrays) if len(k) > 1}
-        res = {tuple(k[:len(k) // 2]): tuple(k[len(k) // 2:]) for k in keys if len(k) > 1}
-        return cls(schema, {k[0]: a for k, a in zip(keys, arrays) if len(k) == 1},
-                   {k: a for k, a in tables.items() if len(k) == 2}, {k: a for k, a in tables.items() if len(k) == 3},
-                   json.loads(str(z["order"])), decoders=decoders, res=res)
+        m = saved_marginals(schema, z)
+        return cls(schema, m.one_way, m.pairs, m.triples, json.loads(str(z["order"])), decoders=m.decoders, res=m.res,
+                   task=next(iter(m.task_pairs))[0] if m.task_pairs else None, task_pairs=m.task_pairs)
 
 
 def _conditional(t: np.ndarray) -> np.ndarray:
