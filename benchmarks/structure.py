@@ -3,6 +3,8 @@
     nice -n 10 python -m benchmarks.structure --tables modeldata_mlc_churn --eps 1,0.3 --seeds 0,1
     python -m benchmarks.structure --report            # the table of figures from every cached record
     nice -n 19 python -m benchmarks.structure --tvd-only --seeds 1,2,3,4 --tables aer_cps1988   # TVD, no TSTR
+    nice -n 10 python -m benchmarks.structure --structures tree_task,bn2_task   # both with synth --target
+    python -m benchmarks.structure --report --pair tree_task,bn2_task
 
 Protocol as ``benchmarks/corpus.py`` (method ``pe``): the reference scorer's ``split`` (seed 0, 20 % test), a
 public schema read off the train file (``schema infer --label TARGET``), the synthesizer's defaults
@@ -26,11 +28,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-SHARED = Path("/work/shared")
+SHARED = Path(__import__("os").environ.get("PE_TABULAR_SHARED", ROOT.parent / "shared"))
 TABLES = SHARED / "data" / "tables"
 SCORER = SHARED / "bench" / "score_table.py"
 DELTA = 1e-5
 STRUCTURES = ("tree", "bn2")
+TASK = "_task"  # "tree_task", "bn2_task": the same structure with target=<the manifest's target> (synth --target)
 
 
 def cpu_seconds() -> float:
@@ -73,8 +76,9 @@ def run_one(table: str, target: str, eps: float, seed: int, structure: str, work
     out = d / f"synth_{structure}_e{eps:g}_s{seed}.csv"
     train = read_table(d / "train.csv")
     t0, w0 = cpu_seconds(), time.time()
-    syn = PESynthesizer(Schema.load(d / "schema.json"), eps, DELTA, seed=seed, on_invalid="clip", structure=structure,
-                        **synth_defaults()).fit(train)
+    base = structure.removesuffix(TASK)
+    syn = PESynthesizer(Schema.load(d / "schema.json"), eps, DELTA, seed=seed, on_invalid="clip", structure=base,
+                        target=target if structure.endswith(TASK) else None, **synth_defaults()).fit(train)
     write_table(syn.sample(), out)
     cpu, wall = cpu_seconds() - t0, time.time() - w0
     fams = getattr(syn.backend_, "fam", {})
@@ -98,28 +102,29 @@ def records(work: Path, name: str = "records.jsonl") -> list[dict[str, Any]]:
     return [json.loads(x) for x in f.read_text().splitlines() if x.strip()] if f.exists() else []
 
 
-def report(work: Path, name: str = "records.jsonl") -> str:
-    """Mean over seeds per (table, ε): tree and bn2 side by side."""
+def report(work: Path, name: str = "records.jsonl", pair: tuple[str, str] = STRUCTURES) -> str:
+    """Mean over seeds per (table, ε): two structures (``pair``, e.g. tree and bn2) side by side."""
     import numpy as np
 
+    a, b = pair
     recs = records(work, name)
-    rows = ["| table | ε | seeds | 2-way tree | 2-way bn2 | 3-way tree | 3-way bn2 | AUC tree | AUC bn2 "
-            "| 2-parent cols | CPU s tree / bn2 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [f"| table | ε | seeds | 2-way {a} | 2-way {b} | 3-way {a} | 3-way {b} | AUC {a} | AUC {b} "
+            f"| 2-parent cols ({b}) | CPU s {a} / {b} |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["table"], r["eps"]) for r in recs}, key=lambda k: (k[0], -k[1]))
     for table, eps in keys:
         by = {s: [r for r in recs if r["table"] == table and r["eps"] == eps and r["structure"] == s]
-              for s in STRUCTURES}
-        seeds = sorted({r["seed"] for r in by["tree"]} & {r["seed"] for r in by["bn2"]})
+              for s in pair}
+        seeds = sorted({r["seed"] for r in by[a]} & {r["seed"] for r in by[b]})
         if not seeds:
             continue
 
         def m(s: str, f: str, seeds: list[int] = seeds, by: dict = by) -> float:
             return float(np.mean([_metric(r, f) for r in by[s] if r["seed"] in seeds]))
 
-        two = np.mean([r["two_parent_columns"] for r in by["bn2"] if r["seed"] in seeds])
-        rows.append(f"| {table} | {eps:g} | {len(seeds)} | {m('tree', 'tvd2'):.4f} | {m('bn2', 'tvd2'):.4f} | "
-                    f"{m('tree', 'tvd3'):.4f} | {m('bn2', 'tvd3'):.4f} | {m('tree', 'auc'):.3f} | "
-                    f"{m('bn2', 'auc'):.3f} | {two:.1f} | {m('tree', 'cpu'):.0f} / {m('bn2', 'cpu'):.0f} |")
+        two = np.mean([r["two_parent_columns"] for r in by[b] if r["seed"] in seeds])
+        rows.append(f"| {table} | {eps:g} | {len(seeds)} | {m(a, 'tvd2'):.4f} | {m(b, 'tvd2'):.4f} | "
+                    f"{m(a, 'tvd3'):.4f} | {m(b, 'tvd3'):.4f} | {m(a, 'auc'):.3f} | "
+                    f"{m(b, 'auc'):.3f} | {two:.1f} | {m(a, 'cpu'):.0f} / {m(b, 'cpu'):.0f} |")
     return "\n".join(rows)
 
 
@@ -139,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables", default="", help="comma-separated corpus tables (default: all, smallest first)")
     ap.add_argument("--eps", default="1,0.3")
     ap.add_argument("--seeds", default="0")
-    ap.add_argument("--structures", default=",".join(STRUCTURES))
+    ap.add_argument("--structures", default=",".join(STRUCTURES),
+                    help=f"comma-separated: tree, bn2, or either with {TASK} (--target = the manifest's target)")
+    ap.add_argument("--pair", default=",".join(STRUCTURES), help="the two structures --report compares")
     ap.add_argument("--work", default="/tmp/structure-bench")
     ap.add_argument("--scorer-python", default="/work/main/.venv/bin/python")
     ap.add_argument("--report", action="store_true")
@@ -149,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     name = "tvd.jsonl" if a.tvd_only else "records.jsonl"
     if a.report:
-        print(report(work, name))
+        print(report(work, name, tuple(a.pair.split(",")[:2])))  # type: ignore[arg-type]
         return 0
     manifest = sorted(json.loads((TABLES / "manifest.json").read_text()), key=lambda t: t["rows"] * t["cols"])
     wanted = [t for t in a.tables.split(",") if t]
