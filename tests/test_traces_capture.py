@@ -4,7 +4,12 @@ pass holds does not grow with the capture."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from simulators.network.records import TraceRecords
 from tests.streaming_util import capture_releases
 
 pytestmark = pytest.mark.extra("traces")
+ROOT = Path(__file__).resolve().parents[1]
 T0 = 1.6e9
 WINDOW = (T0, T0 + 4000)
 
@@ -164,3 +170,27 @@ def test_a_capture_on_a_dask_cluster_gives_the_releases_of_one_process(client, t
     for key, values in seen.items():
         assert len(values) == 2, key
         np.testing.assert_array_equal(values[1], values[0], err_msg=key)
+
+
+@pytest.mark.parametrize("stop", [None, signal.SIGTERM])
+def test_the_spool_is_gone_when_a_run_ends_or_is_terminated(tmp_path, stop):
+    """The parsed copy of a capture (a private temporary Parquet file) is deleted when ``traces synth`` ends,
+    and when it is stopped by SIGTERM mid-run (the CLI unwinds as for Ctrl-C): nothing private stays in TMPDIR."""
+    cap = write_capture(tmp_path / "c.pcap", 3000, 5)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
+    cmd = [sys.executable, "-m", "pe_tabular.cli", "traces", "synth", str(cap), "--out", str(tmp_path / "o.csv"),
+           "--epsilon", "2", "--time-window", str(WINDOW[0]), str(WINDOW[1]), "--iterations", "6",
+           "--population", "3000", "--voter", "numpy", "-q"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    seen, deadline = False, time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not seen:
+        seen = any(tmp.glob("pe-capture-*/records.parquet"))
+        time.sleep(0.02)
+    assert seen  # the run spooled the capture
+    if stop is not None:
+        proc.send_signal(stop)
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == (0 if stop is None else 130), err
+    assert not list(tmp.glob("pe-capture-*"))
