@@ -181,6 +181,29 @@ def test_inputs_people_have_latin1_gzip_and_parquet(tmp_path, capsys):
     assert rc == 2 and "cut.parquet" in err and "Parquet" in err and "<Buffer>" not in err
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_a_csv_with_a_byte_order_mark_reads_like_one_without(tmp_path, capsys, suffix):
+    """Excel's "CSV UTF-8" starts the file with a byte-order mark: it is not part of the first column's name
+    (the header checks of `synth` and `schema infer` read it as pyarrow and pandas do)."""
+    import gzip
+    import json
+
+    schema = {"columns": [{"name": "n", "type": "integer", "lower": 0, "upper": 9},
+                          {"name": "city", "type": "categorical", "categories": ["Köln", "Málaga"]}]}
+    (tmp_path / "s.json").write_text(json.dumps(schema))
+    data = ("n,city\n" + "".join(f"{i % 10},{'Köln' if i % 3 else 'Málaga'}\n" for i in range(120))).encode("utf-8-sig")
+    path = tmp_path / f"bom{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    tiny = ["--population", "60", "--iterations", "1", "--k", "2", "--voter", "numpy", "--samples", "20", "-q"]
+    rc, err = _rc(["synth", str(path), "--schema", str(tmp_path / "s.json"), "--out", str(tmp_path / "o.csv"),
+                   *tiny], capsys)
+    assert rc == 0, err
+    assert list(__import__("pandas").read_csv(tmp_path / "o.csv").columns) == ["n", "city"]
+    rc, err = _rc(["schema", "infer", str(path), "--out", str(tmp_path / "inferred.json")], capsys)
+    assert rc == 0, err
+    assert [c["name"] for c in json.loads((tmp_path / "inferred.json").read_text())["columns"]] == ["n", "city"]
+
+
 def test_a_malformed_csv_error_names_no_row(tmp_path, capsys):
     import json
 

@@ -28,18 +28,10 @@ from pe_tabular.source import (
     SourceError,
     scan_parts,
 )
+from pe_tabular.tables.private import file_columns, text_opener
 from pe_tabular.tables.schema import Schema
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".parquet")
-
-
-def _opener(p: Path):
-    """The text opener for a (possibly compressed) CSV: by suffix, as pandas infers it too."""
-    import bz2
-    import gzip
-    import lzma
-
-    return {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(p.suffix.lower(), open)
 
 
 def read_table(path: str | Path, flag: str = "DATA", encoding: str = "utf-8") -> pd.DataFrame:
@@ -68,7 +60,8 @@ def read_table(path: str | Path, flag: str = "DATA", encoding: str = "utf-8") ->
     except (OSError, ValueError) as e:  # pyarrow: truncated/corrupt Parquet, a gzip that is not gzip, ...
         if isinstance(e, UsageError | FileNotFoundError):
             raise
-        kind = "Parquet" if p.suffix.lower() == ".parquet" else "compressed CSV" if _opener(p) is not open else "CSV"
+        compressed = text_opener(p) is not open
+        kind = "Parquet" if p.suffix.lower() == ".parquet" else "compressed CSV" if compressed else "CSV"
         raise UsageError(f"{flag} {p} is not a readable {kind} file ({type(e).__name__}); it may be truncated or "
                          "corrupt") from None
 
@@ -88,11 +81,7 @@ def read_all(path: str | Path, flag: str = "DATA", encoding: str = "utf-8") -> p
 def _check_header(p: Path, flag: str, encoding: str = "utf-8") -> list[str]:
     """pandas renames a repeated header to 'name.1' and would silently use the first copy; refuse instead.
     Returns the header's names."""
-    import csv
-
-    with _opener(p)(p, "rt", newline="", encoding=encoding, errors="replace") as f:
-        header = next(csv.reader(f), [])
-    names = [h.strip() for h in header]
+    names = [h.strip() for h in file_columns(str(p), encoding)]
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
         raise UsageError(f"{flag} {p}: duplicate column names {dups} in the header; rename or drop the copies")

@@ -78,14 +78,22 @@ def as_source(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS, guard: MemoryGuar
                     f"got {type(data).__name__}")
 
 
+def text_opener(path: str | Path) -> Any:
+    """The text opener for a (possibly compressed) CSV: by suffix, as pandas infers it too."""
+    import bz2
+    import gzip
+    import lzma
+
+    return {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(Path(path).suffix.lower(), open)
+
+
 def file_columns(path: str, encoding: str = "utf-8") -> list[str]:
-    """The column names of a Parquet or CSV(.gz) file (its schema / header only)."""
+    """The column names of a Parquet or CSV(.gz/.bz2/.xz) file (its schema / header only). A UTF-8 byte-order
+    mark (Excel's "CSV UTF-8" writes one) is not part of the first name: pyarrow and pandas drop it too."""
     if path.lower().endswith((".parquet", ".pq")):
         return list(pq.ParquetFile(path).schema_arrow.names)
-    import gzip
-
-    opener: Any = gzip.open if path.lower().endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding=encoding, errors="replace") as f:
+    enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    with text_opener(path)(path, "rt", newline="", encoding=enc, errors="replace") as f:
         return next(csv.reader(f, delimiter="\t" if ".tsv" in path.lower() else ","), [])
 
 

@@ -387,6 +387,13 @@ def infer_public(df: pd.DataFrame, label: str | None = None, types: dict[str, st
     return Schema(tuple(infer_column(df[c], str(c), types.get(str(c))) for c in df.columns), label=label)
 
 
+def bounds_text(type_: str, lower: float, upper: float) -> str:
+    """"[lower, upper]" as a person reads it: dates for a datetime column (stored as epoch seconds)."""
+    lo, hi = (pd.Timestamp(lower, unit="s"), pd.Timestamp(upper, unit="s")) if type_ == "datetime" \
+        else (f"{lower:g}", f"{upper:g}")
+    return f"[{lo}, {hi}]"
+
+
 def describe(schema: Schema) -> list[str]:
     """One line per column saying what the schema decided (for the `schema infer` summary on stderr)."""
     out = []
@@ -396,9 +403,7 @@ def describe(schema: Schema) -> list[str]:
             what = f"{c.type}, {k} categories" + (f" (values not listed go to {c.other!r})" if c.other is not None
                                                    else "")
         else:
-            lo, hi = (pd.Timestamp(c.lower, unit="s"), pd.Timestamp(c.upper, unit="s")) if c.type == "datetime" \
-                else (f"{c.lower:g}", f"{c.upper:g}")
-            what = f"{c.type} in [{lo}, {hi}]"
+            what = f"{c.type} in {bounds_text(c.type, c.lower, c.upper)}"
             if c.rounding:
                 what += f", grid {c.rounding:g}"
             if c.scale == "log":

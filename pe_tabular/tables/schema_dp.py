@@ -52,6 +52,7 @@ from pe_tabular.tables.schema import (
     Column,
     Schema,
     SchemaError,
+    bounds_text,
     category_order,
     outward,
     parse_dates,
@@ -229,8 +230,8 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
                 continue
             ratio = b.mass / sigma_num
             if ratio < MIN_MASS_SIGMAS or b.coarse:
-                _warn(name, f"bounds [{b.lower:g}, {b.upper:g}] are noise-limited (they may cut its tails or be "
-                      "far too wide)", epsilon, delta, ratio)
+                _warn(name, f"bounds {bounds_text(type_, b.lower, b.upper)} are noise-limited (they may cut its "
+                      "tails or be far too wide)", epsilon, delta, ratio)
             cols.append(Column(name, type_, lower=b.lower, upper=b.upper, scale=b.scale, nullable=nullable,
                                description="" if ratio >= MIN_MASS_SIGMAS and not b.coarse else
                                f"noise-limited DP bounds at --dp-epsilon {epsilon:g}"))
