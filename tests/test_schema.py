@@ -167,6 +167,27 @@ def test_infer_public_orders_numbers_numerically_and_reads_iso_dates():
     assert out["when"].notna().sum() == 60
 
 
+def test_dates_keep_the_resolution_they_are_written_at():
+    """A public date column written at day (hour, second) resolution gets that grid, with both bounds on it,
+    and the synthetic dates sit on it: `2024-01-09`, not `2024-01-09 16:10:11.469141960`."""
+    from pe_tabular.tables.synthesizer import PESynthesizer
+
+    rng = np.random.default_rng(0)
+    t0 = pd.Timestamp("2024-01-01")
+    df = pd.DataFrame({"day": (t0 + pd.to_timedelta(rng.integers(0, 60, 600), unit="D")).astype(str),
+                       "hour": t0 + pd.to_timedelta(rng.integers(0, 2000, 600), unit="h"),
+                       "sec": (t0 + pd.to_timedelta(rng.integers(0, 10**7, 600), unit="s")).astype(str),
+                       "ms": t0 + pd.to_timedelta(rng.integers(0, 10**9, 600), unit="ms")})
+    s = infer_public(df)
+    assert [s[c].rounding for c in ("day", "hour", "sec", "ms")] == [86400.0, 3600.0, 1.0, None]
+    for c in ("day", "hour", "sec"):
+        assert s[c].lower % s[c].rounding == 0 and s[c].upper % s[c].rounding == 0
+    out = PESynthesizer(s, 2.0, 1e-5, seed=0, iterations=1, population=300, k=2, voter="numpy").fit(df).sample(300)
+    for c, step in (("day", "D"), ("hour", "h"), ("sec", "s")):
+        when = pd.to_datetime(out[c])
+        assert (when == when.dt.floor(step)).all(), c
+
+
 def test_infer_public_proposes_point_masses_and_an_other_bucket():
     rng = np.random.default_rng(0)
     x = np.where(rng.random(2000) < 0.68, 0.0, rng.gamma(2.0, 500.0, 2000).round(2))

@@ -254,8 +254,9 @@ def _schema_infer(args: argparse.Namespace) -> int:
         warn_public_columns(df[[c for c in df.columns if c not in types]])
         schema = infer_public(df, label=args.label, types=types)
         head = ("pe-tabular: read from the file: categories (numeric order where they are numbers; long tails in an "
-                "'(other)' bucket), bounds (the range seen, rounded outward), decimal grids and special values "
-                "(values holding >= 5% of the rows); --types overrides a column's type. Per column:")
+                "'(other)' bucket), bounds (the range seen, rounded outward), decimal grids (for dates the day, hour, "
+                "minute or second they are written at) and special values (values holding >= 5% of the rows); "
+                "--types overrides a column's type. Per column:")
     if not quiet:
         print("\n".join([head, *describe(schema)]), file=sys.stderr)
     if args.out:

@@ -313,6 +313,18 @@ def decimal_rounding(x: np.ndarray, max_places: int = 4) -> float | None:
     return None
 
 
+DATE_GRIDS = (86400.0, 3600.0, 60.0, 1.0)  # a day, an hour, a minute, a second (epoch seconds, UTC)
+
+
+def date_grid(x: np.ndarray) -> float | None:
+    """The coarsest of a day, an hour, a minute or a second that every epoch-second value sits on, or None
+    (sub-second times). Dates written without a time sit on the day grid; the synthetic ones then do too."""
+    for g in DATE_GRIDS:
+        if np.allclose(x / g, np.round(x / g), rtol=0, atol=1e-6):
+            return g
+    return None
+
+
 def _all_bool(v: pd.Series) -> bool:
     """Booleans only: a bool dtype, or an object column of True/False (what pandas makes of a boolean column
     with a missing value), so one missing value does not change the column's type."""
@@ -368,7 +380,9 @@ def infer_column(s: pd.Series, name: str, type_: str | None = None, max_categori
         raise SchemaError(f"column {name!r}: no {type_} values to infer bounds from; give its bounds in the schema")
     xv = x.to_numpy(float)
     lo, hi = outward(float(xv.min()), float(xv.max()))
-    rounding = 1.0 if type_ in INTEGER_TYPES else (None if type_ == "datetime" else decimal_rounding(xv))
+    rounding = 1.0 if type_ in INTEGER_TYPES else (date_grid(xv) if type_ == "datetime" else decimal_rounding(xv))
+    if type_ == "datetime" and rounding:  # the grid counts from the lower bound: put both bounds on it
+        lo, hi = math.floor(lo / rounding) * rounding, math.ceil(hi / rounding) * rounding
     vc = x.value_counts(normalize=True)
     special = tuple(float(u) for u in sorted(vc[vc >= SPECIAL_SHARE].index[:MAX_SPECIAL]))
     med = float(np.median(xv))
@@ -405,7 +419,10 @@ def describe(schema: Schema) -> list[str]:
         else:
             what = f"{c.type} in {bounds_text(c.type, c.lower, c.upper)}"
             if c.rounding:
-                what += f", grid {c.rounding:g}"
+                step = f"{c.rounding:g}"
+                if c.type == "datetime":
+                    step = {86400.0: "1 day", 3600.0: "1 hour", 60.0: "1 minute"}.get(c.rounding, f"{step} s")
+                what += f", grid {step}"
             if c.scale == "log":
                 what += ", log scale"
             if c.special_values:
