@@ -222,3 +222,65 @@ def test_a_thin_tail_beside_the_bulk_keeps_its_mass_on_the_coarse_levels():
     top = np.array([1 - 0.01])
     assert dq.quantiles(old, top)[0] < 0.31 < dq.quantiles(new, top)[0]
     assert new.sum() == pytest.approx(old.sum())
+
+
+# -- the grid values are written on -----------------------------------------------------------------------------
+def test_one_row_moves_the_grid_histogram_by_one_in_one_cell():
+    """The grid release's declared L2 sensitivity is 1: a neighbour (one row more, whatever it holds, the
+    unusual value written finer than every grid included) changes one cell by one."""
+    from pe_tabular.tables.schema_dp import DECIMAL_GRIDS, grid_cells
+
+    rng = np.random.default_rng(0)
+    base = np.round(rng.gamma(2.0, 30.0, 500), 2)
+    for extra in (12.0, 12.5, 12.25, 12.125, 12.0625, np.pi, 1e9 + 0.5):
+        d = grid_cells(np.append(base, extra), DECIMAL_GRIDS) - grid_cells(base, DECIMAL_GRIDS)
+        assert np.abs(d).sum() == 1 and np.sqrt((d ** 2).sum()) == 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_dp_schema_finds_the_grid_values_are_written_on(seed):
+    """Amounts with 2 decimals get grid 0.01, dates without a time the day grid (bounds on it), full-precision
+    floats no grid; so the synthetic values are written as the private ones are, not as 49.33678305002597 or
+    2024-10-14 11:02:45.106107235. The grids are released (charged in the schema's cost), not read."""
+    rng = np.random.default_rng(seed)
+    n = 20000
+    df = pd.DataFrame({"amt": np.round(rng.gamma(2.0, 30.0, n), 2),
+                       "day": (pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D")
+                               ).astype(str),
+                       "x": rng.normal(0, 1, n), "n": rng.integers(0, 50, n)})
+    types = {"amt": "float", "day": "datetime", "x": "float", "n": "integer"}
+    sch, _ = _infer_quiet(df.astype(str), types, 1.0, seed)
+    assert (sch["amt"].rounding, sch["day"].rounding, sch["x"].rounding, sch["n"].rounding) == (0.01, 86400.0, None,
+                                                                                               1.0)
+    assert sch["day"].lower % 86400 == 0 and sch["day"].upper % 86400 == 0
+    whats = [r["what"] for r in sch.dp_cost["releases"]]
+    assert sum(w.startswith("grid histogram of") for w in whats) == 3  # amt, day, x: not the integer column
+
+
+def test_a_small_table_keeps_full_precision_rather_than_guess_a_grid():
+    """Where the noise could hide 5 % of values written finer than a grid, no grid is chosen (the output keeps
+    full precision, as before): at --dp-epsilon 0.1 a 500-row column of 2-decimal amounts gets none."""
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"amt": np.round(rng.gamma(2.0, 30.0, 500), 2)})
+    sch, _ = _infer_quiet(df.astype(str), {"amt": "float"}, 0.1, 1)
+    assert sch["amt"].rounding is None
+
+
+def test_synth_on_a_dp_schema_writes_values_on_its_grids(tmp_path, capsys, fixed_noise):
+    rng = np.random.default_rng(2)
+    n = 20000
+    pd.DataFrame({"amt": np.round(rng.gamma(2.0, 30.0, n), 2),
+                  "day": (pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D")).astype(str),
+                  "k": rng.choice(["a", "b"], n)}).to_csv(tmp_path / "d.csv", index=False)
+    rc = main(["schema", "infer", str(tmp_path / "d.csv"), "--dp-epsilon", "1", "--types",
+               "amt=float,day=datetime,k=categorical", "--out", str(tmp_path / "s.json"), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    rc = main(["synth", str(tmp_path / "d.csv"), "--schema", str(tmp_path / "s.json"), "--out", str(tmp_path / "o.csv"),
+               "--epsilon", "3", "--population", "300", "--iterations", "1", "--voter", "numpy", "--samples", "400",
+               "-q"])
+    assert rc == 0, capsys.readouterr().err
+    lines = (tmp_path / "o.csv").read_text().splitlines()[1:]
+    amt = [ln.split(",")[0] for ln in lines if ln.split(",")[0]]
+    day = [ln.split(",")[1] for ln in lines if ln.split(",")[1]]
+    assert amt and all(len(a.partition(".")[2]) <= 2 for a in amt)  # 41.15, never 41.150000000000006
+    assert day and all(re.fullmatch(r"\d{4}-\d\d-\d\d", d) for d in day)  # dates, no time of day

@@ -47,6 +47,9 @@ from pe_tabular.privacy.release import ReleasePath, Spec
 from pe_tabular.tables import dp_quantiles as dq
 from pe_tabular.tables.schema import (
     CATEGORICAL_TYPES,
+    DATE_GRIDS,
+    INTEGER_TYPES,
+    NUMERIC_TYPES,
     OTHER,
     TYPES,
     Column,
@@ -70,6 +73,9 @@ ADJACENT_SIGMAS = 3.0  # ... or by 3σ right next to one that does (a thin tail 
 RESOLVED_LEVEL = 3  # a bound placed by an even spread over a node of level < 3 (0.4 decades) is coarse
 MIN_MASS_SIGMAS = 60.0  # fewer than 60σ of noisy mass: the column is too small for this budget (warned)
 TARGET_MASS_SIGMAS = 250.0  # the budget a warning suggests: a 1 % tail clears ADJACENT_SIGMAS on its own
+DECIMAL_GRIDS = (1.0, 0.1, 0.01, 0.001, 0.0001)  # the decimal grids a float column may be written on
+GRID_WEIGHT = 0.1  # a column's grid histogram gets a tenth of a bound histogram's budget
+GRID_FINER_SHARE = 0.05  # a grid is kept when, at 2σ, at most 5 % of the values are written finer than it
 
 
 class DPSchemaWarning(UserWarning):
@@ -150,6 +156,34 @@ def budget_for(mass_sigmas: float, epsilon: float, delta: float) -> float:
     return float(f"{need:.2g}") if need < 10 else float(math.ceil(need))
 
 
+def grids_for(type_: str) -> tuple[float, ...]:
+    """The grids a column of this type may be written on (none for types whose grid the type fixes)."""
+    if type_ == "datetime":
+        return DATE_GRIDS
+    return DECIMAL_GRIDS if type_ in NUMERIC_TYPES and type_ not in INTEGER_TYPES else ()
+
+
+def grid_cells(x: np.ndarray, grids: tuple[float, ...]) -> np.ndarray:
+    """How many values sit on each grid as the coarsest one (cell i: grids[i]; the last cell: on none of them,
+    i.e. written finer). One value, one cell: the histogram's L2 sensitivity is 1."""
+    cell = np.full(x.size, len(grids))
+    for i in reversed(range(len(grids))):  # fine to coarse: the coarsest grid a value sits on wins
+        scaled = x / grids[i]
+        cell[np.abs(scaled - np.round(scaled)) <= 1e-6] = i
+    return np.bincount(cell, minlength=len(grids) + 1).astype(float)
+
+
+def grid_from_cells(noisy: np.ndarray, grids: tuple[float, ...], sigma: float) -> float | None:
+    """Post-processing: the coarsest grid that, at 2σ, at most GRID_FINER_SHARE of the values are written finer
+    than; None when none is (or the noise swamps the column): the output then keeps full precision."""
+    total = float(noisy.sum())
+    for i, g in enumerate(grids):
+        finer = noisy[i + 1:]
+        if total > 0 and float(finer.sum()) + 2 * sigma * math.sqrt(finer.size) <= GRID_FINER_SHARE * total:
+            return g
+    return None
+
+
 def _parse(s: pd.Series, type_: str) -> np.ndarray:
     """Numbers (epoch seconds for datetimes) of a column of text; NaN where missing or not a number."""
     x = parse_dates(s) if type_ == "datetime" else pd.to_numeric(s, errors="coerce")
@@ -175,9 +209,11 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
     n_num = len(types) - n_cat
     # one release per column; a category histogram weighs CAT_WEIGHT times a bound histogram in μ², because
     # its threshold decides which values exist at all while bounds only need a rough quantile
-    unit = mu * mu / (CAT_WEIGHT * n_cat + n_num)
+    n_grid = sum(bool(grids_for(t)) for t in types.values())
+    unit = mu * mu / (CAT_WEIGHT * n_cat + n_num + GRID_WEIGHT * n_grid)
     sigma_cat = sigma_for_share(CAT_WEIGHT * unit, 1)
     sigma_num = sigma_for_share(unit, 1, dq.sensitivity())
+    sigma_grid = sigma_for_share(GRID_WEIGHT * unit, 1) if n_grid else 0.0
     n_cat = max(n_cat, 1)
     delta_t = delta / 2 / n_cat  # δ spent on thresholds, per categorical column
     tau = 1.0 + sigma_cat * norm.isf(delta_t)
@@ -232,7 +268,15 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
             if ratio < MIN_MASS_SIGMAS or b.coarse:
                 _warn(name, f"bounds {bounds_text(type_, b.lower, b.upper)} are noise-limited (they may cut its "
                       "tails or be far too wide)", epsilon, delta, ratio)
-            cols.append(Column(name, type_, lower=b.lower, upper=b.upper, scale=b.scale, nullable=nullable,
+            lower, upper, grid = b.lower, b.upper, None
+            if grids := grids_for(type_):  # the grid the values are written on (post-processing of one release)
+                spec = Spec(f"schema_grid_{j:03d}", f"grid histogram of {name!r} (the coarsest of {len(grids)} public "
+                            "grids each value sits on)", sigma_grid, iteration=-1, stream=(-2, j))
+                noisy_grid = path.release(spec, lambda fin=fin, g=grids: grid_cells(fin, g))
+                grid = grid_from_cells(noisy_grid, grids, sigma_grid)
+                if grid is not None:  # the grid counts from the lower bound: both bounds on it
+                    lower, upper = math.floor(lower / grid) * grid, math.ceil(upper / grid) * grid
+            cols.append(Column(name, type_, lower=lower, upper=upper, rounding=grid, scale=b.scale, nullable=nullable,
                                description="" if ratio >= MIN_MASS_SIGMAS and not b.coarse else
                                f"noise-limited DP bounds at --dp-epsilon {epsilon:g}"))
     schema = Schema(tuple(cols), label=label)
