@@ -204,6 +204,30 @@ def test_a_csv_with_a_byte_order_mark_reads_like_one_without(tmp_path, capsys, s
     assert [c["name"] for c in json.loads((tmp_path / "inferred.json").read_text())["columns"]] == ["n", "city"]
 
 
+def test_a_spreadsheet_is_refused_with_how_to_export_it_and_a_tsv_is_read_by_every_command(tmp_path, capsys):
+    """An .xlsx used to reach `schema infer` as 'a header but no data rows'; a .tsv was split on commas by
+    `schema infer` (one column) while `synth` read it by tabs."""
+    import json
+
+    (tmp_path / "t.xlsx").write_bytes(b"PK\x03\x04" + bytes(200))
+    schema = {"columns": [{"name": "n", "type": "integer", "lower": 0, "upper": 9},
+                          {"name": "k", "type": "categorical", "categories": ["a", "b"]}]}
+    (tmp_path / "s.json").write_text(json.dumps(schema))
+    dp = ["--dp-epsilon", "1", "--types", "n=integer,k=categorical"]
+    xlsx = str(tmp_path / "t.xlsx")
+    for argv in (["schema", "infer", xlsx], ["schema", "infer", xlsx, *dp],
+                 ["synth", xlsx, "--schema", str(tmp_path / "s.json"), "--out", str(tmp_path / "o.csv")]):
+        rc, err = _rc(argv, capsys)
+        assert rc == 2 and "spreadsheet" in err and "CSV" in err, (argv, err)
+    (tmp_path / "d.tsv").write_text("n\tk\n" + "".join(f"{i % 10}\t{'ab'[i % 2]}\n" for i in range(300)))
+    rc, err = _rc(["schema", "infer", str(tmp_path / "d.tsv"), "--out", str(tmp_path / "p.json")], capsys)
+    assert rc == 0, err
+    assert [c["name"] for c in json.loads((tmp_path / "p.json").read_text())["columns"]] == ["n", "k"]
+    rc, err = _rc(["schema", "infer", str(tmp_path / "d.tsv"), *dp, "--out", str(tmp_path / "q.json")], capsys)
+    assert rc == 0, err
+    assert [c["name"] for c in json.loads((tmp_path / "q.json").read_text())["columns"]] == ["n", "k"]
+
+
 def test_a_malformed_csv_error_names_no_row(tmp_path, capsys):
     import json
 

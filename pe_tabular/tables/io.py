@@ -31,7 +31,28 @@ from pe_tabular.source import (
 from pe_tabular.tables.private import file_columns, text_opener
 from pe_tabular.tables.schema import Schema
 
-TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".parquet")
+STREAMED = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq")  # read in chunks (scan_table)
+TABLE_SUFFIXES = (*STREAMED, ".csv.bz2", ".csv.xz", ".tsv.bz2", ".tsv.xz")  # what read_table reads
+SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+
+
+def check_table_file(p: Path, flag: str) -> None:
+    """Refuse, before reading it, a file no reader here takes; a spreadsheet gets how to export it."""
+    name = p.name.lower()
+    if name.endswith(SPREADSHEETS):
+        raise UsageError(f"{flag} {p} is a spreadsheet; save it as CSV (UTF-8) or Parquet and pass that file")
+    if not name.endswith(TABLE_SUFFIXES):
+        raise UsageError(f"{flag} {p}: unknown file type; use .csv, .tsv or .parquet (a .csv or .tsv may be "
+                         ".gz, .bz2 or .xz), or a folder of them")
+
+
+def is_parquet(p: Path) -> bool:
+    return p.suffix.lower() in (".parquet", ".pq")
+
+
+def csv_separator(p: Path) -> str:
+    """A tab for .tsv(.gz/...) files, else a comma (as the streamed reader and the header check read them)."""
+    return "\t" if ".tsv" in p.name.lower() else ","
 
 
 def read_table(path: str | Path, flag: str = "DATA", encoding: str = "utf-8") -> pd.DataFrame:
@@ -42,11 +63,13 @@ def read_table(path: str | Path, flag: str = "DATA", encoding: str = "utf-8") ->
         raise FileNotFoundError(f"{flag} {p} does not exist")
     if p.is_dir():
         raise UsageError(f"{flag} {p} is a folder; give a .csv or .parquet file")
+    check_table_file(p, flag)
     try:
-        if p.suffix.lower() == ".parquet":
+        if is_parquet(p):
             return pd.read_parquet(p)
-        _check_header(p, flag, encoding)
-        return pd.read_csv(p, skipinitialspace=True, encoding=encoding, compression="infer", low_memory=False)
+        check_header(p, flag, encoding)
+        return pd.read_csv(p, sep=csv_separator(p), skipinitialspace=True, encoding=encoding, compression="infer",
+                           low_memory=False)
     except pd.errors.EmptyDataError:
         raise UsageError(f"{flag} {p} is empty; it needs a header row and at least one data row") from None
     except UnicodeDecodeError:
@@ -61,7 +84,7 @@ def read_table(path: str | Path, flag: str = "DATA", encoding: str = "utf-8") ->
         if isinstance(e, UsageError | FileNotFoundError):
             raise
         compressed = text_opener(p) is not open
-        kind = "Parquet" if p.suffix.lower() == ".parquet" else "compressed CSV" if compressed else "CSV"
+        kind = "Parquet" if is_parquet(p) else "compressed CSV" if compressed else "CSV"
         raise UsageError(f"{flag} {p} is not a readable {kind} file ({type(e).__name__}); it may be truncated or "
                          "corrupt") from None
 
@@ -78,7 +101,7 @@ def read_all(path: str | Path, flag: str = "DATA", encoding: str = "utf-8") -> p
     return pd.concat([read_table(f, flag, encoding) for f in files], ignore_index=True)
 
 
-def _check_header(p: Path, flag: str, encoding: str = "utf-8") -> list[str]:
+def check_header(p: Path, flag: str, encoding: str = "utf-8") -> list[str]:
     """pandas renames a repeated header to 'name.1' and would silently use the first copy; refuse instead.
     Returns the header's names."""
     names = [h.strip() for h in file_columns(str(p), encoding)]
@@ -89,7 +112,6 @@ def _check_header(p: Path, flag: str, encoding: str = "utf-8") -> list[str]:
 
 
 # -- streamed private input ---------------------------------------------------------------------------
-STREAMED = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq")
 
 
 def _usage(e: Exception, p: Path, flag: str, encoding: str) -> UsageError:
@@ -152,8 +174,8 @@ def scan_table(path: str | Path, schema: Schema, *, flag: str = "DATA", encoding
     if p.is_file() and p.suffix.lower() in (".bz2", ".xz"):
         return ChunkedSource.from_frames(read_table(p, flag, encoding), chunk_rows=chunk_rows, guard=guard,
                                          on_event=on_event)
-    if p.is_file() and not p.name.lower().endswith(STREAMED):
-        raise UsageError(f"{flag} {p}: unknown file type; use .csv, .csv.gz, .tsv or .parquet (or a folder of them)")
+    if p.is_file():
+        check_table_file(p, flag)
     try:
         parts = scan_parts(p, chunk_rows=chunk_rows, csv_block_bytes=csv_block_bytes,
                            column_types={n: "string" for n in schema.names}, encoding=encoding)
@@ -164,7 +186,7 @@ def scan_table(path: str | Path, schema: Schema, *, flag: str = "DATA", encoding
         f = Path(part.path)
         if isinstance(part, CsvPart):
             try:
-                if not _check_header(f, flag, encoding):
+                if not check_header(f, flag, encoding):
                     raise UsageError(f"{flag} {f} is empty; it needs a header row and at least one data row")
             except LookupError:
                 raise UsageError(f"--encoding {encoding!r} is not an encoding Python knows (e.g. utf-8, latin-1, "

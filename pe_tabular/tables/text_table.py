@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from pe_tabular.cli_support import UsageError
-from pe_tabular.tables.io import read_table
-from pe_tabular.tables.private import NA_STRINGS, file_columns
+from pe_tabular.tables.io import check_header, check_table_file, csv_separator, is_parquet, read_table
+from pe_tabular.tables.private import NA_STRINGS
 
 
 def as_text(s: pd.Series) -> pd.Series:
@@ -33,7 +33,7 @@ def as_text(s: pd.Series) -> pd.Series:
 def read_text_table(path: str | Path, flag: str = "DATA", encoding: str = "utf-8") -> pd.DataFrame:
     """A CSV(.gz) or Parquet table with every column as text (see the module docstring)."""
     p = Path(path)
-    if p.suffix.lower() in (".parquet", ".pq"):
+    if is_parquet(p):
         df = read_table(p, flag, encoding)
     else:
         df = _read_csv_text(p, flag, encoding)
@@ -46,13 +46,11 @@ def _read_csv_text(p: Path, flag: str, encoding: str) -> pd.DataFrame:
     the kind of problem, never a value."""
     if not p.exists() or p.is_dir():
         return read_table(p, flag, encoding)  # raises its "does not exist" / "is a folder"
-    names = [h.strip() for h in file_columns(str(p), encoding)]
-    dups = sorted({n for n in names if names.count(n) > 1})  # pandas would rename a copy 'name.1' silently
-    if dups:
-        raise UsageError(f"{flag} {p}: duplicate column names {dups} in the header; rename or drop the copies")
+    check_table_file(p, flag)
+    check_header(p, flag, encoding)  # pandas would rename a repeated name 'name.1' silently
     try:
-        return pd.read_csv(p, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True,
-                           encoding=encoding, compression="infer")
+        return pd.read_csv(p, sep=csv_separator(p), dtype=str, keep_default_na=False, na_filter=False,
+                           skipinitialspace=True, encoding=encoding, compression="infer")
     except Exception:  # noqa: BLE001 -- read_table raises the named UsageError for the same file
         read_table(p, flag, encoding)
         raise UsageError(f"{flag} {p} is not a readable CSV file as text; rerun with -v to see why") from None
