@@ -137,8 +137,13 @@ def run_one(n: int, eps: float, unit: str, cache: Path, extra: list[str]) -> dic
     return res
 
 
+def _results(cache: Path) -> list[dict[str, Any]]:
+    """The cached runs of this benchmark (the cache may also hold pcap_scale.py's, which have no "records")."""
+    return [r for r in (json.loads(f.read_text()) for f in cache.glob("*.json")) if "records" in r]
+
+
 def table(cache: Path) -> str:
-    rows = sorted((json.loads(f.read_text()) for f in cache.glob("*.json")), key=lambda r: (r["unit"], r["records"]))
+    rows = sorted(_results(cache), key=lambda r: (r["unit"], r["records"]))
     rows.sort(key=lambda r: (r["records"], UNITS.index(r["unit"]) if r["unit"] in UNITS else 9, r["extra"]))
     base = {r["records"]: r["cpu_s"] for r in rows if r["unit"] == "record" and not r["extra"]}
     lines = ["| records | unit | input (MB, Parquet) | wall (s) | CPU (s) | peak RSS (MB) | CPU per 10⁶ records (s) "
@@ -157,8 +162,7 @@ def plot(cache: Path, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted((json.loads(f.read_text()) for f in cache.glob("*.json") if not json.loads(f.read_text())["extra"]),
-                  key=lambda r: r["records"])
+    rows = sorted((r for r in _results(cache) if not r["extra"]), key=lambda r: r["records"])
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     for i, unit in enumerate(u for u in UNITS if any(r["unit"] == u for r in rows)):
         rr = [r for r in rows if r["unit"] == unit]
