@@ -117,6 +117,12 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_write_removes(tmp_path)
     assert target.read_text() == "a,b\n1,2\n" and not stale.exists() and other.exists()
 
 
+def _ctrl_c_default() -> None:
+    """A test runner started in the background by a shell without job control inherits SIGINT ignored, and
+    Python then never raises KeyboardInterrupt: give the child the terminal's default, as a user's shell does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, word", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
 def test_sigint_and_sigterm_exit_130_with_a_message_and_no_partial_output(adult_files, tmp_path, sig, word):
@@ -130,7 +136,8 @@ def test_sigint_and_sigterm_exit_130_with_a_message_and_no_partial_output(adult_
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "pe_tabular.cli", "synth", str(big), "--schema", str(schema),
                              "--out", str(out), "--checkpoint", str(ck), "--population", "3000", "--iterations", "4",
-                             "--voter", "numpy", "-q"], stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+                             "--voter", "numpy", "-q"], stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            preexec_fn=_ctrl_c_default)
     deadline = time.time() + 120
     while time.time() < deadline and not any(ck.glob("release_*.npz")):  # wait until a release exists
         time.sleep(0.2)
