@@ -55,7 +55,8 @@ def test_every_pair_with_the_target_is_released_and_on_the_ledger():
     assert syn.label_ == "y"  # a class target is the class column: votes within classes
 
 
-def test_the_target_keeps_its_relation_to_every_column_where_the_tree_does_not():
+def test_the_target_keeps_its_relation_to_every_column_where_the_tree_does_not(monkeypatch):
+    monkeypatch.setenv("PE_TABULAR_TEST_ONLY_NOISE_SEED", "5")  # the thresholds below cannot flake on a noise draw
     df = _frame()
     plain = PESynthesizer(SCHEMA, label=None, **FULL).fit(df)
     tree_whats = {r.what for r in plain.ledger_.releases}
