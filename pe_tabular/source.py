@@ -267,7 +267,13 @@ class CsvPart:
     def weight(self) -> float:
         return float(max(os.path.getsize(self.path), 1))
 
-    def _open(self, columns: Sequence[str] | None) -> tuple[pa.NativeFile, pacsv.CSVStreamingReader]:
+    def _open(self, columns: Sequence[str] | None, names: Sequence[str] | None = None
+              ) -> tuple[pa.NativeFile, pacsv.CSVStreamingReader]:
+        """A streaming reader. The header's names are read first and stripped of blanks ("age, city" names
+        its columns "age" and "city", as pandas' skipinitialspace and every header check here read them);
+        ``names`` given: the stripped names, so the header row is skipped as data."""
+        if names is None:
+            names = [n.strip() for n in self._header(raw_names=True)]
         raw = pa.OSFile(self.path, "r")
         stream = pa.CompressedInputStream(raw, "gzip") if self.path.endswith(".gz") else raw
         delim = "\t" if self.path.removesuffix(".gz").endswith(".tsv") else ","
@@ -275,7 +281,9 @@ class CsvPart:
         conv = pacsv.ConvertOptions(include_columns=list(columns) if columns is not None else None,
                                     column_types=types)
         try:
-            read = pacsv.ReadOptions(block_size=self.block_bytes, encoding=self.encoding)
+            read = (pacsv.ReadOptions(block_size=self.block_bytes, encoding=self.encoding) if not names else
+                    pacsv.ReadOptions(block_size=self.block_bytes, encoding=self.encoding, column_names=list(names),
+                                      skip_rows=1))
             reader = pacsv.open_csv(stream, read_options=read,
                                     parse_options=pacsv.ParseOptions(delimiter=delim), convert_options=conv)
         except (pa.ArrowInvalid, pa.ArrowKeyError) as e:
@@ -301,8 +309,9 @@ class CsvPart:
                            "file's first rows, or declared); declare the column's type (column_types=...) or fix "
                            "the file")
 
-    def _header(self) -> list[str]:
-        raw, reader = self._open(None)
+    def _header(self, raw_names: bool = False) -> list[str]:
+        """The file's column names (as written with ``raw_names``, else stripped as the batches name them)."""
+        raw, reader = self._open(None, names=() if raw_names else None)
         raw.close()
         return list(reader.schema.names)
 

@@ -211,6 +211,31 @@ def test_a_csv_with_a_byte_order_mark_reads_like_one_without(tmp_path, capsys, s
     assert [c["name"] for c in json.loads((tmp_path / "inferred.json").read_text())["columns"]] == ["n", "city"]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_a_header_written_with_blanks_after_the_commas_reads_in_every_command(tmp_path, capsys, suffix):
+    """"age, city, amt": `schema infer` (pandas) named the columns 'age', 'city', 'amt' while `synth`'s streamed
+    reader (pyarrow) read ' city' and ' amt' and refused the file ("columns ['city', 'amt'] are in the schema
+    but not in the private data"). Every reader strips the names now."""
+    import gzip
+    import json
+
+    text = "age, city, amt\n" + "".join(f"{20 + i % 50}, {'Paris' if i % 3 else 'Rome'}, {i % 97}.{i % 100:02d}\n"
+                                          for i in range(300))
+    path = tmp_path / f"sp{suffix}"
+    path.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz") else text.encode())
+    tiny = ["--population", "60", "--iterations", "1", "--k", "2", "--voter", "numpy", "--samples", "20", "-q"]
+    for mode, extra, eps in (("public", [], "1"),
+                             ("dp", ["--dp-epsilon", "1", "--types", "age=integer,city=categorical,amt=float"], "3")):
+        rc, err = _rc(["schema", "infer", str(path), *extra, "--out", str(tmp_path / f"{mode}.json")], capsys)
+        assert rc == 0, err
+        assert [c["name"] for c in json.loads((tmp_path / f"{mode}.json").read_text())["columns"]] == ["age", "city",
+                                                                                                     "amt"]
+        rc, err = _rc(["synth", str(path), "--schema", str(tmp_path / f"{mode}.json"), "--epsilon", eps, "--out",
+                       str(tmp_path / f"{mode}.csv"), *tiny], capsys)
+        assert rc == 0, (mode, err)
+        assert (tmp_path / f"{mode}.csv").read_text().splitlines()[0] == "age,city,amt"
+
+
 def test_a_spreadsheet_is_refused_with_how_to_export_it_and_a_tsv_is_read_by_every_command(tmp_path, capsys):
     """An .xlsx used to reach `schema infer` as 'a header but no data rows'; a .tsv was split on commas by
     `schema infer` (one column) while `synth` read it by tabs."""

@@ -68,8 +68,9 @@ def read_table(path: str | Path, flag: str = "DATA", encoding: str = "utf-8") ->
         if is_parquet(p):
             return pd.read_parquet(p)
         check_header(p, flag, encoding)
-        return pd.read_csv(p, sep=csv_separator(p), skipinitialspace=True, encoding=encoding, compression="infer",
-                           low_memory=False)
+        df = pd.read_csv(p, sep=csv_separator(p), skipinitialspace=True, encoding=encoding, compression="infer",
+                         low_memory=False)
+        return df.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)  # "age , city": as the header check
     except pd.errors.EmptyDataError:
         raise UsageError(f"{flag} {p} is empty; it needs a header row and at least one data row") from None
     except UnicodeDecodeError:
@@ -104,7 +105,7 @@ def read_all(path: str | Path, flag: str = "DATA", encoding: str = "utf-8") -> p
 def check_header(p: Path, flag: str, encoding: str = "utf-8") -> list[str]:
     """pandas renames a repeated header to 'name.1' and would silently use the first copy; refuse instead.
     Returns the header's names."""
-    names = [h.strip() for h in file_columns(str(p), encoding)]
+    names = file_columns(str(p), encoding)
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
         raise UsageError(f"{flag} {p}: duplicate column names {dups} in the header; rename or drop the copies")

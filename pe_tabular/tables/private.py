@@ -88,13 +88,14 @@ def text_opener(path: str | Path) -> Any:
 
 
 def file_columns(path: str, encoding: str = "utf-8") -> list[str]:
-    """The column names of a Parquet or CSV(.gz/.bz2/.xz) file (its schema / header only). A UTF-8 byte-order
-    mark (Excel's "CSV UTF-8" writes one) is not part of the first name: pyarrow and pandas drop it too."""
+    """The column names of a Parquet or CSV(.gz/.bz2/.xz) file (its schema / header only). A CSV's names are
+    stripped of blanks ("age, city"), as every reader here names the columns; a UTF-8 byte-order mark (Excel's
+    "CSV UTF-8" writes one) is not part of the first name: pyarrow and pandas drop it too."""
     if path.lower().endswith((".parquet", ".pq")):
         return list(pq.ParquetFile(path).schema_arrow.names)
     enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     with text_opener(path)(path, "rt", newline="", encoding=enc, errors="replace") as f:
-        return next(csv.reader(f, delimiter="\t" if ".tsv" in path.lower() else ","), [])
+        return [h.strip() for h in next(csv.reader(f, delimiter="\t" if ".tsv" in path.lower() else ","), [])]
 
 
 def check_files(source: ChunkedSource, schema: Schema) -> list[str] | None:

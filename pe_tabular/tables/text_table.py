@@ -49,8 +49,9 @@ def _read_csv_text(p: Path, flag: str, encoding: str) -> pd.DataFrame:
     check_table_file(p, flag)
     check_header(p, flag, encoding)  # pandas would rename a repeated name 'name.1' silently
     try:
-        return pd.read_csv(p, sep=csv_separator(p), dtype=str, keep_default_na=False, na_filter=False,
-                           skipinitialspace=True, encoding=encoding, compression="infer")
+        df = pd.read_csv(p, sep=csv_separator(p), dtype=str, keep_default_na=False, na_filter=False,
+                         skipinitialspace=True, encoding=encoding, compression="infer")
+        return df.rename(columns=str.strip)  # "age , city": the names every header check reads
     except Exception:  # noqa: BLE001 -- read_table raises the named UsageError for the same file
         read_table(p, flag, encoding)
         raise UsageError(f"{flag} {p} is not a readable CSV file as text; rerun with -v to see why") from None
