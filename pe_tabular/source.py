@@ -315,6 +315,10 @@ class CsvPart:
         raw.close()
         return list(reader.schema.names)
 
+    def names(self) -> list[str]:
+        """The column names the batches carry (the header's, stripped of blanks), without reading rows."""
+        return self._header()
+
     def batches(self, columns: Sequence[str] | None) -> Iterator[Batch]:
         raw, reader = self._open(columns)
         size = max(os.path.getsize(self.path), 1)

@@ -159,3 +159,15 @@ def test_synth_reads_parquet_input(flows_csv, tmp_path):
     assert main(["traces", "synth", str(src), "--epsilon", "2", "--time-window", *WINDOW, "--out", str(out), "-q",
                  *SMALL]) == 0
     assert flow_validity(read_netflow_csv(out)).all()
+
+
+def test_synth_reads_a_netflow_csv_written_with_blanks_after_the_commas(flows_csv, tmp_path):
+    """"srcip, dstip, ...": the header check named the columns ' dstip', ... and refused the file; the names are
+    stripped as every reader strips them."""
+    lines = flows_csv.read_text().splitlines()
+    src = tmp_path / "spaced.csv"
+    src.write_text("\n".join([", ".join(lines[0].split(",")), *lines[1:]]) + "\n")
+    out = tmp_path / "synth.csv"
+    assert main(["traces", "synth", str(src), "--epsilon", "2", "--time-window", *WINDOW, "--out", str(out), "-q",
+                 *SMALL]) == 0
+    assert flow_validity(read_netflow_csv(out)).all()
