@@ -261,3 +261,11 @@ def test_malformed_schema_fields_are_named(columns, where):
 def test_iso_date_bounds_still_load():
     s = Schema.from_dict({"columns": [{"name": "d", "type": "datetime", "lower": "2016-04-11", "upper": "2016-04-12"}]})
     assert s["d"].upper - s["d"].lower == 86400
+
+
+def test_bounds_snap_outward_onto_a_grid_without_float_error():
+    from pe_tabular.tables.schema import snap_outward
+
+    assert snap_outward(0.25, 0.3, 0.1) == (0.2, 0.3)  # not 0.30000000000000004 (0.3 / 0.1 < 3 in floats)
+    assert snap_outward(1704000000.0, 1706000000.0, 86400.0) == (1703980800.0, 1706054400.0)
+    assert snap_outward(-3.0, 800.0, 0.01) == (-3.0, 800.0)

@@ -316,13 +316,24 @@ def decimal_rounding(x: np.ndarray, max_places: int = 4) -> float | None:
 DATE_GRIDS = (86400.0, 3600.0, 60.0, 1.0)  # a day, an hour, a minute, a second (epoch seconds, UTC)
 
 
+def on_grid(x: np.ndarray, grid: float) -> np.ndarray:
+    """Which values sit on multiples of ``grid`` (up to float error)."""
+    scaled = np.asarray(x, float) / grid
+    return np.abs(scaled - np.round(scaled)) <= 1e-6
+
+
 def date_grid(x: np.ndarray) -> float | None:
     """The coarsest of a day, an hour, a minute or a second that every epoch-second value sits on, or None
     (sub-second times). Dates written without a time sit on the day grid; the synthetic ones then do too."""
-    for g in DATE_GRIDS:
-        if np.allclose(x / g, np.round(x / g), rtol=0, atol=1e-6):
-            return g
-    return None
+    return next((g for g in DATE_GRIDS if on_grid(x, g).all()), None)
+
+
+def snap_outward(lower: float, upper: float, grid: float) -> tuple[float, float]:
+    """Bounds moved outward onto multiples of ``grid`` (a grid counts from the lower bound), without the float
+    error of 0.3 / 0.1 turning 0.3 into 0.30000000000000004."""
+    lo, hi = math.floor(lower / grid + 1e-9) * grid, math.ceil(upper / grid - 1e-9) * grid
+    places = decimal_places(grid)
+    return (round(lo, places), round(hi, places)) if places is not None else (lo, hi)
 
 
 def _all_bool(v: pd.Series) -> bool:
@@ -381,8 +392,8 @@ def infer_column(s: pd.Series, name: str, type_: str | None = None, max_categori
     xv = x.to_numpy(float)
     lo, hi = outward(float(xv.min()), float(xv.max()))
     rounding = 1.0 if type_ in INTEGER_TYPES else (date_grid(xv) if type_ == "datetime" else decimal_rounding(xv))
-    if type_ == "datetime" and rounding:  # the grid counts from the lower bound: put both bounds on it
-        lo, hi = math.floor(lo / rounding) * rounding, math.ceil(hi / rounding) * rounding
+    if type_ == "datetime" and rounding:
+        lo, hi = snap_outward(lo, hi, rounding)
     vc = x.value_counts(normalize=True)
     special = tuple(float(u) for u in sorted(vc[vc >= SPECIAL_SHARE].index[:MAX_SPECIAL]))
     med = float(np.median(xv))

@@ -57,8 +57,10 @@ from pe_tabular.tables.schema import (
     SchemaError,
     bounds_text,
     category_order,
+    on_grid,
     outward,
     parse_dates,
+    snap_outward,
 )
 
 DECADES = 13.0  # the public scale covers ±10^13
@@ -168,8 +170,7 @@ def grid_cells(x: np.ndarray, grids: tuple[float, ...]) -> np.ndarray:
     i.e. written finer). One value, one cell: the histogram's L2 sensitivity is 1."""
     cell = np.full(x.size, len(grids))
     for i in reversed(range(len(grids))):  # fine to coarse: the coarsest grid a value sits on wins
-        scaled = x / grids[i]
-        cell[np.abs(scaled - np.round(scaled)) <= 1e-6] = i
+        cell[on_grid(x, grids[i])] = i
     return np.bincount(cell, minlength=len(grids) + 1).astype(float)
 
 
@@ -274,8 +275,8 @@ def infer_dp(df: pd.DataFrame, types: dict[str, str], epsilon: float, delta: flo
                             "grids each value sits on)", sigma_grid, iteration=-1, stream=(-2, j))
                 noisy_grid = path.release(spec, lambda fin=fin, g=grids: grid_cells(fin, g))
                 grid = grid_from_cells(noisy_grid, grids, sigma_grid)
-                if grid is not None:  # the grid counts from the lower bound: both bounds on it
-                    lower, upper = math.floor(lower / grid) * grid, math.ceil(upper / grid) * grid
+                if grid is not None:
+                    lower, upper = snap_outward(lower, upper, grid)
             cols.append(Column(name, type_, lower=lower, upper=upper, rounding=grid, scale=b.scale, nullable=nullable,
                                description="" if ratio >= MIN_MASS_SIGMAS and not b.coarse else
                                f"noise-limited DP bounds at --dp-epsilon {epsilon:g}"))
