@@ -24,9 +24,7 @@ import json
 import os
 import platform
 import struct
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.traces_scale import DATA, T1, UGR, WINDOW, _time_v, jittered  # noqa: E402
+from benchmarks.traces_scale import DATA, T1, UGR, jittered, timed_synth  # noqa: E402
 
 SNAP = 54  # Ethernet 14 + IPv4 20 + TCP 20 (UDP and ICMP frames carry 12 zero bytes of payload)
 FRAME = np.dtype([
@@ -139,21 +137,11 @@ def run(gb: float, eps: float, unit: str, cache: Path) -> dict[str, Any]:
     if out_json.exists():
         return json.loads(out_json.read_text())
     src = generate(gb)
-    out = DATA / f"synth_{key}.csv"
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "pe_tabular.cli", "traces", "synth", str(src), "--epsilon",
-           str(eps), "--unit", unit, "--level", "flow", "--time-window", *WINDOW, "--seed", "0", "--out", str(out),
-           "--json"]
-    t = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
-    if p.returncode != 0:
-        raise RuntimeError(f"{key}: exit {p.returncode}\n{p.stderr[-3000:]}")
-    res = {"capture_gib": round(src.stat().st_size / 2**30, 2), "epsilon": eps, "unit": unit, **_time_v(p.stderr),
-           "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)), "command": " ".join(cmd[2:]),
-           "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-           "summary": json.loads(p.stdout)}
+    res = {"capture_gib": round(src.stat().st_size / 2**30, 2), "epsilon": eps, "unit": unit,
+           **timed_synth(key, src, ["--epsilon", str(eps), "--unit", unit, "--level", "flow"]),
+           "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}
     cache.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(res, indent=1))
-    out.unlink(missing_ok=True)
     return res
 
 

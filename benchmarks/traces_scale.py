@@ -120,21 +120,28 @@ def run_one(n: int, eps: float, unit: str, cache: Path, extra: list[str]) -> dic
     if out_json.exists():
         return json.loads(out_json.read_text())
     src = generate(n)
-    out = DATA / f"synth_{key}.csv"
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "pe_tabular.cli", "traces", "synth", str(src), "--epsilon",
-           str(eps), "--unit", unit, "--time-window", *WINDOW, "--seed", "0", "--out", str(out), "--json", *extra]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    t = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    if p.returncode != 0:
-        raise RuntimeError(f"{key}: exit {p.returncode}\n{p.stderr[-3000:]}")
-    res = {"records": n, "epsilon": eps, "unit": unit, "extra": extra, **_time_v(p.stderr),
-           "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)), "command": " ".join(cmd[2:]),
-           "input_mb": round(src.stat().st_size / 2**20, 1), "summary": json.loads(p.stdout)}
+    res = {"records": n, "epsilon": eps, "unit": unit, "extra": extra,
+           **timed_synth(key, src, ["--epsilon", str(eps), "--unit", unit, *extra]),
+           "input_mb": round(src.stat().st_size / 2**20, 1)}
     cache.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(res, indent=1))
-    out.unlink(missing_ok=True)  # the synthetic output is not needed (quality is measured on the real 40k)
     return res
+
+
+def timed_synth(key: str, src: Path, flags: list[str]) -> dict[str, Any]:
+    """``traces synth SRC FLAGS`` over the UGR'16 window in a child process under ``/usr/bin/time -v``: its wall,
+    CPU and peak RSS, when it started, the command and its --json summary. The synthetic output is deleted
+    (quality is measured elsewhere, on the real records)."""
+    out = DATA / f"synth_{key}.csv"
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "pe_tabular.cli", "traces", "synth", str(src), *flags,
+           "--time-window", *WINDOW, "--seed", "0", "--out", str(out), "--json"]
+    t = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    if p.returncode != 0:
+        raise RuntimeError(f"{key}: exit {p.returncode}\n{p.stderr[-3000:]}")
+    out.unlink(missing_ok=True)
+    return {**_time_v(p.stderr), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)),
+            "command": " ".join(cmd[2:]), "summary": json.loads(p.stdout)}
 
 
 def _results(cache: Path) -> list[dict[str, Any]]:
